@@ -1,0 +1,1 @@
+"""esl_handlers."""

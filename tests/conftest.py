@@ -1,0 +1,54 @@
+"""Shared fixtures: a real private redis-server, the captures folder, a polling helper."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from cc_core.redis_server import PrivateRedis
+
+CAPTURES = Path(
+    os.environ.get("CC_ESL_CAPTURES", Path(__file__).resolve().parents[1] / ".." / "shared" / "esl-captures")
+).resolve()
+
+
+@pytest.fixture(scope="session")
+def captures_dir() -> Path:
+    """``../shared/esl-captures``; tests that need it skip with a clear message when absent."""
+    if not (CAPTURES / "freeswitch-1.10.12").is_dir():
+        pytest.skip(f"ESL captures not found at {CAPTURES}: clone with ../shared beside the repo "
+                    "or set CC_ESL_CAPTURES")
+    return CAPTURES
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[PrivateRedis]:
+    """One real redis-server for the whole test session, on a free loopback port."""
+    with PrivateRedis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: PrivateRedis) -> Iterator[str]:
+    """A clean database for each test (FLUSHALL after), on the session's server."""
+    import redis
+
+    yield redis_server.url
+    redis.Redis.from_url(redis_server.url).flushall()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.01,
+             message: str = "condition") -> object:
+    """Poll ``predicate`` until it returns something truthy or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
