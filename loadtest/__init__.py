@@ -1,1 +1,1 @@
-"""loadtest."""
+"""Load generation: the simulator-driven traffic generator (SIPp scenarios come later)."""

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the project runs (redis-server by default) when they are
+# missing, without letting their services start: a packaged redis would listen on its default
+# port system-wide; the project starts its own private instance on loopback instead.
+set -euo pipefail
+
+want=("$@")
+[ ${#want[@]} -gt 0 ] || want=(redis-server)
+
+missing=()
+for pkg in "${want[@]}"; do
+  case "$pkg" in
+    redis-server) command -v redis-server >/dev/null 2>&1 || missing+=("$pkg") ;;
+    *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
+  esac
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "need root (or sudo) to apt-get install: ${missing[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+
+echo "installing Debian packages: ${missing[*]}"
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  # exit 101 = "action forbidden": invoke-rc.d will not start the packaged services.
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod +x "$policy"
+  created_policy=1
+fi
+cleanup() { [ "$created_policy" = 1 ] && $SUDO rm -f "$policy"; }
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# A unit may still have been enabled; stop anything that slipped through.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+fi
