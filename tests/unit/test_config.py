@@ -1,0 +1,63 @@
+"""Broken config must say which file, which path inside it, and what would be accepted."""
+
+from __future__ import annotations
+
+import pytest
+
+from cc_core import config
+from cc_core.errors import ConfigError
+
+
+def test_defaults_are_usable() -> None:
+    cfg = config.load(environ={})
+    assert cfg.esl.lease_ttl_ms == 5000
+    assert cfg.esl.heartbeat_interval_s == 20
+    assert "ALL" not in cfg.esl.events and "CHANNEL_PARK" in cfg.esl.events
+
+
+def test_yaml_file_then_env_then_overrides(tmp_path) -> None:
+    f = tmp_path / "cc.yaml"
+    f.write_text("nodes:\n  - {name: fs1, host: 127.0.0.1, port: 8021}\nredis_url: redis://a/0\n")
+    cfg = config.load(f, environ={"CC_REDIS_URL": "redis://b/0"})
+    assert cfg.redis_url == "redis://b/0"
+    assert cfg.nodes[0].name == "fs1"
+    cfg = config.load(f, overrides={"redis_url": "redis://c/0"}, environ={"CC_REDIS_URL": "redis://b/0"})
+    assert cfg.redis_url == "redis://c/0"
+
+
+def test_error_names_file_path_and_value(tmp_path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("nodes:\n  - {name: fs1, port: 99999}\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(f, environ={})
+    text = str(err.value)
+    assert str(f) in text and "nodes.0.port" in text and "99999" in text
+
+
+def test_subscribing_to_all_is_refused(tmp_path) -> None:
+    f = tmp_path / "all.yaml"
+    f.write_text("esl: {events: [ALL]}\n")
+    with pytest.raises(ConfigError, match="explicit list"):
+        config.load(f, environ={})
+
+
+def test_unknown_key_and_not_yaml(tmp_path) -> None:
+    f = tmp_path / "typo.yaml"
+    f.write_text("nodez: []\n")
+    with pytest.raises(ConfigError, match="nodez"):
+        config.load(f, environ={})
+    f.write_text("nodes: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        config.load(f, environ={})
+
+
+def test_duplicate_node_names(tmp_path) -> None:
+    f = tmp_path / "dup.yaml"
+    f.write_text("nodes: [{name: a}, {name: a}]\n")
+    with pytest.raises(ConfigError, match="repeated: a"):
+        config.load(f, environ={})
+
+
+def test_password_not_in_repr() -> None:
+    node = config.NodeConfig(name="fs1", password="s3cret-pw")
+    assert "s3cret-pw" not in repr(node)
