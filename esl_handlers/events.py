@@ -41,6 +41,26 @@ XML = "text/event-xml"
 _CL_LINE = b"\nContent-Length: "
 
 
+def _needles(name: str) -> tuple[bytes, bytes] | None:
+    """What a header line of ``name`` looks like: at the start, and after a LF."""
+    if "\n" in name or ": " in name:
+        return None    # could never be a header name once lines are split on the first ": "
+    key = name.encode("utf-8", "surrogateescape") + b": "
+    return key, b"\n" + key
+
+
+# Precomputed for the headers read on every event (a constant, not state).
+_NEEDLES: dict[str, tuple[bytes, bytes] | None] = {
+    n: _needles(n) for n in (
+        "Event-Name", "Event-Subclass", "Unique-ID", "Core-UUID", "Job-UUID", "Event-Sequence",
+        "Event-Date-Timestamp", "Content-Length", "Channel-Call-State", "Answer-State",
+        "Channel-State", "Hangup-Cause", "Application", "Application-Response",
+        "Application-UUID", "DTMF-Digit", "Other-Leg-Unique-ID", "Caller-Caller-ID-Name",
+        "Caller-Caller-ID-Number", "Caller-Destination-Number", "CC-Action",
+    )
+}
+
+
 def decode_plain_value(raw: bytes) -> bytes:
     """URL-decode one plain-event value (``switch_url_decode``: ``%XX`` only, ``+`` stays)."""
     if b"%" in raw:
@@ -183,9 +203,13 @@ class Event:
 
 
 class PlainEvent(Event):
-    """A ``text/event-plain`` event over its bytes; values decoded when first read."""
+    """A ``text/event-plain`` event over its bytes; values decoded when first read.
 
-    __slots__ = ("_data", "_hend", "_body", "_cache", "_pairs")
+    The header section ends at the first empty line; an event body follows it only when the
+    section's last line is ``Content-Length: n`` (how ``switch_event_serialize`` writes one).
+    """
+
+    __slots__ = ("_data", "_hend", "_clean", "_body", "_cache", "_pairs")
 
     format = "plain"
 
@@ -193,50 +217,64 @@ class PlainEvent(Event):
         self._data = data
         self._cache: dict[str, str] = {}
         self._pairs: list[tuple[str, bytes]] | None = None
+        # A body needs a Content-Length line. When there is none anywhere (nearly every event),
+        # the end of the header section is left to be found lazily, only as far as a lookup
+        # needs (finding b"\n\n" costs more than any lookup: every line ends in LF).
+        if data.rfind(_CL_LINE) < 0 and not data.startswith(b"Content-Length: "):
+            self._hend = -1     # unknown yet
+            self._clean = 0     # data[:_clean] holds no empty line
+            self._body = b""
+            return
         end = data.find(b"\n\n")
         if end < 0:
             # No empty line: all headers, no body (FreeSWITCH always ends with one; tolerate).
-            self._hend = len(data)
+            self._hend = self._clean = len(data)
             self._body = b""
             return
-        self._hend = end + 1      # the section keeps the LF of its last line
-        start = end + 2
-        if start == len(data):
-            self._body = b""
-            return
-        # The event's own body follows when the last header line is Content-Length.
-        cl_at = data.rfind(_CL_LINE, 0, end)
-        if cl_at < 0 and data.startswith(b"Content-Length: "):
-            cl_at = -1
-            digits = data[16:end]
-        elif cl_at >= 0:
-            digits = data[cl_at + len(_CL_LINE):end]
-        else:
-            digits = b""
-        if digits.isdigit():
-            self._body = data[start:start + int(digits)]
-        else:
-            self._body = data[start:]
+        self._hend = self._clean = end + 1    # the section keeps the LF of its last line
+        last = data.rfind(b"\n", 0, end) + 1
+        self._body = b""
+        if data.startswith(b"Content-Length: ", last):
+            digits = data[last + 16:end]
+            if digits.isdigit():
+                self._body = data[end + 2:end + 2 + int(digits)]
 
     @property
     def body_bytes(self) -> bytes:
         return self._body
 
+    def _header_end(self) -> int:
+        hend = self._hend
+        if hend < 0:
+            data = self._data
+            end = data.find(b"\n\n", max(self._clean - 1, 0))
+            hend = self._hend = self._clean = end + 1 if end >= 0 else len(data)
+        return hend
+
     def wire(self, name: str) -> bytes | None:
         """The first value of ``name`` exactly as sent (still URL-encoded)."""
-        if "\n" in name or ": " in name:
+        needles = _NEEDLES.get(name) or _needles(name)
+        if needles is None:
             return None
-        key = name.encode("utf-8", "surrogateescape")
         data = self._data
-        if data.startswith(key + b": "):
-            i = len(key) + 2
+        first, inner = needles
+        if data.startswith(first):
+            i = len(first)
         else:
-            i = data.find(b"\n" + key + b": ", 0, self._hend)
+            hend = self._hend
+            i = data.find(inner, 0, hend) if hend >= 0 else data.find(inner)
             if i < 0:
                 return None
-            i += len(key) + 3
-        j = data.find(b"\n", i, self._hend)
-        return data[i:j] if j >= 0 else data[i:self._hend]
+            if i >= self._clean and hend < 0:
+                # Make sure no empty line comes before the match (it would be in the body).
+                blank = data.find(b"\n\n", max(self._clean - 1, 0), i + 1)
+                if blank >= 0:
+                    self._hend = self._clean = blank + 1
+                    return None
+                self._clean = i + 1
+            i += len(inner)
+        j = data.find(b"\n", i)
+        return data[i:j] if j >= 0 else data[i:]
 
     def raw(self, name: str) -> bytes | None:
         value = self.wire(name)
@@ -260,7 +298,7 @@ class PlainEvent(Event):
         pairs = self._pairs
         if pairs is None:
             pairs = []
-            for line in self._data[:self._hend].split(b"\n"):
+            for line in self._data[:self._header_end()].split(b"\n"):
                 name, sep, value = line.partition(b": ")
                 if sep:
                     pairs.append((name.decode("utf-8", "replace"), value))
@@ -360,7 +398,7 @@ class JsonEvent(Event):
         return self._body
 
 
-class _Pairs(list):  # type: ignore[type-arg]
+class _Pairs(list):
     """A decoded JSON object as its (key, value) pairs (distinct from a JSON array)."""
 
     __slots__ = ()

@@ -37,6 +37,8 @@ __all__ = ["MAX_FRAME_BYTES", "Frame", "FrameParser", "Headers"]
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 
 _SNIPPET = 60
+_CACHE_BLOCK_BYTES = 128
+_CACHE_ENTRIES = 4096
 
 
 def _human(n: int) -> str:
@@ -132,6 +134,9 @@ class FrameParser:
         self._held: tuple[str, Headers] | None = None
         self._offset = 0                  # stream offset of self._chunks[0], for messages
         self._error: str | None = None
+        # Header blocks repeat (every event frame is `Content-Length: N\nContent-Type: ...`):
+        # their parse is memoised per parser. Headers objects are read-only, so sharing is safe.
+        self._block_cache: dict[bytes, tuple[str, Headers, int]] = {}
 
     @property
     def buffered(self) -> int:
@@ -165,23 +170,23 @@ class FrameParser:
         if type(data) is not bytes:
             data = bytes(data)
         chunks = self._chunks
-        if chunks:
-            if self._body_need >= 0:
+        if self._body_need >= 0:
+            chunks.append(data)
+            self._have += len(data)
+            if self._have < self._body_need:
+                return []
+            buf = b"".join(chunks) if len(chunks) > 1 else data
+        elif chunks:
+            # An incomplete header block is pending: only look at the new bytes (and the one
+            # before them) for its end, so a block arriving in small reads costs linear time.
+            tail = chunks[-1][-3:]
+            if not ((tail[-1:] == b"\n" and data[:1] == b"\n") or b"\n\n" in data):
                 chunks.append(data)
                 self._have += len(data)
-                if self._have < self._body_need:
-                    return []
-            else:
-                # An incomplete header block is pending: only look at the new bytes (and the
-                # one before them) for its end, so a slow block costs linear time.
-                tail = chunks[-1][-3:]
-                if not ((tail[-1:] == b"\n" and data[:1] == b"\n") or b"\n\n" in data):
-                    chunks.append(data)
-                    self._have += len(data)
-                    self._check_open_block(tail + data[:3], data)
-                    return []
-                chunks.append(data)
-                self._have += len(data)
+                self._check_open_block(tail + data[:3], data)
+                return []
+            chunks.append(data)
+            self._have += len(data)
             buf = b"".join(chunks)
         else:
             buf = data
@@ -212,6 +217,7 @@ class FrameParser:
             self._held = None
         base = self._offset
         find = buf.find
+        cache = self._block_cache
         while pos < n:
             end = find(b"\n\n", pos, pos + max_ + 2)
             if end < 0:
@@ -231,28 +237,14 @@ class FrameParser:
                 raise self._fail(f"empty line where a header block should start, at stream "
                                  f"offset {base + pos}")
             block = buf[pos:end]
-            if b"\r" in block:
-                raise self._fail(f"CR in the header block at stream offset {base + pos} "
-                                 f"(CRLF line endings?): FreeSWITCH ends ESL lines with LF only")
-            content_type = ""
-            length = -1
-            pairs: list[tuple[str, str]] = []
-            for line in block.decode("utf-8", "replace").split("\n"):
-                name, sep, value = line.partition(": ")
-                if not sep:
-                    raise self._fail(f"header line {line[:_SNIPPET]!r} at stream offset "
-                                     f"{base + pos} has no ': ' (lost frame boundary?)")
-                if name == "Content-Length":
-                    cl = self._content_length(value, base + pos)
-                    if length >= 0 and cl != length:
-                        raise self._fail(f"two different Content-Length values ({length} and "
-                                         f"{cl}) in one header block at stream offset "
-                                         f"{base + pos}")
-                    length = cl
-                elif name == "Content-Type" and not content_type:
-                    content_type = value
-                pairs.append((name, value))
-            headers = Headers(pairs)
+            parsed = cache.get(block)
+            if parsed is None:
+                parsed = self._parse_block(block, base + pos)
+                if end - pos <= _CACHE_BLOCK_BYTES:
+                    if len(cache) >= _CACHE_ENTRIES:
+                        cache.clear()
+                    cache[block] = parsed
+            content_type, headers, length = parsed
             pos = end + 2
             if length > 0:
                 if n - pos < length:
@@ -271,6 +263,29 @@ class FrameParser:
         self._chunks = []
         self._have = 0
         return frames
+
+    def _parse_block(self, block: bytes, offset: int) -> tuple[str, Headers, int]:
+        if b"\r" in block:
+            raise self._fail(f"CR in the header block at stream offset {offset} "
+                             f"(CRLF line endings?): FreeSWITCH ends ESL lines with LF only")
+        content_type = ""
+        length = -1
+        pairs: list[tuple[str, str]] = []
+        for line in block.decode("utf-8", "replace").split("\n"):
+            name, sep, value = line.partition(": ")
+            if not sep:
+                raise self._fail(f"header line {line[:_SNIPPET]!r} at stream offset {offset} "
+                                 "has no ': ' (lost frame boundary?)")
+            if name == "Content-Length":
+                cl = self._content_length(value, offset)
+                if length >= 0 and cl != length:
+                    raise self._fail(f"two different Content-Length values ({length} and {cl}) "
+                                     f"in one header block at stream offset {offset}")
+                length = cl
+            elif name == "Content-Type" and not content_type:
+                content_type = value
+            pairs.append((name, value))
+        return content_type, Headers(pairs), length
 
     def _content_length(self, value: str, offset: int) -> int:
         if value.isascii() and value.isdigit() and len(value) <= 15:
