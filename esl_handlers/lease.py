@@ -89,6 +89,9 @@ class NodeLease:
         self.token: int | None = None
         self._deadline = 0.0
         self.lost_reason = ""
+        # What the last refused acquire saw, so a standby can retry right when the lease lapses.
+        self.seen_holder: str | None = None
+        self.seen_pttl_ms: int | None = None
 
     @property
     def renew_interval_s(self) -> float:
@@ -113,7 +116,10 @@ class NodeLease:
         res = self.scripts.acquire(keys=self._keys, args=[self.owner, self.ttl_ms])
         if int(res[0]) != 1:
             self.token = None
+            self.seen_holder = _text(res[1])
+            self.seen_pttl_ms = int(res[2])
             return False
+        self.seen_holder, self.seen_pttl_ms = self.owner, self.ttl_ms
         self.token = int(_text(res[1]))
         self._deadline = sent + (self.ttl_ms - self.margin_ms) / 1000.0
         self.lost_reason = ""

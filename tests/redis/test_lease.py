@@ -171,7 +171,7 @@ def test_contenders_never_both_hold_the_lease(redis_url: str) -> None:
     assert len(periods) >= 5, f"too few hand-overs to mean anything: {periods}"
     assert len({p[2] for p in periods}) >= 2
     periods.sort()
-    for (s1, e1, n1), (s2, e2, n2) in zip(periods, periods[1:], strict=False):
+    for (_s1, e1, n1), (s2, _e2, n2) in zip(periods, periods[1:], strict=False):
         assert e1 <= s2, f"{n1} held until {e1:.3f} but {n2} took over at {s2:.3f}"
 
 
@@ -181,7 +181,8 @@ def test_simultaneous_acquire_has_one_winner(redis_url: str) -> None:
         barrier = threading.Barrier(4)
         won: list[str] = []
 
-        def attempt(name: str, node: str = node, barrier: threading.Barrier = barrier) -> None:
+        def attempt(name: str, node: str = node, barrier: threading.Barrier = barrier,
+                    won: list[str] = won) -> None:
             client = redis.Redis.from_url(redis_url)
             lease = NodeLease(client, node, name, 5000)
             barrier.wait(timeout=5)
@@ -260,3 +261,131 @@ def _ping(r: redis.Redis) -> bool:
         return bool(r.ping())
     except redis.exceptions.ConnectionError:
         return False
+
+
+# ---- NodeManager: ownership in a worker, with stand-in links ---------------------------------
+class _FakeLink:
+    def __init__(self, node, esl, *, consume_events, dispatcher, metrics=None, on_up=None,
+                 on_down=None):
+        self.node = node
+        self.is_up = False
+        self.consume = consume_events
+        self.dispatcher = dispatcher
+        self.on_up = on_up
+        self.consume_calls: list[bool] = []
+
+    def start(self) -> None:
+        self.is_up = True
+        if self.on_up:
+            self.on_up(self, False)
+
+    def stop(self, timeout: float = 5) -> None:
+        self.is_up = False
+
+    def set_consume(self, consume: bool) -> None:
+        self.consume = consume
+        self.consume_calls.append(consume)
+
+    def show_channels(self) -> list[dict]:
+        return [{"uuid": "call-1"}]
+
+
+class _Event:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _gwait(predicate, timeout: float = 5.0, message: str = "condition"):
+    import gevent
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        gevent.sleep(0.01)
+
+
+def _manager(redis_url: str, owner: str, ttl_ms: int, reconciled: list, submitted: list):
+    from prometheus_client import CollectorRegistry
+
+    from cc_core.config import Config
+    from esl_handlers.nodes import LeaseMetrics, NodeManager
+
+    class _Dispatcher:
+        def submit(self, event, link):
+            submitted.append((owner, event.name))
+
+    cfg = Config.model_validate({"nodes": [{"name": "fs1"}], "esl": {"lease_ttl_ms": ttl_ms}})
+    registry = CollectorRegistry()
+    mgr = NodeManager(cfg, redis.Redis.from_url(redis_url, socket_timeout=1), owner_id=owner,
+                      dispatcher=_Dispatcher(),
+                      reconcile=lambda node, rows: reconciled.append((owner, node, rows)),
+                      metrics=LeaseMetrics(registry), link_factory=_FakeLink)
+    return mgr, registry
+
+
+def test_node_manager_one_owner_consumes_reconciles_and_hands_over(redis_url: str) -> None:
+    reconciled: list = []
+    submitted: list = []
+    a, reg_a = _manager(redis_url, "worker-a", 600, reconciled, submitted)
+    b, reg_b = _manager(redis_url, "worker-b", 600, reconciled, submitted)
+    a.start()
+    _gwait(lambda: a.owns("fs1"), message="a to own fs1")
+    b.start()
+    try:
+        _gwait(lambda: reconciled, message="reconcile")
+        assert reconciled == [("worker-a", "fs1", [{"uuid": "call-1"}])]
+        assert a.links["fs1"].consume is True and b.links["fs1"].consume is False
+        assert reg_a.get_sample_value("cccore_node_owner", {"node": "fs1"}) == 1
+        assert reg_b.get_sample_value("cccore_node_owner", {"node": "fs1"}) == 0
+
+        # Renewals keep a the owner well past the TTL; b never gets it meanwhile.
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            assert a.owns("fs1") and not b.owns("fs1")
+            import gevent
+            gevent.sleep(0.05)
+
+        # Events reach the dispatcher only through the owner's link.
+        a.links["fs1"].dispatcher.submit(_Event("CHANNEL_PARK"), a.links["fs1"])
+        b.links["fs1"].dispatcher.submit(_Event("CHANNEL_PARK"), b.links["fs1"])
+        b.links["fs1"].dispatcher.submit(_Event("BACKGROUND_JOB"), b.links["fs1"])
+        assert submitted == [("worker-a", "CHANNEL_PARK"), ("worker-b", "BACKGROUND_JOB")]
+        assert reg_b.get_sample_value("cccore_lease_fenced_events_total", {"node": "fs1"}) == 1
+
+        # Warm stop of a: b takes over well before the TTL would have run out.
+        started = time.monotonic()
+        a.release_all()
+        assert a.links["fs1"].consume is False and not a.owns("fs1")
+        _gwait(lambda: b.owns("fs1"), timeout=2, message="b to take over")
+        took = time.monotonic() - started
+        assert took < 0.6, f"takeover after release took {took:.3f}s"
+        _gwait(lambda: len(reconciled) == 2, message="b's reconcile")
+        assert reconciled[1][0] == "worker-b"
+    finally:
+        a.stop(timeout=1)
+        b.stop(timeout=1)
+
+
+def test_node_manager_owner_stops_consuming_when_its_lease_is_taken(redis_url: str) -> None:
+    reconciled: list = []
+    submitted: list = []
+    a, reg_a = _manager(redis_url, "worker-a", 600, reconciled, submitted)
+    a.start()
+    try:
+        _gwait(lambda: a.owns("fs1"), message="a to own fs1")
+        # Someone else's acquisition behind a's back (as after a Redis failover).
+        r = redis.Redis.from_url(redis_url)
+        r.delete(keys.node_lease("fs1"))
+        intruder = NodeLease(r, "fs1", "worker-x", 5000)
+        assert intruder.try_acquire()
+        _gwait(lambda: not a.owns("fs1") and a.links["fs1"].consume is False, timeout=2,
+               message="a to stop consuming")
+        assert reg_a.get_sample_value("cccore_lease_lost_total",
+                                      {"node": "fs1", "reason": "other_owner"}) == 1
+        assert reg_a.get_sample_value("cccore_lease_renew_failures_total", {"node": "fs1"}) >= 1
+    finally:
+        a.stop(timeout=1)

@@ -1,0 +1,377 @@
+"""Which worker consumes which FreeSWITCH node's events: ownership by lease, in one worker.
+
+Every worker keeps one command link per configured node (``consume_events=False``), so it can
+send api/bgapi/sendmsg to any node at any time. For each node it also competes for the node's
+lease (``esl_handlers.lease``). The winner flips its link to consuming the event stream,
+reconciles the calls alive on the node (``show channels as json``) through the composition
+root's callback, and renews the lease every TTL/3. On any sign of loss (a renew refused, the
+local margin passed, Redis unreachable until that margin) it stops consuming at once. Standbys
+poll and take over when the lease lapses, or at once when the owner released it (warm stop).
+
+Two workers never consume one node at once: a successor can only acquire after Redis expired
+or deleted the lease, which is after the former owner's local deadline; and an event that
+reaches the dispatcher through a link whose lease is not locally valid (a paused process that
+just woke up) is dropped by ``FencedDispatcher`` rather than handled.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import gevent
+import gevent.event
+import gevent.pool
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from redis.exceptions import RedisError
+
+from cc_core.config import Config, EslConfig, NodeConfig
+from cc_core.errors import LeaseLost
+from esl_handlers.lease import LeaseScripts, NodeLease
+
+log = logging.getLogger(__name__)
+
+# An owner whose own link to the node stays down this many TTLs hands the lease over, so that a
+# worker that can still reach the node takes it (a partition between one worker and one node).
+LINK_DOWN_TTLS = 3
+# Standbys re-try at most this often while the lease is held, and just after it would lapse.
+STANDBY_POLL_MAX_S = 1.0
+LAPSE_SLACK_S = 0.01
+# Events a link may deliver whoever owns the node: results of this worker's own bgapi jobs.
+UNFENCED_EVENTS = frozenset({"BACKGROUND_JOB"})
+
+Reconcile = Callable[[str, list[dict[str, Any]]], None]
+
+
+class LinkLike(Protocol):
+    """What this module uses of ``esl_handlers.link.NodeLink``."""
+
+    node: NodeConfig
+    is_up: bool
+
+    def start(self) -> None: ...
+    def stop(self, timeout: float = 5) -> None: ...
+    def set_consume(self, consume: bool) -> None: ...
+    def show_channels(self) -> list[dict[str, Any]]: ...
+
+
+LinkFactory = Callable[..., LinkLike]
+
+
+class LeaseMetrics:
+    """Per-worker ownership metrics (each worker process has its own registry)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        kw: dict[str, Any] = {} if registry is None else {"registry": registry}
+        self.owner = Gauge("cccore_node_owner",
+                           "1 while this worker holds the node's lease and consumes its events",
+                           ["node"], **kw)
+        self.acquired = Counter("cccore_lease_acquired_total",
+                                "Node leases this worker acquired", ["node"], **kw)
+        self.lost = Counter("cccore_lease_lost_total",
+                            "Node leases this worker stopped holding, by reason "
+                            "(lapsed, other_owner, stale_token, margin, released, link_down)",
+                            ["node", "reason"], **kw)
+        self.renew_failures = Counter("cccore_lease_renew_failures_total",
+                                      "Lease renewals that did not succeed (Redis error or "
+                                      "refusal)", ["node"], **kw)
+        self.fenced_events = Counter("cccore_lease_fenced_events_total",
+                                     "Events dropped because this worker did not hold the "
+                                     "node's lease when they arrived", ["node"], **kw)
+        self.reconciles = Counter("cccore_node_reconciles_total",
+                                  "Reconciliations of live calls after taking a node or a "
+                                  "reconnect, by result (ok, error)", ["node", "result"], **kw)
+
+
+class FencedDispatcher:
+    """Stands between a node's link and the shared dispatcher: passes events only while this
+    worker validly owns the node. Other dispatcher attributes are forwarded."""
+
+    def __init__(self, inner: Any, ownership: NodeOwnership) -> None:
+        self._inner = inner
+        self._ownership = ownership
+
+    def submit(self, event: Any, link: Any) -> None:
+        if self._ownership.is_owner() or getattr(event, "name", None) in UNFENCED_EVENTS:
+            self._inner.submit(event, link)
+        else:
+            self._ownership.metrics.fenced_events.labels(self._ownership.node.name).inc()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class NodeOwnership:
+    """One node, in one worker: compete for its lease, consume while owner, hand over."""
+
+    def __init__(self, node: NodeConfig, lease: NodeLease, *, reconcile: Reconcile,
+                 metrics: LeaseMetrics, group: gevent.pool.Group) -> None:
+        self.node = node
+        self.lease = lease
+        self.metrics = metrics
+        self._reconcile_cb = reconcile
+        self._group = group
+        self.link: LinkLike | None = None
+        self._consuming = False
+        self._stopping = False
+        self._wake = gevent.event.Event()
+        self._reconcile_pending = False
+        self._reconciling: gevent.Greenlet | None = None
+        self._link_down_since: float | None = None
+        self._loop: gevent.Greenlet | None = None
+        metrics.owner.labels(node.name).set(0)
+
+    # ---- state seen by others -------------------------------------------------------------
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def is_owner(self) -> bool:
+        """True while this worker may consume and act on the node's events."""
+        return self._consuming and self.lease.valid()
+
+    # ---- link callbacks (called from the link's greenlets) -------------------------------
+    def on_link_up(self, link: Any, restarted: bool) -> None:
+        self._link_down_since = None
+        if self._consuming:
+            # Events were missed while the link was down (or the switch restarted): the
+            # owner's picture of live calls must be rebuilt.
+            log.info("node link up while owner; reconciling",
+                     extra={"node": self.node.name, "restarted": restarted})
+            self._reconcile_pending = True
+        self._wake.set()
+
+    def on_link_down(self, link: Any) -> None:
+        if self._link_down_since is None:
+            self._link_down_since = time.monotonic()
+        self._wake.set()
+
+    # ---- the loop --------------------------------------------------------------------------
+    def start(self) -> None:
+        self._loop = self._group.spawn(self._run)
+
+    def _run(self) -> None:
+        while not self._stopping:
+            wait = self._step()
+            self._wake.wait(timeout=wait)
+            self._wake.clear()
+
+    def _step(self) -> float:
+        if self._consuming:
+            return self._step_owner()
+        return self._step_standby()
+
+    def _step_owner(self) -> float:
+        lease = self.lease
+        if not lease.valid():
+            self._demote(lease.lost_reason or "margin")
+            return 0
+        if self._link_down_too_long():
+            self._hand_over("link_down")
+            return lease.renew_interval_s
+        try:
+            # Never let a slow Redis hold the loop past the local deadline.
+            with gevent.Timeout(max(0.001, lease.remaining_s())):
+                lease.renew()
+        except LeaseLost:
+            self.metrics.renew_failures.labels(self.node.name).inc()
+            self._demote(lease.lost_reason)
+            return 0
+        except (RedisError, OSError, gevent.Timeout) as exc:
+            self.metrics.renew_failures.labels(self.node.name).inc()
+            log.warning("lease renew failed", extra={"node": self.node.name,
+                                                     "error": repr(exc),
+                                                     "remaining_s": lease.remaining_s()})
+            if not lease.valid():
+                lease.drop("redis_unreachable")
+                self._demote("redis_unreachable")
+                return 0
+            return min(lease.renew_interval_s, max(lease.remaining_s(), 0.01)) / 2
+        if self._reconcile_pending:
+            self._start_reconcile()
+        return min(lease.renew_interval_s, lease.remaining_s())
+
+    def _step_standby(self) -> float:
+        lease = self.lease
+        poll = min(lease.renew_interval_s, STANDBY_POLL_MAX_S)
+        link = self.link
+        if link is not None and not link.is_up:
+            # A worker that cannot reach the node must not take its events; on_link_up wakes us.
+            return poll
+        try:
+            with gevent.Timeout(max(poll, 0.1)):
+                got = lease.try_acquire()
+        except (RedisError, OSError, gevent.Timeout) as exc:
+            log.debug("lease acquire failed", extra={"node": self.node.name, "error": repr(exc)})
+            return poll
+        if got:
+            self._promote()
+            return min(lease.renew_interval_s, lease.remaining_s())
+        pttl = lease.seen_pttl_ms
+        if pttl is not None and pttl >= 0:
+            return min(poll, pttl / 1000.0 + LAPSE_SLACK_S)
+        return poll
+
+    # ---- transitions -----------------------------------------------------------------------
+    def _promote(self) -> None:
+        self._consuming = True
+        self.metrics.owner.labels(self.node.name).set(1)
+        self.metrics.acquired.labels(self.node.name).inc()
+        log.info("consuming node events", extra={"node": self.node.name, "token": self.lease.token})
+        link = self.link
+        if link is not None:
+            try:
+                link.set_consume(True)
+            except Exception as exc:  # noqa: BLE001 - the link reconnects; on_link_up reconciles
+                log.warning("could not start consuming events",
+                            extra={"node": self.node.name, "error": repr(exc)})
+        # Snapshot after the event stream is on, so nothing falls between the two.
+        self._reconcile_pending = True
+        self._start_reconcile()
+
+    def _demote(self, reason: str) -> None:
+        if not self._consuming:
+            return
+        self._consuming = False
+        self.metrics.owner.labels(self.node.name).set(0)
+        self.metrics.lost.labels(self.node.name, reason or "unknown").inc()
+        log.warning("stopped consuming node events", extra={"node": self.node.name,
+                                                             "reason": reason})
+        link = self.link
+        if link is not None:
+            try:
+                link.set_consume(False)
+            except Exception as exc:  # noqa: BLE001 - FencedDispatcher drops what still arrives
+                log.warning("could not stop consuming events",
+                            extra={"node": self.node.name, "error": repr(exc)})
+
+    def _hand_over(self, reason: str) -> None:
+        """Stop consuming, then delete the lease so a standby takes over without the TTL."""
+        was_owner = self._consuming
+        self._demote(reason)
+        if self.lease.token is None:
+            return
+        try:
+            with gevent.Timeout(max(0.2, self.lease.renew_interval_s)):
+                self.lease.release()
+        except (RedisError, OSError, gevent.Timeout, LeaseLost) as exc:
+            # Nothing lost: the lease lapses by itself after the TTL.
+            self.lease.drop("release_failed")
+            log.warning("lease release failed", extra={"node": self.node.name,
+                                                       "error": repr(exc)})
+        if was_owner:
+            log.info("node lease handed over", extra={"node": self.node.name, "reason": reason})
+
+    def _link_down_too_long(self) -> bool:
+        since = self._link_down_since
+        if since is None:
+            return False
+        return time.monotonic() - since > LINK_DOWN_TTLS * self.lease.ttl_ms / 1000
+
+    def _start_reconcile(self) -> None:
+        # A separate greenlet: `show channels` may take up to the command timeout, longer than
+        # a TTL, and renewals must go on meanwhile.
+        if self._reconciling is not None and not self._reconciling.dead:
+            return
+        link = self.link
+        if link is None or not link.is_up:
+            return  # on_link_up sets the flag again
+        self._reconcile_pending = False
+        self._reconciling = self._group.spawn(self._reconcile, link)
+
+    def _reconcile(self, link: LinkLike) -> None:
+        name = self.node.name
+        try:
+            channels = link.show_channels()
+            if not self.is_owner():
+                return
+            self._reconcile_cb(name, channels)
+        except Exception as exc:  # noqa: BLE001 - retried on the next tick while owner
+            self._reconcile_pending = True
+            self.metrics.reconciles.labels(name, "error").inc()
+            log.warning("reconcile failed", extra={"node": name, "error": repr(exc)},
+                        exc_info=not isinstance(exc, (OSError, RedisError)))
+            return
+        self.metrics.reconciles.labels(name, "ok").inc()
+        log.info("node reconciled", extra={"node": name, "channels": len(channels)})
+
+    # ---- stopping ---------------------------------------------------------------------------
+    def stop(self, release: bool) -> None:
+        """Stop competing. With ``release``, hand the lease over now (warm stop)."""
+        self._stopping = True
+        self._wake.set()
+        if self._loop is not None and self._loop is not gevent.getcurrent():
+            self._loop.join(timeout=max(1.0, self.lease.ttl_ms / 1000))
+            if not self._loop.dead:
+                self._loop.kill(block=False)
+        if release:
+            self._hand_over("released")
+        else:
+            self._demote("stopped")
+
+
+class NodeManager:
+    """All configured nodes, in one worker process: links for commands, leases for events."""
+
+    def __init__(self, config: Config, redis: Any, *, owner_id: str, dispatcher: Any,
+                 reconcile: Reconcile, metrics: LeaseMetrics, esl_metrics: Any = None,
+                 link_factory: LinkFactory | None = None,
+                 group: gevent.pool.Group | None = None) -> None:
+        self.config = config
+        self.owner_id = owner_id
+        self.group = group if group is not None else gevent.pool.Group()
+        self.metrics = metrics
+        scripts = LeaseScripts(redis)
+        factory = link_factory or _default_link_factory
+        self.ownerships: dict[str, NodeOwnership] = {}
+        self.links: dict[str, LinkLike] = {}
+        for node in config.nodes:
+            lease = NodeLease(redis, node.name, owner_id, config.esl.lease_ttl_ms, scripts=scripts)
+            own = NodeOwnership(node, lease, reconcile=reconcile, metrics=metrics,
+                                group=self.group)
+            link = factory(node, config.esl, consume_events=False,
+                           dispatcher=FencedDispatcher(dispatcher, own),
+                           metrics=esl_metrics, on_up=own.on_link_up, on_down=own.on_link_down)
+            own.link = link
+            self.ownerships[node.name] = own
+            self.links[node.name] = link
+
+    def start(self) -> None:
+        for name, link in self.links.items():
+            link.start()
+            self.ownerships[name].start()
+
+    def owns(self, node: str) -> bool:
+        own = self.ownerships.get(node)
+        return own is not None and own.is_owner()
+
+    def owned(self) -> list[str]:
+        return [name for name, own in self.ownerships.items() if own.is_owner()]
+
+    def lease(self, node: str) -> NodeLease:
+        """The node's lease, for fenced actions: ``lease.check()`` or ``lease.fenced_set()``."""
+        return self.ownerships[node].lease
+
+    def release_all(self) -> None:
+        """Warm stop: stop consuming every node and delete our leases so standbys take over
+        now; links stay up so in-flight handlers can still send commands."""
+        greenlets = [gevent.spawn(own.stop, True) for own in self.ownerships.values()]
+        gevent.joinall(greenlets, timeout=max(2.0, self.config.esl.lease_ttl_ms / 1000 * 2))
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop competing (without release unless ``release_all`` ran) and close the links."""
+        for own in self.ownerships.values():
+            if not own.stopping:
+                own.stop(release=False)
+        greenlets = [gevent.spawn(link.stop, timeout) for link in self.links.values()]
+        gevent.joinall(greenlets, timeout=timeout + 1)
+
+
+def _default_link_factory(node: NodeConfig, esl: EslConfig, **kw: Any) -> LinkLike:
+    from esl_handlers.link import NodeLink
+
+    link: LinkLike = NodeLink(node, esl, **kw)
+    return link
+
