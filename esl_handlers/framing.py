@@ -19,6 +19,9 @@ Decisions, taken on purpose:
   ``max_frame_bytes``. Bodies over the cap are refused from their ``Content-Length`` alone,
   before a byte of them is buffered, so memory stays bounded whatever the peer sends.
 * After a :class:`FrameError` the parser refuses all input: the connection must be reset.
+  Frames completed earlier in the same ``feed`` call are on the exception, as ``exc.frames``.
+* A truncated frame cannot be told from a slow one: it stays buffered (``buffered``,
+  ``at_frame_boundary()``) until more bytes come or the connection ends.
 
 Speed: the stream is split with ``bytes.find`` and slices only (no per-byte Python loop, no
 regex). Bytes arriving while a frame is incomplete are kept as a list of chunks and joined
@@ -176,6 +179,7 @@ class FrameParser:
             if self._have < self._body_need:
                 return []
             buf = b"".join(chunks) if len(chunks) > 1 else data
+            chunks.clear()      # the joined copy replaces them: do not hold both
         elif chunks:
             # An incomplete header block is pending: only look at the new bytes (and the one
             # before them) for its end, so a block arriving in small reads costs linear time.
@@ -188,9 +192,18 @@ class FrameParser:
             chunks.append(data)
             self._have += len(data)
             buf = b"".join(chunks)
+            chunks.clear()
         else:
             buf = data
-        return self._parse(buf)
+        frames: list[Frame] = []
+        try:
+            self._parse(buf, frames)
+        except FrameError as exc:
+            # Frames completed before the bad bytes are still good: hand them over on the
+            # exception so the caller may dispatch them before resetting the connection.
+            exc.frames = frames  # type: ignore[attr-defined]
+            raise
+        return frames
 
     def _check_open_block(self, seam: bytes, new: bytes) -> None:
         if self._have > self._max:
@@ -200,8 +213,7 @@ class FrameParser:
             raise self._fail(f"CRLF line endings in the header block at stream offset "
                              f"{self._offset}: FreeSWITCH ends ESL lines with LF only")
 
-    def _parse(self, buf: bytes) -> list[Frame]:
-        frames: list[Frame] = []
+    def _parse(self, buf: bytes, frames: list[Frame]) -> None:
         append = frames.append
         n = len(buf)
         pos = 0
@@ -232,7 +244,7 @@ class FrameParser:
                 rest_bytes = buf[pos:] if pos else buf
                 self._chunks = [rest_bytes]
                 self._have = rest
-                return frames
+                return
             if end == pos:
                 raise self._fail(f"empty line where a header block should start, at stream "
                                  f"offset {base + pos}")
@@ -254,7 +266,7 @@ class FrameParser:
                     rest_bytes = buf[pos:]
                     self._chunks = [rest_bytes] if rest_bytes else []
                     self._have = n - pos
-                    return frames
+                    return
                 append(Frame(content_type, headers, buf[pos:pos + length]))
                 pos += length
             else:
@@ -262,7 +274,6 @@ class FrameParser:
         self._offset = base + n
         self._chunks = []
         self._have = 0
-        return frames
 
     def _parse_block(self, block: bytes, offset: int) -> tuple[str, Headers, int]:
         if b"\r" in block:
