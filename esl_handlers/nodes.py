@@ -37,10 +37,8 @@ log = logging.getLogger(__name__)
 # worker that can still reach the node takes it (a partition between one worker and one node).
 LINK_DOWN_TTLS = 3
 # Standbys re-try at most this often while the lease is held, and just after it would lapse.
-STANDBY_POLL_MAX_S = 1.0
+STANDBY_POLL_MAX_S = 0.5
 LAPSE_SLACK_S = 0.01
-# Events a link may deliver whoever owns the node: results of this worker's own bgapi jobs.
-UNFENCED_EVENTS = frozenset({"BACKGROUND_JOB"})
 
 Reconcile = Callable[[str, list[dict[str, Any]]], None]
 
@@ -87,14 +85,18 @@ class LeaseMetrics:
 
 class FencedDispatcher:
     """Stands between a node's link and the shared dispatcher: passes events only while this
-    worker validly owns the node. Other dispatcher attributes are forwarded."""
+    worker validly owns the node. Other dispatcher attributes are forwarded.
+
+    No exception for BACKGROUND_JOB: a bgapi's result reaches the worker that sent it through
+    its connection's job matching (``BackgroundJob.get``), before the dispatcher; the events a
+    non-owner's link sees are everyone's jobs and are not its to handle."""
 
     def __init__(self, inner: Any, ownership: NodeOwnership) -> None:
         self._inner = inner
         self._ownership = ownership
 
     def submit(self, event: Any, link: Any) -> None:
-        if self._ownership.is_owner() or getattr(event, "name", None) in UNFENCED_EVENTS:
+        if self._ownership.is_owner():
             self._inner.submit(event, link)
         else:
             self._ownership.metrics.fenced_events.labels(self._ownership.node.name).inc()
