@@ -168,7 +168,10 @@ class NodeOwnership:
     def _step_owner(self) -> float:
         lease = self.lease
         if not lease.valid():
-            self._demote(lease.lost_reason or "margin")
+            # Paused past the local deadline (or the clock says so): whatever Redis holds, the
+            # old token is dead; competing again yields a new one.
+            lease.drop("margin")
+            self._demote("margin")
             return 0
         if self._link_down_too_long():
             self._hand_over("link_down")

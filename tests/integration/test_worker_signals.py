@@ -1,0 +1,140 @@
+"""Signals end to end: warm stop hands the node over at once, a second SIGTERM is a cold stop,
+and the supervisor restarts a dead worker and forwards its own SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from cc_core.worker import EXIT_COLD
+from esl_handlers import keys
+from tests.conftest import wait_for
+from tests.integration.test_failover import (
+    NODE,
+    REPO,
+    START_TIMEOUT_S,
+    Cluster,
+    OwnershipSampler,
+    running_cluster,
+    worker_config,
+)
+
+pytestmark = pytest.mark.slow
+
+DEFAULT_TTL_MS = 5000
+
+
+@pytest.fixture(name="cluster")
+def _cluster(tmp_path: Path, redis_url: str) -> Iterator[Cluster]:
+    yield from running_cluster(tmp_path, redis_url)
+
+
+class _SlowStop:
+    """An app whose own stop takes longer than the worker's warm-stop bound."""
+
+    def stop(self) -> None:
+        import gevent
+
+        gevent.sleep(60)
+
+
+def slow_stop_app(ctx: Any) -> _SlowStop:
+    """Loaded by the worker process with ``--app``."""
+    return _SlowStop()
+
+
+def test_first_sigterm_hands_the_node_over_at_once(cluster: Cluster) -> None:
+    workers = cluster.start_workers(2, ttl_ms=DEFAULT_TTL_MS)
+    owner = cluster.wait_owner(workers, timeout=START_TIMEOUT_S)
+    standby = next(w for w in workers if w is not owner)
+    with OwnershipSampler(cluster) as sampler:
+        wait_for(lambda: len(sampler.rounds) >= 3, timeout=5, message="sampling to start")
+        sent = time.monotonic()
+        owner.proc.send_signal(signal.SIGTERM)
+        cluster.wait_owner([standby], timeout=DEFAULT_TTL_MS / 1000)
+        took = time.monotonic() - sent
+        code = owner.proc.wait(timeout=15)
+        exited = time.monotonic() - sent
+    print(f"\nwarm stop: standby owns {NODE} {took:.3f}s after SIGTERM (TTL "
+          f"{DEFAULT_TTL_MS / 1000:.0f}s); owner exited {code} after {exited:.3f}s")
+    assert code == 0, owner.log_tail()
+    assert took < 1.5, "the lease is released, not left to lapse"
+    assert not sampler.doubles, sampler.doubles[:5]
+    assert not cluster.r.exists(keys.worker(owner.worker_id)), "heartbeat key removed"
+    assert '"msg": "leases released"' in owner.log_tail(20000)
+
+
+def test_second_sigterm_is_a_cold_stop(cluster: Cluster) -> None:
+    (worker,) = cluster.start_workers(1, ttl_ms=DEFAULT_TTL_MS,
+                                      app="tests.integration.test_worker_signals:slow_stop_app")
+    cluster.wait_owner([worker], timeout=START_TIMEOUT_S)
+    worker.proc.send_signal(signal.SIGTERM)
+    # Warm stop under way: draining announced, lease handed back, app still stopping.
+    wait_for(lambda: cluster.holder() is None, timeout=3, message="the lease to be released")
+    wait_for(lambda: cluster.r.hget(keys.worker(worker.worker_id), "draining") == b"1",
+             timeout=3, message="draining in the heartbeat")
+    assert worker.alive, "the slow app keeps the warm stop going"
+    sent = time.monotonic()
+    worker.proc.send_signal(signal.SIGTERM)
+    code = worker.proc.wait(timeout=5)
+    took = time.monotonic() - sent
+    print(f"\ncold stop: exited {code} {took:.3f}s after the second SIGTERM")
+    assert code == EXIT_COLD
+    assert took < 2
+
+
+def _workers_in_redis(r: redis.Redis) -> dict[int, int]:
+    """index -> pid of every worker with a live heartbeat."""
+    out: dict[int, int] = {}
+    for key in r.scan_iter(match=keys.worker("*"), count=100):
+        h = r.hgetall(key)
+        if h.get(b"pid") and h.get(b"draining") == b"0":
+            out[int(h[b"index"])] = int(h[b"pid"])
+    return out
+
+
+def test_supervisor_restarts_a_dead_worker_and_forwards_sigterm(cluster: Cluster,
+                                                               tmp_path: Path) -> None:
+    cfg = worker_config(cluster.sim.port, cluster.redis_url, 1500)
+    log = open(tmp_path / "supervisor.log", "wb")  # noqa: SIM115 - closed below
+    sup = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from cc_core.config import Config; "
+         "from cc_core.worker import run; "
+         "sys.exit(run(Config.model_validate_json(sys.stdin.read()), 2))"],
+        stdin=subprocess.PIPE, stderr=log, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert sup.stdin is not None
+        sup.stdin.write(cfg.model_dump_json().encode())
+        sup.stdin.close()
+        first = wait_for(lambda: (w := _workers_in_redis(cluster.r)) and len(w) == 2 and w,
+                         timeout=START_TIMEOUT_S, message="two workers' heartbeats")
+        assert isinstance(first, dict)
+        wait_for(cluster.holder, timeout=START_TIMEOUT_S, message="a node owner")
+
+        killed = first[0]
+        os.kill(killed, signal.SIGKILL)
+        t0 = time.monotonic()
+        wait_for(lambda: _workers_in_redis(cluster.r).get(0) not in (None, killed),
+                 timeout=15, message="worker 0 restarted with a new pid")
+        print(f"\nsupervisor: worker 0 restarted {time.monotonic() - t0:.3f}s after SIGKILL")
+
+        sup.send_signal(signal.SIGTERM)
+        code = sup.wait(timeout=30)
+        assert code == 0, (tmp_path / "supervisor.log").read_text(errors="replace")[-3000:]
+        assert cluster.holder() is None, "the last worker released the lease on its way out"
+        for pid in _workers_in_redis(cluster.r).values():
+            pytest.fail(f"a worker heartbeat outlived the supervisor (pid {pid})")
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+            sup.wait()
+        log.close()
