@@ -1,0 +1,7 @@
+"""``python -m fssim``."""
+
+import sys
+
+from fssim.cli import main
+
+sys.exit(main())

@@ -1,0 +1,89 @@
+"""``python -m fssim`` / ``cc-core sim``: run the FreeSWITCH simulator until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from types import ModuleType
+
+import gevent
+from gevent.event import Event
+
+from fssim.server import EslServer
+from fssim.switch import Switch
+
+log = logging.getLogger(__name__)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` accepted) -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fssim",
+        description="FreeSWITCH 1.10 inbound event-socket simulator (calls driven by sim_* api "
+                    "commands). Prints 'listening on HOST:PORT' first.")
+    p.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 8021), metavar="HOST:PORT",
+                   help="address to listen on; port 0 picks a free one (default 127.0.0.1:8021)")
+    p.add_argument("--password", default="ClueCon", help="ESL password (default ClueCon)")
+    p.add_argument("--heartbeat-interval", type=float, default=20.0, metavar="SECONDS",
+                   help="seconds between HEARTBEAT events, wall clock; 0 disables (default 20)")
+    p.add_argument("--time-scale", type=float, default=1.0, metavar="F",
+                   help="simulated time runs F times faster than real time (default 1)")
+    p.add_argument("--max-sessions", type=int, default=1000, help="max sessions (default 1000)")
+    p.add_argument("--hostname", default=None, help="FreeSWITCH-Hostname (default: this host)")
+    p.add_argument("--log-level", default="WARNING", help="Python log level (default WARNING)")
+    return p
+
+
+def _load_engine() -> ModuleType | None:
+    try:
+        from fssim import engine
+    except ModuleNotFoundError as exc:
+        if exc.name != "fssim.engine":
+            raise
+        return None
+    return engine
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.time_scale <= 0:
+        print("fssim: --time-scale must be > 0", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+                        stream=sys.stderr)
+    switch = Switch(hostname=args.hostname, password=args.password,
+                    heartbeat_interval=args.heartbeat_interval, time_scale=args.time_scale,
+                    max_sessions=args.max_sessions)
+    engine = _load_engine()
+    if engine is not None:
+        engine.install(switch)
+    host, port = args.listen
+    server = EslServer(switch, host, port)
+    try:
+        host, port = server.start()
+    except OSError as exc:
+        print(f"fssim: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        return 2
+    switch.start()
+    print(f"listening on {host}:{port}", flush=True)
+
+    stop = Event()
+    handlers = [gevent.signal_handler(sig, stop.set) for sig in (signal.SIGTERM, signal.SIGINT)]
+    try:
+        stop.wait()
+    finally:
+        for h in handlers:
+            h.cancel()
+        server.stop()
+        switch.stop()
+    return 0
