@@ -33,6 +33,7 @@ registration), resolves its own jobs and ignores the others' silently.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -352,6 +353,10 @@ class EslConnection(greenswitch.InboundESL):
                 try:
                     frames = parser.feed(data)
                 except FrameError as exc:
+                    # Frames completed before the bad bytes are sound: handle them first.
+                    for frame in getattr(exc, "frames", ()):
+                        self.last_frame_at = time.monotonic()
+                        self._handle_frame(frame)
                     self.framing_error = str(exc)
                     reason = "framing error"
                     log.error("ESL framing error, resetting the connection: %s", exc,
@@ -444,10 +449,15 @@ class EslConnection(greenswitch.InboundESL):
         self._run = False
         sock = getattr(self, "sock", None)
         if sock is not None:
-            try:
-                sock.close()
-            except OSError:
-                pass
+            # greenswitch made a file of the socket: the descriptor stays open until both
+            # are closed, so shut the connection down first (the peer sees it at once).
+            for step in (lambda: sock.shutdown(socket.SHUT_RDWR), sock.close,
+                         getattr(self, "sock_file", None) and self.sock_file.close):
+                if step:
+                    try:
+                        step()
+                    except OSError:
+                        pass
         err = f"node {self.node.name}: connection lost ({self.close_reason})"
         pending, self._commands_sent = self._commands_sent, []
         for p in pending:
@@ -478,8 +488,10 @@ class EslConnection(greenswitch.InboundESL):
                 pass
         self._close("closed by cc-core")
 
-    def abort(self, reason: str) -> None:
-        """Close at once without ``exit`` (a dead or misbehaving peer)."""
+    def abort(self, reason: str, *, expected: bool = False) -> None:
+        """Close at once without ``exit`` (a dead or misbehaving peer, or a hand-over)."""
+        if expected:
+            self._closing = True
         self._close(reason)
 
     def stop(self) -> None:

@@ -129,7 +129,10 @@ class NodeLink:
         self._callbacks.put(None)
         self._group.join(timeout=timeout)
         self._group.kill(timeout=1.0)
-        self._set_up(False)
+        self._up = False
+        if self.metrics is not None:
+            self.metrics.node_up.labels(self.node.name).set(0)
+        log.info("node link stopped", extra=self._ctx)
 
     def set_consume(self, consume: bool) -> None:
         """Start or stop taking this node's event stream (lease gained / lost)."""
@@ -140,13 +143,18 @@ class NodeLink:
             return
         if consume:
             self._spawn(EVENTS)
+            # Nothing was lost: the link is just not complete until the event stream is on.
+            # No on_down; on_up follows once the events connection is subscribed.
+            if self._up:
+                self._set_up(False, quiet=True)
+            return
         else:
             sup = self._supervisors[EVENTS]
             conn = self._conns[EVENTS]
             if sup is not None:
                 sup.kill(block=False)
             if conn is not None:
-                conn.abort("event consumption handed over")
+                conn.abort("event consumption handed over", expected=True)
             self._conns[EVENTS] = None
         self._update_state()
 
@@ -261,20 +269,25 @@ class NodeLink:
 
     # --- up / down -----------------------------------------------------------------------
     def _update_state(self) -> None:
+        if not self._running:
+            return      # stop() settles the state itself, without callbacks
         up = (self._running and self._conns[COMMANDS] is not None
               and (not self._consume or self._conns[EVENTS] is not None))
         self._set_up(up)
 
-    def _set_up(self, up: bool) -> None:
+    def _set_up(self, up: bool, *, quiet: bool = False) -> None:
         if up == self._up:
             return
         self._up = up
-        if self.metrics is not None:
+        if self.metrics is not None and not quiet:
             self.metrics.node_up.labels(self.node.name).set(1 if up else 0)
         if up:
             restarted, self._restart_pending = self._restart_pending, False
-            log.info("node link up", extra={**self._ctx, "restarted": restarted})
+            log.info("node link up", extra={**self._ctx, "restarted": restarted,
+                                              "consuming": self._consume})
             self._callbacks.put(("up", restarted))
+        elif quiet:
+            log.info("node link waiting for its event stream", extra=self._ctx)
         else:
             log.warning("node link down", extra=self._ctx)
             self._callbacks.put(("down", False))

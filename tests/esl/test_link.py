@@ -1,0 +1,240 @@
+"""NodeLink: reconnect, re-subscribe, restart detection, watchdog, bad frames — against a
+scripted raw ESL peer, and (when the simulator is importable) against ``cc-core sim``."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+import gevent
+import pytest
+from prometheus_client import CollectorRegistry
+
+from cc_core.config import EslConfig, NodeConfig
+from cc_core.errors import NotConnected
+from esl_handlers import commands
+from esl_handlers.dispatch import Dispatcher
+from esl_handlers.events import Event
+from esl_handlers.link import COMMAND_EVENTS, NodeLink, backoff_delay
+from metrics.esl import EslMetrics
+from tests.esl.peer import ScriptedPeer, gwait, reply
+
+PW = "link-secret"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.ups: list[bool] = []
+        self.downs = 0
+        self.channels: list[list[dict[str, Any]]] = []
+
+    def on_up(self, link: NodeLink, restarted: bool) -> None:
+        self.ups.append(restarted)
+        self.channels.append(link.show_channels())   # what an owner does: reconcile
+
+    def on_down(self, link: NodeLink) -> None:
+        self.downs += 1
+
+
+def _esl(**kw: Any) -> EslConfig:
+    base: dict[str, Any] = dict(command_timeout_s=1.0, connect_timeout_s=1.0,
+                                reconnect_min_s=0.02, reconnect_max_s=0.1,
+                                heartbeat_interval_s=20.0, heartbeat_misses=2.5,
+                                events=["CHANNEL_PARK", "CHANNEL_HANGUP", "BACKGROUND_JOB",
+                                        "HEARTBEAT"],
+                                filters=[("Caller-Destination-Number", "4001234567")])
+    base.update(kw)
+    return EslConfig(**base)
+
+
+def _value(m: EslMetrics, name: str, labels: dict[str, str] | None = None) -> float:
+    return m.registry.get_sample_value(name, labels or {}) or 0.0
+
+
+@pytest.fixture
+def metrics() -> EslMetrics:
+    return EslMetrics(CollectorRegistry())
+
+
+@pytest.fixture
+def peer():
+    with ScriptedPeer(password=PW) as p:
+        yield p
+
+
+def _link(peer: ScriptedPeer, rec: Recorder, metrics: EslMetrics, dispatcher=None,
+          consume: bool = True, **kw: Any) -> NodeLink:
+    link = NodeLink(NodeConfig(name="fs1", port=peer.port, password=PW), _esl(**kw),
+                    consume_events=consume, dispatcher=dispatcher, metrics=metrics,
+                    on_up=rec.on_up, on_down=rec.on_down)
+    link.start()
+    return link
+
+
+def test_backoff_grows_with_jitter_inside_bounds():
+    rng = random.Random(7)
+    for attempt in range(12):
+        d = backoff_delay(attempt, 0.2, 10.0, rng)
+        assert 0.2 <= d <= min(10.0, 0.2 * 2 ** attempt)
+    assert {round(backoff_delay(3, 0.2, 10.0, rng), 6) for _ in range(20)}.__len__() > 1
+
+
+def test_config_and_builders_refuse_all():
+    with pytest.raises(ValueError, match="not ALL"):
+        EslConfig(events=["CHANNEL_PARK", "ALL"])
+    with pytest.raises(ValueError, match="not ALL"):
+        commands.event_plain(["all"])
+
+
+def test_link_subscribes_filters_and_routes_events(peer, metrics):
+    rec = Recorder()
+    d = Dispatcher(queue_size=100, pool_size=4, metrics=metrics)
+    got: list[Event] = []
+    d.on("CHANNEL_PARK", lambda e, link: got.append(e))
+    link = _link(peer, rec, metrics, d)
+    try:
+        gwait(lambda: rec.ups == [False], message="link up")
+        assert link.is_up and link.core_uuid == peer.core_uuid
+        assert rec.channels == [[]]
+        cmds = peer.commands
+        assert "event plain " + " ".join(COMMAND_EVENTS) in cmds
+        assert "event plain CHANNEL_PARK CHANNEL_HANGUP BACKGROUND_JOB HEARTBEAT" in cmds
+        assert "filter Caller-Destination-Number 4001234567" in cmds
+        # With a filter set, the pulse and the job results must still pass it.
+        assert "filter Event-Name HEARTBEAT" in cmds and "filter Event-Name BACKGROUND_JOB" in cmds
+        assert not any(c.endswith(" ALL") for c in cmds)
+        peer.broadcast_event("CHANNEL_PARK", {"Unique-ID": "call-1"})
+        gwait(lambda: [e.unique_id for e in got] == ["call-1"])
+        assert link.api("status").startswith("UP")
+        assert link.bgapi("status").get(2).startswith("UP")
+    finally:
+        link.stop()
+        d.stop(1)
+    assert not link.is_up
+
+
+def test_restart_with_new_core_uuid_is_reported_and_everything_is_resent(peer, metrics):
+    rec = Recorder()
+    link = _link(peer, rec, metrics, Dispatcher(queue_size=100, pool_size=2))
+    try:
+        gwait(lambda: rec.ups == [False])
+        old_core = link.core_uuid
+        first_conns = len(peer.conns)
+        peer.restart()                       # dies mid-stream, back with a new Core-UUID
+        gwait(lambda: len(rec.ups) == 2, message="link up again")
+        assert rec.ups == [False, True] and rec.downs == 1
+        assert link.core_uuid == peer.core_uuid != old_core
+        after = [c for conn in peer.conns[first_conns:] for c in conn.commands]
+        assert f"auth {PW}" in after
+        assert "event plain " + " ".join(COMMAND_EVENTS) in after
+        assert "event plain CHANNEL_PARK CHANNEL_HANGUP BACKGROUND_JOB HEARTBEAT" in after
+        assert "filter Caller-Destination-Number 4001234567" in after
+        assert _value(metrics, "cccore_esl_node_restarts_total", {"node": "fs1"}) == 1
+        assert _value(metrics, "cccore_esl_reconnects_total", {"node": "fs1"}) >= 2
+        assert _value(metrics, "cccore_esl_node_up", {"node": "fs1"}) == 1
+        # Same switch back (same Core-UUID): a reconnect, not a restart.
+        peer.restart(new_core=False)
+        gwait(lambda: len(rec.ups) == 3)
+        assert rec.ups[2] is False
+        assert link.api("status").startswith("UP")
+    finally:
+        link.stop()
+
+
+def test_commands_wait_for_the_link_then_fail_with_not_connected(peer, metrics):
+    rec = Recorder()
+    link = _link(peer, rec, metrics, consume=False, command_timeout_s=0.3)
+    try:
+        gwait(lambda: rec.ups == [False])
+        peer.stop()
+        gwait(lambda: not link.is_up)
+        t0 = time.monotonic()
+        with pytest.raises(NotConnected):
+            link.api("status")
+        assert time.monotonic() - t0 < 1.5
+        pending = gevent.spawn(link.api, "status", 2.0)
+        peer.start()
+        pending.join(3)
+        assert pending.value and pending.value.startswith("UP")
+    finally:
+        link.stop()
+
+
+def test_heartbeat_watchdog_declares_a_silent_node_dead(metrics):
+    with ScriptedPeer(password=PW, heartbeat_interval=0.05) as peer:
+        rec = Recorder()
+        link = _link(peer, rec, metrics, consume=True, dispatcher=None,
+                     heartbeat_interval_s=0.1, heartbeat_misses=3, command_timeout_s=0.3)
+        try:
+            gwait(lambda: rec.ups == [False])
+            gevent.sleep(0.5)     # several windows: heartbeats keep the link alive
+            assert link.is_up and rec.downs == 0
+            peer.silent = True    # the switch hangs: socket open, nothing sent
+            gwait(lambda: rec.downs == 1, timeout=3, message="node declared dead")
+            assert _value(metrics, "cccore_esl_heartbeat_missed_total", {"node": "fs1"}) >= 1
+            peer.silent = False
+            gwait(lambda: len(rec.ups) == 2, timeout=3, message="link back")
+            assert link.is_up
+        finally:
+            link.stop()
+
+
+BAD_FRAMES = [
+    pytest.param(b"Content-Type: api/response\nContent-Length: 3\n+OK\n\n", id="missing-blank-line"),
+    pytest.param(b"Content-Type: api/response\nContent-Length: -1\n\n", id="negative-length"),
+    pytest.param(b"Content-Type: api/response\nContent-Length: x1\n\n", id="non-numeric-length"),
+    pytest.param(b"Content-Length: 17179869184\nContent-Type: text/event-plain\n\n", id="huge-length"),
+    pytest.param(b"\xde\xad\xbe\xef\n\x00\x01garbage\n\n", id="garbage"),
+    pytest.param(b"Content-Length: 500\nContent-Type: text/event-plain\n\nEvent-Name: CH", id="truncated"),
+    pytest.param(reply("+OK nobody asked"), id="unsolicited-reply"),
+]
+
+
+@pytest.mark.parametrize("bad", BAD_FRAMES)
+def test_bad_frames_on_the_event_stream_leave_the_link_working(peer, metrics, bad):
+    rec = Recorder()
+    d = Dispatcher(queue_size=100, pool_size=2)
+    got: list[str] = []
+    d.on("CHANNEL_PARK", lambda e, link: got.append(e.unique_id or ""))
+    link = _link(peer, rec, metrics, d)
+    try:
+        gwait(lambda: rec.ups == [False])
+        stream = [c for c in peer.live() if "CHANNEL_PARK" in c.subscribed][-1]
+        stream.send(bad)
+        if bad.startswith(b"Content-Length: 500"):
+            stream.close()          # the peer dies in the middle of the body
+        unsolicited = bad.startswith(b"Content-Type: command/reply")
+        if not unsolicited:
+            gwait(lambda: len(rec.ups) == 2, message="reconnected after the bad frame")
+            assert rec.ups == [False, False] and rec.downs == 1
+            assert rec.channels[-1] == []       # the owner reconciled
+        else:
+            gwait(lambda: _value(metrics, "cccore_esl_unsolicited_replies_total",
+                                 {"node": "fs1"}) == 1)
+            assert rec.downs == 0
+        assert link.api("status").startswith("UP")
+        peer.broadcast_event("CHANNEL_PARK", {"Unique-ID": "after"})
+        gwait(lambda: "after" in got, message="events flow again")
+        framing = _value(metrics, "cccore_esl_framing_errors_total", {"node": "fs1"})
+        assert framing == (0 if unsolicited or bad.startswith(b"Content-Length: 500") else 1)
+    finally:
+        link.stop()
+        d.stop(1)
+
+
+def test_set_consume_opens_and_closes_the_event_stream(peer, metrics):
+    rec = Recorder()
+    link = _link(peer, rec, metrics, Dispatcher(queue_size=100, pool_size=2), consume=False)
+    try:
+        gwait(lambda: rec.ups == [False])
+        assert not [c for c in peer.live() if "CHANNEL_PARK" in c.subscribed]
+        link.set_consume(True)
+        gwait(lambda: len(rec.ups) == 2, message="up with the event stream")
+        assert rec.downs == 0, "starting to consume loses nothing: no on_down"
+        assert [c for c in peer.live() if "CHANNEL_PARK" in c.subscribed]
+        link.set_consume(False)
+        gwait(lambda: not [c for c in peer.live() if "CHANNEL_PARK" in c.subscribed])
+        assert link.is_up
+    finally:
+        link.stop()
