@@ -12,12 +12,13 @@ Decisions, taken on purpose:
 * Lines end in LF, as FreeSWITCH writes them. A CR in an outer header block is a
   :class:`FrameError` (a CRLF peer is not FreeSWITCH, and tolerating it would hide the bug);
   a CRLF block with no LF-LF is refused as soon as it is seen rather than buffered to the cap.
-* An outer header line without ``": "`` is a :class:`FrameError`: FreeSWITCH never sends one,
-  so seeing it means we lost the frame boundary. So is an empty header block (a stray blank
-  line where a frame should start), a non-numeric or negative ``Content-Length``, two
-  different ``Content-Length`` values, and any header block or body larger than
-  ``max_frame_bytes``. Bodies over the cap are refused from their ``Content-Length`` alone,
-  before a byte of them is buffered, so memory stays bounded whatever the peer sends.
+* An outer header line without ``": "`` (or with an empty name) is a :class:`FrameError`:
+  FreeSWITCH never sends one, so seeing it means we lost the frame boundary. So is an empty
+  header block (a stray blank line where a frame should start), a non-numeric or negative
+  ``Content-Length``, two different ``Content-Length`` values, a body larger than
+  ``max_frame_bytes`` and a header block larger than ``max_header_bytes``. A body over the
+  cap is refused from its ``Content-Length`` alone, before a byte of it is buffered, so
+  memory stays bounded whatever the peer sends.
 * After a :class:`FrameError` the parser refuses all input: the connection must be reset.
   Frames completed earlier in the same ``feed`` call are on the exception, as ``exc.frames``.
 * A truncated frame cannot be told from a slow one: it stays buffered (``buffered``,
@@ -34,10 +35,12 @@ from collections.abc import Iterator
 
 from cc_core.errors import FrameError
 
-__all__ = ["MAX_FRAME_BYTES", "Frame", "FrameParser", "Headers"]
+__all__ = ["MAX_FRAME_BYTES", "MAX_HEADER_BYTES", "Frame", "FrameParser", "Headers"]
 
 #: FreeSWITCH master refuses client bodies over 16 MiB; we cap what we accept the same way.
 MAX_FRAME_BYTES = 16 * 1024 * 1024
+#: Outer header blocks are small (a few KiB at most); see FrameParser.
+MAX_HEADER_BYTES = 1024 * 1024
 
 _SNIPPET = 60
 _CACHE_BLOCK_BYTES = 128
@@ -125,12 +128,18 @@ class FrameParser:
     """Incremental ESL frame parser: ``feed(bytes) -> [Frame, ...]``.
 
     Any split of the same byte stream into ``feed`` calls yields the same frames.
+    ``max_frame_bytes`` caps a body; a header block is capped at ``max_header_bytes`` (1 MiB
+    by default, never more than ``max_frame_bytes``): FreeSWITCH's largest outer header block,
+    the outbound ``connect`` reply with the channel data, is a few KiB, and a header block is
+    split into Python objects, which cost several times its size in memory.
     """
 
-    def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
-        if max_frame_bytes < 1:
-            raise ValueError("max_frame_bytes must be positive")
+    def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES,
+                 max_header_bytes: int = MAX_HEADER_BYTES) -> None:
+        if max_frame_bytes < 1 or max_header_bytes < 1:
+            raise ValueError("max_frame_bytes and max_header_bytes must be positive")
         self._max = max_frame_bytes
+        self._max_head = min(max_header_bytes, max_frame_bytes)
         self._chunks: list[bytes] = []    # bytes of the incomplete frame (or header block)
         self._have = 0                    # sum of len(self._chunks)
         self._body_need = -1              # >= 0: body length awaited for self._held
@@ -172,14 +181,34 @@ class FrameParser:
             return []
         if type(data) is not bytes:
             data = bytes(data)
+        frames: list[Frame] = []
         chunks = self._chunks
         if self._body_need >= 0:
+            # Awaiting a body: collect reads without copying until it is complete, then join
+            # exactly the body (a second copy of a 16 MiB body would double the peak).
             chunks.append(data)
-            self._have += len(data)
-            if self._have < self._body_need:
-                return []
-            buf = b"".join(chunks) if len(chunks) > 1 else data
-            chunks.clear()      # the joined copy replaces them: do not hold both
+            have = self._have + len(data)
+            need = self._body_need
+            if have < need:
+                self._have = have
+                return frames
+            extra = have - need
+            if extra:
+                chunks[-1] = data[:len(data) - extra]
+                data = data[len(data) - extra:]
+            body = b"".join(chunks) if len(chunks) > 1 else chunks[0]
+            chunks.clear()
+            held = self._held
+            assert held is not None
+            frames.append(Frame(held[0], held[1], body))
+            del body
+            self._held = None
+            self._body_need = -1
+            self._have = 0
+            self._offset += need
+            if not extra:
+                return frames
+            buf = data
         elif chunks:
             # An incomplete header block is pending: only look at the new bytes (and the one
             # before them) for its end, so a block arriving in small reads costs linear time.
@@ -188,14 +217,13 @@ class FrameParser:
                 chunks.append(data)
                 self._have += len(data)
                 self._check_open_block(tail + data[:3], data)
-                return []
+                return frames
             chunks.append(data)
-            self._have += len(data)
             buf = b"".join(chunks)
             chunks.clear()
+            self._have = 0
         else:
             buf = data
-        frames: list[Frame] = []
         try:
             self._parse(buf, frames)
         except FrameError as exc:
@@ -206,43 +234,36 @@ class FrameParser:
         return frames
 
     def _check_open_block(self, seam: bytes, new: bytes) -> None:
-        if self._have > self._max:
+        if self._have > self._max_head:
             raise self._fail(f"header block of over {self._have} bytes without an empty line "
-                             f"at stream offset {self._offset} exceeds the {_human(self._max)} cap")
+                             f"at stream offset {self._offset} exceeds the "
+                             f"{_human(self._max_head)} cap")
         if b"\r\n\r\n" in new or b"\r\n\r\n" in seam:
             raise self._fail(f"CRLF line endings in the header block at stream offset "
                              f"{self._offset}: FreeSWITCH ends ESL lines with LF only")
 
     def _parse(self, buf: bytes, frames: list[Frame]) -> None:
+        """Frames from ``buf``, which starts at a frame boundary; keeps what is incomplete."""
         append = frames.append
         n = len(buf)
         pos = 0
-        max_ = self._max
-        if self._body_need >= 0:
-            # A header block was parsed earlier; its body is now complete.
-            need = self._body_need
-            held = self._held
-            assert held is not None
-            append(Frame(held[0], held[1], buf[:need]))
-            pos = need
-            self._body_need = -1
-            self._held = None
+        max_head = self._max_head
         base = self._offset
         find = buf.find
         cache = self._block_cache
         while pos < n:
-            end = find(b"\n\n", pos, pos + max_ + 2)
+            end = find(b"\n\n", pos, pos + max_head + 2)
             if end < 0:
                 rest = n - pos
                 self._offset = base + pos
-                if rest > max_:
-                    raise self._fail(f"header block of over {rest} bytes without an empty line at "
-                                     f"stream offset {base + pos} exceeds the {_human(max_)} cap")
+                if rest > max_head:
+                    raise self._fail(f"header block of over {rest} bytes without an empty line "
+                                     f"at stream offset {base + pos} exceeds the "
+                                     f"{_human(max_head)} cap")
                 if find(b"\r\n\r\n", pos) >= 0:
                     raise self._fail(f"CRLF line endings in the header block at stream offset "
                                      f"{base + pos}: FreeSWITCH ends ESL lines with LF only")
-                rest_bytes = buf[pos:] if pos else buf
-                self._chunks = [rest_bytes]
+                self._chunks = [buf[pos:] if pos else buf]
                 self._have = rest
                 return
             if end == pos:
@@ -263,8 +284,7 @@ class FrameParser:
                     self._offset = base + pos
                     self._held = (content_type, headers)
                     self._body_need = length
-                    rest_bytes = buf[pos:]
-                    self._chunks = [rest_bytes] if rest_bytes else []
+                    self._chunks = [buf[pos:]] if pos < n else []
                     self._have = n - pos
                     return
                 append(Frame(content_type, headers, buf[pos:pos + length]))
@@ -284,9 +304,10 @@ class FrameParser:
         pairs: list[tuple[str, str]] = []
         for line in block.decode("utf-8", "replace").split("\n"):
             name, sep, value = line.partition(": ")
-            if not sep:
+            if not sep or not name:
+                what = "has no ': '" if not sep else "has an empty name"
                 raise self._fail(f"header line {line[:_SNIPPET]!r} at stream offset {offset} "
-                                 "has no ': ' (lost frame boundary?)")
+                                 f"{what} (lost frame boundary?)")
             if name == "Content-Length":
                 cl = self._content_length(value, offset)
                 if length >= 0 and cl != length:
