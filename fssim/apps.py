@@ -1,0 +1,339 @@
+"""Dialplan applications a channel can run (dialplan, ``sendmsg`` execute, ``&app()``).
+
+Event sequences and results follow the captures; texts such as ``FILE PLAYED`` /
+``FILE NOT FOUND`` / ``PLAYBACK ERROR`` are mod_dptools.c:playback_function's
+``current_application_response`` values, the play_and_get_digits variables come from
+switch_ivr_play_say.c:switch_play_and_get_digits.
+
+Simulated media (no audio exists): ``tone_stream://`` lasts what its tone spec says
+(sum of on+off times of each ``%(on,off,freq..)`` segment, times ``loops=N``; ``loops=-1``
+never ends), ``silence_stream://N`` lasts N ms (N <= 0: forever), ``local_stream://`` (music on
+hold) never ends, and any other file plays for ``FILE_MS`` (3 s). A file is "missing" (the
+playback ends with ``FILE NOT FOUND`` and fires no PLAYBACK_* event, as captured) when its
+name contains ``no_such`` or ``missing``, or ends in ``.mp3`` (the capture switch had no mp3
+module).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from fssim.channels import Channel, parse_cause
+
+if TYPE_CHECKING:
+    from fssim.engine import Engine
+
+FILE_MS = 3000
+_TONE_SEGMENT = re.compile(r"%\(([^)]*)\)")
+
+
+def media_ms(path: str) -> int | None:
+    """Length of a playable in simulated ms; None for never-ending streams."""
+    if path.startswith("tone_stream://"):
+        spec = path[len("tone_stream://"):]
+        loops = 1
+        match = re.search(r"(?:^|;)(?:loops|L)=(-?\d+)", spec)
+        if match:
+            loops = int(match.group(1))
+        total = 0
+        for segment in _TONE_SEGMENT.findall(spec):
+            parts = [p.strip() for p in segment.split(",")]
+            try:
+                total += max(0, int(float(parts[0]))) + (max(0, int(float(parts[1])))
+                                                         if len(parts) > 1 else 0)
+            except ValueError:
+                continue
+        if loops < 0:
+            return None
+        return total * max(1, loops)
+    if path.startswith("silence_stream://"):
+        try:
+            value = int(path[len("silence_stream://"):].split(",")[0])
+        except ValueError:
+            return None
+        return value if value > 0 else None
+    if path.startswith("local_stream://"):
+        return None
+    return FILE_MS
+
+
+def file_type(path: str) -> str:
+    if "://" in path:
+        return path.split("://", 1)[0]
+    return path.rsplit(".", 1)[-1] if "." in path.rsplit("/", 1)[-1] else "wav"
+
+
+def file_missing(path: str) -> bool:
+    if "://" in path:
+        return False
+    lowered = path.lower()
+    return "no_such" in lowered or "missing" in lowered or lowered.endswith(".mp3")
+
+
+def play_file(engine: Engine, ch: Channel, path: str, *, stop_on_dtmf: bool = False) -> str:
+    """switch_ivr_play_say.c:switch_ivr_play_file. Returns done, break, notfound or error
+    (cut by hang-up, bridge or transfer)."""
+    if file_missing(path):
+        return "notfound"
+    head = [("Playback-File-Type", file_type(path)), ("Playback-File-Path", path)]
+    engine.fire(ch, "PLAYBACK_START", extra=head)
+    length = media_ms(path)
+    started = engine.clock.now()
+    ch.break_pending = False
+    cut = ch.wait(None if length is None else length / 1000.0, digits=stop_on_dtmf)
+    played_ms = int(round((engine.clock.now() - started) * 1000))
+    if length is not None:
+        played_ms = min(played_ms, length) if cut else length
+    status = "done"
+    result = "done"
+    if cut:
+        if ch.break_pending or (stop_on_dtmf and ch.dtmf):
+            status = result = "break"
+            ch.break_pending = False
+        else:
+            result = "error"
+    samples = played_ms * 8
+    v = ch.variables
+    v["playback_last_offset_pos"] = str(samples)
+    v["playback_seconds"] = str(played_ms // 1000)
+    v["playback_ms"] = str(played_ms)
+    v["playback_samples"] = str(samples)
+    engine.fire(ch, "PLAYBACK_STOP", extra=head + [("Playback-Status", status)])
+    return result
+
+
+# ---- applications ----------------------------------------------------------------------
+def app_answer(engine: Engine, ch: Channel, arg: str) -> None:
+    engine.mark_answered(ch)
+
+
+def app_pre_answer(engine: Engine, ch: Channel, arg: str) -> None:
+    engine.mark_pre_answered(ch)
+
+
+def app_ring_ready(engine: Engine, ch: Channel, arg: str) -> None:
+    if not ch.answered:
+        engine.mark_ring_ready(ch)
+
+
+def app_set(engine: Engine, ch: Channel, arg: str) -> None:
+    name, sep, value = arg.partition("=")
+    name = name.strip()
+    if not name:
+        return
+    if sep and value:
+        ch.variables[name] = value
+    else:
+        ch.variables.pop(name, None)
+
+
+def app_export(engine: Engine, ch: Channel, arg: str) -> None:
+    name, _, value = arg.partition("=")
+    nolocal = name.startswith("nolocal:")
+    name = name.removeprefix("nolocal:").strip()
+    if not nolocal:
+        app_set(engine, ch, f"{name}={value}")
+    exported = [n for n in ch.variables.get("export_vars", "").split(",") if n]
+    if name and name not in exported:
+        exported.append(name)
+        ch.variables["export_vars"] = ",".join(exported)
+
+
+def app_unset(engine: Engine, ch: Channel, arg: str) -> None:
+    ch.variables.pop(arg.strip(), None)
+
+
+def app_sleep(engine: Engine, ch: Channel, arg: str) -> None:
+    try:
+        ms = int(arg.strip() or "0")
+    except ValueError:
+        ms = 0
+    ch.wait(ms / 1000.0)
+
+
+def app_hangup(engine: Engine, ch: Channel, arg: str) -> None:
+    engine.hangup(ch, parse_cause(arg) or "NORMAL_CLEARING")
+
+
+def app_park(engine: Engine, ch: Channel, arg: str) -> None:
+    engine.park(ch)
+
+
+def app_playback(engine: Engine, ch: Channel, arg: str) -> None:
+    status = play_file(engine, ch, arg.strip())
+    ch.app_response = {"notfound": "FILE NOT FOUND", "error": "PLAYBACK ERROR"}.get(
+        status, "FILE PLAYED")
+
+
+def app_play_and_get_digits(engine: Engine, ch: Channel, arg: str) -> None:
+    """<min> <max> <tries> <timeout ms> <terminators> <file> <invalid file> <var> <regex>
+    [<digit timeout ms>] [<transfer on failure>]."""
+    parts = arg.split()
+    if len(parts) < 7:
+        return
+    try:
+        min_digits, max_digits, tries, timeout = (int(p) for p in parts[:4])
+    except ValueError:
+        return
+    terminators, prompt, invalid = parts[4], parts[5], parts[6]
+    var = parts[7] if len(parts) > 7 else "pagd_input"
+    regex = parts[8] if len(parts) > 8 else ""
+    try:
+        digit_timeout = int(parts[9]) if len(parts) > 9 else timeout
+    except ValueError:
+        digit_timeout = timeout
+    terminators = "" if terminators == "none" else terminators
+    v = ch.variables
+    v.pop(var, None)
+    ch.dtmf.clear()
+    ch.collecting = True
+    try:
+        for _ in range(max(1, tries)):
+            if ch.interrupted():
+                break
+            v.pop(f"{var}_invalid", None)
+            v.pop("read_terminator_used", None)
+            if play_file(engine, ch, prompt, stop_on_dtmf=True) == "error":
+                break
+            digits, terminator = _collect(ch, max_digits, terminators, timeout, digit_timeout)
+            if ch.interrupted():
+                break
+            if terminator:
+                v["read_terminator_used"] = terminator
+            v["read_result"] = "success" if digits or terminator else "failure"
+            valid = bool(digits) and len(digits) >= min_digits and (
+                not regex or re.search(regex, digits) is not None)
+            if valid:
+                v[var] = digits
+                break
+            if digits:
+                v[f"{var}_invalid"] = digits
+            if invalid and invalid != "none":
+                ch.dtmf.clear()
+                if play_file(engine, ch, invalid) == "error":
+                    break
+    finally:
+        ch.collecting = False
+        ch.dtmf.clear()
+
+
+def _collect(ch: Channel, max_digits: int, terminators: str, first_ms: int,
+             next_ms: int) -> tuple[str, str]:
+    digits = ""
+    timeout = first_ms
+    while len(digits) < max_digits:
+        if not ch.dtmf:
+            ch.wait(timeout / 1000.0, digits=True)
+            if ch.interrupted() or not ch.dtmf:
+                return digits, ""
+        digit = ch.dtmf.popleft()
+        if digit in terminators:
+            return digits, digit
+        digits += digit
+        timeout = next_ms
+    return digits, ""
+
+
+def start_record(engine: Engine, ch: Channel, path: str) -> None:
+    ch.recording.append(path)
+    ch.record_started[path] = engine.clock.now()
+    engine.fire(ch, "RECORD_START", extra=[("Record-File-Path", path)])
+    engine.fire(ch, "MEDIA_BUG_START", extra=[("Media-Bug-Function", "session_record"),
+                                              ("Media-Bug-Target", path)])
+
+
+def stop_record(engine: Engine, ch: Channel, path: str) -> None:
+    if path not in ch.recording:
+        return
+    ch.recording.remove(path)
+    started = ch.record_started.pop(path, engine.clock.now())
+    ms = int(round((engine.clock.now() - started) * 1000))
+    v = ch.variables
+    v["record_samples"] = str(ms * 8)
+    v["record_seconds"] = str(ms // 1000)
+    v["record_ms"] = str(ms)
+    v["record_file_size"] = str(44 + ms * 16)
+    v["record_completion_cause"] = "success-silence"
+    engine.fire(ch, "RECORD_STOP", extra=[("Record-File-Path", path)])
+    engine.fire(ch, "MEDIA_BUG_STOP", extra=[("Media-Bug-Function", "session_record"),
+                                             ("Media-Bug-Target", path)])
+
+
+def app_record_session(engine: Engine, ch: Channel, arg: str) -> None:
+    path = arg.split()[0] if arg.split() else ""
+    if path:
+        start_record(engine, ch, path)
+
+
+def app_stop_record_session(engine: Engine, ch: Channel, arg: str) -> None:
+    for path in list(ch.recording) if arg.strip() == "all" else [arg.strip()]:
+        stop_record(engine, ch, path)
+
+
+def app_bridge(engine: Engine, ch: Channel, arg: str) -> None:
+    """mod_dptools.c:audio_bridge_function: originate with ``ch`` as originator, then a
+    multi-threaded bridge; EXECUTE_COMPLETE only after the bridge ends."""
+    if ch.answered:
+        engine.set_callstate(ch, "RING_WAIT")
+    v = ch.variables
+    started: dict[str, Channel] = {}
+
+    def b_side(b: Channel) -> None:
+        started["b"] = b
+        b.bridged_side = "b"
+        engine._mark_bridged(b, ch)
+        engine.set_state(b, "CS_EXCHANGE_MEDIA")
+        engine._bridge_wait(b, ch, "b")
+
+    try:
+        timeout = float(v.get("call_timeout") or v.get("originate_timeout") or 60)
+    except ValueError:
+        timeout = 60.0
+    winner, cause = engine.originate(arg, on_answer=b_side, originator=ch, timeout=timeout)
+    if winner is None:
+        v["originate_disposition"] = cause
+        v["DIALSTATUS"] = {"USER_BUSY": "BUSY", "NO_ANSWER": "NOANSWER",
+                           "NO_USER_RESPONSE": "NOANSWER"}.get(cause, cause)
+        if ch.answered and ch.callstate == "RING_WAIT" and ch.alive:
+            engine.set_callstate(ch, "ACTIVE")
+        return
+    v["originate_disposition"] = "SUCCESS"
+    v["DIALSTATUS"] = "SUCCESS"
+    ch.other, ch.other_type = winner, "originatee"
+    if not ch.answered:
+        engine.mark_answered(ch)
+    else:
+        engine.set_callstate(ch, "ACTIVE")
+    ch.bridged_side = "app"
+    engine._mark_bridged(ch, winner)
+    engine.fire(ch, "CHANNEL_BRIDGE", extra=[("Bridge-A-Unique-ID", ch.uuid),
+                                             ("Bridge-B-Unique-ID", winner.uuid)])
+    engine._bridge_wait(ch, winner, "app")
+
+
+def app_noop(engine: Engine, ch: Channel, arg: str) -> None:
+    """Applications cc-core may send that have no effect worth simulating."""
+
+
+APPS: dict[str, Callable[[Engine, Channel, str], None]] = {
+    "answer": app_answer, "pre_answer": app_pre_answer, "ring_ready": app_ring_ready,
+    "set": app_set, "export": app_export, "unset": app_unset, "sleep": app_sleep,
+    "hangup": app_hangup, "park": app_park, "playback": app_playback,
+    "play_and_get_digits": app_play_and_get_digits, "record_session": app_record_session,
+    "stop_record_session": app_stop_record_session, "bridge": app_bridge,
+    "log": app_noop, "info": app_noop, "echo": app_noop, "set_zombie_exec": app_noop,
+}
+
+
+def run(engine: Engine, ch: Channel, app: str, arg: str) -> None:
+    handler = APPS.get(app)
+    if handler is not None:
+        handler(engine, ch, arg)
+
+
+def flush_pending_hangup(engine: Engine, ch: Channel) -> None:
+    """A loopback twin marked for hang-up reports CHANNEL_HANGUP once out of park."""
+    if ch.hangup_pending and ch.hangup_cause is None and ch.deferred_cause:
+        engine.hangup(ch, ch.deferred_cause)

@@ -1,0 +1,472 @@
+"""Channel api commands (``api``/``bgapi``) and the ``sim_*`` simulation controls.
+
+Reply texts are FreeSWITCH's: captured ones (``command_replies.json``: uuid_kill usage and
+bogus uuid, originate failures, ``show channels as json`` empty/busy, uuid_getvar) and the
+others from mod_commands.c (function named next to each handler).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from fssim.channels import Channel, parse_cause
+from fssim.endpoints import BEHAVIOURS, Behaviour, split_top
+
+if TYPE_CHECKING:
+    from fssim.engine import Engine
+    from fssim.switch import Switch
+
+log = logging.getLogger(__name__)
+
+NO_CHANNEL = "-ERR No such channel!\n"  # command_replies.json: uuid_kill_nonexistent
+ORIGINATE_SYNTAX = ("<call url> <exten>|&<application_name>(<app_args>) [<dialplan>] "
+                    "[<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]")
+DTMF_DIGITS = re.compile(r"^[0-9*#A-Da-d]+$")
+
+
+def usage(syntax: str) -> str:
+    return f"-USAGE: {syntax}\n"
+
+
+def _args(req: Any) -> str:
+    return (getattr(req, "args", "") or "").strip()
+
+
+class ChannelApi:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def live(self, uid: str) -> Channel | None:
+        ch = self.engine.channels.get(uid)
+        if ch is None or ch.reported.is_set():
+            return None
+        return ch
+
+    # ---- uuid_* ------------------------------------------------------------------------
+    def uuid_answer(self, req: Any) -> str:
+        """mod_commands.c:uuid_answer_function."""
+        uid = _args(req)
+        if not uid:
+            return usage("<uuid>")
+        ch = self.live(uid.split()[0])
+        if ch is None:
+            return NO_CHANNEL
+        if not ch.alive:
+            return "-ERR Error answering channel\n"
+        self.engine.mark_answered(ch)
+        return "+OK\n"
+
+    def uuid_kill(self, req: Any) -> str:
+        """mod_commands.c:kill_function; usage and bogus-uuid texts are captured."""
+        text = _args(req)
+        if not text:
+            return usage("<uuid> [cause]")
+        uid, _, cause_text = text.partition(" ")
+        ch = self.live(uid)
+        if ch is None or not ch.alive:
+            return NO_CHANNEL
+        cause = parse_cause(cause_text) if cause_text.strip() else "NORMAL_CLEARING"
+        self.engine.hangup(ch, cause or "NORMAL_CLEARING")
+        return "+OK\n"
+
+    def uuid_bridge(self, req: Any) -> str:
+        """mod_commands.c:uuid_bridge_function: ``+OK <other>`` (captured)."""
+        parts = _args(req).split()
+        if len(parts) < 2:
+            return usage("<uuid> <other_uuid>")
+        a, b = self.live(parts[0]), self.live(parts[1])
+        if a is None or b is None or not a.alive or not b.alive or a is b:
+            return "-ERR Invalid uuid\n"
+        self.engine.request_uuid_bridge(a, b)
+        return f"+OK {b.uuid}\n"
+
+    def uuid_transfer(self, req: Any) -> str:
+        """mod_commands.c:transfer_function."""
+        syntax = "<uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]"
+        parts = _args(req).split()
+        if len(parts) < 2 or len(parts) > 5:
+            return usage(syntax)
+        ch = self.live(parts[0])
+        if ch is None or not ch.alive:
+            return NO_CHANNEL
+        dest = parts[1]
+        targets = [ch]
+        if dest.startswith("-"):
+            if len(parts) < 3:
+                return usage(syntax)
+            flag, dest = dest[1:], parts[2]
+            other = ch.other if ch.bridged_side else None
+            if flag == "bleg" and other is not None:
+                targets = [other]
+            elif flag == "both" and other is not None:
+                targets = [ch, other]
+        for target in targets:
+            target.bridge_request = ("transfer", dest)
+            target.wake()
+        return "+OK\n"
+
+    def uuid_broadcast(self, req: Any) -> str:
+        """mod_commands.c:uuid_broadcast_function (queues a playback, like sendmsg)."""
+        parts = _args(req).split()
+        if len(parts) < 2:
+            return usage("<uuid> <path> [aleg|bleg|holdb|both]")
+        ch = self.live(parts[0])
+        if ch is None or not ch.alive:
+            return NO_CHANNEL
+        legs = parts[2] if len(parts) > 2 else "aleg"
+        targets = []
+        if legs in ("aleg", "both"):
+            targets.append(ch)
+        if legs in ("bleg", "both", "holdb") and ch.other is not None:
+            targets.append(ch.other)
+        path = parts[1]
+        app, _, arg = path.partition("::")
+        for target in targets:
+            if arg:
+                body = [("call-command", "execute"), ("execute-app-name", app),
+                        ("execute-app-arg", arg)]
+            else:
+                body = [("call-command", "execute"), ("execute-app-name", "playback"),
+                        ("execute-app-arg", path)]
+            target.break_pending = True
+            target.signal.set()
+            self.engine.queue_sendmsg(target.uuid, body, None)
+        return "+OK Message queued\n"
+
+    def uuid_record(self, req: Any) -> str:
+        """mod_commands.c:session_record_function: ``+OK Success`` (captured)."""
+        syntax = "<uuid> [start|stop|mask|unmask] <path> [<limit>] [<recording_vars>]"
+        parts = _args(req).split()
+        if len(parts) < 3:
+            return usage(syntax)
+        ch = self.live(parts[0])
+        if ch is None or not ch.alive:
+            return "-ERR Cannot locate session!\n"
+        from fssim import apps
+
+        action, path = parts[1].lower(), parts[2]
+        if action == "start":
+            apps.start_record(self.engine, ch, path)
+            return "+OK Success\n"
+        if action == "stop":
+            paths = list(ch.recording) if path == "all" else [path]
+            if not any(p in ch.recording for p in paths):
+                return "-ERR Cannot stop record session!\n"
+            for p in paths:
+                apps.stop_record(self.engine, ch, p)
+            return "+OK Success\n"
+        if action in ("mask", "unmask"):
+            return "+OK Success\n"
+        return usage(syntax)
+
+    def uuid_setvar(self, req: Any) -> str:
+        """mod_commands.c:uuid_setvar_function (two args unset the variable)."""
+        parts = _args(req).split(" ", 2)
+        if len(parts) < 2 or not parts[0]:
+            return usage("<uuid> <var> [value]")
+        ch = self.live(parts[0])
+        if ch is None:
+            return NO_CHANNEL
+        name = parts[1]
+        if not name:
+            return "-ERR No variable specified\n"
+        if len(parts) == 3 and parts[2] != "":
+            ch.variables[name] = parts[2]
+        else:
+            ch.variables.pop(name, None)
+        return "+OK\n"
+
+    def uuid_getvar(self, req: Any) -> str:
+        """mod_commands.c:uuid_getvar_function: the bare value (captured) or _undef_."""
+        parts = _args(req).split()
+        if len(parts) < 2:
+            return usage("<uuid> <var>")
+        ch = self.live(parts[0])
+        if ch is None:
+            return NO_CHANNEL
+        value = ch.variables.get(parts[1])
+        return "_undef_" if value is None else value
+
+    def uuid_exists(self, req: Any) -> str:
+        """mod_commands.c:uuid_exists_function."""
+        uid = _args(req)
+        if not uid:
+            return usage("<uuid>")
+        return "true" if self.live(uid.split()[0]) is not None else "false"
+
+    def uuid_break(self, req: Any) -> str:
+        """mod_commands.c:break_function."""
+        parts = _args(req).split()
+        if not parts:
+            return usage("<uuid> [all]")
+        ch = self.live(parts[0])
+        if ch is None:
+            return NO_CHANNEL
+        ch.break_pending = True
+        ch.signal.set()
+        return "+OK\n"
+
+    def uuid_send_dtmf(self, req: Any) -> str:
+        """mod_commands.c:uuid_send_dtmf_function; reply text as captured
+        (loopback_selftest). Digits sent out of a loopback leg arrive on its twin."""
+        parts = _args(req).split()
+        if len(parts) < 2:
+            return usage("<uuid> <dtmf_data>")
+        ch = self.live(parts[0])
+        if ch is None:
+            return "-ERR no such session\n"
+        digits = parts[1]
+        twin = ch.partner
+        if twin is not None and twin.alive:
+            self.engine.spawn(self.engine.feed_dtmf, twin, digits, "UNKNOWN")
+        return f"+OK {ch.uuid} sent DTMF {digits}.\n"
+
+    def uuid_dump(self, req: Any) -> str:
+        """mod_commands.c:uuid_dump_function (json and plain formats)."""
+        parts = _args(req).split()
+        if not parts:
+            return usage("<uuid> [format]")
+        ch = self.live(parts[0])
+        if ch is None:
+            return NO_CHANNEL
+        fmt = parts[1] if len(parts) > 1 else "txt"
+        pairs = [("Event-Name", "CHANNEL_DATA"),
+                 ("Core-UUID", getattr(self.engine.switch, "core_uuid", "")),
+                 ("FreeSWITCH-Hostname", getattr(self.engine.switch, "hostname", ""))]
+        pairs += ch.headers(True)
+        if fmt == "json":
+            return json.dumps(dict(pairs), separators=(",", ":"))
+        from urllib.parse import quote
+
+        return "".join(f"{k}: {quote(v, safe='')}\n" for k, v in pairs) + "\n"
+
+    def hupall(self, req: Any) -> str:
+        """mod_commands.c:hupall_api_function."""
+        parts = _args(req).split()
+        cause = (parse_cause(parts[0]) if parts else None) or "MANAGER_REQUEST"
+        var = parts[1] if len(parts) > 2 else None
+        val = parts[2] if len(parts) > 2 else None
+        for ch in list(self.engine.channels.values()):
+            if ch.alive and (var is None or ch.variables.get(var) == val):
+                self.engine.hangup(ch, cause)
+        if var is None:
+            return f"+OK hangup all channels with cause {cause}\n"
+        return f"+OK hangup all channels matching [{var}]=[{val}] with cause: {cause}\n"
+
+    # ---- originate ---------------------------------------------------------------------
+    def originate(self, req: Any) -> str:
+        """mod_commands.c:originate_function: ``+OK <uuid>`` or ``-ERR <CAUSE>`` (captured)."""
+        text = _args(req)
+        if not text:
+            return usage(ORIGINATE_SYNTAX)
+        argv = [a for a in split_top(text, " ") if a != ""]
+        if len(argv) < 2 or len(argv) > 7:
+            return usage(ORIGINATE_SYNTAX)
+        argv = [None if a == "undef" else a for a in argv]  # type: ignore[misc]
+        dial, exten = argv[0] or "", argv[1] or ""
+        cid_name = argv[4] if len(argv) > 4 else None
+        cid_num = argv[5] if len(argv) > 5 else None
+        timeout = 60.0
+        if len(argv) > 6 and argv[6]:
+            try:
+                timeout = float(argv[6])
+            except ValueError:
+                pass
+        if exten.startswith("&") and len(exten) > 1:
+            body = exten[1:]
+            name, _, arg = body.partition("(")
+            arg = arg[:-1] if arg.endswith(")") else arg
+            on_answer = self.engine.continue_with_app(name, arg)
+        else:
+            on_answer = self.engine.continue_with_extension(exten)
+        winner, cause = self.engine.originate(dial, on_answer=on_answer, timeout=timeout,
+                                              cid_name=cid_name, cid_num=cid_num)
+        if winner is None:
+            return f"-ERR {cause}\n"
+        return f"+OK {winner.uuid}\n"
+
+    # ---- show --------------------------------------------------------------------------
+    def show(self, req: Any) -> str:
+        """mod_commands.c:show_function for channels / calls (json, delim, count)."""
+        parts = _args(req).split()
+        if not parts or parts[0] not in ("channels", "calls"):
+            return usage("codec|endpoint|application|api|dialplan|file|timer|calls [count]|"
+                         "channels [count|like <match string>]|calls|detailed_calls|"
+                         "bridged_calls|detailed_bridged_calls|aliases|complete|chat|"
+                         "management|modules|nat_map|say|interfaces|interface_types|tasks|"
+                         "limits|status")
+        what = parts[0]
+        fmt = "delim"
+        count_only = len(parts) > 1 and parts[1] == "count"
+        if "as" in parts:
+            index = parts.index("as")
+            if index + 1 < len(parts):
+                fmt = parts[index + 1]
+        rows = self._channel_rows() if what == "channels" else self._call_rows()
+        if count_only:
+            if fmt == "json":
+                return json.dumps({"row_count": len(rows)})
+            return f"\n{len(rows)} total.\n"
+        if fmt == "json":
+            if not rows:
+                return '{"row_count": 0}\n'
+            return json.dumps({"row_count": len(rows), "rows": rows}, separators=(",", ":"))
+        if not rows:
+            return "\n0 total.\n"
+        names = list(rows[0].keys())
+        lines = [",".join(names)] + [",".join(r[n] for n in names) for r in rows]
+        return "\n".join(lines) + f"\n\n{len(rows)} total.\n"
+
+    def _row(self, ch: Channel) -> dict[str, str]:
+        created_s = ch.created_us // 1_000_000
+        p = ch.profile
+        other = ch.other if ch.bridged_side else None
+        return {
+            "uuid": ch.uuid, "direction": ch.direction,
+            "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created_s)),
+            "created_epoch": str(created_s), "name": ch.name, "state": ch.state,
+            "cid_name": p.caller_id_name, "cid_num": p.caller_id_number,
+            "ip_addr": p.network_addr if ch.direction == "inbound" else "",
+            "dest": p.destination_number,
+            "application": ch.app_name, "application_data": ch.app_data,
+            "dialplan": p.dialplan, "context": p.context, "read_codec": "PCMU",
+            "read_rate": "8000", "read_bit_rate": "64000", "write_codec": "PCMU",
+            "write_rate": "8000", "write_bit_rate": "64000", "secure": "",
+            "hostname": getattr(self.engine.switch, "hostname", ""), "presence_id": "",
+            "presence_data": "", "accountcode": "", "callstate": ch.callstate,
+            "callee_name": other.profile.caller_id_name if other else "",
+            "callee_num": other.profile.caller_id_number if other else "",
+            "callee_direction": "SEND" if other else "",
+            "call_uuid": (ch.uuid if ch.bridged_side in ("a", "app") else
+                          other.uuid) if other else "",
+            "sent_callee_name": other.profile.caller_id_name if other else "",
+            "sent_callee_num": other.profile.caller_id_number if other else "",
+            "initial_cid_name": p.caller_id_name, "initial_cid_num": p.caller_id_number,
+            "initial_ip_addr": p.network_addr if ch.direction == "inbound" else "",
+            "initial_dest": p.destination_number, "initial_dialplan": p.dialplan,
+            "initial_context": p.context,
+        }
+
+    def _live_channels(self) -> list[Channel]:
+        chans = [c for c in self.engine.channels.values() if not c.reported.is_set()]
+        return sorted(chans, key=lambda c: (c.created_us, c.session_id))
+
+    def _channel_rows(self) -> list[dict[str, str]]:
+        return [self._row(ch) for ch in self._live_channels()]
+
+    def _call_rows(self) -> list[dict[str, str]]:
+        """``show calls``: one row per bridged pair (b_* from leg B) or lone channel."""
+        keys = ("uuid", "direction", "created", "created_epoch", "name", "state", "cid_name",
+                "cid_num", "ip_addr", "dest", "presence_id", "presence_data", "accountcode",
+                "callstate", "callee_name", "callee_num", "callee_direction", "call_uuid",
+                "hostname", "sent_callee_name", "sent_callee_num")
+        rows = []
+        seen: set[str] = set()
+        for ch in self._live_channels():
+            if ch.uuid in seen:
+                continue
+            other = ch.other if ch.bridged_side in ("a", "app") else None
+            if ch.bridged_side == "b" and ch.other is not None and \
+                    ch.other.uuid not in seen and not ch.other.reported.is_set():
+                continue  # listed with its A leg
+            base = self._row(ch)
+            row = {k: base[k] for k in keys}
+            b = self._row(other) if other is not None else None
+            for k in ("uuid", "direction", "created", "created_epoch", "name", "state",
+                      "cid_name", "cid_num", "ip_addr", "dest", "presence_id", "presence_data",
+                      "accountcode", "callstate", "callee_name", "callee_num",
+                      "callee_direction", "sent_callee_name", "sent_callee_num"):
+                row[f"b_{k}"] = b[k] if b else ""
+            row["call_created_epoch"] = base["created_epoch"] if b else ""
+            rows.append(row)
+            seen.add(ch.uuid)
+            if other is not None:
+                seen.add(other.uuid)
+        return rows
+
+    # ---- simulation controls -----------------------------------------------------------
+    def sim_inbound(self, req: Any) -> str:
+        syntax = "sim_inbound <caller> <dnis> [name=value ...]"
+        parts = _args(req).split()
+        if len(parts) < 2:
+            return usage(syntax)
+        params: list[tuple[str, str]] = []
+        for item in parts[2:]:
+            name, sep, value = item.partition("=")
+            if not sep or not name:
+                return usage(syntax)
+            params.append((name, value))
+        from fssim.engine import SessionLimit
+
+        try:
+            ch = self.engine.inbound(parts[0], parts[1], params)
+        except SessionLimit:
+            # sofia.c:sofia_handle_sip_i_invite answers 503 "Maximum Calls In Progress"
+            return "-ERR Maximum Calls In Progress\n"
+        return f"+OK {ch.uuid}\n"
+
+    def sim_dtmf(self, req: Any) -> str:
+        parts = _args(req).split()
+        if len(parts) != 2 or not DTMF_DIGITS.match(parts[1]):
+            return usage("sim_dtmf <uuid> <digits 0-9*#A-D>")
+        ch = self.live(parts[0])
+        if ch is None or not ch.alive:
+            return NO_CHANNEL
+        if not ch.answered:
+            return "-ERR channel not answered\n"
+        self.engine.spawn(self.engine.feed_dtmf, ch, parts[1].upper(), "RTP")
+        return "+OK\n"
+
+    def sim_hangup(self, req: Any) -> str:
+        parts = _args(req).split()
+        if len(parts) not in (1, 2):
+            return usage("sim_hangup <uuid> [cause]")
+        cause = None
+        if len(parts) == 2:
+            cause = parse_cause(parts[1])
+            if cause is None:
+                return f"-ERR unknown cause {parts[1]}\n"
+        ch = self.live(parts[0])
+        if ch is None or not ch.alive:
+            return NO_CHANNEL
+        self.engine.far_end_hangup(ch, cause)
+        return "+OK\n"
+
+    def sim_endpoint(self, req: Any) -> str:
+        syntax = ("sim_endpoint <contact> <answer|busy|noanswer|reject|unregistered> "
+                  "[delay_ms] [talk_ms]")
+        parts = _args(req).split()
+        if len(parts) < 2 or len(parts) > 4 or parts[1] not in BEHAVIOURS:
+            return usage(syntax)
+        try:
+            delay = int(parts[2]) if len(parts) > 2 else 0
+            talk = int(parts[3]) if len(parts) > 3 else None
+        except ValueError:
+            return usage(syntax)
+        if delay < 0 or (talk is not None and talk < 0):
+            return usage(syntax)
+        self.engine.endpoints.set(parts[0], Behaviour(parts[1], delay, talk))
+        return f"+OK {parts[0]} {parts[1]}\n"
+
+
+def register(switch: Switch, engine: Engine) -> ChannelApi:
+    api = ChannelApi(engine)
+    table: dict[str, Callable[[Any], str]] = {
+        "uuid_answer": api.uuid_answer, "uuid_kill": api.uuid_kill,
+        "uuid_bridge": api.uuid_bridge, "uuid_transfer": api.uuid_transfer,
+        "uuid_broadcast": api.uuid_broadcast, "uuid_record": api.uuid_record,
+        "uuid_setvar": api.uuid_setvar, "uuid_getvar": api.uuid_getvar,
+        "uuid_exists": api.uuid_exists, "uuid_break": api.uuid_break,
+        "uuid_send_dtmf": api.uuid_send_dtmf, "uuid_dump": api.uuid_dump,
+        "hupall": api.hupall, "originate": api.originate, "show": api.show,
+        "sim_inbound": api.sim_inbound, "sim_dtmf": api.sim_dtmf,
+        "sim_hangup": api.sim_hangup, "sim_endpoint": api.sim_endpoint,
+    }
+    for name, handler in table.items():
+        switch.register_api(name, handler)
+    return api

@@ -1,0 +1,849 @@
+"""The channel engine: sessions, their state machines and their event sequences.
+
+Every channel runs in its own greenlet, as a FreeSWITCH session runs in its own thread, and
+fires its events in the order the 1.10.12 captures show (``scenarios/*/wire.raw``). Other
+greenlets (api commands, sim controls, timers) only mark a channel (hang-up, bridge,
+transfer, DTMF) and wake it; the few events FreeSWITCH fires from the caller's thread
+(CHANNEL_HANGUP, CHANNEL_ANSWER, CALLSTATE, RECORD_START ...) are fired there too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import gevent
+import gevent.event
+
+from fssim import dialplan
+from fssim.channels import CallerProfile, Channel, new_uuid
+from fssim.endpoints import Behaviour, Endpoints, parse_dial_string
+
+if TYPE_CHECKING:
+    from fssim.switch import Switch
+
+log = logging.getLogger(__name__)
+
+# Event-Calling-File/-Function/-Line-Number per event, as the captures report them.
+CALLING: dict[str, tuple[str, str, int]] = {
+    "CHANNEL_STATE": ("switch_channel.c", "switch_channel_perform_set_running_state", 2408),
+    "CHANNEL_CALLSTATE": ("switch_channel.c", "switch_channel_perform_set_callstate", 301),
+    "CHANNEL_CREATE": ("switch_core_state_machine.c", "switch_core_session_run", 626),
+    "CHANNEL_ORIGINATE": ("switch_core_state_machine.c", "switch_core_session_run", 632),
+    "CHANNEL_OUTGOING": ("switch_core_session.c", "switch_core_session_outgoing_channel", 768),
+    "CHANNEL_DESTROY": ("switch_core_session.c", "switch_core_session_perform_destroy", 1584),
+    "CHANNEL_EXECUTE": ("switch_core_session.c", "switch_core_session_exec", 2944),
+    "CHANNEL_EXECUTE_COMPLETE": ("switch_core_session.c", "switch_core_session_exec", 2967),
+    "CHANNEL_HANGUP": ("switch_channel.c", "switch_channel_perform_hangup", 3445),
+    "CHANNEL_HANGUP_COMPLETE": ("switch_core_state_machine.c",
+                                "switch_core_session_reporting_state", 943),
+    "CHANNEL_ANSWER": ("switch_channel.c", "switch_channel_perform_mark_answered", 3846),
+    "CHANNEL_PROGRESS": ("switch_channel.c", "switch_channel_perform_mark_ring_ready_value",
+                         3505),
+    "CHANNEL_PROGRESS_MEDIA": ("switch_channel.c", "switch_channel_perform_mark_pre_answered",
+                               3560),
+    "CHANNEL_PARK": ("switch_ivr.c", "switch_ivr_park", 1002),
+    "CHANNEL_UNPARK": ("switch_ivr.c", "switch_ivr_park", 1213),
+    "CHANNEL_BRIDGE": ("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", 1689),
+    "CHANNEL_UNBRIDGE": ("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", 1879),
+    "DTMF": ("switch_channel.c", "switch_channel_dequeue_dtmf", 677),
+    "PLAYBACK_START": ("switch_ivr_play_say.c", "switch_ivr_play_file", 1646),
+    "PLAYBACK_STOP": ("switch_ivr_play_say.c", "switch_ivr_play_file", 2020),
+    "RECORD_START": ("switch_ivr_async.c", "record_callback", 1481),
+    "RECORD_STOP": ("switch_ivr_async.c", "send_record_stop_event", 1240),
+    "MEDIA_BUG_START": ("switch_core_media_bug.c", "switch_core_media_bug_add", 1014),
+    "MEDIA_BUG_STOP": ("switch_core_media_bug.c", "switch_core_media_bug_destroy", 84),
+    "PRIVATE_COMMAND": ("switch_ivr.c", "switch_ivr_parse_next_event", 804),
+    "CALL_UPDATE": ("mod_sofia.c", "sofia_receive_message", 2100),
+}
+UUID_BRIDGE_EXEC = ("switch_ivr_bridge.c", "uuid_bridge_on_soft_execute", 1236)
+
+# Events without variable_* (the captures' terse events).
+TERSE = frozenset({"CHANNEL_STATE", "CHANNEL_CALLSTATE", "DTMF"})
+
+HOST = "127.0.0.1"
+CALLER_PORT = 5080
+
+
+class SessionLimit(Exception):
+    """Raised when --max-sessions would be exceeded."""
+
+
+@dataclass
+class SendMsg:
+    app: str
+    arg: str
+    event_uuid: str | None
+    loops: int = 1
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: str | None = None
+
+
+@dataclass
+class Originate:
+    """One originate attempt shared by the legs of a ring-all group."""
+
+    timeout: float
+    decided: gevent.event.Event = field(default_factory=gevent.event.Event)
+    go: gevent.event.Event = field(default_factory=gevent.event.Event)
+    winner: Channel | None = None
+    legs: list[Channel] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    pending: int = 0
+
+    def leg_answered(self, ch: Channel) -> None:
+        if self.winner is None:
+            self.winner = ch
+            self.decided.set()
+
+    def leg_failed(self, cause: str) -> None:
+        self.failures.append(cause)
+        self.pending -= 1
+        if self.pending <= 0 and self.winner is None:
+            self.decided.set()
+
+
+class Engine:
+    """All channels of one Switch, and the operations the api / sim controls call."""
+
+    def __init__(self, switch: Switch) -> None:
+        self.switch = switch
+        self.clock = switch.clock
+        self.channels: dict[str, Channel] = {}
+        self.endpoints = Endpoints()
+        self.sessions_since_start = 0
+
+    @property
+    def time_scale(self) -> float:
+        return float(getattr(self.clock, "time_scale", 1.0) or 1.0)
+
+    def spawn(self, fn: Callable[..., Any], *args: Any) -> gevent.Greenlet:
+        return self.switch.spawn(fn, *args)
+
+    def sleep(self, sim_seconds: float) -> None:
+        self.clock.sleep(sim_seconds)
+
+    def session_counts(self) -> tuple[int, int]:
+        return len(self.channels), self.sessions_since_start
+
+    def session_exists(self, uid: str) -> bool:
+        ch = self.channels.get(uid)
+        return ch is not None and not ch.reported.is_set()
+
+    def getvar(self, uid: str, name: str) -> str | None:
+        ch = self.channels.get(uid)
+        return None if ch is None else ch.variables.get(name)
+
+    # ---- event plumbing ----------------------------------------------------------------
+    def fire(self, ch: Channel, name: str, *, extra: list[tuple[str, str]] | None = None,
+             pre: list[tuple[str, str]] | None = None,
+             calling: tuple[str, str, int] | None = None, body: str | None = None) -> None:
+        ev = self.switch.new_event(name, calling=calling or CALLING.get(name, ("", "", 0)))
+        for key, value in pre or ():
+            ev.add(key, value)
+        for key, value in ch.headers(name not in TERSE):
+            ev.add(key, value)
+        for key, value in extra or ():
+            ev.add(key, value)
+        if body is not None:
+            ev.body = body
+        self.switch.fire(ev)
+
+    def set_state(self, ch: Channel, state: str) -> None:
+        ch.state = state
+        self.fire(ch, "CHANNEL_STATE")
+
+    def set_callstate(self, ch: Channel, callstate: str) -> None:
+        original = ch.callstate
+        ch.callstate = callstate
+        numbers = {"DOWN": 0, "DIALING": 1, "RINGING": 2, "EARLY": 3, "ACTIVE": 4, "HELD": 5,
+                   "RING_WAIT": 6, "HANGUP": 7, "UNHELD": 8}
+        self.fire(ch, "CHANNEL_CALLSTATE",
+                  pre=[("Original-Channel-Call-State", original),
+                         ("Channel-Call-State-Number", str(numbers.get(callstate, 0)))])
+
+    # ---- creation ----------------------------------------------------------------------
+    def _check_limit(self) -> None:
+        if len(self.channels) >= int(getattr(self.switch, "max_sessions", 1000)):
+            raise SessionLimit()
+
+    def _new_channel(self, *, name: str, direction: str, profile: CallerProfile,
+                     kind: str = "sofia", uid: str | None = None) -> Channel:
+        self._check_limit()
+        uid = uid or profile.uuid
+        self.sessions_since_start += 1
+        ch = Channel(engine=self, uuid=uid, name=name, direction=direction, profile=profile,
+                     kind=kind)
+        ch.session_id = self.sessions_since_start
+        ch.created_sim = self.clock.now()
+        ch.created_us = self.clock.wall_us()
+        profile.profile_created_us = ch.created_us
+        self.channels[uid] = ch
+        return ch
+
+    def _profile(self, uid: str, *, direction: str, number: str, name: str, dest: str,
+                 channel_name: str, source: str, dialplan_name: str = "XML",
+                 network: str = HOST, username: str = "") -> CallerProfile:
+        return CallerProfile(direction=direction, username=username, dialplan=dialplan_name,
+                             caller_id_name=name, caller_id_number=number,
+                             network_addr=network, destination_number=dest, source=source,
+                             context="default", channel_name=channel_name, uuid=uid)
+
+    def inbound(self, caller: str, dnis: str, params: list[tuple[str, str]]) -> Channel:
+        """A SIP INVITE from ``caller`` to ``dnis`` (sim_inbound)."""
+        uid = new_uuid()
+        values = dict(params)
+        cid_name = values.get("caller_id_name", caller)
+        name = f"sofia/internal/{caller}@{HOST}:{CALLER_PORT}"
+        profile = self._profile(uid, direction="inbound", number=caller, name=cid_name,
+                                dest=dnis, channel_name=name, source="mod_sofia",
+                                username=caller)
+        ch = self._new_channel(name=name, direction="inbound", profile=profile)
+        v = ch.variables
+        # sofia.c:sofia_handle_sip_i_invite sets these (capture order, trimmed)
+        v.update({
+            "direction": "inbound", "uuid": uid, "call_uuid": uid,
+            "session_id": str(ch.session_id), "sip_from_user": caller,
+            "sip_from_port": str(CALLER_PORT), "sip_from_uri": f"{caller}@{HOST}:{CALLER_PORT}",
+            "sip_from_host": HOST, "channel_name": name, "sip_call_id": f"{uid}@{HOST}",
+            "sip_local_network_addr": HOST, "sip_network_ip": HOST,
+            "sip_network_port": str(CALLER_PORT), "sip_received_ip": HOST,
+            "sip_received_port": str(CALLER_PORT), "sip_via_protocol": "udp",
+            "sip_from_user_stripped": caller, "sofia_profile_name": "internal",
+            "sofia_profile_url": f"sip:mod_sofia@{HOST}:5060",
+            "recovery_profile_name": "internal", "sip_from_display": cid_name,
+            "sip_full_from": f'"{cid_name}" <sip:{caller}@{HOST}:{CALLER_PORT}>',
+            "sip_full_to": f"<sip:{dnis}@{HOST}:5060>", "sip_req_user": dnis,
+            "sip_req_port": "5060", "sip_req_uri": f"{dnis}@{HOST}:5060", "sip_req_host": HOST,
+            "sip_to_user": dnis, "sip_to_port": "5060", "sip_to_uri": f"{dnis}@{HOST}:5060",
+            "sip_to_host": HOST, "sip_contact_user": caller,
+            "sip_contact_port": str(CALLER_PORT),
+            "sip_contact_uri": f"{caller}@{HOST}:{CALLER_PORT}", "sip_contact_host": HOST,
+        })
+        for key, value in params:
+            if key.startswith("sip_h_"):
+                # sofia.c: each unknown X- header becomes variable sip_h_<Header-Name>
+                v[key] = value
+        v.update({"sip_via_host": HOST, "sip_via_port": str(CALLER_PORT),
+                  "max_forwards": "70", "read_codec": "PCMU", "original_read_codec": "PCMU",
+                  "read_rate": "8000", "original_read_rate": "8000", "write_codec": "PCMU",
+                  "write_rate": "8000", "dtmf_type": "rfc2833",
+                  "endpoint_disposition": "RECEIVED"})
+        apps = dialplan.route(dnis, params)
+        self.spawn(self._run_inbound, ch, apps)
+        return ch
+
+    def _run_inbound(self, ch: Channel, apps: list[tuple[str, str]] | None) -> None:
+        try:
+            if ch.kind == "sofia":
+                self.set_state(ch, "CS_NEW")
+            ch.media = True
+            self.set_state(ch, "CS_INIT")
+            self.fire(ch, "CHANNEL_CREATE")
+            ch.state = "CS_ROUTING"
+            self.set_callstate(ch, "RINGING")
+            self.fire(ch, "CHANNEL_STATE")
+            if not ch.hangup_pending:
+                if apps is None:
+                    self.hangup(ch, "NO_ROUTE_DESTINATION")
+                else:
+                    self.set_state(ch, "CS_EXECUTE")
+                    self.run_extension(ch, apps)
+            self.finish(ch)
+        except gevent.GreenletExit:
+            raise
+        except Exception:
+            log.exception("session failed", extra={"call_uuid": ch.uuid})
+            self._force_end(ch)
+
+    # ---- execution ---------------------------------------------------------------------
+    def run_extension(self, ch: Channel, apps: list[tuple[str, str]]) -> None:
+        """Run dialplan applications; when they run out the channel hangs up, as
+        FreeSWITCH does when an extension ends (switch_core_standard_on_execute)."""
+        from fssim import apps as applib
+
+        queue = list(apps)
+        while queue and not ch.hangup_pending:
+            app, arg = queue.pop(0)
+            self.execute(ch, app, arg)
+            outcome = self.after_app(ch)
+            if outcome == "park":
+                queue = [("park", "")]
+            elif isinstance(outcome, list):
+                queue = outcome
+        if not ch.hangup_pending and ch.alive:
+            self.hangup(ch, "NORMAL_CLEARING")
+        applib.flush_pending_hangup(self, ch)
+
+    def after_app(self, ch: Channel) -> str | list[tuple[str, str]] | None:
+        """After an app returns: a pending uuid_bridge or transfer takes the channel over."""
+        request = ch.bridge_request
+        if request is None or ch.hangup_pending:
+            return None
+        ch.bridge_request = None
+        kind = request[0]
+        if kind == "uuid_bridge":
+            return self.uuid_bridged(ch, request[1], request[2])
+        if kind == "transfer":
+            return self._transferred(ch, request[1])
+        return None
+
+    def execute(self, ch: Channel, app: str, arg: str, app_uuid: str | None = None) -> None:
+        from fssim import apps as applib
+
+        ch.app_name, ch.app_data = app, arg
+        ch.variables["current_application_data"] = arg
+        ch.variables["current_application"] = app
+        ch.app_response = None
+        uid = app_uuid or new_uuid()
+        head = [("Application", app)] + ([("Application-Data", arg)] if arg else [])
+        self.fire(ch, "CHANNEL_EXECUTE", extra=head + [("Application-UUID", uid)])
+        applib.run(self, ch, app, arg)
+        ch.app_name, ch.app_data = app, arg
+        self.fire(ch, "CHANNEL_EXECUTE_COMPLETE",
+                  extra=head + [("Application-Response", ch.app_response or "_none_"),
+                                ("Application-UUID", uid)])
+
+    def park(self, ch: Channel) -> None:
+        """switch_ivr.c:switch_ivr_park: run queued sendmsg apps until hang-up, bridge or
+        transfer."""
+        ch.parked = True
+        self.fire(ch, "CHANNEL_PARK")
+        while not ch.hangup_pending and ch.bridge_request is None:
+            item = ch.inbox.get()
+            if item is None or ch.hangup_pending or ch.bridge_request is not None:
+                if item is not None:
+                    ch.inbox.queue.appendleft(item)
+                continue
+            self.run_sendmsg(ch, item)
+        ch.parked = False
+        self.fire(ch, "CHANNEL_UNPARK")
+
+    def run_sendmsg(self, ch: Channel, msg: SendMsg) -> None:
+        from fssim import apps as applib
+
+        if msg.app == "__hangup__":
+            self.hangup(ch, msg.arg or "NORMAL_CLEARING")
+            self._private_command(ch, msg)
+            return
+        for _ in range(max(1, msg.loops)):
+            if ch.hangup_pending:
+                break
+            if msg.app not in applib.APPS:
+                log.warning("invalid application", extra={"call_uuid": ch.uuid,
+                                                           "app": msg.app})
+                # switch_core_session.c:switch_core_session_execute_application_get_flags
+                self.hangup(ch, "DESTINATION_OUT_OF_ORDER")
+                break
+            self.execute(ch, msg.app, msg.arg, msg.event_uuid)
+        self._private_command(ch, msg)
+
+    def _private_command(self, ch: Channel, msg: SendMsg) -> None:
+        # README: PRIVATE_COMMAND only for sendmsgs run once media is up, not the first after
+        # the answer (nor ring_ready/pre_answer).
+        if not ch.answered:
+            return
+        ch.sendmsgs_since_answer += 1
+        if ch.sendmsgs_since_answer <= 1:
+            return
+        command = "hangup" if msg.app == "__hangup__" else "execute"
+        extra = [("call-command", command)]
+        if command == "execute":
+            extra += [("execute-app-name", msg.app), ("execute-app-arg", msg.arg)]
+        self.fire(ch, "PRIVATE_COMMAND", extra=extra)
+
+    def queue_sendmsg(self, uid: str, headers: list[tuple[str, str]], body: str | None) -> str:
+        """sendmsg from a client (mod_event_socket: parse_command 'sendmsg')."""
+        ch = self.channels.get(uid)
+        if ch is None or not ch.alive and ch.reported.is_set():
+            return f"-ERR invalid session id [{uid}]"
+        lower = {k.lower(): v for k, v in headers}
+        command = lower.get("call-command", "")
+        if command == "hangup":
+            cause = lower.get("hangup-cause", "NORMAL_CLEARING")
+            msg = SendMsg("__hangup__", cause, None)
+        elif command == "execute":
+            app = lower.get("execute-app-name", "")
+            arg = lower.get("execute-app-arg", "")
+            if not arg and body and lower.get("content-type") == "text/plain":
+                arg = body
+            try:
+                loops = int(lower.get("loops", "1"))
+            except ValueError:
+                loops = 1
+            msg = SendMsg(app, arg, lower.get("event-uuid"), loops, headers, body)
+        else:
+            return "+OK"
+        ch.inbox.put(msg)
+        return "+OK"
+
+    # ---- answer / progress -------------------------------------------------------------
+    def mark_ring_ready(self, ch: Channel) -> None:
+        if ch.progress_sim is None:
+            ch.progress_sim = self.clock.now()
+        self.fire(ch, "CHANNEL_PROGRESS")
+
+    def mark_pre_answered(self, ch: Channel) -> None:
+        if ch.answered or ch.answer_state == "early":
+            return
+        ch.progress_media_sim = self.clock.now()
+        ch.answer_state = "early"
+        self.fire(ch, "CHANNEL_PROGRESS_MEDIA")
+        self.set_callstate(ch, "EARLY")
+
+    def mark_answered(self, ch: Channel) -> bool:
+        if ch.answered or not ch.alive:
+            return False
+        if ch.partner is not None and ch.direction == "inbound" and ch.partner.alive:
+            # loopback: answering the -b leg answers the -a leg first (loopback_selftest)
+            self.mark_answered(ch.partner)
+        ch.answered_sim = self.clock.now()
+        ch.answer_state = "answered"
+        ch.media = True
+        ch.variables["endpoint_disposition"] = "ANSWER"
+        self.fire(ch, "CHANNEL_ANSWER")
+        self.set_callstate(ch, "ACTIVE")
+        ch.signal.set()
+        return True
+
+    # ---- hang-up -----------------------------------------------------------------------
+    def hangup(self, ch: Channel, cause: str, *, deferred: bool = False) -> bool:
+        """switch_channel.c:switch_channel_perform_hangup: fires CHANNEL_HANGUP at once;
+        the session greenlet tears the channel down. ``deferred`` only marks the channel
+        (the loopback twin leaves park before it reports its hang-up)."""
+        if not ch.alive or (ch.hangup_pending and ch.hangup_cause):
+            return False
+        if deferred:
+            ch.hangup_pending = True
+            ch.deferred_cause = ch.deferred_cause or cause
+            ch.wake()
+            return True
+        ch.hangup_pending = True
+        ch.hangup_cause = cause
+        ch.hangup_sim = self.clock.now()
+        ch.answer_state = "hangup"
+        ch.deferred_cause = None
+        self.fire(ch, "CHANNEL_HANGUP")
+        ch.wake()
+        twin = ch.partner
+        if twin is not None and twin.alive and not twin.hangup_pending:
+            if twin.answered or ch.answered:
+                self.hangup(twin, "NORMAL_CLEARING", deferred=True)
+            else:
+                self.hangup(twin, cause)
+        return True
+
+    def finish(self, ch: Channel) -> None:
+        """Teardown in the session greenlet: CS_HANGUP .. CS_DESTROY."""
+        from fssim import apps as applib
+
+        applib.flush_pending_hangup(self, ch)
+        if ch.hangup_cause is None:
+            self.hangup(ch, "NORMAL_CLEARING")
+        self.set_state(ch, "CS_HANGUP")
+        for path in list(ch.recording):
+            applib.stop_record(self, ch, path)
+        self.set_callstate(ch, "HANGUP")
+        self.set_state(ch, "CS_REPORTING")
+        ch.set_hangup_variables()
+        self.fire(ch, "CHANNEL_HANGUP_COMPLETE", pre=[("Hangup-Cause", ch.hangup_cause or "")])
+        ch.reported.set()
+        other = ch.other
+        if other is not None and other.alive and ch.bridged_side == "b":
+            other.partner_gone = True
+            other.wake()
+        self.fire(ch, "CHANNEL_DESTROY")
+        self.set_state(ch, "CS_DESTROY")
+        self.channels.pop(ch.uuid, None)
+        ch.destroyed.set()
+
+    def _force_end(self, ch: Channel) -> None:
+        ch.hangup_cause = ch.hangup_cause or "NORMAL_CLEARING"
+        ch.reported.set()
+        ch.destroyed.set()
+        self.channels.pop(ch.uuid, None)
+
+    def far_end_hangup(self, ch: Channel, cause: str | None) -> None:
+        """The SIP peer of ``ch`` hung up (BYE / CANCEL)."""
+        if cause is None:
+            cause = "NORMAL_CLEARING" if ch.answered else "ORIGINATOR_CANCEL"
+        self.hangup(ch, cause)
+
+    # ---- DTMF --------------------------------------------------------------------------
+    def deliver_dtmf(self, ch: Channel, digit: str, source: str, duration: int = 2000) -> None:
+        if not ch.alive:
+            return
+        self.fire(ch, "DTMF", extra=[("DTMF-Digit", digit), ("DTMF-Duration", str(duration)),
+                                     ("DTMF-Source", source)])
+        if ch.collecting:
+            ch.dtmf.append(digit)
+            ch.signal.set()
+
+    def feed_dtmf(self, ch: Channel, digits: str, source: str, gap: float = 0.1) -> None:
+        for index, digit in enumerate(digits):
+            if index:
+                self.sleep(gap)
+            self.deliver_dtmf(ch, digit, source)
+
+    # ---- bridge ------------------------------------------------------------------------
+    def request_uuid_bridge(self, a: Channel, b: Channel) -> None:
+        a.other, a.other_type = b, "originatee"
+        b.other, b.other_type = a, "originator"
+        a.bridge_request = ("uuid_bridge", b, "a")
+        b.bridge_request = ("uuid_bridge", a, "b")
+        a.wake()
+        b.wake()
+
+    def uuid_bridged(self, ch: Channel, other: Channel, side: str) -> str | None:
+        """switch_ivr_bridge.c: uuid_bridge_on_soft_execute, both legs via CS_HIBERNATE,
+        CS_RESET, CS_SOFT_EXECUTE; CHANNEL_BRIDGE / UNBRIDGE on leg A only."""
+        self.set_state(ch, "CS_HIBERNATE")
+        self.set_state(ch, "CS_RESET")
+        self.set_state(ch, "CS_SOFT_EXECUTE")
+        ch.app_name, ch.app_data = "uuid_bridge", other.uuid
+        self.fire(ch, "CHANNEL_EXECUTE", calling=UUID_BRIDGE_EXEC,
+                  extra=[("Application", "uuid_bridge"), ("Application-Data", other.uuid),
+                         ("Application-UUID", new_uuid())])
+        ch.bridged_side = side
+        self._mark_bridged(ch, other)
+        if side == "a":
+            self.fire(ch, "CHANNEL_BRIDGE", extra=[("Bridge-A-Unique-ID", ch.uuid),
+                                                   ("Bridge-B-Unique-ID", other.uuid)])
+        else:
+            self.set_state(ch, "CS_CONSUME_MEDIA")
+            self.set_state(ch, "CS_EXCHANGE_MEDIA")
+        return self._bridge_wait(ch, other, side)
+
+    def _mark_bridged(self, ch: Channel, other: Channel) -> None:
+        ch.bridged_sim = self.clock.now()
+        v = ch.variables
+        v["last_bridge_to"] = other.uuid
+        v["bridge_channel"] = other.name
+        v["bridge_uuid"] = other.uuid
+        v["signal_bond"] = other.uuid
+        v["last_bridge_role"] = "originator" if ch.direction == "inbound" else "originatee"
+
+    def _bridge_wait(self, ch: Channel, other: Channel, side: str) -> str | list[Any] | None:
+        """Hold a bridged leg until one side ends. ``side``: a (uuid_bridge owner), b (the
+        other leg, ended by its owner), app (leg A inside the bridge application)."""
+        while True:
+            if ch.hangup_pending:
+                if side != "b":
+                    if other.alive:
+                        self.hangup(other, "NORMAL_CLEARING")
+                    other.reported.wait()
+                    self._unbridge(ch, other)
+                return None
+            if ch.partner_gone:
+                ch.partner_gone = False
+                other.reported.wait()
+                self._unbridge(ch, other)
+                v = ch.variables
+                if side == "app":
+                    if v.get("hangup_after_bridge", "").lower() == "true":
+                        self.hangup(ch, "NORMAL_CLEARING")
+                    return None
+                self.set_state(ch, "CS_EXECUTE")
+                if v.get("park_after_bridge", "").lower() == "true":
+                    return "park"
+                # README: with no dialplan left, A is hung up when B leaves (agent_busy_then_next)
+                self.hangup(ch, "NORMAL_CLEARING")
+                return None
+            if side != "b" and ch.bridge_request is not None \
+                    and ch.bridge_request[0] == "transfer":
+                request = ch.bridge_request
+                ch.bridge_request = None
+                if other.alive:
+                    self.hangup(other, "NORMAL_CLEARING")
+                    other.reported.wait()
+                self._unbridge(ch, other)
+                if side == "app":
+                    ch.bridge_request = request
+                    return None
+                return self._transferred(ch, request[1])
+            ch.wait(None)
+
+    def _unbridge(self, ch: Channel, other: Channel) -> None:
+        ch.variables["bridge_hangup_cause"] = other.hangup_cause or "NORMAL_CLEARING"
+        if ch.bridged_side != "b":
+            self.fire(ch, "CHANNEL_UNBRIDGE", extra=[("Bridge-A-Unique-ID", ch.uuid),
+                                                     ("Bridge-B-Unique-ID", other.uuid)])
+        ch.bridged_side = ""
+
+    # ---- transfer ----------------------------------------------------------------------
+    def _transferred(self, ch: Channel, dest: str) -> list[tuple[str, str]] | None:
+        ch.profile.destination_number = dest
+        ch.profile.profile_index += 1
+        self.set_state(ch, "CS_ROUTING")
+        apps = dialplan.route(dest, [])
+        if apps is None:
+            self.hangup(ch, "NO_ROUTE_DESTINATION")
+            return None
+        self.set_state(ch, "CS_EXECUTE")
+        return apps
+
+    # ---- originate ---------------------------------------------------------------------
+    def originate(self, dial: str, *, on_answer: Callable[[Channel], None],
+                  originator: Channel | None = None, timeout: float = 60.0,
+                  cid_name: str | None = None, cid_num: str | None = None
+                  ) -> tuple[Channel | None, str]:
+        """switch_ivr_originate.c:switch_ivr_originate. Returns (winner, "") or (None,
+        cause). ``on_answer`` runs in the winner's greenlet once the outcome is known."""
+        global_vars, groups = parse_dial_string(dial)
+        if "originate_timeout" in global_vars:
+            try:
+                timeout = float(global_vars["originate_timeout"])
+            except ValueError:
+                pass
+        cause = "NORMAL_CLEARING"
+        for group in groups:
+            attempt = Originate(timeout=timeout)
+            for leg_vars, contact in group:
+                variables = dict(global_vars)
+                variables.update(leg_vars)
+                try:
+                    leg_cause = self._start_leg(attempt, contact, variables, originator,
+                                                on_answer, cid_name, cid_num)
+                except SessionLimit:
+                    # mod_sofia.c:sofia_outgoing_channel, session request refused
+                    leg_cause = "DESTINATION_OUT_OF_ORDER"
+                if leg_cause:
+                    attempt.failures.append(leg_cause)
+            if attempt.pending > 0:
+                timed_out = not self._wait_decided(attempt, originator)
+                if originator is not None and originator.hangup_pending \
+                        and attempt.winner is None:
+                    for leg in attempt.legs:
+                        if leg.alive:
+                            self.hangup(leg, "ORIGINATOR_CANCEL")
+                    attempt.go.set()
+                    return None, "ORIGINATOR_CANCEL"
+                if attempt.winner is not None:
+                    for leg in attempt.legs:
+                        if leg is not attempt.winner and leg.alive:
+                            self.hangup(leg, "LOSE_RACE")
+                    attempt.go.set()
+                    return attempt.winner, ""
+                if timed_out:
+                    for leg in attempt.legs:
+                        if leg.alive:
+                            self.hangup(leg, "NO_ANSWER")
+                    attempt.go.set()
+                    cause = "NO_ANSWER"
+                    continue
+            attempt.go.set()
+            cause = attempt.failures[-1] if attempt.failures else "NORMAL_CLEARING"
+        return None, cause
+
+    def _wait_decided(self, attempt: Originate, originator: Channel | None) -> bool:
+        """Wait for the first answer / all failures; False on originate_timeout. The
+        originator hanging up (bridge app) also ends the wait."""
+        deadline = self.clock.now() + attempt.timeout
+        while True:
+            remaining = deadline - self.clock.now()
+            if remaining <= 0:
+                return attempt.decided.is_set()
+            step = remaining if originator is None else min(remaining, 0.05 * self.time_scale)
+            if attempt.decided.wait(step / self.time_scale):
+                return True
+            if originator is not None and originator.hangup_pending:
+                return False
+
+    def _start_leg(self, attempt: Originate, contact: str, variables: dict[str, str],
+                   originator: Channel | None, on_answer: Callable[[Channel], None],
+                   cid_name: str | None, cid_num: str | None) -> str:
+        """Create one outbound leg; returns a cause when it fails before a channel exists."""
+        scheme, _, rest = contact.partition("/")
+        if scheme == "error":
+            return rest.upper() or "NORMAL_CLEARING"
+        if scheme == "loopback":
+            return self._start_loopback(attempt, rest, variables, on_answer, cid_name, cid_num)
+        if scheme not in ("sofia", "user"):
+            return "CHAN_NOT_IMPLEMENTED"
+        behaviour = self.endpoints.get(contact)
+        if behaviour is None:
+            if scheme == "user":
+                return "SUBSCRIBER_ABSENT"
+            behaviour = Behaviour("fail", cause="NORMAL_TEMPORARY_FAILURE")
+        if behaviour.kind == "unregistered":
+            return "USER_NOT_REGISTERED"
+        if scheme == "user":
+            user = rest
+            name = f"sofia/internal/{user.split('@')[0]}@{HOST}:5070"
+            dest = user.split("@")[0]
+        else:
+            name = contact
+            dest = rest.split("/", 1)[-1].split("@")[0]
+        ch = self._outbound_channel(name, dest, variables, originator, cid_name, cid_num)
+        attempt.legs.append(ch)
+        attempt.pending += 1
+        self.spawn(self._run_outbound, ch, behaviour, attempt, on_answer)
+        return ""
+
+    def _outbound_channel(self, name: str, dest: str, variables: dict[str, str],
+                          originator: Channel | None, cid_name: str | None,
+                          cid_num: str | None, kind: str = "sofia") -> Channel:
+        uid = variables.get("origination_uuid") or new_uuid()
+        number = variables.get("origination_caller_id_number") or cid_num or (
+            originator.profile.caller_id_number if originator else "0000000000")
+        cname = variables.get("origination_caller_id_name") or cid_name or (
+            originator.profile.caller_id_name if originator else "FreeSWITCH")
+        profile = self._profile(uid, direction="outbound", number=number, name=cname,
+                                dest=dest, channel_name=name,
+                                source="src/switch_ivr_originate.c", dialplan_name="")
+        profile.callee_id_name, profile.callee_id_number = "Outbound Call", dest
+        ch = self._new_channel(name=name, direction="outbound", profile=profile, kind=kind,
+                               uid=uid)
+        ch.hit_dialplan = False
+        ch.state = "CS_NONE"
+        v = ch.variables
+        v.update({"direction": "outbound", "uuid": uid, "call_uuid": uid,
+                  "session_id": str(ch.session_id), "channel_name": name})
+        for key, value in variables.items():
+            if key != "origination_uuid":
+                v[key] = value
+        if originator is not None:
+            ch.other, ch.other_type = originator, "originator"
+        return ch
+
+    def _run_outbound(self, ch: Channel, behaviour: Behaviour, attempt: Originate,
+                      on_answer: Callable[[Channel], None]) -> None:
+        try:
+            self._outbound_setup(ch)
+            kind = behaviour.kind
+            delay = behaviour.delay_ms / 1000.0
+            failed: str | None = None
+            if kind == "fail":
+                failed = behaviour.cause
+            elif kind in ("busy", "reject"):
+                if not ch.wait(delay):
+                    failed = "USER_BUSY" if kind == "busy" else "CALL_REJECTED"
+            else:
+                self.mark_ring_ready(ch)
+                self.set_callstate(ch, "RINGING")
+                if kind == "answer":
+                    if not ch.wait(delay):
+                        self.mark_answered(ch)
+                        attempt.leg_answered(ch)
+                else:  # noanswer: ring until the originate gives up
+                    ch.wait(None)
+            if failed and ch.alive and not ch.hangup_pending:
+                self.hangup(ch, failed)
+            if not ch.answered or ch.hangup_pending:
+                attempt.leg_failed(ch.hangup_cause or failed or "NORMAL_CLEARING")
+                self.finish(ch)
+                return
+            attempt.go.wait()
+            if attempt.winner is not ch or ch.hangup_pending:
+                self.finish(ch)
+                return
+            if behaviour.talk_ms is not None:
+                self.spawn(self._talk_timer, ch, behaviour.talk_ms / 1000.0)
+            on_answer(ch)
+            self.finish(ch)
+        except gevent.GreenletExit:
+            raise
+        except Exception:
+            log.exception("outbound session failed", extra={"call_uuid": ch.uuid})
+            self._force_end(ch)
+
+    def _outbound_setup(self, ch: Channel) -> None:
+        self.fire(ch, "CHANNEL_OUTGOING")
+        self.set_state(ch, "CS_INIT")
+        self.fire(ch, "CHANNEL_CREATE")
+        self.fire(ch, "CHANNEL_ORIGINATE")
+        self.set_state(ch, "CS_ROUTING")
+        self.set_state(ch, "CS_CONSUME_MEDIA")
+        ch.media = True
+
+    def _talk_timer(self, ch: Channel, seconds: float) -> None:
+        self.sleep(seconds)
+        if ch.alive and not ch.hangup_pending:
+            self.far_end_hangup(ch, "NORMAL_CLEARING")
+
+    def _start_loopback(self, attempt: Originate, target: str, variables: dict[str, str],
+                        on_answer: Callable[[Channel], None], cid_name: str | None,
+                        cid_num: str | None) -> str:
+        number = target.split("/")[0]
+        a_name = f"loopback/{number}-a"
+        b_name = f"loopback/{number}-b"
+        leg_a = self._outbound_channel(a_name, number, variables, None, cid_name, cid_num,
+                                       kind="loopback")
+        uid_b = new_uuid()
+        profile = self._profile(uid_b, direction="inbound",
+                                number=leg_a.profile.caller_id_number,
+                                name=leg_a.profile.caller_id_name, dest=number,
+                                channel_name=b_name, source="mod_loopback")
+        try:
+            leg_b = self._new_channel(name=b_name, direction="inbound", profile=profile,
+                                      kind="loopback")
+        except SessionLimit:
+            self._force_end(leg_a)
+            return "DESTINATION_OUT_OF_ORDER"
+        leg_b.variables.update({"direction": "inbound", "uuid": uid_b, "call_uuid": uid_b,
+                                "session_id": str(leg_b.session_id), "channel_name": b_name,
+                                "other_loopback_leg_uuid": leg_a.uuid})
+        leg_a.variables["other_loopback_leg_uuid"] = uid_b
+        leg_a.partner, leg_b.partner = leg_b, leg_a
+        attempt.legs.append(leg_a)
+        attempt.pending += 1
+        self.spawn(self._run_loopback_a, leg_a, leg_b, attempt, on_answer)
+        return ""
+
+    def _run_loopback_a(self, leg_a: Channel, leg_b: Channel, attempt: Originate,
+                        on_answer: Callable[[Channel], None]) -> None:
+        try:
+            self._outbound_setup(leg_a)
+            self.spawn(self._run_inbound, leg_b,
+                       dialplan.route(leg_b.profile.destination_number, []))
+            while not leg_a.answered and not leg_a.hangup_pending:
+                leg_a.wait(None)
+            if leg_a.answered and not leg_a.hangup_pending:
+                attempt.leg_answered(leg_a)
+                attempt.go.wait()
+                if attempt.winner is leg_a and not leg_a.hangup_pending:
+                    on_answer(leg_a)
+            else:
+                attempt.leg_failed(leg_a.hangup_cause or "NORMAL_CLEARING")
+            self.finish(leg_a)
+        except gevent.GreenletExit:
+            raise
+        except Exception:
+            log.exception("loopback session failed", extra={"call_uuid": leg_a.uuid})
+            self._force_end(leg_a)
+
+    # ---- what a winning originated leg does next ----------------------------------------
+    def continue_with_app(self, app: str, arg: str) -> Callable[[Channel], None]:
+        def run(ch: Channel) -> None:
+            self.set_state(ch, "CS_EXECUTE")
+            self.run_extension(ch, [(app, arg)])
+        return run
+
+    def continue_with_extension(self, exten: str) -> Callable[[Channel], None]:
+        def run(ch: Channel) -> None:
+            ch.profile.destination_number = exten
+            ch.hit_dialplan = True
+            self.set_state(ch, "CS_ROUTING")
+            apps = dialplan.route(exten, [])
+            if apps is None:
+                self.hangup(ch, "NO_ROUTE_DESTINATION")
+                return
+            self.set_state(ch, "CS_EXECUTE")
+            self.run_extension(ch, apps)
+        return run
+
+
+def install(switch: Switch) -> Engine:
+    """Register the channel api commands and sim controls on ``switch``."""
+    from fssim import callapi
+
+    engine = Engine(switch)
+    callapi.register(switch, engine)
+    switch.sendmsg_handler = engine.queue_sendmsg
+    switch.session_counter = engine.session_counts
+    switch.session_exists = engine.session_exists
+    switch.channel_getvar = engine.getvar
+    switch.engine = engine  # type: ignore[attr-defined]  # for tests and the bench
+    return engine
