@@ -242,12 +242,12 @@ _PASS_SPACE = {"\\": "\\\\", "'": "\\'", " ": "\\s"}
 def escape_originate_value(value: str, what: str = "originate variable") -> str:
     """Escape a value for an originate ``{k=v}`` block so the channel variable equals it."""
     check_arg(value, what, required=False)
-    if "{" in value or "}" in value:
-        raise ValueError(f"{what} {value!r} holds '{{' or '}}', which FreeSWITCH cannot escape "
-                         "inside a {...} variable block")
     if "${" in value:
         raise ValueError(f"{what} {value!r} holds '${{', which FreeSWITCH would expand as a "
                          "variable or api call")
+    if "{" in value or "}" in value:
+        raise ValueError(f"{what} {value!r} holds '{{' or '}}', which FreeSWITCH cannot escape "
+                         "inside a {...} variable block")
     out = _escape_pass(value, _PASS_EQUALS)
     out = _escape_pass(out, _PASS_COMMA)
     return _escape_pass(out, _PASS_SPACE)

@@ -1,0 +1,244 @@
+"""Command builders: exact texts, refusal of control bytes, originate variable escaping.
+
+The escaping test runs the built command through a small Python model of the three
+FreeSWITCH parsers an originate variable crosses (src/switch_utils.c:
+separate_string_blank_delim, separate_string_char_delim, cleanup_separated_string;
+src/switch_event.c: switch_event_create_brackets), written from reading that source.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from esl_handlers import commands as c
+
+U = "6b3b4c1e-52a4-4d4c-9a8e-3a3f0b1d2c3e"
+U2 = "0f9e8d7c-6b5a-4c3d-2e1f-0a9b8c7d6e5f"
+
+# --- a model of FreeSWITCH's string splitting -----------------------------------------------
+_UNESC = {"n": "\n", "r": "\r", "t": "\t", "s": " "}
+
+
+def fs_cleanup(s: str, delim: str | None) -> str:
+    i = 0
+    while i < len(s) and s[i] == " ":
+        i += 1
+    out: list[str] = []
+    end: int | None = None
+    inside = False
+    while i < len(s):
+        ch = s[i]
+        escaped = False
+        if ch == "\\" and i + 1 < len(s):
+            e = s[i + 1]
+            if e in ("'", '"', "\\") or (delim and e == delim):
+                out.append(e)
+                escaped = True
+            elif _UNESC.get(e, e) != e:
+                out.append(_UNESC[e])
+                escaped = True
+            if escaped:
+                i += 1
+                end = len(out)
+        if not escaped:
+            if ch == "'" and (inside or "'" in s[i + 1:]):
+                inside = not inside
+                if inside:
+                    end = len(out)
+            else:
+                out.append(ch)
+                if ch != " " or inside:
+                    end = len(out)
+        i += 1
+    return "".join(out if end is None else out[:end])
+
+
+def fs_split_char(buf: str, delim: str, maxn: int = 1024) -> list[str]:
+    starts: list[int] = []
+    cuts: list[int] = []
+    i, inside, finding = 0, False, False
+    while i < len(buf) and len(starts) < maxn:      # C: while (*ptr && count < arraylen)
+        if not finding:
+            starts.append(i)
+            finding = True
+            continue
+        ch = buf[i]
+        if ch == "\\":
+            i += 1
+        elif ch == "'" and (inside or "'" in buf[i + 1:]):
+            inside = not inside
+        elif ch == delim and not inside:
+            cuts.append(i)
+            finding = False
+        i += 1
+    parts = [buf[s:cuts[k]] if k < len(cuts) else buf[s:] for k, s in enumerate(starts)]
+    return [fs_cleanup(p, delim) for p in parts]
+
+
+def fs_split_blank(buf: str, maxn: int = 10) -> list[str]:
+    starts: list[int] = []
+    cuts: list[int] = []
+    i, inside, state = 0, False, "start"
+    while i < len(buf) and len(starts) < maxn:
+        ch = buf[i]
+        if state == "start":
+            starts.append(i)
+            state = "skip_initial"
+        elif state == "skip_initial":
+            if ch == " ":
+                i += 1
+            else:
+                state = "find"
+        elif state == "find":
+            if ch == "\\":
+                i += 1
+            elif ch == "'":
+                inside = not inside
+            elif ch == " " and not inside:
+                cuts.append(i)
+                state = "skip_end"
+            i += 1
+        elif ch == " ":
+            i += 1
+        else:
+            state = "start"
+    parts = [buf[s:cuts[k]] if k < len(cuts) else buf[s:] for k, s in enumerate(starts)]
+    return [fs_cleanup(p, None) for p in parts]
+
+
+def fs_originate_variables(api_line: str) -> tuple[dict[str, str], list[str]]:
+    """Variables FreeSWITCH would set from ``originate {...}endpoint ...`` and the argv."""
+    assert api_line.startswith("originate ")
+    argv = fs_split_blank(api_line[len("originate "):])
+    aleg = argv[0]
+    assert aleg.startswith("{")
+    depth, end = 0, -1
+    for k, ch in enumerate(aleg):
+        depth += ch == "{"
+        depth -= ch == "}"
+        if depth == 0:
+            end = k
+            break
+    block = aleg[1:end]
+    variables = {}
+    for item in fs_split_char(block, ","):
+        kv = fs_split_char(item, "=", 2)
+        if len(kv) == 2:
+            variables[kv[0]] = kv[1]
+    return variables, [aleg[end + 1:], *argv[1:]]
+
+
+# --- builders -----------------------------------------------------------------------------------
+def test_builders_produce_freeswitch_command_texts():
+    assert c.api("status") == "api status"
+    assert c.bgapi(c.uuid_answer(U)) == f"bgapi uuid_answer {U}"
+    assert c.uuid_answer(U) == f"uuid_answer {U}"
+    assert c.uuid_kill(U) == f"uuid_kill {U}"
+    assert c.uuid_kill(U, "CALL_REJECTED") == f"uuid_kill {U} CALL_REJECTED"
+    assert c.uuid_bridge(U, U2) == f"uuid_bridge {U} {U2}"
+    assert c.uuid_transfer(U, "1000", "XML", "default") == f"uuid_transfer {U} 1000 XML default"
+    assert c.uuid_transfer(U, "1000", leg="-bleg") == f"uuid_transfer {U} -bleg 1000"
+    assert (c.uuid_broadcast(U, "tone_stream://%(500,0,600)")
+            == f"uuid_broadcast {U} tone_stream://%(500,0,600) aleg")
+    assert (c.uuid_record(U, "start", "/rec/a.wav", 60)
+            == f"uuid_record {U} start /rec/a.wav 60")
+    assert c.uuid_record(U, "stop", "all") == f"uuid_record {U} stop all"
+    assert c.uuid_setvar(U, "cc_queue", "support line") == f"uuid_setvar {U} cc_queue support line"
+    assert c.uuid_setvar(U, "cc_queue") == f"uuid_setvar {U} cc_queue"
+    assert c.uuid_getvar(U, "cc_queue") == f"uuid_getvar {U} cc_queue"
+    assert c.uuid_break(U) == f"uuid_break {U}" and c.uuid_break(U, True) == f"uuid_break {U} all"
+    assert c.uuid_exists(U) == f"uuid_exists {U}"
+    assert c.event_plain(["channel_park", "CUSTOM callcenter::info", "HEARTBEAT"]) == \
+        "event plain CHANNEL_PARK HEARTBEAT CUSTOM callcenter::info"
+    assert c.filter_add("Unique-ID", U) == f"filter Unique-ID {U}"
+    assert c.filter_delete("Unique-ID", U) == f"filter delete Unique-ID {U}"
+    assert c.originate("user/1000") == "originate user/1000 &park()"
+    assert (c.originate("loopback/4001234567/default", app=None, extension="4001234567",
+                        dialplan="XML", context="default")
+            == "originate loopback/4001234567/default 4001234567 XML default")
+    assert (c.originate("sofia/internal/1000@127.0.0.1:5070",
+                        variables={"originate_timeout": "20", "cc_agent": "1000"})
+            == "originate {originate_timeout=20,cc_agent=1000}sofia/internal/1000@127.0.0.1:5070"
+               " &park()")
+
+
+def test_sendmsg_execute_and_hangup_with_event_uuid():
+    h = c.execute_headers("playback", "tone_stream://%(2000,0,440);loops=1",
+                          event_uuid="greet-" + U, event_lock=True)
+    assert c.sendmsg(U, h) == (
+        f"sendmsg {U}\ncall-command: execute\nexecute-app-name: playback\n"
+        "execute-app-arg: tone_stream://%(2000,0,440);loops=1\nevent-lock: true\n"
+        f"Event-UUID: greet-{U}")
+    assert c.sendmsg(U, c.hangup_headers("USER_BUSY")) == (
+        f"sendmsg {U}\ncall-command: hangup\nhangup-cause: USER_BUSY")
+    assert c.execute_headers("play_and_get_digits", "1 1 3 5000 # a.wav b.wav d \\d 3000",
+                             loops=2)["loops"] == "2"
+
+
+HOSTILE = ["Bob\nEvent-Name: CHANNEL_HANGUP", "x\r\ny", "x\n\nauth ClueCon", "nul\x00",
+           "tab\there", "del\x7f", "esc\x1b[0m"]
+
+
+@pytest.mark.parametrize("bad", HOSTILE)
+@pytest.mark.parametrize("build", [
+    lambda b: c.api("status " + b),
+    lambda b: c.uuid_answer(b),
+    lambda b: c.uuid_kill(U, b),
+    lambda b: c.uuid_bridge(U, b),
+    lambda b: c.uuid_transfer(U, b),
+    lambda b: c.uuid_broadcast(U, b),
+    lambda b: c.uuid_record(U, "start", b),
+    lambda b: c.uuid_setvar(U, "cid", b),
+    lambda b: c.uuid_setvar(U, b, "v"),
+    lambda b: c.uuid_getvar(U, b),
+    lambda b: c.originate("user/1000", variables={"origination_caller_id_name": b}),
+    lambda b: c.originate("user/1000", variables={b: "x"}),
+    lambda b: c.originate(b),
+    lambda b: c.originate("user/1000", app="playback", app_arg=b),
+    lambda b: c.sendmsg(U, c.execute_headers("playback", b)),
+    lambda b: c.sendmsg(U, {"call-command": "execute", "execute-app-name": "set",
+                            "execute-app-arg": "x", b: "y"}),
+    lambda b: c.sendmsg(U, c.execute_headers("playback", "a.wav", event_uuid=b)),
+    lambda b: c.filter_add("Unique-ID", b),
+    lambda b: c.event_plain(["CHANNEL_PARK", b]),
+], ids=lambda f: "")
+def test_no_argument_can_carry_a_control_byte(build, bad):
+    with pytest.raises(ValueError):
+        build(bad)
+
+
+def test_error_messages_say_what_and_why():
+    with pytest.raises(ValueError, match=r"variable origination_caller_id_name contains "
+                                         r"control byte '\\n' at position 3.*inject"):
+        c.originate("user/1000", variables={"origination_caller_id_name": "Bob\nUnique-ID: x"})
+    with pytest.raises(ValueError, match="not a channel UUID"):
+        c.uuid_kill("abc;def")
+    with pytest.raises(ValueError, match="not ALL"):
+        c.event_plain(["CHANNEL_PARK", "ALL"])
+    with pytest.raises(ValueError, match="expand"):
+        c.originate("user/1000", variables={"origination_caller_id_name": "${system(ls)}"})
+    with pytest.raises(ValueError, match="cannot escape"):
+        c.originate("user/1000", variables={"origination_caller_id_name": "a}b"})
+
+
+VALUES = ["O'Brien, Jr", "a,b,c", "two words", " lead", "trail ", "back\\slash", 'say "hi"',
+          "a=b=c", "\\,", "\\s", "''", "it's", "%0AEvent-Name: X", "Ünïcødé 名字", ",", "'",
+          "\\", "x\\'y", "[brackets]<angle>", "|pipe|", "&park()"]
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_originate_variables_survive_freeswitchs_three_parsers(value):
+    cmd = c.originate("sofia/internal/1000@127.0.0.1", variables={
+        "origination_caller_id_name": value, "origination_caller_id_number": "4001234567",
+        "cc_note": value})
+    variables, rest = fs_originate_variables(cmd)
+    assert variables == {"origination_caller_id_name": value,
+                         "origination_caller_id_number": "4001234567", "cc_note": value}
+    assert rest == ["sofia/internal/1000@127.0.0.1", "&park()"]
+
+
+def test_the_model_reads_plain_fs_examples_like_freeswitch():
+    # Sanity of the model itself on forms the FreeSWITCH docs use.
+    variables, _ = fs_originate_variables(
+        "originate {origination_caller_id_name='John Doe',a=b\\,c}user/1000 &park()")
+    assert variables == {"origination_caller_id_name": "John Doe", "a": "b,c"}
