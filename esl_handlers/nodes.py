@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.exceptions import RedisError
 
 from cc_core.config import Config, EslConfig, NodeConfig
-from cc_core.errors import LeaseLost
+from cc_core.errors import CcCoreError, LeaseLost
 from esl_handlers.lease import LeaseScripts, NodeLease
 
 log = logging.getLogger(__name__)
@@ -297,7 +297,7 @@ class NodeOwnership:
             self._reconcile_pending = True
             self.metrics.reconciles.labels(name, "error").inc()
             log.warning("reconcile failed", extra={"node": name, "error": repr(exc)},
-                        exc_info=not isinstance(exc, (OSError, RedisError)))
+                        exc_info=not isinstance(exc, (CcCoreError, OSError, RedisError)))
             return
         self.metrics.reconciles.labels(name, "ok").inc()
         log.info("node reconciled", extra={"node": name, "channels": len(channels)})

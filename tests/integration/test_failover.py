@@ -187,8 +187,13 @@ class Cluster:
         for w in self.workers:
             if w.alive:
                 w.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
         for w in self.workers:
-            w.stop()
+            try:
+                w.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                w.proc.kill()
+                w.proc.wait(timeout=5)
         self.sim.proc.terminate()
         try:
             self.sim.proc.wait(timeout=5)

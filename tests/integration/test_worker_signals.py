@@ -92,13 +92,13 @@ def test_second_sigterm_is_a_cold_stop(cluster: Cluster) -> None:
     assert took < 2
 
 
-def _workers_in_redis(r: redis.Redis) -> dict[int, int]:
-    """index -> pid of every worker with a live heartbeat."""
-    out: dict[int, int] = {}
+def _workers_in_redis(r: redis.Redis) -> dict[int, set[int]]:
+    """index -> pids of the workers with a heartbeat (a SIGKILLed one's lingers until its TTL)."""
+    out: dict[int, set[int]] = {}
     for key in r.scan_iter(match=keys.worker("*"), count=100):
         h = r.hgetall(key)
         if h.get(b"pid") and h.get(b"draining") == b"0":
-            out[int(h[b"index"])] = int(h[b"pid"])
+            out.setdefault(int(h[b"index"]), set()).add(int(h[b"pid"]))
     return out
 
 
@@ -120,10 +120,10 @@ def test_supervisor_restarts_a_dead_worker_and_forwards_sigterm(cluster: Cluster
         assert isinstance(first, dict)
         wait_for(cluster.holder, timeout=START_TIMEOUT_S, message="a node owner")
 
-        killed = first[0]
+        (killed,) = first[0]
         os.kill(killed, signal.SIGKILL)
         t0 = time.monotonic()
-        wait_for(lambda: _workers_in_redis(cluster.r).get(0) not in (None, killed),
+        wait_for(lambda: _workers_in_redis(cluster.r).get(0, set()) - {killed},
                  timeout=15, message="worker 0 restarted with a new pid")
         print(f"\nsupervisor: worker 0 restarted {time.monotonic() - t0:.3f}s after SIGKILL")
 
@@ -131,8 +131,10 @@ def test_supervisor_restarts_a_dead_worker_and_forwards_sigterm(cluster: Cluster
         code = sup.wait(timeout=30)
         assert code == 0, (tmp_path / "supervisor.log").read_text(errors="replace")[-3000:]
         assert cluster.holder() is None, "the last worker released the lease on its way out"
-        for pid in _workers_in_redis(cluster.r).values():
-            pytest.fail(f"a worker heartbeat outlived the supervisor (pid {pid})")
+        # Only the SIGKILLed worker's heartbeat may linger (until its TTL): the others removed
+        # theirs on their warm stop.
+        left = set().union(*_workers_in_redis(cluster.r).values())
+        assert left <= {killed}, left
     finally:
         if sup.poll() is None:
             sup.kill()
