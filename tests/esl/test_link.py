@@ -238,3 +238,127 @@ def test_set_consume_opens_and_closes_the_event_stream(peer, metrics):
         assert link.is_up
     finally:
         link.stop()
+
+
+# --- against the simulator (cc-core sim), a separate process killed and restarted -------------
+def _sim_available() -> bool:
+    try:
+        import fssim.cli  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_sim = pytest.mark.skipif(not _sim_available(), reason="fssim (the simulator) not importable")
+
+
+class SimProcess:
+    """``python -m fssim`` on 127.0.0.1; restartable on the same port (new Core-UUID)."""
+
+    def __init__(self, password: str, port: int = 0) -> None:
+        self.password = password
+        self.port = port
+        self.proc: Any = None
+
+    def start(self) -> SimProcess:
+        import sys
+
+        from gevent import subprocess
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fssim", "--listen", f"127.0.0.1:{self.port}",
+             "--password", self.password, "--heartbeat-interval", "1"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        with gevent.Timeout(15, AssertionError("simulator did not print its address")):
+            line = self.proc.stdout.readline()
+        assert line.startswith("listening on "), line
+        self.port = int(line.rsplit(":", 1)[1])
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+@pytest.fixture
+def sim():
+    s = SimProcess(PW).start()
+    try:
+        yield s
+    finally:
+        s.kill()
+
+
+def _sim_link(sim: SimProcess, rec: Recorder, metrics: EslMetrics, d: Dispatcher) -> NodeLink:
+    esl = EslConfig(command_timeout_s=3.0, connect_timeout_s=3.0, reconnect_min_s=0.05,
+                    reconnect_max_s=0.3, heartbeat_interval_s=1.0, heartbeat_misses=3)
+    link = NodeLink(NodeConfig(name="sim1", port=sim.port, password=PW), esl,
+                    consume_events=True, dispatcher=d, metrics=metrics,
+                    on_up=rec.on_up, on_down=rec.on_down)
+    link.start()
+    return link
+
+
+@needs_sim
+def test_sim_connect_subscribe_api_bgapi_and_events(sim, metrics):
+    rec = Recorder()
+    d = Dispatcher(queue_size=1000, pool_size=8, metrics=metrics)
+    parks: list[Event] = []
+    d.on("CHANNEL_PARK", lambda e, link: parks.append(e))
+    link = _sim_link(sim, rec, metrics, d)
+    try:
+        gwait(lambda: rec.ups == [False], timeout=10, message="link up on the simulator")
+        assert rec.channels == [[]]
+        assert link.api("status").startswith("UP ")
+        assert link.api("foobar") == "-ERR foobar Command not found!\n"
+        job = link.bgapi("status")
+        assert job.get(5).startswith("UP ")
+        assert job.event is not None and job.event.core_uuid == link.core_uuid
+        reply = link.api("sim_inbound 13800138000 4001234567 caller_id_name=Hostile%0AUnique-ID:x")
+        assert reply.startswith("+OK "), reply
+        uuid = reply[4:].strip()
+        gwait(lambda: any(e.unique_id == uuid for e in parks), timeout=5, message="CHANNEL_PARK")
+        assert [ch.get("uuid") for ch in link.show_channels()] == [uuid]
+        assert link.api(commands.uuid_answer(uuid)).startswith("+OK")
+        assert link.api(commands.uuid_kill(uuid)).startswith("+OK")
+        gwait(lambda: link.show_channels() == [], timeout=5, message="channel gone")
+        assert _value(metrics, "cccore_esl_events_total",
+                      {"node": "sim1", "event": "CHANNEL_PARK"}) >= 1
+    finally:
+        link.stop()
+        d.stop(1)
+
+
+@needs_sim
+def test_sim_killed_mid_stream_and_restarted_is_seen_as_a_restart(sim, metrics):
+    rec = Recorder()
+    d = Dispatcher(queue_size=1000, pool_size=8, metrics=metrics)
+    seen: list[str] = []
+    d.on("*", lambda e, link: seen.append(e.name or ""))
+    link = _sim_link(sim, rec, metrics, d)
+    try:
+        gwait(lambda: rec.ups == [False], timeout=10)
+        old_core = link.core_uuid
+        for i in range(5):     # calls in flight: the event stream is busy when the switch dies
+            assert link.api(f"sim_inbound 1380013800{i} 400123456{i}").startswith("+OK")
+        gwait(lambda: seen.count("CHANNEL_PARK") >= 5, timeout=5)
+        sim.kill()
+        gwait(lambda: rec.downs >= 1, timeout=5, message="link down after the kill")
+        with pytest.raises(NotConnected):
+            link.api("status", timeout=0.2)
+        sim.restart()
+        gwait(lambda: len(rec.ups) == 2, timeout=15, message="link up after the restart")
+        assert rec.ups == [False, True]
+        assert link.core_uuid and link.core_uuid != old_core
+        assert rec.channels[-1] == []             # the restarted switch has no calls left
+        assert link.api("status").startswith("UP ")
+        assert link.bgapi("status").get(5).startswith("UP ")
+        assert _value(metrics, "cccore_esl_node_restarts_total", {"node": "sim1"}) == 1
+    finally:
+        link.stop()
+        d.stop(1)
