@@ -164,6 +164,8 @@ class EslConnection(greenswitch.InboundESL):
                  on_event: Callable[[Event], None] | None = None,
                  metrics: EslMetrics | None = None) -> None:
         super().__init__(node.host, node.port, node.password, timeout=esl.connect_timeout_s)
+        # greenswitch's reply matching list, typed here: replies pop the oldest entry.
+        self._commands_sent: list[_Pending] = []
         self.node = node
         self.esl = esl
         self.on_event = on_event
@@ -236,7 +238,7 @@ class EslConnection(greenswitch.InboundESL):
                              f"(reply {reply.reply_text!r}); check nodes[].password")
 
     # --- commands ------------------------------------------------------------------------
-    def send(self, data: str, timeout: float | None = None, *,  # type: ignore[override]
+    def send(self, data: str, timeout: float | None = None, *,
              on_reply: Callable[[Reply], None] | None = None) -> Reply:
         """Send one command and wait for its reply (``CommandTimeout`` after ``timeout``)."""
         label = command_label(data)
@@ -459,7 +461,8 @@ class EslConnection(greenswitch.InboundESL):
                     except OSError:
                         pass
         err = f"node {self.node.name}: connection lost ({self.close_reason})"
-        pending, self._commands_sent = self._commands_sent, []
+        pending: list[_Pending] = self._commands_sent
+        self._commands_sent = []
         for p in pending:
             if not p.ready():
                 p.set_exception(NotConnected(err))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import Any
 
 import gevent
 import pytest
@@ -21,8 +22,8 @@ from tests.esl.peer import ScriptedPeer, api_response, event_frame, gwait, reply
 SECRET = "S3cr3t-Pw_do-not-log"
 
 
-def _esl(**kw) -> EslConfig:
-    base = dict(command_timeout_s=1.0, connect_timeout_s=1.0)
+def _esl(**kw: Any) -> EslConfig:
+    base: dict[str, Any] = dict(command_timeout_s=1.0, connect_timeout_s=1.0)
     base.update(kw)
     return EslConfig(**base)
 
