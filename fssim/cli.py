@@ -74,11 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"fssim: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 2
+    stop = Event()
+    # handlers first: whoever reads our first line may signal us right away
+    handlers = [gevent.signal_handler(sig, stop.set) for sig in (signal.SIGTERM, signal.SIGINT)]
     switch.start()
     print(f"listening on {host}:{port}", flush=True)
-
-    stop = Event()
-    handlers = [gevent.signal_handler(sig, stop.set) for sig in (signal.SIGTERM, signal.SIGINT)]
     try:
         stop.wait()
     finally:
