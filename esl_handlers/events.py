@@ -112,6 +112,8 @@ class Event:
         items = headers.items() if isinstance(headers, Mapping) else headers
         pairs: list[tuple[str, str]] = []
         for name, value in items:
+            if value is None:
+                continue
             if isinstance(value, (list, tuple)):
                 pairs.extend((str(name), str(v)) for v in value)
             else:
@@ -307,6 +309,18 @@ class PlainEvent(Event):
 
     def get_all(self, name: str) -> list[str]:
         return [_text(v) for n, v in self._split() if n == name]
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        # One pass over the split lines (get() per name would search the block each time).
+        cache = self._cache
+        seen: set[str] = set()
+        for name, wire in self._split():
+            if name not in seen:
+                seen.add(name)
+                value = cache.get(name)
+                if value is None:
+                    value = cache[name] = _text(wire)
+                yield name, value
 
     def _names(self) -> list[str]:
         return list(dict.fromkeys(n for n, _ in self._split()))
