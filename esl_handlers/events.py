@@ -12,6 +12,8 @@ header section (values are URL-encoded, so every LF there is a line end) and dec
 value on first read. ``get_all`` / ``items`` split the section once, when first asked.
 Inside an event, a line without ``": "`` is skipped (FreeSWITCH never writes one; skipping it
 keeps one odd line from costing the whole event, and it cannot forge a header either way).
+The first empty line ends the headers; what follows is the event body when the last header
+line is ``Content-Length: n`` (n bytes of it), and is ignored otherwise.
 
 JSON events (``switch_event_serialize_json``) are one object of raw (not URL-encoded) strings,
 arrays for ``ARRAY::`` values, the body in ``_body``. A repeated header (Hangup-Cause) is a
@@ -93,6 +95,12 @@ class Event:
     # --- construction ------------------------------------------------------------------
     @staticmethod
     def from_frame(frame: Frame) -> Event:
+        """The event in a ``text/event-plain`` or ``text/event-json`` frame.
+
+        Raises UnsupportedEventFormat for ``text/event-xml`` (and any non-event frame), and
+        FrameError when a json body is not one JSON object (treat it as a framing error).
+        Plain events never raise: they are read lazily and tolerantly.
+        """
         ct = frame.content_type
         if ct == PLAIN:
             return PlainEvent(frame.body)
