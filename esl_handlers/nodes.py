@@ -123,7 +123,9 @@ class NodeOwnership:
         self._reconciling: gevent.Greenlet | None = None
         self._link_down_since: float | None = None
         self._loop: gevent.Greenlet | None = None
-        metrics.owner.labels(node.name).set(0)
+        # Read at scrape time, not set on transitions: a process resumed after a pause reports
+        # 0 from its first scrape, before its lease loop has even run.
+        metrics.owner.labels(node.name).set_function(lambda: 1.0 if self.is_owner() else 0.0)
 
     # ---- state seen by others -------------------------------------------------------------
     @property
@@ -222,7 +224,6 @@ class NodeOwnership:
     # ---- transitions -----------------------------------------------------------------------
     def _promote(self) -> None:
         self._consuming = True
-        self.metrics.owner.labels(self.node.name).set(1)
         self.metrics.acquired.labels(self.node.name).inc()
         log.info("consuming node events", extra={"node": self.node.name, "token": self.lease.token})
         link = self.link
@@ -240,7 +241,6 @@ class NodeOwnership:
         if not self._consuming:
             return
         self._consuming = False
-        self.metrics.owner.labels(self.node.name).set(0)
         self.metrics.lost.labels(self.node.name, reason or "unknown").inc()
         log.warning("stopped consuming node events", extra={"node": self.node.name,
                                                              "reason": reason})

@@ -310,3 +310,55 @@ def test_owner_keeps_the_node_while_alive(cluster: Cluster) -> None:
     lost = owner.metric("cccore_lease_lost_total", {"node": NODE})
     assert not lost
 
+
+
+def _place_calls(sim_port: int, n: int) -> None:
+    """``sim_inbound`` calls on a 400 number, from a connection of the test's own."""
+    from esl_handlers.connection import EslConnection
+
+    conn = EslConnection(NodeConfig(name="test", port=sim_port, password=SIM_PASSWORD),
+                         EslConfig(connect_timeout_s=3, command_timeout_s=3))
+    conn.connect()
+    try:
+        for i in range(n):
+            reply = conn.api(f"sim_inbound 1380000{i:04d} 4001234567")
+            assert reply.startswith("+OK"), reply
+    finally:
+        conn.close()
+
+
+def test_paused_owner_cannot_act_when_it_wakes(cluster: Cluster) -> None:
+    """SIGSTOP the owner (a GC pause, a stalled VM): a standby takes over after the TTL; on
+    SIGCONT the former owner reports itself not owner from its first scrape and drops the events
+    that piled up in its socket instead of handling them."""
+    workers = cluster.start_workers(2, ttl_ms=FAILOVER_TTL_MS)
+    owner = cluster.wait_owner(workers, timeout=START_TIMEOUT_S)
+    standby = next(w for w in workers if w is not owner)
+    with OwnershipSampler(cluster) as sampler:
+        os.kill(owner.proc.pid, signal.SIGSTOP)
+        try:
+            paused_at = time.monotonic()
+            cluster.wait_owner([standby], timeout=FAILOVER_TTL_MS / 1000 + 2)
+            took = time.monotonic() - paused_at
+            # Traffic while the former owner sleeps: its event socket fills up.
+            _place_calls(cluster.sim.port, 3)
+        finally:
+            os.kill(owner.proc.pid, signal.SIGCONT)
+        wait_for(lambda: owner.owner_gauge() == 0, timeout=5, message="the woken owner's gauge")
+        wait_for(lambda: owner.metric("cccore_lease_lost_total",
+                                      {"node": NODE, "reason": "margin"}) == 1,
+                 timeout=5, message="the woken owner to give the node up by its margin")
+        n = len(sampler.rounds)
+        wait_for(lambda: len(sampler.rounds) >= n + 10, timeout=10, message="more samples")
+    # Whether its reader or its lease loop ran first after SIGCONT, none of the events that
+    # piled up reached the old owner's handlers: they were fenced, or their socket was closed.
+    stale = owner.metric("cccore_esl_events_total", {"node": NODE, "event": "CHANNEL_CREATE"})
+    fresh = standby.metric("cccore_esl_events_total", {"node": NODE, "event": "CHANNEL_CREATE"})
+    fenced = owner.metric("cccore_lease_fenced_events_total", {"node": NODE})
+    print(f"\npause: standby owns {NODE} {took:.3f}s after SIGSTOP of the owner; calls created "
+          f"while paused handled by old/new owner: {stale or 0:.0f}/{fresh or 0:.0f}; "
+          f"fenced on wake: {fenced or 0:.0f}")
+    assert not stale
+    assert fresh == 3
+    assert not sampler.doubles, sampler.doubles[:5]
+    assert cluster.holder() == standby.worker_id and standby.owner_gauge() == 1

@@ -126,6 +126,9 @@ def test_supervisor_restarts_a_dead_worker_and_forwards_sigterm(cluster: Cluster
         wait_for(lambda: _workers_in_redis(cluster.r).get(0, set()) - {killed},
                  timeout=15, message="worker 0 restarted with a new pid")
         print(f"\nsupervisor: worker 0 restarted {time.monotonic() - t0:.3f}s after SIGKILL")
+        # A SIGKILLed owner's lease lingers for its TTL; wait until a live worker holds it.
+        wait_for(lambda: (h := cluster.holder()) and not h.endswith(f"-{killed}"),
+                 timeout=5, message="a live worker to own the node")
 
         sup.send_signal(signal.SIGTERM)
         code = sup.wait(timeout=30)
