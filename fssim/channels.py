@@ -227,15 +227,26 @@ class Channel:
         self.signal.set()
         self.inbox.put(None)
 
+    def idle(self) -> None:
+        """Block until the next wake-up of any kind (answer, hang-up, DTMF ...)."""
+        self.signal.clear()
+        self.signal.wait()
+
     def wait(self, sim_seconds: float | None, *, digits: bool = False) -> bool:
         """Sleep in simulated time; True when cut short by hang-up, bridge, break (or a
         DTMF digit when ``digits``). ``None`` waits until interrupted."""
-        if self.interrupted() or self.break_pending or (digits and self.dtmf):
-            return True
-        self.signal.clear()
-        timeout = None if sim_seconds is None else max(0.0, sim_seconds) / self.engine.time_scale
-        self.signal.wait(timeout)
-        return self.interrupted() or self.break_pending or (digits and bool(self.dtmf))
+        deadline = None if sim_seconds is None else (
+            time.monotonic() + max(0.0, sim_seconds) / self.engine.time_scale)
+        while True:
+            if self.interrupted() or self.break_pending or (digits and self.dtmf):
+                return True
+            self.signal.clear()
+            if deadline is None:
+                self.signal.wait()
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.signal.wait(remaining):
+                return self.interrupted() or self.break_pending or (digits and bool(self.dtmf))
 
     # ---- headers -----------------------------------------------------------------------
     def basic_headers(self) -> list[tuple[str, str]]:

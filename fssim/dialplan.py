@@ -21,10 +21,19 @@ def is_sip_level(name: str) -> bool:
     return name in SIP_LEVEL_NAMES or name.startswith("sip_h_")
 
 
-def route(destination: str, sets: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
-    """The applications of the matching extension, or None when no extension matches."""
+def default_sets(destination: str) -> list[tuple[str, str]]:
+    """What the capture switch's ``esl_park_400`` extension sets (loopback_selftest)."""
+    return [("cc_entry", "esl_park"), ("cc_dnis", destination)]
+
+
+def route(destination: str,
+          sets: list[tuple[str, str]] | None = None) -> list[tuple[str, str]] | None:
+    """The applications of the matching extension, or None when no extension matches.
+    ``sets`` (from sim_inbound) replace the extension's own ``set``s."""
     if not PARK_NUMBER.match(destination):
         return None
+    if sets is None:
+        sets = default_sets(destination)
     apps = [("set", f"{name}={value}") for name, value in sets if not is_sip_level(name)]
     apps.append(("park", ""))
     return apps

@@ -577,7 +577,7 @@ class Engine:
         ch.profile.destination_number = dest
         ch.profile.profile_index += 1
         self.set_state(ch, "CS_ROUTING")
-        apps = dialplan.route(dest, [])
+        apps = dialplan.route(dest)
         if apps is None:
             self.hangup(ch, "NO_ROUTE_DESTINATION")
             return None
@@ -797,9 +797,9 @@ class Engine:
         try:
             self._outbound_setup(leg_a)
             self.spawn(self._run_inbound, leg_b,
-                       dialplan.route(leg_b.profile.destination_number, []))
+                       dialplan.route(leg_b.profile.destination_number))
             while not leg_a.answered and not leg_a.hangup_pending:
-                leg_a.wait(None)
+                leg_a.idle()
             if leg_a.answered and not leg_a.hangup_pending:
                 attempt.leg_answered(leg_a)
                 attempt.go.wait()
@@ -826,7 +826,7 @@ class Engine:
             ch.profile.destination_number = exten
             ch.hit_dialplan = True
             self.set_state(ch, "CS_ROUTING")
-            apps = dialplan.route(exten, [])
+            apps = dialplan.route(exten)
             if apps is None:
                 self.hangup(ch, "NO_ROUTE_DESTINATION")
                 return
