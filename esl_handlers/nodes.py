@@ -47,7 +47,9 @@ class LinkLike(Protocol):
     """What this module uses of ``esl_handlers.link.NodeLink``."""
 
     node: NodeConfig
-    is_up: bool
+
+    @property
+    def is_up(self) -> bool: ...
 
     def start(self) -> None: ...
     def stop(self, timeout: float = 5) -> None: ...
@@ -242,8 +244,9 @@ class NodeOwnership:
             return
         self._consuming = False
         self.metrics.lost.labels(self.node.name, reason or "unknown").inc()
-        log.warning("stopped consuming node events", extra={"node": self.node.name,
-                                                             "reason": reason})
+        level = logging.INFO if reason in ("released", "stopped") else logging.WARNING
+        log.log(level, "stopped consuming node events", extra={"node": self.node.name,
+                                                                "reason": reason})
         link = self.link
         if link is not None:
             try:

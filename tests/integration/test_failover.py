@@ -122,12 +122,12 @@ class WorkerProc:
 
 
 def worker_config(sim_port: int, redis_url: str, ttl_ms: int) -> Config:
-    return Config(
-        nodes=[NodeConfig(name=NODE, port=sim_port, password=SIM_PASSWORD)],
-        esl=EslConfig(lease_ttl_ms=ttl_ms, reconnect_min_s=0.05, reconnect_max_s=0.5,
-                      connect_timeout_s=2, command_timeout_s=2),
-        redis_url=redis_url,
-    )
+    return Config.model_validate({
+        "nodes": [{"name": NODE, "port": sim_port, "password": SIM_PASSWORD}],
+        "esl": {"lease_ttl_ms": ttl_ms, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5,
+                "connect_timeout_s": 2, "command_timeout_s": 2},
+        "redis_url": redis_url,
+    })
 
 
 def start_worker(config: Config, index: int, tmp_path: Path, app: str = "") -> WorkerProc:
@@ -162,7 +162,10 @@ class Cluster:
         new = [start_worker(cfg, len(self.workers) + i, self.tmp_path, app) for i in range(n)]
         self.workers += new
         for w in new:
-            wait_for(lambda w=w: w.metrics_port(self.r) or not w.alive, timeout=START_TIMEOUT_S,
+            def started(w: WorkerProc = w) -> bool:
+                return bool(w.metrics_port(self.r)) or not w.alive
+
+            wait_for(started, timeout=START_TIMEOUT_S,
                      message=f"worker {w.worker_id} to publish its metrics port")
             assert w.alive, f"worker exited at start:\n{w.log_tail()}"
         return new
@@ -316,8 +319,10 @@ def _place_calls(sim_port: int, n: int) -> None:
     """``sim_inbound`` calls on a 400 number, from a connection of the test's own."""
     from esl_handlers.connection import EslConnection
 
-    conn = EslConnection(NodeConfig(name="test", port=sim_port, password=SIM_PASSWORD),
-                         EslConfig(connect_timeout_s=3, command_timeout_s=3))
+    conn = EslConnection(NodeConfig.model_validate({"name": "test", "port": sim_port,
+                                                    "password": SIM_PASSWORD}),
+                         EslConfig.model_validate({"connect_timeout_s": 3,
+                                                   "command_timeout_s": 3}))
     conn.connect()
     try:
         for i in range(n):

@@ -389,3 +389,32 @@ def test_node_manager_owner_stops_consuming_when_its_lease_is_taken(redis_url: s
         assert reg_a.get_sample_value("cccore_lease_renew_failures_total", {"node": "fs1"}) >= 1
     finally:
         a.stop(timeout=1)
+
+
+def test_node_manager_stops_consuming_when_redis_goes_away() -> None:
+    """Redis unreachable: the owner keeps the node only until its local deadline, then stops
+    consuming without Redis' word; when Redis is back (empty), a worker owns the node again."""
+    server = PrivateRedis().start()
+    reconciled: list = []
+    try:
+        a, reg_a = _manager(server.url, "worker-a", 600, reconciled, [])
+        a.start()
+        _gwait(lambda: a.owns("fs1"), message="a to own fs1")
+        port = server.port
+        server.stop()
+        lost_at = time.monotonic()
+        _gwait(lambda: not a.owns("fs1") and a.links["fs1"].consume is False, timeout=3,
+               message="a to stop consuming")
+        took = time.monotonic() - lost_at
+        assert took <= 0.6, f"consumed {took:.3f}s into a Redis outage; the lease is 0.6 s"
+        assert reg_a.get_sample_value("cccore_lease_renew_failures_total", {"node": "fs1"}) >= 1
+        assert reg_a.get_sample_value("cccore_node_owner", {"node": "fs1"}) == 0
+
+        server.port = port
+        server.start()
+        _gwait(lambda: a.owns("fs1"), timeout=5, message="a to own fs1 again")
+        assert a.links["fs1"].consume is True
+        assert len(reconciled) == 2, "taking the node again reconciles again"
+    finally:
+        a.stop(timeout=1)
+        server.stop()
