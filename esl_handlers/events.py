@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote, unquote_to_bytes
 
 from cc_core.errors import FrameError, UnsupportedEventFormat
 from esl_handlers.framing import Frame
@@ -319,16 +319,29 @@ class PlainEvent(Event):
         return [_text(v) for n, v in self._split() if n == name]
 
     def items(self) -> Iterator[tuple[str, str]]:
-        # One pass over the split lines (get() per name would search the block each time).
+        # One pass over the lines (get() per name would search the block each time).
         cache = self._cache
         seen: set[str] = set()
+        section = self._data[:self._header_end()]
+        if section.isascii():
+            # What FreeSWITCH sends (it encodes every byte > 0x7E): split and decode as str,
+            # three times faster; unquote() gives what the bytes path gives for ASCII.
+            for line in section.decode("ascii").split("\n"):
+                name, sep, value = line.partition(": ")
+                if sep and name not in seen:
+                    seen.add(name)
+                    text = cache.get(name)
+                    if text is None:
+                        text = cache[name] = unquote(value) if "%" in value else value
+                    yield name, text
+            return
         for name, wire in self._split():
             if name not in seen:
                 seen.add(name)
-                value = cache.get(name)
-                if value is None:
-                    value = cache[name] = _text(wire)
-                yield name, value
+                decoded = cache.get(name)
+                if decoded is None:
+                    decoded = cache[name] = _text(wire)
+                yield name, decoded
 
     def _names(self) -> list[str]:
         return list(dict.fromkeys(n for n, _ in self._split()))

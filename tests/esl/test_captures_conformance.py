@@ -147,6 +147,19 @@ def test_first_value_lookups_agree_between_twins(captures_dir: Path) -> None:
     assert repeated > 0, "the capture has CHANNEL_HANGUP_COMPLETE with Hangup-Cause twice"
 
 
+@pytest.mark.parametrize("name", ["esl_plain.raw", "esl_json.raw"])
+def test_items_agree_with_get_all(captures_dir: Path, name: str) -> None:
+    frames = parse_file(captures_dir / FS / name)
+    for frame in frames:
+        if frame.content_type in EVENT_TYPES:
+            # Two views of the same frame, so no value is served from the other's cache.
+            whole, single = Event.from_frame(frame), Event.from_frame(frame)
+            items = list(whole.items())
+            assert [n for n, _ in items] == single.keys()
+            assert items == [(n, single.get_all(n)[0]) for n, _ in items]
+            assert all(single.get(n) == v for n, v in items)
+
+
 def _replies(captures_dir: Path) -> list[dict[str, object]]:
     replies: list[dict[str, object]] = json.loads(
         (captures_dir / FS / "command_replies.json").read_text())
