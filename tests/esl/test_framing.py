@@ -231,6 +231,9 @@ def test_plain_non_utf8_replaced_raw_bytes_reachable() -> None:
     assert ev.get("X-Raw") == "b\ufffdad"
     assert ev.raw("X-Raw") == b"b\xffad"
     assert ev.raw("Missing") is None
+    fresh = ev_of(b"Event-Name: CHANNEL_CREATE\nCaller-Caller-ID-Name: Caf%E9\nX-Raw: b\xffad\n\n")
+    assert dict(fresh.items()) == {"Event-Name": "CHANNEL_CREATE",
+                                   "Caller-Caller-ID-Name": "Caf\ufffd", "X-Raw": "b\ufffdad"}
 
 
 def test_background_job_body_is_separated_from_headers() -> None:
