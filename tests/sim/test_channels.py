@@ -1,0 +1,290 @@
+"""The simulator's channel side as a client sees it over TCP: replies, endpoints, hostile
+values, simulated durations, session limits."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from collections.abc import Iterator
+
+import pytest
+
+from esl_handlers.events import Event
+from tests.sim.simclient import SimClient, running_sim
+
+BOGUS = "00000000-0000-0000-0000-000000000000"
+TIME_SCALE = 20.0
+
+
+@pytest.fixture(scope="module")
+def sim_addr() -> Iterator[tuple[str, int]]:
+    with running_sim(time_scale=TIME_SCALE) as addr:
+        yield addr
+
+
+@pytest.fixture
+def client(sim_addr: tuple[str, int]) -> Iterator[SimClient]:
+    with SimClient(*sim_addr) as c:
+        yield c
+
+
+def parked_call(client: SimClient, caller: str = "4915550001", dnis: str = "4005550101",
+                *params: str) -> str:
+    reply = client.api(" ".join(["sim_inbound", caller, dnis, *params]))
+    assert reply.startswith("+OK ") and reply.endswith("\n"), reply
+    uid = reply.split()[1]
+    client.wait_event(uid, "CHANNEL_PARK")
+    return uid
+
+
+def ended(client: SimClient, uid: str) -> Event:
+    return client.wait_event(uid, "CHANNEL_HANGUP_COMPLETE")
+
+
+# ---- replies to bogus uuids, usage and bad syntax (captured / mod_commands.c) ------------
+@pytest.mark.parametrize(("command", "reply"), [
+    ("uuid_kill", "-USAGE: <uuid> [cause]\n"),  # captured
+    (f"uuid_kill {BOGUS}", "-ERR No such channel!\n"),  # captured
+    (f"uuid_answer {BOGUS}", "-ERR No such channel!\n"),
+    ("uuid_bridge", "-USAGE: <uuid> <other_uuid>\n"),
+    (f"uuid_bridge {BOGUS} {BOGUS}", "-ERR Invalid uuid\n"),
+    ("uuid_getvar", "-USAGE: <uuid> <var>\n"),
+    (f"uuid_getvar {BOGUS} x", "-ERR No such channel!\n"),
+    (f"uuid_setvar {BOGUS} x y", "-ERR No such channel!\n"),
+    (f"uuid_exists {BOGUS}", "false"),
+    (f"uuid_transfer {BOGUS} 4005550101", "-ERR No such channel!\n"),
+    ("uuid_transfer", "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"),
+    (f"uuid_broadcast {BOGUS} tone_stream://%(100,0,440)", "-ERR No such channel!\n"),
+    (f"uuid_record {BOGUS} start /tmp/x.wav", "-ERR Cannot locate session!\n"),
+    (f"uuid_break {BOGUS}", "-ERR No such channel!\n"),
+    ("originate", "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] "
+                  "[<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n"),
+    ("originate error/USER_BUSY &park", "-ERR USER_BUSY\n"),  # captured
+    ("originate nosuchendpoint/foo &park", "-ERR CHAN_NOT_IMPLEMENTED\n"),  # captured
+    ("originate loopback/no_such_ext/default &park", "-ERR NO_ROUTE_DESTINATION\n"),  # captured
+    ("show channels as json", '{"row_count": 0}\n'),  # captured (idle switch)
+    ("sim_inbound", "-USAGE: sim_inbound <caller> <dnis> [name=value ...]\n"),
+    ("sim_inbound 4915550001 4005550101 novalue",
+     "-USAGE: sim_inbound <caller> <dnis> [name=value ...]\n"),
+    ("sim_dtmf", "-USAGE: sim_dtmf <uuid> <digits 0-9*#A-D>\n"),
+    (f"sim_dtmf {BOGUS} 12x", "-USAGE: sim_dtmf <uuid> <digits 0-9*#A-D>\n"),
+    (f"sim_dtmf {BOGUS} 1", "-ERR No such channel!\n"),
+    ("sim_hangup", "-USAGE: sim_hangup <uuid> [cause]\n"),
+    (f"sim_hangup {BOGUS} NOT_A_CAUSE", "-ERR unknown cause NOT_A_CAUSE\n"),
+    (f"sim_hangup {BOGUS}", "-ERR No such channel!\n"),
+    ("sim_endpoint", "-USAGE: sim_endpoint <contact> <answer|busy|noanswer|reject|"
+                     "unregistered> [delay_ms] [talk_ms]\n"),
+    ("sim_endpoint sofia/internal/x@h dance", "-USAGE: sim_endpoint <contact> <answer|busy|"
+                                              "noanswer|reject|unregistered> [delay_ms] "
+                                              "[talk_ms]\n"),
+])
+def test_api_reply_texts(command: str, reply: str) -> None:
+    with running_sim(time_scale=TIME_SCALE) as addr, SimClient(*addr) as client:
+        assert client.api(command) == reply
+
+
+def test_sendmsg_to_bogus_uuid(client: SimClient) -> None:
+    frame = client.send(f"sendmsg {BOGUS}\ncall-command: execute\nexecute-app-name: playback\n"
+                        "execute-app-arg: tone_stream://%(500,0,600)")
+    assert frame.get("Reply-Text") == f"-ERR invalid session id [{BOGUS}]"  # captured
+
+
+def test_sim_controls_fire_api_event_and_work_as_bgapi(client: SimClient) -> None:
+    body = client.bgapi("sim_inbound 4915550002 4005550102")
+    assert body.startswith("+OK ")
+    uid = body.split()[1]
+    client.wait_event(uid, "CHANNEL_PARK")
+    assert client.wait(lambda: any(e.name == "API" and e.get("API-Command") == "sim_inbound"
+                                   for e in client.events), 5)
+    assert client.api(f"sim_dtmf {uid} 1") == "-ERR channel not answered\n"
+    assert client.api(f"sim_hangup {uid}") == "+OK\n"
+    assert ended(client, uid).get("Hangup-Cause") == "ORIGINATOR_CANCEL"
+
+
+# ---- inbound calls and the dialplan -------------------------------------------------------
+def test_inbound_call_parks_ringing_with_its_sets(client: SimClient) -> None:
+    uid = parked_call(client, "4915550003", "4005550103", "cc_entry=esl_park", "a=b%0Ac")
+    events = client.leg_events(uid)
+    assert events[0].name == "CHANNEL_STATE" and events[0].get("Channel-State") == "CS_NEW"
+    park = next(e for e in events if e.name == "CHANNEL_PARK")
+    assert park.get("Answer-State") == "ringing"
+    assert park.get("Channel-Name") == "sofia/internal/4915550003@127.0.0.1:5080"
+    assert park.get("Caller-Caller-ID-Number") == "4915550003"
+    assert park.get("Caller-Destination-Number") == "4005550103"
+    assert park.get("variable_cc_entry") == "esl_park"
+    # literal values: "%0A" arrives as sent, FreeSWITCH-encoded on the wire
+    assert client.api(f"uuid_getvar {uid} a") == "a=b%0Ac".split("=", 1)[1]
+    sets = [e.get("Application-Data") for e in events if e.name == "CHANNEL_EXECUTE"]
+    # plain encoding leaves a literal %0A as is, so the event decodes it (README: lossy)
+    assert sets == ["cc_entry=esl_park", "a=b\nc", None]
+    assert not any(k.startswith("variable_") for k in events[0].keys())  # STATE is terse
+    client.api(f"uuid_kill {uid}")
+    ended(client, uid)
+
+
+def test_non_400_number_fails_no_route(client: SimClient) -> None:
+    uid = client.api("sim_inbound 4915550004 5551234").split()[1]
+    done = ended(client, uid)
+    assert done.get("Hangup-Cause") == "NO_ROUTE_DESTINATION"
+    names = [e.name for e in client.leg_events(uid)]
+    assert "CHANNEL_EXECUTE" not in names
+    assert names[-3:] == ["CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY", "CHANNEL_STATE"]
+
+
+def test_hostile_caller_values_stay_inside_their_header(client: SimClient) -> None:
+    evil = "Evil%0AUnique-ID:%20forged-uuid%0AEvent-Name:%20CHANNEL_HANGUP"
+    uid = parked_call(client, "4915550005", "4005550105", f"caller_id_name={evil}",
+                      f"sip_h_X-Evil={evil}")
+    park = client.wait_event(uid, "CHANNEL_PARK")
+    assert park.unique_id == uid
+    assert park.name == "CHANNEL_PARK"
+    decoded = urllib.parse.unquote(evil)  # FreeSWITCH keeps "%0A" as is; it decodes to LF
+    assert park.get("Caller-Caller-ID-Name") == decoded
+    assert park.get("variable_sip_h_X-Evil") == decoded
+    assert park.get_all("Unique-ID") == [uid]
+    client.api(f"uuid_kill {uid}")
+    ended(client, uid)
+
+
+# ---- originate and endpoints --------------------------------------------------------------
+@pytest.mark.parametrize(("contact", "behaviour", "body", "leg_cause"), [
+    ("sofia/internal/busy@127.0.0.1:5070", "busy", "-ERR USER_BUSY\n", "USER_BUSY"),
+    ("sofia/internal/rej@127.0.0.1:5070", "reject", "-ERR CALL_REJECTED\n", "CALL_REJECTED"),
+    ("sofia/internal/ring@127.0.0.1:5070", "noanswer", "-ERR NO_ANSWER\n", "NO_ANSWER"),
+    ("user/1001@default", "unregistered", "-ERR USER_NOT_REGISTERED\n", None),
+    ("user/9999@default", None, "-ERR SUBSCRIBER_ABSENT\n", None),
+    ("sofia/internal/nobody@127.0.0.1:5999", None, "-ERR NORMAL_TEMPORARY_FAILURE\n",
+     "NORMAL_TEMPORARY_FAILURE"),
+    ("error/NO_USER_RESPONSE", None, "-ERR NO_USER_RESPONSE\n", None),
+])
+def test_endpoint_behaviours(client: SimClient, contact: str, behaviour: str | None,
+                             body: str, leg_cause: str | None) -> None:
+    if behaviour:
+        assert client.api(f"sim_endpoint {contact} {behaviour} 100").startswith("+OK")
+    started = len(client.events)
+    job = client.bgapi(f"originate {{originate_timeout=2}}{contact} &park()")
+    assert job == body
+    legs = {e.unique_id for e in client.events[started:] if e.name == "CHANNEL_OUTGOING"}
+    if leg_cause is None:
+        assert not legs
+    else:
+        (leg,) = legs
+        assert ended(client, leg or "").get("Hangup-Cause") == leg_cause
+
+
+def test_answer_endpoint_parks_and_talk_ms_hangs_up_in_simulated_time(
+        client: SimClient) -> None:
+    contact = "sofia/internal/agent9@127.0.0.1:5070"
+    client.api(f"sim_endpoint {contact} answer 200 3000")
+    wall = time.monotonic()
+    job = client.bgapi(f"originate {{origination_caller_id_number=4915550009}}{contact} &park()")
+    assert job.startswith("+OK ")
+    uid = job.split()[1]
+    client.wait_event(uid, "CHANNEL_PARK", Answer_State="answered")
+    done = ended(client, uid)
+    elapsed = time.monotonic() - wall
+    assert done.get("Hangup-Cause") == "NORMAL_CLEARING"
+    assert done.get("variable_billsec") == "3"
+    assert 2900 <= int(done.get("variable_billmsec") or 0) <= 3300
+    assert done.get("variable_duration") == "3"
+    assert done.get("Caller-Caller-ID-Number") == "4915550009"
+    assert elapsed < 3.0 / TIME_SCALE * 4  # simulated time ran TIME_SCALE times faster
+
+
+def test_ring_all_loser_gets_lose_race_before_the_job(client: SimClient) -> None:
+    a, b = "sofia/internal/ra@127.0.0.1:5070", "sofia/internal/rb@127.0.0.1:5072"
+    client.api(f"sim_endpoint {a} answer 100")
+    client.api(f"sim_endpoint {b} noanswer")
+    started = len(client.events)
+    job = client.bgapi(f"originate {{ignore_early_media=true}}{a},{b} &park()")
+    winner = job.split()[1]
+    window = client.events[started:]
+    legs = [e.unique_id for e in window if e.name == "CHANNEL_OUTGOING"]
+    loser = next(u for u in legs if u != winner)
+    hangup = next(i for i, e in enumerate(window)
+                  if e.name == "CHANNEL_HANGUP" and e.unique_id == loser)
+    job_at = next(i for i, e in enumerate(window) if e.name == "BACKGROUND_JOB")
+    assert window[hangup].get("Hangup-Cause") == "LOSE_RACE" and hangup < job_at
+    assert ended(client, loser).get("variable_hangup_cause_q850") == "16"
+    client.api(f"uuid_kill {winner}")
+    ended(client, winner)
+
+
+def test_sim_hangup_of_a_bridged_agent_ends_the_caller(client: SimClient) -> None:
+    contact = "sofia/internal/agent7@127.0.0.1:5070"
+    client.api(f"sim_endpoint {contact} answer 100")
+    a = parked_call(client, "4915550007", "4005550107")
+    assert client.api(f"uuid_answer {a}") == "+OK\n"
+    b = client.bgapi(f"originate {contact} &park()").split()[1]
+    assert client.api(f"uuid_bridge {a} {b}") == f"+OK {b}\n"
+    client.wait_event(a, "CHANNEL_BRIDGE")
+    calls = json.loads(client.api("show calls as json"))
+    row = next(r for r in calls["rows"] if r["uuid"] == a)
+    assert row["b_uuid"] == b
+    assert client.api(f"sim_hangup {b}") == "+OK\n"
+    assert ended(client, b).get("Hangup-Cause") == "NORMAL_CLEARING"
+    done = ended(client, a)
+    assert done.get("Hangup-Cause") == "NORMAL_CLEARING"
+    assert done.get("variable_bridge_hangup_cause") == "NORMAL_CLEARING"
+    names = [e.name for e in client.leg_events(a)]
+    assert names.index("CHANNEL_UNBRIDGE") < names.index("CHANNEL_HANGUP")
+
+
+def test_show_channels_getvar_setvar_and_hupall(client: SimClient) -> None:
+    uid = parked_call(client, "4915550008", "4005550108", "cc_entry=esl_park")
+    rows = json.loads(client.api("show channels as json"))["rows"]
+    row = next(r for r in rows if r["uuid"] == uid)
+    assert (row["state"], row["callstate"], row["dest"], row["application"]) == (
+        "CS_EXECUTE", "RINGING", "4005550108", "park")
+    assert client.api(f"uuid_exists {uid}") == "true"
+    assert client.api(f"uuid_getvar {uid} cc_entry") == "esl_park"
+    assert client.api(f"uuid_getvar {uid} nothing") == "_undef_"
+    assert client.api(f"uuid_setvar {uid} x a b") == "+OK\n"
+    assert client.api(f"uuid_getvar {uid} x") == "a b"
+    assert client.api("hupall MANAGER_REQUEST") == \
+        "+OK hangup all channels with cause MANAGER_REQUEST\n"
+    assert ended(client, uid).get("Hangup-Cause") == "MANAGER_REQUEST"
+
+
+def test_playback_pagd_and_record_through_sendmsg(client: SimClient) -> None:
+    uid = parked_call(client, "4915550010", "4005550110")
+    client.api(f"uuid_answer {uid}")
+    frame = client.send(f"sendmsg {uid}\ncall-command: execute\nexecute-app-name: "
+                        "play_and_get_digits\nexecute-app-arg: 4 8 1 5000 # "
+                        "tone_stream://%(1000,0,440);loops=1 silence_stream://250 acct ^\\d+$ "
+                        "3000\nEvent-UUID: pagd-1")
+    assert frame.get("Reply-Text") == "+OK"
+    client.wait_event(uid, "PLAYBACK_STOP")
+    assert client.api(f"sim_dtmf {uid} 1234#") == "+OK\n"
+    done = client.wait_event(uid, "CHANNEL_EXECUTE_COMPLETE", Application="play_and_get_digits")
+    assert done.get("Application-UUID") == "pagd-1"
+    assert done.get("Application-Response") == "_none_"
+    assert done.get("variable_acct") == "1234"
+    assert done.get("variable_read_terminator_used") == "#"
+    assert [e.get("DTMF-Digit") for e in client.leg_events(uid) if e.name == "DTMF"] == \
+        list("1234#")
+    client.send(f"sendmsg {uid}\ncall-command: execute\nexecute-app-name: playback\n"
+                "execute-app-arg: /sounds/no_such_prompt.wav")
+    missing = client.wait_event(uid, "CHANNEL_EXECUTE_COMPLETE", Application="playback")
+    assert missing.get("Application-Response") == "FILE NOT FOUND"
+    assert client.api(f"uuid_record {uid} start /tmp/r.wav") == "+OK Success\n"
+    client.wait_event(uid, "RECORD_START")
+    assert client.api(f"uuid_record {uid} stop /tmp/r.wav") == "+OK Success\n"
+    client.wait_event(uid, "RECORD_STOP")
+    client.send(f"sendmsg {uid}\ncall-command: hangup\nhangup-cause: CALL_REJECTED")
+    assert ended(client, uid).get("Hangup-Cause") == "CALL_REJECTED"
+
+
+def test_max_sessions_refuses_new_channels() -> None:
+    with running_sim(time_scale=TIME_SCALE, max_sessions=1) as addr, SimClient(*addr) as client:
+        uid = parked_call(client, "4915550011", "4005550111")
+        # sofia.c: 503 "Maximum Calls In Progress" when sess_count >= sess_max
+        assert client.api("sim_inbound 4915550012 4005550112") == \
+            "-ERR Maximum Calls In Progress\n"
+        client.api("sim_endpoint sofia/internal/x@127.0.0.1:5070 answer")
+        assert client.api("originate sofia/internal/x@127.0.0.1:5070 &park()") == \
+            "-ERR DESTINATION_OUT_OF_ORDER\n"
+        client.api(f"uuid_kill {uid}")
+        client.wait_event(uid, "CHANNEL_DESTROY")
+        assert client.api("sim_inbound 4915550012 4005550112").startswith("+OK ")
