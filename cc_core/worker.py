@@ -59,6 +59,7 @@ WARM_STOP_HANDLERS_S = 10.0   # in-flight handlers get this long after the lease
 LINK_STOP_S = 2.0
 HEARTBEAT_INTERVAL_S = 1.0
 HEARTBEAT_TTL_MS = 3000       # three missed beats and the worker's key is gone
+PARENT_CHECK_S = 1.0          # an orphaned worker (supervisor SIGKILLed) warm-stops this soon
 # The supervisor waits for a warm-stopping worker this long before killing it.
 WARM_STOP_BOUND_S = WARM_STOP_HANDLERS_S + LINK_STOP_S + 15.0
 COLD_STOP_BOUND_S = 2.0
@@ -342,6 +343,7 @@ class Worker:
             gevent.signal_handler(sig, self._on_signal, sig)
         self._heartbeat_key = keys.worker(self.worker_id)
         group.spawn(self._heartbeat)
+        group.spawn(self._watch_parent, os.getppid())
         self.nodes.start()
         log.info("worker running", extra={"nodes": [n.name for n in cfg.nodes], "pid": os.getpid(),
                                           "lease_ttl_ms": cfg.esl.lease_ttl_ms})
@@ -358,6 +360,16 @@ class Worker:
             except RedisError as exc:
                 log.warning("heartbeat failed", extra={"error": repr(exc)})
             gevent.sleep(HEARTBEAT_INTERVAL_S)
+
+    def _watch_parent(self, parent: int) -> None:
+        # Workers run in sessions of their own (the supervisor forwards signals), so nothing
+        # else would stop them if the supervisor died without forwarding anything.
+        while not self._done.is_set():
+            if os.getppid() != parent:
+                log.warning("supervisor gone; warm stop", extra={"parent_pid": parent})
+                self._begin_warm_stop()
+                return
+            gevent.sleep(PARENT_CHECK_S)
 
     def _beat(self) -> None:
         pipe = self.redis.pipeline(transaction=False)

@@ -143,3 +143,50 @@ def test_supervisor_restarts_a_dead_worker_and_forwards_sigterm(cluster: Cluster
             sup.kill()
             sup.wait()
         log.close()
+
+
+def test_workers_stop_when_the_supervisor_is_killed(cluster: Cluster, tmp_path: Path) -> None:
+    """SIGKILL of the supervisor forwards nothing; its workers notice they are orphans and
+    warm-stop on their own, releasing the node's lease."""
+    cfg = worker_config(cluster.sim.port, cluster.redis_url, DEFAULT_TTL_MS)
+    log = open(tmp_path / "supervisor.log", "wb")  # noqa: SIM115 - closed below
+    sup = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from cc_core.config import Config; "
+         "from cc_core.worker import run; "
+         "sys.exit(run(Config.model_validate_json(sys.stdin.read()), 2))"],
+        stdin=subprocess.PIPE, stderr=log, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    pids: set[int] = set()
+    try:
+        assert sup.stdin is not None
+        sup.stdin.write(cfg.model_dump_json().encode())
+        sup.stdin.close()
+        wait_for(lambda: len(_workers_in_redis(cluster.r)) == 2, timeout=START_TIMEOUT_S,
+                 message="two workers' heartbeats")
+        wait_for(cluster.holder, timeout=START_TIMEOUT_S, message="a node owner")
+        pids = set().union(*_workers_in_redis(cluster.r).values())
+        sup.kill()
+        sup.wait(timeout=5)
+        killed_at = time.monotonic()
+        wait_for(lambda: not any(_alive(p) for p in pids), timeout=10,
+                 message="the orphaned workers to exit")
+        took = time.monotonic() - killed_at
+        print(f"\norphans: workers exited {took:.3f}s after the supervisor was SIGKILLed")
+        assert cluster.holder() is None, "the orphaned owner released the lease"
+    finally:
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        log.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # An exited child of the dead supervisor is reaped by init; until then it is a zombie.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
