@@ -295,17 +295,24 @@ class Worker:
         self.metrics_port: int | None = None
 
     def run(self) -> int:
+        # Imported here, not at the top: the supervisor imports this module too and needs none
+        # of the ESL stack.
         import redis
         from prometheus_client import CollectorRegistry, start_http_server
 
         from esl_handlers import keys
+        from esl_handlers.dispatch import Dispatcher
         from esl_handlers.nodes import LeaseMetrics, NodeManager
+        from metrics.esl import EslMetrics
 
         cfg = self.config
+        if not cfg.redis_url:
+            raise ConfigError("a worker needs redis_url (cc-core run starts a private Redis "
+                              "and passes it on when none is configured)")
         self._done = gevent.event.Event()
         group = _EscalatingGroup(self._on_greenlet_failure)
         ttl_s = cfg.esl.lease_ttl_ms / 1000
-        url = cfg.redis_url or "redis://127.0.0.1:6379/0"
+        url = cfg.redis_url
         self.redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         # The leases get their own client with short timeouts: a renewal must not queue behind
         # the app's traffic or wait out a 5 s socket timeout longer than the lease itself.
@@ -313,9 +320,7 @@ class Worker:
         lease_redis = redis.Redis.from_url(url, socket_timeout=lease_timeout,
                                            socket_connect_timeout=lease_timeout)
         registry = CollectorRegistry()
-        esl_metrics = _esl_metrics(registry)
-        from esl_handlers.dispatch import Dispatcher
-
+        esl_metrics = EslMetrics(registry)
         dispatcher = Dispatcher(queue_size=cfg.esl.queue_size, pool_size=cfg.esl.handler_pool_size,
                                 metrics=esl_metrics)
         self.dispatcher = dispatcher
@@ -457,14 +462,6 @@ def _bounded(fn: Callable[[], Any], timeout: float) -> None:
         log.warning("gave up waiting during warm stop", extra={"timeout_s": timeout})
     except Exception:  # noqa: BLE001 - stopping anyway; say what went wrong
         log.exception("error during warm stop")
-
-
-def _esl_metrics(registry: Any) -> Any:
-    try:
-        from metrics.esl import EslMetrics
-    except ModuleNotFoundError:
-        return None
-    return EslMetrics(registry)
 
 
 def main(argv: list[str] | None = None) -> int:
