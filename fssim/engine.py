@@ -141,12 +141,14 @@ class Engine:
              pre: list[tuple[str, str]] | None = None,
              calling: tuple[str, str, int] | None = None, body: str | None = None) -> None:
         ev = self.switch.new_event(name, calling=calling or CALLING.get(name, ("", "", 0)))
-        for key, value in pre or ():
-            ev.add(key, value)
-        for key, value in ch.headers(name not in TERSE):
-            ev.add(key, value)
-        for key, value in extra or ():
-            ev.add(key, value)
+        # every value is already a str: extend the list directly (SimEvent.add per header
+        # was the engine's largest cost in the bench profile)
+        headers = ev.headers
+        if pre:
+            headers.extend(pre)
+        headers.extend(ch.headers(name not in TERSE))
+        if extra:
+            headers.extend(extra)
         if body is not None:
             ev.body = body
         self.switch.fire(ev)

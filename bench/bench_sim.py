@@ -1,0 +1,183 @@
+"""The FreeSWITCH simulator's own throughput (``python -m bench.bench_sim``).
+
+The simulator runs as its own process (``python -m fssim``, fast simulated clock, no
+HEARTBEAT) so its CPU is not shared with the load generator. A driver connection runs full
+inbound calls (sim_inbound -> CHANNEL_PARK -> uuid_answer -> sendmsg playback of a 200 ms
+tone -> sim_hangup after EXECUTE_COMPLETE), keeping a fixed number in flight; a second
+connection subscribed with ``event plain ALL`` consumes every event, either just framing it
+(what the simulator can emit) or framing + ``Event.from_frame`` + a no-op handler (what a
+client built on esl_handlers gets from the socket).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from esl_handlers.events import Event
+from esl_handlers.framing import FrameParser
+
+TIME_SCALE = 1000.0
+PROMPT = "tone_stream://%(200,0,440);loops=1"
+
+
+class _Proc:
+    def __init__(self, max_sessions: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fssim", "--listen", "127.0.0.1:0", "--time-scale",
+             str(TIME_SCALE), "--heartbeat-interval", "0", "--max-sessions", str(max_sessions),
+             "--hostname", "bench"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            self.stop()
+            raise RuntimeError(f"simulator did not start: {line!r}")
+        host, _, port = line.removeprefix("listening on ").rpartition(":")
+        self.addr = (host, int(port))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def _connect(addr: tuple[str, int], subscribe: str) -> tuple[socket.socket, FrameParser]:
+    sock = socket.create_connection(addr, timeout=30)
+    parser = FrameParser()
+    sock.sendall(f"auth ClueCon\n\nevent plain {subscribe}\n\n".encode())
+    replies = 0
+    while replies < 2:
+        for frame in parser.feed(sock.recv(65536)):
+            if frame.content_type == "command/reply":
+                replies += 1
+    return sock, parser
+
+
+class _Subscriber(threading.Thread):
+    """``event plain ALL`` consumer: counts events (optionally parsing each into an Event)."""
+
+    def __init__(self, addr: tuple[str, int], parse: bool) -> None:
+        super().__init__(daemon=True)
+        self.sock, self.parser = _connect(addr, "ALL")
+        self.parse = parse
+        self.events = 0
+        self.last_at = time.monotonic()
+        self.stop_flag = False
+
+    def run(self) -> None:
+        handler: Callable[[Event], None] = lambda ev: None  # noqa: E731 - the no-op handler
+        from_frame = Event.from_frame
+        self.sock.settimeout(0.5)
+        while not self.stop_flag:
+            try:
+                data = self.sock.recv(262144)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            for frame in self.parser.feed(data):
+                if frame.is_event:
+                    if self.parse:
+                        ev = from_frame(frame)
+                        _ = (ev.name, ev.unique_id, ev.sequence)
+                        handler(ev)
+                    self.events += 1
+            self.last_at = time.monotonic()
+
+
+def _drive(addr: tuple[str, int], calls: int, concurrency: int, deadline: float) -> int:
+    """Run ``calls`` full calls, ``concurrency`` at a time; returns the calls completed."""
+    sock, parser = _connect(addr, "CHANNEL_PARK CHANNEL_EXECUTE_COMPLETE CHANNEL_HANGUP_COMPLETE")
+    started = done = 0
+    out: list[bytes] = []
+
+    def start() -> None:
+        nonlocal started
+        started += 1
+        out.append(f"api sim_inbound 49155{started:05d} 4005550100\n\n".encode())
+
+    for _ in range(min(concurrency, calls)):
+        start()
+    sock.settimeout(10)
+    while done < calls and time.monotonic() < deadline:
+        if out:
+            sock.sendall(b"".join(out))
+            out.clear()
+        data = sock.recv(262144)
+        if not data:
+            break
+        for frame in parser.feed(data):
+            if not frame.is_event:
+                continue
+            ev = Event.from_frame(frame)
+            name, uid = ev.name, ev.unique_id
+            if name == "CHANNEL_PARK":
+                out.append(f"api uuid_answer {uid}\n\nsendmsg {uid}\ncall-command: execute\n"
+                           f"execute-app-name: playback\nexecute-app-arg: {PROMPT}\n\n".encode())
+            elif name == "CHANNEL_EXECUTE_COMPLETE" and ev.get("Application") == "playback":
+                out.append(f"api sim_hangup {uid}\n\n".encode())
+            elif name == "CHANNEL_HANGUP_COMPLETE":
+                done += 1
+                if started < calls:
+                    start()
+    sock.close()
+    return done
+
+
+def _measure(calls: int, concurrency: int, parse: bool) -> dict[str, object]:
+    proc = _Proc(max_sessions=concurrency * 4)
+    try:
+        sub = _Subscriber(proc.addr, parse)
+        sub.start()
+        t0 = time.monotonic()
+        done = _drive(proc.addr, calls, concurrency, t0 + 120)
+        # the subscriber may still be reading the tail of the stream
+        last, settle = -1, time.monotonic() + 5
+        while sub.events != last and time.monotonic() < settle:
+            last = sub.events
+            time.sleep(0.2)
+        elapsed = max(sub.last_at - t0, 1e-6)
+        sub.stop_flag = True
+        sub.join(2)
+        return {"calls": done, "events": sub.events, "seconds": round(elapsed, 2),
+                "calls_per_s": round(done / elapsed, 1),
+                "events_per_s": round(sub.events / elapsed)}
+    finally:
+        proc.stop()
+
+
+def run(quick: bool = False) -> list[dict[str, object]]:
+    calls = 200 if quick else 2000
+    concurrency = 50
+    emit = _measure(calls, concurrency, parse=False)
+    parsed = _measure(calls, concurrency, parse=True)
+    return [
+        {"figure": "simulator -> one plain subscriber (framing only)", **emit},
+        {"figure": "simulator socket -> FrameParser + Event + no-op handler", **parsed},
+    ]
+
+
+def main() -> int:
+    quick = os.environ.get("BENCH_QUICK") == "1" or "--quick" in sys.argv
+    rows = run(quick=quick)
+    cols = ["figure", "calls", "events", "seconds", "calls_per_s", "events_per_s"]
+    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in cols]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for r in rows:
+        print("  ".join(str(r[c]).ljust(w) for c, w in zip(cols, widths, strict=True)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
