@@ -74,13 +74,13 @@ class _Processes:
         return proc
 
     def stop_all(self) -> None:
+        # Newest first, each waited for: workers hand their leases over and close their
+        # sockets before the simulator they talk to goes away.
         for _, proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for _, proc in reversed(self.procs):
             try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -128,10 +128,18 @@ def _lag_quantiles(scrapes: list[dict[str, object]]) -> tuple[float | None, floa
     total = ordered[-1][1]
 
     def q(frac: float) -> float:
+        # Linear interpolation inside the bucket, as PromQL's histogram_quantile does.
+        rank = frac * total
+        prev_bound, prev_count = 0.0, 0.0
         for bound, count in ordered:
-            if count >= frac * total:
-                return bound * 1000
-        return ordered[-1][0] * 1000
+            if count >= rank:
+                if bound == float("inf"):
+                    return prev_bound * 1000
+                span = count - prev_count
+                inside = (rank - prev_count) / span if span else 1.0
+                return (prev_bound + (bound - prev_bound) * inside) * 1000
+            prev_bound, prev_count = bound, count
+        return prev_bound * 1000
 
     return q(0.5), q(0.99)
 
