@@ -256,7 +256,8 @@ def stop_record(engine: Engine, ch: Channel, path: str) -> None:
     v["record_ms"] = str(ms)
     v["record_file_size"] = str(44 + ms * 16)
     v["record_completion_cause"] = "success-silence"
-    engine.fire(ch, "RECORD_STOP", extra=[("Record-File-Path", path)])
+    engine.fire(ch, "RECORD_STOP", extra=[("Record-File-Path", path),
+                                          ("Record-Completion-Cause", "success-silence")])
     engine.fire(ch, "MEDIA_BUG_STOP", extra=[("Media-Bug-Function", "session_record"),
                                              ("Media-Bug-Target", path)])
 
@@ -308,8 +309,8 @@ def app_bridge(engine: Engine, ch: Channel, arg: str) -> None:
         engine.set_callstate(ch, "ACTIVE")
     ch.bridged_side = "app"
     engine._mark_bridged(ch, winner)
-    engine.fire(ch, "CHANNEL_BRIDGE", extra=[("Bridge-A-Unique-ID", ch.uuid),
-                                             ("Bridge-B-Unique-ID", winner.uuid)])
+    engine.fire(ch, "CHANNEL_BRIDGE", pre=[("Bridge-A-Unique-ID", ch.uuid),
+                                           ("Bridge-B-Unique-ID", winner.uuid)])
     engine._bridge_wait(ch, winner, "app")
 
 

@@ -120,10 +120,10 @@ class CallerProfile:
     def pairs(self, prefix: str, ch: Channel) -> list[tuple[str, str]]:
         out = [(f"{prefix}-Direction", self.direction),
                (f"{prefix}-Logical-Direction", self.logical_direction or self.direction)]
-        if prefix == "Caller" and self.username:
-            out.append(("Caller-Username", self.username))
-        if prefix == "Caller" and self.dialplan:
-            out.append(("Caller-Dialplan", self.dialplan))
+        if self.username:
+            out.append((f"{prefix}-Username", self.username))
+        if self.dialplan:
+            out.append((f"{prefix}-Dialplan", self.dialplan))
         out += [(f"{prefix}-Caller-ID-Name", self.caller_id_name),
                 (f"{prefix}-Caller-ID-Number", self.caller_id_number),
                 (f"{prefix}-Orig-Caller-ID-Name", self.orig_caller_id_name or self.caller_id_name),
@@ -132,12 +132,15 @@ class CallerProfile:
         if self.callee_id_name or self.callee_id_number:
             out += [(f"{prefix}-Callee-ID-Name", self.callee_id_name),
                     (f"{prefix}-Callee-ID-Number", self.callee_id_number)]
-        out += [(f"{prefix}-Network-Addr", self.network_addr),
-                (f"{prefix}-ANI", self.caller_id_number),
+        if self.network_addr:
+            out.append((f"{prefix}-Network-Addr", self.network_addr))
+        out += [(f"{prefix}-ANI", self.caller_id_number),
                 (f"{prefix}-Destination-Number", self.destination_number),
                 (f"{prefix}-Unique-ID", self.uuid),
-                (f"{prefix}-Source", self.source),
-                (f"{prefix}-Context", self.context),
+                (f"{prefix}-Source", self.source)]
+        if prefix == "Caller" and ch.transfer_source:
+            out.append(("Caller-Transfer-Source", ch.transfer_source))
+        out += [(f"{prefix}-Context", self.context),
                 (f"{prefix}-Channel-Name", self.channel_name)]
         if prefix == "Caller":
             out.append(("Caller-Profile-Index", str(self.profile_index)))
@@ -198,6 +201,8 @@ class Channel:
     deferred_cause: str | None = None  # loopback twin: hang-up reported after leaving park
     bridged_side: str = ""  # a (uuid_bridge owner) | b (the other leg) | app (bridge app)
     collecting: bool = False  # an app (play_and_get_digits) is reading DTMF
+    profile_ready: bool = True  # False until the caller profile is attached (CS_NEW)
+    transfer_source: str = ""  # Caller-Transfer-Source after a uuid_bridge
 
     # ---- time -------------------------------------------------------------------------
     def us_at(self, sim: float | None) -> int:
@@ -277,9 +282,13 @@ class Channel:
         return out
 
     def headers(self, verbose: bool) -> list[tuple[str, str]]:
-        if not verbose:
+        """Capture rule: every channel event carries the profile (Caller-*, Other-Leg-*)
+        once it exists; only verbose events add variable_*."""
+        if not self.profile_ready:
             return self.basic_headers()
         out = self.extended_headers()
+        if not verbose:
+            return out
         out += [(f"variable_{k}", v) for k, v in self.variables.items()]
         return out
 

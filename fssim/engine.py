@@ -61,7 +61,7 @@ CALLING: dict[str, tuple[str, str, int]] = {
 UUID_BRIDGE_EXEC = ("switch_ivr_bridge.c", "uuid_bridge_on_soft_execute", 1236)
 
 # Events without variable_* (the captures' terse events).
-TERSE = frozenset({"CHANNEL_STATE", "CHANNEL_CALLSTATE", "DTMF"})
+TERSE = frozenset({"CHANNEL_STATE", "CHANNEL_CALLSTATE", "DTMF", "CHANNEL_OUTGOING"})
 
 HOST = "127.0.0.1"
 CALLER_PORT = 5080
@@ -240,7 +240,9 @@ class Engine:
     def _run_inbound(self, ch: Channel, apps: list[tuple[str, str]] | None) -> None:
         try:
             if ch.kind == "sofia":
+                ch.profile_ready = False  # sofia attaches the caller profile after CS_NEW
                 self.set_state(ch, "CS_NEW")
+                ch.profile_ready = True
             ch.media = True
             self.set_state(ch, "CS_INIT")
             self.fire(ch, "CHANNEL_CREATE")
@@ -404,6 +406,8 @@ class Engine:
         ch.answered_sim = self.clock.now()
         ch.answer_state = "answered"
         ch.media = True
+        if not ch.profile.network_addr and ch.kind == "sofia":
+            ch.profile.network_addr = HOST
         ch.variables["endpoint_disposition"] = "ANSWER"
         self.fire(ch, "CHANNEL_ANSWER")
         self.set_callstate(ch, "ACTIVE")
@@ -493,6 +497,12 @@ class Engine:
     def request_uuid_bridge(self, a: Channel, b: Channel) -> None:
         a.other, a.other_type = b, "originatee"
         b.other, b.other_type = a, "originator"
+        # switch_ivr_bridge.c:switch_ivr_uuid_bridge records "<epoch>:<uuid>:uuid_br:<other>"
+        epoch = self.clock.wall_us() // 1_000_000
+        a.transfer_source = f"{epoch}:{new_uuid()}:uuid_br:{b.uuid}"
+        b.transfer_source = f"{epoch}:{new_uuid()}:uuid_br:{a.uuid}"
+        a.profile.callee_id_name = b.profile.caller_id_name
+        a.profile.callee_id_number = b.profile.caller_id_number
         a.bridge_request = ("uuid_bridge", b, "a")
         b.bridge_request = ("uuid_bridge", a, "b")
         a.wake()
@@ -506,13 +516,12 @@ class Engine:
         self.set_state(ch, "CS_SOFT_EXECUTE")
         ch.app_name, ch.app_data = "uuid_bridge", other.uuid
         self.fire(ch, "CHANNEL_EXECUTE", calling=UUID_BRIDGE_EXEC,
-                  extra=[("Application", "uuid_bridge"), ("Application-Data", other.uuid),
-                         ("Application-UUID", new_uuid())])
+                  extra=[("Application", "uuid_bridge"), ("Application-Data", other.uuid)])
         ch.bridged_side = side
         self._mark_bridged(ch, other)
         if side == "a":
-            self.fire(ch, "CHANNEL_BRIDGE", extra=[("Bridge-A-Unique-ID", ch.uuid),
-                                                   ("Bridge-B-Unique-ID", other.uuid)])
+            self.fire(ch, "CHANNEL_BRIDGE", pre=[("Bridge-A-Unique-ID", ch.uuid),
+                                                 ("Bridge-B-Unique-ID", other.uuid)])
         else:
             self.set_state(ch, "CS_CONSUME_MEDIA")
             self.set_state(ch, "CS_EXCHANGE_MEDIA")
@@ -570,8 +579,8 @@ class Engine:
     def _unbridge(self, ch: Channel, other: Channel) -> None:
         ch.variables["bridge_hangup_cause"] = other.hangup_cause or "NORMAL_CLEARING"
         if ch.bridged_side != "b":
-            self.fire(ch, "CHANNEL_UNBRIDGE", extra=[("Bridge-A-Unique-ID", ch.uuid),
-                                                     ("Bridge-B-Unique-ID", other.uuid)])
+            self.fire(ch, "CHANNEL_UNBRIDGE", pre=[("Bridge-A-Unique-ID", ch.uuid),
+                                                   ("Bridge-B-Unique-ID", other.uuid)])
         ch.bridged_side = ""
 
     # ---- transfer ----------------------------------------------------------------------
@@ -696,6 +705,7 @@ class Engine:
                                 dest=dest, channel_name=name,
                                 source="src/switch_ivr_originate.c", dialplan_name="")
         profile.callee_id_name, profile.callee_id_number = "Outbound Call", dest
+        profile.network_addr = ""  # known once the far end answers (capture: B legs)
         ch = self._new_channel(name=name, direction="outbound", profile=profile, kind=kind,
                                uid=uid)
         ch.hit_dialplan = False
@@ -758,7 +768,6 @@ class Engine:
         self.fire(ch, "CHANNEL_ORIGINATE")
         self.set_state(ch, "CS_ROUTING")
         self.set_state(ch, "CS_CONSUME_MEDIA")
-        ch.media = True
 
     def _talk_timer(self, ch: Channel, seconds: float) -> None:
         self.sleep(seconds)
