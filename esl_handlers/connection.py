@@ -418,7 +418,13 @@ class EslConnection(greenswitch.InboundESL):
         if pending.abandoned:
             log.info("late reply to %s after its timeout; dropped", pending.label,
                      extra=self._ctx)
+            pending.set(reply)
+            return
         pending.set(reply)
+        # FreeSWITCH writes a command's reply before the events it causes (captures README);
+        # let the waiting caller run now, so it also sees its reply before we hand those
+        # events (already read, in the same chunk) to on_event.
+        gevent.sleep(0)
 
     def _on_event_frame(self, frame: Frame) -> None:
         try:

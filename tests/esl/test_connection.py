@@ -17,7 +17,7 @@ from cc_core.errors import AuthFailed, CommandTimeout, EslError, NotConnected
 from esl_handlers.connection import EslConnection
 from esl_handlers.events import Event
 from metrics.esl import EslMetrics
-from tests.esl.peer import ScriptedPeer, api_response, event_frame, gwait, reply
+from tests.esl.peer import ScriptedPeer, api_response, event_frame, gwait, plain_event, reply
 
 SECRET = "S3cr3t-Pw_do-not-log"
 
@@ -288,3 +288,30 @@ def test_the_password_never_reaches_logs_or_reprs(peer, caplog):
         text += record.getMessage() + repr(record.args) + repr(record.__dict__)
     assert caplog.records, "expected some log records"
     assert SECRET not in text
+
+
+def test_a_caller_sees_its_reply_before_on_event_sees_the_events_it_caused(peer):
+    # FreeSWITCH writes the reply first, then the events (often in the same TCP segment).
+    def answer_then_event(cmd, conn):
+        return api_response("+OK\n") + plain_event(
+            "CHANNEL_HANGUP_COMPLETE", peer.core_uuid, {"Unique-ID": "u9"})
+
+    peer.responders["api sim_hangup"] = answer_then_event
+    state = {"replied": False, "seen_after_reply": None}
+
+    def on_event(event: Event) -> None:
+        if event.name == "CHANNEL_HANGUP_COMPLETE":
+            state["seen_after_reply"] = state["replied"]
+
+    conn = EslConnection(_node(peer), _esl(), on_event=on_event)
+    conn.connect()
+    try:
+        def caller() -> None:
+            conn.api("sim_hangup u9")
+            state["replied"] = True
+
+        gevent.spawn(caller)
+        gwait(lambda: state["seen_after_reply"] is not None)
+        assert state["seen_after_reply"] is True
+    finally:
+        conn.close()

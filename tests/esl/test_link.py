@@ -30,8 +30,8 @@ class Recorder:
         self.channels: list[list[dict[str, Any]]] = []
 
     def on_up(self, link: NodeLink, restarted: bool) -> None:
-        self.ups.append(restarted)
         self.channels.append(link.show_channels())   # what an owner does: reconcile
+        self.ups.append(restarted)
 
     def on_down(self, link: NodeLink) -> None:
         self.downs += 1
