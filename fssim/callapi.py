@@ -241,9 +241,10 @@ class ChannelApi:
         pairs += ch.headers(True)
         if fmt == "json":
             return json.dumps(dict(pairs), separators=(",", ":"))
-        from urllib.parse import quote
+        from fssim import wire
 
-        return "".join(f"{k}: {quote(v, safe='')}\n" for k, v in pairs) + "\n"
+        # switch_event.c:switch_event_serialize, the same encoding as plain events
+        return "".join(wire.plain_line(k, v) for k, v in pairs) + "\n"
 
     def hupall(self, req: Any) -> str:
         """mod_commands.c:hupall_api_function."""

@@ -288,3 +288,126 @@ def test_max_sessions_refuses_new_channels() -> None:
         client.api(f"uuid_kill {uid}")
         client.wait_event(uid, "CHANNEL_DESTROY")
         assert client.api("sim_inbound 4915550012 4005550112").startswith("+OK ")
+
+
+def _names(client: SimClient, uid: str, start: int = 0) -> list[str]:
+    out = []
+    for ev in client.leg_events(uid)[start:]:
+        name = ev.name or ""
+        if name == "CHANNEL_STATE":
+            name += "/" + (ev.get("Channel-State") or "")
+        elif name in ("CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE"):
+            name += "/" + (ev.get("Application") or "")
+        out.append(name)
+    return out
+
+
+def test_uuid_transfer_reroutes_a_parked_call(client: SimClient) -> None:
+    uid = parked_call(client, "4915550020", "4005550120")
+    mark = len(client.leg_events(uid))
+    assert client.api(f"uuid_transfer {uid} 4005550199") == "+OK\n"
+    client.wait(lambda: _names(client, uid, mark).count("CHANNEL_PARK") == 1, 5)
+    assert _names(client, uid, mark) == [
+        "CHANNEL_UNPARK", "CHANNEL_EXECUTE_COMPLETE/park", "CHANNEL_STATE/CS_ROUTING",
+        "CHANNEL_STATE/CS_EXECUTE", "CHANNEL_EXECUTE/set", "CHANNEL_EXECUTE_COMPLETE/set",
+        "CHANNEL_EXECUTE/set", "CHANNEL_EXECUTE_COMPLETE/set", "CHANNEL_EXECUTE/park",
+        "CHANNEL_PARK"]
+    park = client.leg_events(uid)[-1]
+    assert park.get("Caller-Destination-Number") == "4005550199"
+    client.api(f"uuid_kill {uid}")
+    ended(client, uid)
+
+
+def test_uuid_break_and_broadcast(client: SimClient) -> None:
+    uid = parked_call(client, "4915550021", "4005550121")
+    client.api(f"uuid_answer {uid}")
+    client.send(f"sendmsg {uid}\ncall-command: execute\nexecute-app-name: playback\n"
+                "execute-app-arg: local_stream://moh")
+    client.wait_event(uid, "PLAYBACK_START")
+    assert client.api(f"uuid_break {uid}") == "+OK\n"
+    stop = client.wait_event(uid, "PLAYBACK_STOP")
+    assert stop.get("Playback-Status") == "break"
+    done = client.wait_event(uid, "CHANNEL_EXECUTE_COMPLETE", Application="playback")
+    assert done.get("Application-Response") == "FILE PLAYED"
+    assert client.api(f"uuid_broadcast {uid} tone_stream://%(300,0,440) aleg") == \
+        "+OK Message queued\n"
+    assert client.wait(lambda: sum(1 for e in client.leg_events(uid)
+                                   if e.name == "PLAYBACK_STOP") == 2, 5)
+    client.api(f"sim_hangup {uid}")
+    assert ended(client, uid).get("Hangup-Cause") == "NORMAL_CLEARING"
+
+
+def test_caller_hangs_up_during_prompt(client: SimClient) -> None:
+    uid = parked_call(client, "4915550022", "4005550122")
+    client.api(f"uuid_answer {uid}")
+    client.send(f"sendmsg {uid}\ncall-command: execute\nexecute-app-name: play_and_get_digits\n"
+                "execute-app-arg: 1 1 3 5000 # local_stream://moh silence_stream://250 d \\d")
+    client.wait_event(uid, "PLAYBACK_START")
+    mark = len(client.leg_events(uid))
+    client.api(f"sim_hangup {uid}")
+    ended(client, uid)
+    assert _names(client, uid, mark)[:5] == [
+        "CHANNEL_HANGUP", "PLAYBACK_STOP", "CHANNEL_EXECUTE_COMPLETE/play_and_get_digits",
+        "CHANNEL_UNPARK", "CHANNEL_EXECUTE_COMPLETE/park"]
+
+
+def test_originate_to_an_extension_and_sync_api(client: SimClient) -> None:
+    contact = "sofia/internal/ext@127.0.0.1:5070"
+    client.api(f"sim_endpoint {contact} answer 100")
+    reply = client.api(f"originate {contact} 4005550198 XML default")
+    assert reply.startswith("+OK ")
+    uid = reply.split()[1]
+    park = client.wait_event(uid, "CHANNEL_PARK")
+    assert park.get("Caller-Destination-Number") == "4005550198"
+    assert park.get("variable_cc_dnis") == "4005550198"
+    assert client.api(f"originate {contact} 5551234") .startswith("+OK ")
+    client.api("hupall")
+    ended(client, uid)
+
+
+def test_bridge_app_failure_keeps_the_caller_parked(client: SimClient) -> None:
+    contact = "sofia/internal/busy2@127.0.0.1:5070"
+    client.api(f"sim_endpoint {contact} busy 100")
+    uid = parked_call(client, "4915550023", "4005550123")
+    client.api(f"uuid_answer {uid}")
+    client.send(f"sendmsg {uid}\ncall-command: execute\nexecute-app-name: bridge\n"
+                f"execute-app-arg: {contact}")
+    done = client.wait_event(uid, "CHANNEL_EXECUTE_COMPLETE", Application="bridge")
+    assert done.get("variable_originate_disposition") == "USER_BUSY"
+    assert done.get("variable_DIALSTATUS") == "BUSY"
+    assert client.api(f"uuid_exists {uid}") == "true"
+    # the caller gives up while the next agent rings: the agent leg is cancelled
+    ring = "sofia/internal/ring2@127.0.0.1:5070"
+    client.api(f"sim_endpoint {ring} noanswer")
+    client.send(f"sendmsg {uid}\ncall-command: execute\nexecute-app-name: bridge\n"
+                f"execute-app-arg: {ring}")
+    out = client.wait_event(None, "CHANNEL_PROGRESS", Channel_Name=ring)
+    client.api(f"sim_hangup {uid}")
+    assert ended(client, out.unique_id or "").get("Hangup-Cause") == "ORIGINATOR_CANCEL"
+    ended(client, uid)
+
+
+def test_bridge_app_agent_hangs_up_first_caller_stays(client: SimClient) -> None:
+    contact = "sofia/internal/app3@127.0.0.1:5070"
+    client.api(f"sim_endpoint {contact} answer 100 1000")
+    uid = parked_call(client, "4915550024", "4005550124")
+    client.api(f"uuid_answer {uid}")
+    client.send(f"sendmsg {uid}\ncall-command: execute\nexecute-app-name: bridge\n"
+                f"execute-app-arg: {contact}")
+    done = client.wait_event(uid, "CHANNEL_EXECUTE_COMPLETE", Application="bridge")
+    assert done.get("variable_bridge_hangup_cause") == "NORMAL_CLEARING"
+    assert done.get("Answer-State") == "answered"
+    assert client.api(f"uuid_exists {uid}") == "true"
+    client.api(f"uuid_kill {uid}")
+    ended(client, uid)
+
+
+def test_uuid_dump_json_and_plain(client: SimClient) -> None:
+    uid = parked_call(client, "4915550025", "4005550125", "cc_entry=esl_park")
+    data = json.loads(client.api(f"uuid_dump {uid} json"))
+    assert data["Event-Name"] == "CHANNEL_DATA"
+    assert data["Unique-ID"] == uid and data["variable_cc_entry"] == "esl_park"
+    plain = client.api(f"uuid_dump {uid}")
+    assert f"Unique-ID: {uid}\n" in plain and "Channel-Name: sofia/internal/4915550025%40" in plain
+    client.api(f"uuid_kill {uid}")
+    ended(client, uid)
