@@ -143,6 +143,16 @@ def test_hostile_caller_values_stay_inside_their_header(client: SimClient) -> No
     assert park.get("Caller-Caller-ID-Name") == decoded
     assert park.get("variable_sip_h_X-Evil") == decoded
     assert park.get_all("Unique-ID") == [uid]
+    # the same bytes fool greenswitch 0.0.19's parser (whole-block unquote, then split)
+    from greenswitch.esl import ESLEvent
+
+    raw = next(f.body for f in client.frames if f.is_event
+               and Event.from_frame(f).name == "CHANNEL_PARK"
+               and Event.from_frame(f).unique_id == uid)
+    assert b"forged-uuid" in raw and b"\nUnique-ID: forged-uuid" not in raw
+    fooled = ESLEvent(raw.decode()).headers
+    assert fooled["Unique-ID"] == "forged-uuid"
+    assert fooled["Event-Name"] == "CHANNEL_HANGUP"
     client.api(f"uuid_kill {uid}")
     ended(client, uid)
 
