@@ -33,6 +33,7 @@ registration), resolves its own jobs and ignores the others' silently.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -62,6 +63,8 @@ from metrics.esl import EslMetrics, command_label
 log = logging.getLogger(__name__)
 
 RECV_BYTES = 256 * 1024
+# Control bytes a command may not hold (LF only separates a sendmsg's header lines).
+_UNSAFE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 #: A bgapi job (an originate, typically) may take far longer than a command's reply.
 DEFAULT_JOB_TIMEOUT_S = 120.0
 # `exit` on close is a courtesy; never wait long for it.
@@ -240,8 +243,16 @@ class EslConnection(greenswitch.InboundESL):
     # --- commands ------------------------------------------------------------------------
     def send(self, data: str, timeout: float | None = None, *,
              on_reply: Callable[[Reply], None] | None = None) -> Reply:
-        """Send one command and wait for its reply (``CommandTimeout`` after ``timeout``)."""
+        """Send one command and wait for its reply (``CommandTimeout`` after ``timeout``).
+
+        ``data`` is a whole command as the builders in ``esl_handlers.commands`` make it:
+        one line, or a command line plus ``Name: value`` lines (sendmsg).
+        """
         label = command_label(data)
+        if "\n\n" in data or _UNSAFE.search(data) or not data.strip():
+            # Defence in depth behind the builders; never echo data (it may be `auth <pw>`).
+            raise ValueError(f"refusing to send a {label} command holding an empty line or "
+                             "a control byte other than the LF between header lines")
         if not self.connected:
             raise NotConnected(f"node {self.node.name}: not connected ({label} not sent)")
         timeout = self.esl.command_timeout_s if timeout is None else timeout

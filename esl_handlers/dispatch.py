@@ -127,7 +127,9 @@ class Dispatcher:
             node = getattr(getattr(link, "node", None), "name", "?")
             m.events_total.labels(node, event_label(name)).inc()
         if self._stopping:
-            log.warning("dispatcher stopping: event dropped", extra={
+            # Warm stop hands the node over first; what still trickles in is the next
+            # owner's (it reconciles). Debug only: this can be many lines.
+            log.debug("dispatcher stopping: event dropped", extra={
                 "event": name, "call_uuid": event.unique_id})
             return
         if not self._handlers_for(event, name):

@@ -263,6 +263,11 @@ def test_sendmsg_and_subscribe_with_filters(peer):
             conn.sendmsg("abc-1", {"execute-app-arg": "x\n\nauth y"})
         with pytest.raises(ValueError):
             conn.subscribe(["ALL"])
+        before = len(peer.commands)
+        for raw in ("api status\n\nauth x", "api st\ratus", "api \x00", "  "):
+            with pytest.raises(ValueError):
+                conn.send(raw)
+        assert len(peer.commands) == before, "nothing reached the wire"
         peer.responders["filter"] = lambda cmd, c: reply("-ERR invalid")
         with pytest.raises(EslError, match="filter"):
             conn.subscribe(["CHANNEL_PARK"], [("Unique-ID", "x")])
