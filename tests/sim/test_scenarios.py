@@ -18,7 +18,7 @@ import pytest
 from tests.sim.scenario_replay import Scenario, compared, key, load, normalise_reply, substitute
 from tests.sim.simclient import SimClient, running_sim
 
-TIME_SCALE = 10.0
+TIME_SCALE = 5.0
 STEP_TIMEOUT = 10.0
 
 
