@@ -161,7 +161,11 @@ class BackgroundJob:
 
 
 class EslConnection(greenswitch.InboundESL):
-    """An authenticated inbound ESL connection with bounded waits; see the module doc."""
+    """An authenticated inbound ESL connection with bounded waits; see the module doc.
+
+    Single use: once closed it stays closed (``closed`` is set, ``close_reason`` says why);
+    ``NodeLink`` builds a new one for each reconnect.
+    """
 
     def __init__(self, node: NodeConfig, esl: EslConfig, *,
                  on_event: Callable[[Event], None] | None = None,
