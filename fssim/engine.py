@@ -415,7 +415,8 @@ class Engine:
         return True
 
     # ---- hang-up -----------------------------------------------------------------------
-    def hangup(self, ch: Channel, cause: str, *, deferred: bool = False) -> bool:
+    def hangup(self, ch: Channel, cause: str, *, deferred: bool = False,
+               origin: str = "local") -> bool:
         """switch_channel.c:switch_channel_perform_hangup: fires CHANNEL_HANGUP at once;
         the session greenlet tears the channel down. ``deferred`` only marks the channel
         (the loopback twin leaves park before it reports its hang-up)."""
@@ -431,6 +432,8 @@ class Engine:
         ch.hangup_sim = self.clock.now()
         ch.answer_state = "hangup"
         ch.deferred_cause = None
+        if ch.kind == "sofia":
+            _sip_hangup_variables(ch, cause, origin)
         self.fire(ch, "CHANNEL_HANGUP")
         ch.wake()
         twin = ch.partner
@@ -475,7 +478,7 @@ class Engine:
         """The SIP peer of ``ch`` hung up (BYE / CANCEL)."""
         if cause is None:
             cause = "NORMAL_CLEARING" if ch.answered else "ORIGINATOR_CANCEL"
-        self.hangup(ch, cause)
+        self.hangup(ch, cause, origin="remote")
 
     # ---- DTMF --------------------------------------------------------------------------
     def deliver_dtmf(self, ch: Channel, digit: str, source: str, duration: int = 2000) -> None:
@@ -742,7 +745,7 @@ class Engine:
                 else:  # noanswer: ring until the originate gives up
                     ch.wait(None)
             if failed and ch.alive and not ch.hangup_pending:
-                self.hangup(ch, failed)
+                self.hangup(ch, failed, origin="remote")
             if not ch.answered or ch.hangup_pending:
                 attempt.leg_failed(ch.hangup_cause or failed or "NORMAL_CLEARING")
                 self.finish(ch)
@@ -844,6 +847,56 @@ class Engine:
             self.set_state(ch, "CS_EXECUTE")
             self.run_extension(ch, apps)
         return run
+
+
+# mod_sofia.c / sofia_glue.c: the SIP status a refused INVITE carries for a cause
+SIP_FOR_CAUSE = {"USER_BUSY": (486, "Busy Here"), "CALL_REJECTED": (603, "Decline"),
+                 "NO_ANSWER": (480, "Temporarily Unavailable"),
+                 "NORMAL_TEMPORARY_FAILURE": (503, "Service Unavailable"),
+                 "UNALLOCATED_NUMBER": (404, "Not Found"),
+                 "NO_USER_RESPONSE": (408, "Request Timeout")}
+
+
+def _sip_hangup_variables(ch: Channel, cause: str, origin: str) -> None:
+    """What sofia records about who ended the call (values as in the captures'
+    CHANNEL_HANGUP_COMPLETE: recv_bye / send_bye / recv_cancel / send_refuse / send_cancel /
+    recv_refuse with their SIP status)."""
+    from fssim.channels import cause_q850
+
+    v = ch.variables
+    if origin == "remote":
+        if ch.answered:
+            disposition = "recv_bye"
+            v["sip_term_status"] = "200"
+            v["proto_specific_hangup_cause"] = "sip:200"
+            v["sip_term_cause"] = "16"
+        elif ch.direction == "inbound":
+            disposition = "recv_cancel"
+            v["sip_invite_failure_status"] = "487"
+            v["sip_invite_failure_phrase"] = "CANCEL"
+            v["sip_term_status"] = "487"
+            v["proto_specific_hangup_cause"] = "sip:487"
+            v["sip_term_cause"] = "487"
+        else:
+            code, phrase = SIP_FOR_CAUSE.get(cause, (500, "Server Internal Error"))
+            disposition = "recv_refuse"
+            v["sip_invite_failure_status"] = str(code)
+            v["sip_invite_failure_phrase"] = phrase
+            v["sip_term_status"] = str(code)
+            v["proto_specific_hangup_cause"] = f"sip:{code}"
+            v["sip_term_cause"] = str(cause_q850(cause))
+    elif ch.answered:
+        v["sip_hangup_phrase"] = "OK"
+        if ch.bridged_side:
+            v["last_bridge_hangup_cause"] = cause
+        disposition = "send_bye"
+    elif ch.direction == "inbound":
+        disposition = "send_refuse"
+    else:
+        disposition = "send_cancel"
+        v["sip_invite_failure_status"] = "487"
+        v["sip_invite_failure_phrase"] = "CANCEL"
+    v["sip_hangup_disposition"] = disposition
 
 
 def install(switch: Switch) -> Engine:

@@ -421,3 +421,22 @@ def test_uuid_dump_json_and_plain(client: SimClient) -> None:
     assert f"Unique-ID: {uid}\n" in plain and "Channel-Name: sofia/internal/4915550025%40" in plain
     client.api(f"uuid_kill {uid}")
     ended(client, uid)
+
+
+@pytest.mark.parametrize(("answer", "how", "cause", "disposition"), [
+    (False, "sim_hangup", "ORIGINATOR_CANCEL", "recv_cancel"),
+    (True, "sim_hangup", "NORMAL_CLEARING", "recv_bye"),
+    (False, "uuid_kill", "CALL_REJECTED", "send_refuse"),
+    (True, "uuid_kill", "NORMAL_CLEARING", "send_bye"),
+])
+def test_who_hung_up_is_in_sip_hangup_disposition(client: SimClient, answer: bool, how: str,
+                                                   cause: str, disposition: str) -> None:
+    """As captured: caller_cancels_while_parked, ivr_then_agent, blacklisted_reject."""
+    uid = parked_call(client, "4915550030", "4005550130")
+    if answer:
+        client.api(f"uuid_answer {uid}")
+    arg = " CALL_REJECTED" if how == "uuid_kill" and not answer else ""
+    assert client.api(f"{how} {uid}{arg}") == "+OK\n"
+    done = ended(client, uid)
+    assert done.get("Hangup-Cause") == cause
+    assert done.get("variable_sip_hangup_disposition") == disposition
