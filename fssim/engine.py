@@ -273,6 +273,8 @@ class Engine:
             app, arg = queue.pop(0)
             self.execute(ch, app, arg)
             outcome = self.after_app(ch)
+            while outcome == "again":  # re-bridged while bridged
+                outcome = self.after_app(ch)
             if outcome == "park":
                 queue = [("park", "")]
             elif isinstance(outcome, list):
@@ -460,7 +462,8 @@ class Engine:
         self.fire(ch, "CHANNEL_HANGUP_COMPLETE", pre=[("Hangup-Cause", ch.hangup_cause or "")])
         ch.reported.set()
         other = ch.other
-        if other is not None and other.alive and ch.bridged_side == "b":
+        if other is not None and other.alive and ch.bridged_side == "b" \
+                and other.other is ch:
             other.partner_gone = True
             other.wake()
         self.fire(ch, "CHANNEL_DESTROY")
@@ -552,7 +555,8 @@ class Engine:
                 return None
             if ch.partner_gone:
                 ch.partner_gone = False
-                other.reported.wait()
+                if other.hangup_pending or not other.alive:
+                    other.reported.wait()
                 self._unbridge(ch, other)
                 v = ch.variables
                 if side == "app":
@@ -565,6 +569,17 @@ class Engine:
                 # README: with no dialplan left, A is hung up when B leaves (agent_busy_then_next)
                 self.hangup(ch, "NORMAL_CLEARING")
                 return None
+            if ch.bridge_request is not None and ch.bridge_request[0] == "uuid_bridge" \
+                    and side != "app":
+                # uuid_bridge to someone else: leave this bridge; the old partner is left
+                # alone (it hangs up unless park_after_bridge) and we bridge again
+                if ch.bridged_side != "b":
+                    self._unbridge(ch, other)
+                ch.bridged_side = ""
+                if other.alive and other.other is ch and other is not ch.bridge_request[1]:
+                    other.partner_gone = True
+                    other.wake()
+                return "again"
             if side != "b" and ch.bridge_request is not None \
                     and ch.bridge_request[0] == "transfer":
                 request = ch.bridge_request

@@ -440,3 +440,23 @@ def test_who_hung_up_is_in_sip_hangup_disposition(client: SimClient, answer: boo
     done = ended(client, uid)
     assert done.get("Hangup-Cause") == cause
     assert done.get("variable_sip_hangup_disposition") == disposition
+
+
+def test_uuid_bridge_to_another_agent_while_bridged(client: SimClient) -> None:
+    one, two = "sofia/internal/rb1@127.0.0.1:5070", "sofia/internal/rb2@127.0.0.1:5071"
+    client.api(f"sim_endpoint {one} answer 100")
+    client.api(f"sim_endpoint {two} answer 100")
+    a = parked_call(client, "4915550031", "4005550131")
+    client.api(f"uuid_answer {a}")
+    b1 = client.bgapi(f"originate {one} &park()").split()[1]
+    b2 = client.bgapi(f"originate {two} &park()").split()[1]
+    assert client.api(f"uuid_bridge {a} {b1}") == f"+OK {b1}\n"
+    client.wait_event(a, "CHANNEL_BRIDGE", Other_Leg_Unique_ID=b1)
+    assert client.api(f"uuid_bridge {a} {b2}") == f"+OK {b2}\n"
+    client.wait_event(a, "CHANNEL_BRIDGE", Other_Leg_Unique_ID=b2)
+    # the first agent, left alone without park_after_bridge, is hung up
+    assert ended(client, b1).get("Hangup-Cause") == "NORMAL_CLEARING"
+    assert client.api(f"uuid_exists {a}") == "true"
+    client.api(f"sim_hangup {a}")
+    ended(client, a)
+    assert ended(client, b2).get("Hangup-Cause") == "NORMAL_CLEARING"
