@@ -382,8 +382,12 @@ class EslConnection(greenswitch.InboundESL):
                         self.metrics.framing_errors_total.labels(self.node.name).inc()
                     break
                 for frame in frames:
+                    if self.closed.is_set():
+                        break
                     self.last_frame_at = time.monotonic()
                     self._handle_frame(frame)
+                if self.closed.is_set():
+                    break
         except gevent.GreenletExit:
             reason = self.close_reason or "closed"
         except OSError as exc:
@@ -446,6 +450,17 @@ class EslConnection(greenswitch.InboundESL):
             event = Event.from_frame(frame)
         except UnsupportedEventFormat as exc:
             log.warning("dropped an event: %s", exc, extra=self._ctx)
+            return
+        except FrameError as exc:
+            # A well-framed event whose body is not an event (broken json): the stream can no
+            # longer be trusted, and dropping it could lose a call's lifecycle event, so reset
+            # like any framing error; the owner reconciles live calls on reconnect.
+            self.framing_error = str(exc)
+            log.error("ESL framing error (event body unreadable), resetting the connection: %s", exc,
+                      extra=self._ctx)
+            if self.metrics is not None:
+                self.metrics.framing_errors_total.labels(self.node.name).inc()
+            self.abort("framing error")
             return
         if self.core_uuid is None:
             self.core_uuid = event.core_uuid

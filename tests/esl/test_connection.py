@@ -151,6 +151,8 @@ def test_a_reply_nobody_asked_for_is_logged_and_dropped(peer, metrics, caplog):
     pytest.param(b"Content-Type: api/response\nContent-Length: 12ab\n\n", id="non-numeric-length"),
     pytest.param(b"Content-Type: api/response\nContent-Length: 99999999999\n\n", id="huge-length"),
     pytest.param(b"\x00\xff\xfegarbage \x01\x02\n\n", id="garbage"),
+    # Well framed, but the event inside is not one JSON object.
+    pytest.param(b"Content-Length: 9\nContent-Type: text/event-json\n\n{\"Event-N", id="broken-json-event"),
 ])
 def test_a_framing_error_closes_the_connection_and_fails_pending(peer, metrics, bad, caplog):
     peer.responders["api hold"] = lambda cmd, c: None
