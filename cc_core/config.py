@@ -58,7 +58,12 @@ class EslConfig(_Model):
     @field_validator("events")
     @classmethod
     def _no_all(cls, v: list[str]) -> list[str]:
-        names = [e.strip().upper() for e in v if e.strip()]
+        # Event names are case-insensitive, CUSTOM subclasses are not (callcenter::info).
+        names = []
+        for entry in v:
+            words = entry.split()
+            if words:
+                names.append(" ".join([words[0].upper(), *words[1:]]))
         if not names:
             raise ValueError("list at least one event name, e.g. CHANNEL_PARK")
         if "ALL" in names:

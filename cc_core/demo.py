@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gevent
@@ -99,27 +99,33 @@ def _start_simulator(procs: _Processes, time_scale: float = 1.0) -> int:
     return int(line.rsplit(":", 1)[1])
 
 
-def _scrape(port: int) -> dict[str, object]:
+@dataclass
+class _Scrape:
+    owner: bool = False
+    lag_buckets: list[tuple[str, float]] = field(default_factory=list)
+
+
+def _scrape(port: int) -> _Scrape:
+    out = _Scrape()
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:
             text = resp.read().decode()
     except OSError:
-        return {}
-    out: dict[str, object] = {"owner": False, "lag_buckets": []}
+        return out
     for fam in text_string_to_metric_families(text):
         for s in fam.samples:
             if s.name == "cccore_node_owner" and s.labels.get("node") == NODE and s.value >= 1:
-                out["owner"] = True
+                out.owner = True
             if s.name.endswith("event_lag_seconds_bucket"):
-                out["lag_buckets"].append((s.labels.get("le"), s.value))  # type: ignore[union-attr]
+                out.lag_buckets.append((s.labels.get("le", "+Inf"), s.value))
     return out
 
 
-def _lag_quantiles(scrapes: list[dict[str, object]]) -> tuple[float | None, float | None]:
+def _lag_quantiles(scrapes: list[_Scrape]) -> tuple[float | None, float | None]:
     """p50 and p99 event lag (ms) from the workers' histogram buckets, summed over workers."""
     buckets: dict[float, float] = {}
     for sc in scrapes:
-        for le, value in sc.get("lag_buckets", []):  # type: ignore[attr-defined]
+        for le, value in sc.lag_buckets:
             bound = float("inf") if le in ("+Inf", "inf") else float(le)
             buckets[bound] = buckets.get(bound, 0.0) + value
     if not buckets or max(buckets.values()) == 0:
@@ -176,7 +182,7 @@ def run_demo(opts: DemoOptions) -> int:
             def tick(stats: TrafficStats, ev_rate: float) -> None:
                 scrapes = [_scrape(p) for p in ports]
                 p50, p99 = _lag_quantiles(scrapes)
-                owners = [str(i) for i, sc in enumerate(scrapes) if sc.get("owner")]
+                owners = [str(i) for i, sc in enumerate(scrapes) if sc.owner]
                 line = (f"[{time.monotonic() - stats.started_mono:5.0f}s] calls {stats.placed:6d} "
                         f"active {stats.active:4d} answered {stats.answered:6d} "
                         f"ended {stats.ended:6d} | {ev_rate:7.0f} ev/s | lag p50 {_fmt_ms(p50)} "
@@ -203,7 +209,7 @@ def _wait_for_owner(ports: list[int]) -> int:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         for i, p in enumerate(ports):
-            if _scrape(p).get("owner"):
+            if _scrape(p).owner:
                 return i
         gevent.sleep(0.1)
     raise EnvironmentProblem("no worker took ownership of the simulated node within "

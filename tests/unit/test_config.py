@@ -61,3 +61,10 @@ def test_duplicate_node_names(tmp_path) -> None:
 def test_password_not_in_repr() -> None:
     node = config.NodeConfig(name="fs1", password="s3cret-pw")
     assert "s3cret-pw" not in repr(node)
+
+
+def test_custom_subclass_keeps_its_case(tmp_path) -> None:
+    f = tmp_path / "cc.yaml"
+    f.write_text("esl: {events: [channel_park, 'CUSTOM callcenter::info']}\n")
+    cfg = config.load(f, environ={})
+    assert cfg.esl.events == ["CHANNEL_PARK", "CUSTOM callcenter::info"]
