@@ -49,15 +49,12 @@ class ChannelApi:
 
     # ---- uuid_* ------------------------------------------------------------------------
     def uuid_answer(self, req: Any) -> str:
-        """mod_commands.c:uuid_answer_function."""
+        """mod_commands.c:uuid_answer_function: ``+OK``, and a bare ``-ERROR`` for a missing
+        uuid, an unknown one or a failed answer (1.10 source, no usage text)."""
         uid = _args(req)
-        if not uid:
-            return usage("<uuid>")
-        ch = self.live(uid.split()[0])
-        if ch is None:
-            return NO_CHANNEL
-        if not ch.alive:
-            return "-ERR Error answering channel\n"
+        ch = self.live(uid.split()[0]) if uid else None
+        if ch is None or not ch.alive:
+            return "-ERROR\n"
         self.engine.mark_answered(ch)
         return "+OK\n"
 
@@ -111,13 +108,14 @@ class ChannelApi:
         return "+OK\n"
 
     def uuid_broadcast(self, req: Any) -> str:
-        """mod_commands.c:uuid_broadcast_function (queues a playback, like sendmsg)."""
+        """mod_commands.c:uuid_broadcast_function (queues a playback, like sendmsg):
+        ``+OK Message sent`` / ``-ERR invalid uuid``."""
         parts = _args(req).split()
         if len(parts) < 2:
             return usage("<uuid> <path> [aleg|bleg|holdb|both]")
         ch = self.live(parts[0])
         if ch is None or not ch.alive:
-            return NO_CHANNEL
+            return "-ERR invalid uuid\n"
         legs = parts[2] if len(parts) > 2 else "aleg"
         targets = []
         if legs in ("aleg", "both"):
@@ -136,7 +134,7 @@ class ChannelApi:
             target.break_pending = True
             target.signal.set()
             self.engine.queue_sendmsg(target.uuid, body, None)
-        return "+OK Message queued\n"
+        return "+OK Message sent\n"
 
     def uuid_record(self, req: Any) -> str:
         """mod_commands.c:session_record_function: ``+OK Success`` (captured)."""
@@ -193,11 +191,9 @@ class ChannelApi:
         return "_undef_" if value is None else value
 
     def uuid_exists(self, req: Any) -> str:
-        """mod_commands.c:uuid_exists_function."""
+        """mod_commands.c:uuid_exists_function (no usage text: empty -> false)."""
         uid = _args(req)
-        if not uid:
-            return usage("<uuid>")
-        return "true" if self.live(uid.split()[0]) is not None else "false"
+        return "true" if uid and self.live(uid) is not None else "false"
 
     def uuid_break(self, req: Any) -> str:
         """mod_commands.c:break_function."""
@@ -219,7 +215,7 @@ class ChannelApi:
             return usage("<uuid> <dtmf_data>")
         ch = self.live(parts[0])
         if ch is None:
-            return "-ERR no such session\n"
+            return "-ERR Cannot locate session!\n"
         digits = parts[1]
         twin = ch.partner
         if twin is not None and twin.alive:
@@ -241,23 +237,26 @@ class ChannelApi:
         pairs += ch.headers(True)
         if fmt == "json":
             return json.dumps(dict(pairs), separators=(",", ":"))
+        if fmt == "plain":  # switch_event_serialize with encode off ("plain")
+            return "".join(f"{k}: {v}\n" for k, v in pairs) + "\n"
         from fssim import wire
 
-        # switch_event.c:switch_event_serialize, the same encoding as plain events
+        # switch_event.c:switch_event_serialize, url-encoded like plain events ("txt")
         return "".join(wire.plain_line(k, v) for k, v in pairs) + "\n"
 
     def hupall(self, req: Any) -> str:
-        """mod_commands.c:hupall_api_function."""
+        """mod_commands.c:hupall_api_function: ``hupall [cause] [var value ...]``."""
         parts = _args(req).split()
         cause = (parse_cause(parts[0]) if parts else None) or "MANAGER_REQUEST"
-        var = parts[1] if len(parts) > 2 else None
-        val = parts[2] if len(parts) > 2 else None
+        pairs = [(parts[i], parts[i + 1]) for i in range(1, len(parts) - 1, 2)]
         for ch in list(self.engine.channels.values()):
-            if ch.alive and (var is None or ch.variables.get(var) == val):
+            if ch.alive and all(ch.variables.get(k) == v for k, v in pairs):
                 self.engine.hangup(ch, cause)
-        if var is None:
+        if not pairs:
             return f"+OK hangup all channels with cause {cause}\n"
-        return f"+OK hangup all channels matching [{var}]=[{val}] with cause: {cause}\n"
+        more = "..." if len(pairs) > 1 else ""
+        return (f"+OK hangup all channels matching [{pairs[0][0]}]=[{pairs[0][1]}]{more} "
+                f"with cause: {cause}\n")
 
     # ---- originate ---------------------------------------------------------------------
     def originate(self, req: Any) -> str:

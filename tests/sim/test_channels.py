@@ -46,16 +46,24 @@ def ended(client: SimClient, uid: str) -> Event:
 @pytest.mark.parametrize(("command", "reply"), [
     ("uuid_kill", "-USAGE: <uuid> [cause]\n"),  # captured
     (f"uuid_kill {BOGUS}", "-ERR No such channel!\n"),  # captured
-    (f"uuid_answer {BOGUS}", "-ERR No such channel!\n"),
+    (f"uuid_answer {BOGUS}", "-ERROR\n"),
+    ("uuid_answer", "-ERROR\n"),
     ("uuid_bridge", "-USAGE: <uuid> <other_uuid>\n"),
     (f"uuid_bridge {BOGUS} {BOGUS}", "-ERR Invalid uuid\n"),
     ("uuid_getvar", "-USAGE: <uuid> <var>\n"),
     (f"uuid_getvar {BOGUS} x", "-ERR No such channel!\n"),
     (f"uuid_setvar {BOGUS} x y", "-ERR No such channel!\n"),
     (f"uuid_exists {BOGUS}", "false"),
+    ("uuid_exists", "false"),
+    (f"uuid_send_dtmf {BOGUS} 1", "-ERR Cannot locate session!\n"),
+    ("uuid_send_dtmf", "-USAGE: <uuid> <dtmf_data>\n"),
+    ("hupall NORMAL_CLEARING cc_queue support", "+OK hangup all channels matching "
+                                                 "[cc_queue]=[support] with cause: "
+                                                 "NORMAL_CLEARING\n"),
+    ("uuid_setvar", "-USAGE: <uuid> <var> [value]\n"),
     (f"uuid_transfer {BOGUS} 4005550101", "-ERR No such channel!\n"),
     ("uuid_transfer", "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"),
-    (f"uuid_broadcast {BOGUS} tone_stream://%(100,0,440)", "-ERR No such channel!\n"),
+    (f"uuid_broadcast {BOGUS} tone_stream://%(100,0,440)", "-ERR invalid uuid\n"),
     (f"uuid_record {BOGUS} start /tmp/x.wav", "-ERR Cannot locate session!\n"),
     (f"uuid_break {BOGUS}", "-ERR No such channel!\n"),
     ("originate", "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] "
@@ -340,7 +348,7 @@ def test_uuid_break_and_broadcast(client: SimClient) -> None:
     done = client.wait_event(uid, "CHANNEL_EXECUTE_COMPLETE", Application="playback")
     assert done.get("Application-Response") == "FILE PLAYED"
     assert client.api(f"uuid_broadcast {uid} tone_stream://%(300,0,440) aleg") == \
-        "+OK Message queued\n"
+        "+OK Message sent\n"
     assert client.wait(lambda: sum(1 for e in client.leg_events(uid)
                                    if e.name == "PLAYBACK_STOP") == 2, 5)
     client.api(f"sim_hangup {uid}")
