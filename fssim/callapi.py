@@ -308,14 +308,30 @@ class ChannelApi:
             if index + 1 < len(parts):
                 fmt = parts[index + 1]
         rows = self._channel_rows() if what == "channels" else self._call_rows()
+        if fmt not in ("delim", "csv", "json", "xml"):
+            return f"-ERR Cannot find format {fmt}\n"
         if count_only:
+            # a count query returns one row; show_*_callback keep only its number
             if fmt == "json":
-                return json.dumps({"row_count": len(rows)})
+                return json.dumps({"row_count": len(rows), "rows": []}, separators=(",", ":"))
+            if fmt == "xml":
+                return f'<result row_count="{len(rows)}"/>\n'
             return f"\n{len(rows)} total.\n"
         if fmt == "json":
             if not rows:
-                return '{"row_count": 0}\n'
+                return '{"row_count": 0}\n'  # captured (show_channels_json_empty)
             return json.dumps({"row_count": len(rows), "rows": rows}, separators=(",", ":"))
+        if fmt == "xml":
+            if not rows:
+                return '<result row_count="0"/>\n'
+            from xml.sax.saxutils import escape
+
+            out = [f'<result row_count="{len(rows)}">']
+            for index, row in enumerate(rows, 1):
+                out.append(f'  <row row_id="{index}">')
+                out += [f"    <{k}>{escape(v)}</{k}>" for k, v in row.items()]
+                out.append("  </row>")
+            return "\n".join(out + ["</result>"]) + "\n"
         if not rows:
             return "\n0 total.\n"
         names = list(rows[0].keys())
