@@ -61,7 +61,9 @@ CALLING: dict[str, tuple[str, str, int]] = {
 UUID_BRIDGE_EXEC = ("switch_ivr_bridge.c", "uuid_bridge_on_soft_execute", 1236)
 
 # Events without variable_* (the captures' terse events).
-TERSE = frozenset({"CHANNEL_STATE", "CHANNEL_CALLSTATE", "DTMF", "CHANNEL_OUTGOING"})
+TERSE = frozenset({"CHANNEL_STATE", "CHANNEL_CALLSTATE", "DTMF", "CHANNEL_OUTGOING", "CODEC"})
+CODEC_READ = ("switch_core_codec.c", "switch_core_session_set_real_read_codec", 168)
+CODEC_WRITE = ("switch_core_codec.c", "switch_core_session_set_write_codec", 450)
 
 HOST = "127.0.0.1"
 CALLER_PORT = 5080
@@ -242,6 +244,8 @@ class Engine:
             if ch.kind == "sofia":
                 ch.profile_ready = False  # sofia attaches the caller profile after CS_NEW
                 self.set_state(ch, "CS_NEW")
+                ch.media = True
+                self.codec_events(ch)
                 ch.profile_ready = True
             ch.media = True
             self.set_state(ch, "CS_INIT")
@@ -399,12 +403,26 @@ class Engine:
         self.fire(ch, "CHANNEL_PROGRESS_MEDIA")
         self.set_callstate(ch, "EARLY")
 
+    def codec_events(self, ch: Channel) -> None:
+        """CODEC, read then write, as sofia reports the negotiated codec (captures)."""
+        self.fire(ch, "CODEC", calling=CODEC_READ,
+                  extra=[("channel-read-codec-name", "PCMU"),
+                         ("channel-read-codec-rate", "8000"),
+                         ("channel-read-codec-bit-rate", "64000")])
+        self.fire(ch, "CODEC", calling=CODEC_WRITE,
+                  extra=[("Channel-Write-Codec-Name", "PCMU"),
+                         ("Channel-Write-Codec-Rate", "8000"),
+                         ("Channel-Write-codec-bit-rate", "64000")])
+
     def mark_answered(self, ch: Channel) -> bool:
         if ch.answered or not ch.alive:
             return False
         if ch.partner is not None and ch.direction == "inbound" and ch.partner.alive:
             # loopback: answering the -b leg answers the -a leg first (loopback_selftest)
             self.mark_answered(ch.partner)
+        if not ch.media and ch.kind == "sofia":
+            ch.media = True
+            self.codec_events(ch)
         ch.answered_sim = self.clock.now()
         ch.answer_state = "answered"
         ch.media = True
