@@ -532,7 +532,7 @@ class Engine:
         a.wake()
         b.wake()
 
-    def uuid_bridged(self, ch: Channel, other: Channel, side: str) -> str | None:
+    def uuid_bridged(self, ch: Channel, other: Channel, side: str) -> str | list[Any] | None:
         """switch_ivr_bridge.c: uuid_bridge_on_soft_execute, both legs via CS_HIBERNATE,
         CS_RESET, CS_SOFT_EXECUTE; CHANNEL_BRIDGE / UNBRIDGE on leg A only."""
         self.set_state(ch, "CS_HIBERNATE")

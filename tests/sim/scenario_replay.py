@@ -125,12 +125,12 @@ def load(directory: Path) -> Scenario:
         counts_before_frame.append(dict(running))
         if pending is not None and pending[0] == index:
             ev = pending[1]
-            label = legs.get(ev.unique_id or "")
-            if label is not None and compared(ev):
-                sequences[label].append(key(ev))
-                running[label] += 1
-                if label not in first_seen:
-                    first_seen.append(label)
+            leg = legs.get(ev.unique_id or "")
+            if leg is not None and compared(ev):
+                sequences[leg].append(key(ev))
+                running[leg] += 1
+                if leg not in first_seen:
+                    first_seen.append(leg)
             pending = next(ev_iter, None)
 
     reply_by_command: dict[str, list[str]] = {}
@@ -140,7 +140,7 @@ def load(directory: Path) -> Scenario:
             else item.get("reply_body", "")
         reply_by_command.setdefault(item["command"].strip(), []).append(body)
 
-    actions: list[Action] = []
+    positioned: list[tuple[int, Action]] = []
     seq = 0
 
     def add(action: Action, position: int) -> None:
@@ -148,7 +148,7 @@ def load(directory: Path) -> Scenario:
         action.counts = counts_before_frame[position]
         action.order = seq
         seq += 1
-        actions.append((position, action))  # type: ignore[arg-type]
+        positioned.append((position, action))
 
     # controls derived from the events
     hangup_pending = False
@@ -173,9 +173,10 @@ def load(directory: Path) -> Scenario:
                 if HANGUP_COMMANDS.search(text):
                     hangup_pending = True
             next_cmd = next(cmd_iter, None)
-        label = legs.get(ev.unique_id or "")
-        if label is None:
+        found = legs.get(ev.unique_id or "")
+        if found is None:
             continue
+        label = found
         name = ev.name
         if label not in first_inbound and ev.get("Call-Direction") == "inbound" and \
                 (ev.get("Channel-Name") or "").startswith("sofia/") and name == "CHANNEL_STATE":
@@ -212,7 +213,7 @@ def load(directory: Path) -> Scenario:
                 next_cmd.position)
         next_cmd = next(cmd_iter, None)
 
-    ordered = [a for _, a in sorted(actions, key=lambda pa: (pa[0], pa[1].order))]  # type: ignore[index,union-attr]
+    ordered = [a for _, a in sorted(positioned, key=lambda pa: (pa[0], pa[1].order))]
     jobs = [ev.body for ev in events if ev.name == "BACKGROUND_JOB"]
     return Scenario(directory.name, legs, first_seen, sequences, events, ordered, jobs)
 
