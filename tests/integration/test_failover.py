@@ -345,6 +345,10 @@ def test_paused_owner_cannot_act_when_it_wakes(cluster: Cluster) -> None:
             paused_at = time.monotonic()
             cluster.wait_owner([standby], timeout=FAILOVER_TTL_MS / 1000 + 2)
             took = time.monotonic() - paused_at
+            # Its reconcile runs once its event stream is up: no call can slip in before.
+            wait_for(lambda: (standby.metric("cccore_node_reconciles_total",
+                                             {"node": NODE, "result": "ok"}) or 0) >= 1,
+                     timeout=5, message="the new owner's event stream and reconcile")
             # Traffic while the former owner sleeps: its event socket fills up.
             _place_calls(cluster.sim.port, 3)
         finally:
