@@ -468,3 +468,37 @@ def test_uuid_bridge_to_another_agent_while_bridged(client: SimClient) -> None:
     client.api(f"sim_hangup {a}")
     ended(client, a)
     assert ended(client, b2).get("Hangup-Cause") == "NORMAL_CLEARING"
+
+
+def test_sendmsg_apps_answer_set_export_sleep_loops(client: SimClient) -> None:
+    uid = parked_call(client, "4915550040", "4005550140")
+
+    def execute(app: str, arg: str = "", uuid_header: str = "", loops: int = 0) -> None:
+        text = f"sendmsg {uid}\ncall-command: execute\nexecute-app-name: {app}"
+        if arg:
+            text += f"\nexecute-app-arg: {arg}"
+        if uuid_header:
+            text += f"\nEvent-UUID: {uuid_header}"
+        if loops:
+            text += f"\nloops: {loops}"
+        assert client.send(text).get("Reply-Text") == "+OK"
+
+    execute("ring_ready", uuid_header="rr-1")
+    done = client.wait_event(uid, "CHANNEL_EXECUTE_COMPLETE", Application_UUID="rr-1")
+    assert done.get("Answer-State") == "ringing"
+    execute("pre_answer")
+    client.wait_event(uid, "CHANNEL_PROGRESS_MEDIA")
+    execute("answer")
+    answer = client.wait_event(uid, "CHANNEL_ANSWER")
+    assert answer.get("Channel-Call-State") == "EARLY"  # README: ANSWER before CALLSTATE ACTIVE
+    execute("set", "queue=support")
+    execute("export", "cc_skill=billing")
+    execute("sleep", "1000", uuid_header="sl-1", loops=2)
+    client.wait(lambda: sum(1 for e in client.leg_events(uid)
+                            if e.get("Application-UUID") == "sl-1"
+                            and e.name == "CHANNEL_EXECUTE_COMPLETE") == 2, 5)
+    assert client.api(f"uuid_getvar {uid} queue") == "support"
+    assert client.api(f"uuid_getvar {uid} export_vars") == "cc_skill"
+    execute("no_such_application")
+    # switch_core_session.c: an invalid application hangs the channel up
+    assert ended(client, uid).get("Hangup-Cause") == "DESTINATION_OUT_OF_ORDER"
