@@ -114,6 +114,10 @@ def run(config: Config, workers: int, *, app_factory: AppFactory | None = None) 
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1 (got {workers})")
     app_spec = _factory_spec(app_factory)
+    if not logging.getLogger().handlers:
+        from cc_core import logs
+
+        logs.setup(config.log_level)
     private = None
     if config.redis_url is None:
         from cc_core.redis_server import PrivateRedis
@@ -135,7 +139,7 @@ def _factory_spec(app_factory: AppFactory | None) -> str:
         return ""
     module = getattr(app_factory, "__module__", None)
     qualname = getattr(app_factory, "__qualname__", "")
-    if not module or not qualname or "<" in qualname:
+    if not module or module == "__main__" or not qualname or "<" in qualname:
         raise ConfigError("app_factory must be a module-level function (e.g. cc_core.app.build), "
                           f"got {app_factory!r}")
     return f"{module}:{qualname}"
