@@ -3,6 +3,20 @@
 Reply texts are FreeSWITCH's: captured ones (``command_replies.json``: uuid_kill usage and
 bogus uuid, originate failures, ``show channels as json`` empty/busy, uuid_getvar) and the
 others from mod_commands.c (function named next to each handler).
+
+Simulation controls (names FreeSWITCH does not use; replies ``+OK ...``/``-ERR ...``/
+``-USAGE: ...``, each fires the usual API event, all work as bgapi too):
+
+* ``sim_inbound <caller> <dnis> [name=value ...]`` -> ``+OK <uuid>`` before the first event:
+  a SIP call from ``caller``; ``^400\\d{7}$`` runs one ``set`` per name=value then parks,
+  anything else ends NO_ROUTE_DESTINATION. ``caller_id_name=`` and ``sip_h_X-...=`` are SIP
+  level (caller id name / custom header variable). Refused with ``-ERR Maximum Calls In
+  Progress`` at ``--max-sessions``.
+* ``sim_dtmf <uuid> <digits>``: RFC 2833 digits, 100 ms apart (simulated); answered legs only.
+* ``sim_hangup <uuid> [cause]``: the far end hangs up (default ORIGINATOR_CANCEL before
+  answer, NORMAL_CLEARING after).
+* ``sim_endpoint <contact> <answer|busy|noanswer|reject|unregistered> [delay_ms] [talk_ms]``:
+  what originates to ``contact`` (dial string without ``{}``/``[]`` blocks) meet from now on.
 """
 
 from __future__ import annotations
