@@ -196,7 +196,8 @@ class Channel:
     app_response: str | None = None
     recording: list[str] = field(default_factory=list)
     record_started: dict[str, float] = field(default_factory=dict)
-    sendmsgs_since_answer: int = 0
+    media_since: float | None = None  # simulated time media came up (early or answered)
+    sendmsgs_with_media: int = 0
     session_id: int = 0
     deferred_cause: str | None = None  # loopback twin: hang-up reported after leaving park
     bridged_side: str = ""  # a (uuid_bridge owner) | b (the other leg) | app (bridge app)

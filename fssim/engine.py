@@ -247,6 +247,10 @@ class Engine:
                 ch.media = True
                 self.codec_events(ch)
                 ch.profile_ready = True
+            else:  # loopback -b: codecs set while still CS_NONE (loopback_selftest)
+                ch.state = "CS_NONE"
+                ch.media = True
+                self.codec_events(ch)
             ch.media = True
             self.set_state(ch, "CS_INIT")
             self.fire(ch, "CHANNEL_CREATE")
@@ -334,9 +338,19 @@ class Engine:
     def run_sendmsg(self, ch: Channel, msg: SendMsg) -> None:
         from fssim import apps as applib
 
+        # switch_ivr.c:switch_ivr_parse_next_event fires PRIVATE_COMMAND after running a
+        # queued command, but only from park's media loop: the captures show none for
+        # commands taken while the leg had no media (ring_ready, pre_answer) nor for the
+        # first one taken in the first park tick (20 ms) after the answer, one otherwise.
+        since = ch.media_since
+        media_loop = since is not None and (
+            ch.sendmsgs_with_media > 0 or self.clock.now() - since >= 0.02)
+        if since is not None:
+            ch.sendmsgs_with_media += 1
         if msg.app == "__hangup__":
             self.hangup(ch, msg.arg or "NORMAL_CLEARING")
-            self._private_command(ch, msg)
+            if media_loop:
+                self._private_command(ch, msg)
             return
         for _ in range(max(1, msg.loops)):
             if ch.hangup_pending:
@@ -348,16 +362,10 @@ class Engine:
                 self.hangup(ch, "DESTINATION_OUT_OF_ORDER")
                 break
             self.execute(ch, msg.app, msg.arg, msg.event_uuid)
-        self._private_command(ch, msg)
+        if media_loop:
+            self._private_command(ch, msg)
 
     def _private_command(self, ch: Channel, msg: SendMsg) -> None:
-        # README: PRIVATE_COMMAND only for sendmsgs run once media is up, not the first after
-        # the answer (nor ring_ready/pre_answer).
-        if not ch.answered:
-            return
-        ch.sendmsgs_since_answer += 1
-        if ch.sendmsgs_since_answer <= 1:
-            return
         command = "hangup" if msg.app == "__hangup__" else "execute"
         extra = [("call-command", command)]
         if command == "execute":
@@ -399,6 +407,7 @@ class Engine:
         if ch.answered or ch.answer_state == "early":
             return
         ch.progress_media_sim = self.clock.now()
+        ch.media_since = ch.progress_media_sim
         ch.answer_state = "early"
         self.fire(ch, "CHANNEL_PROGRESS_MEDIA")
         self.set_callstate(ch, "EARLY")
@@ -424,6 +433,8 @@ class Engine:
             ch.media = True
             self.codec_events(ch)
         ch.answered_sim = self.clock.now()
+        if ch.media_since is None:
+            ch.media_since = ch.answered_sim
         ch.answer_state = "answered"
         ch.media = True
         if not ch.profile.network_addr and ch.kind == "sofia":
@@ -842,6 +853,8 @@ class Engine:
     def _run_loopback_a(self, leg_a: Channel, leg_b: Channel, attempt: Originate,
                         on_answer: Callable[[Channel], None]) -> None:
         try:
+            leg_a.media = True  # mod_loopback sets its codecs before CHANNEL_OUTGOING
+            self.codec_events(leg_a)
             self._outbound_setup(leg_a)
             self.spawn(self._run_inbound, leg_b,
                        dialplan.route(leg_b.profile.destination_number))
