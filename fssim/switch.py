@@ -13,6 +13,9 @@ Rules SIM-CHAN (the channel engine) relies on:
 * Header values are strings; an empty value is sent as ``_undef_`` in plain (switch_event.c:
   switch_event_serialize) and ``""`` in json, so prefer leaving a header out.
 * A value ``ARRAY::a|:b`` is a FreeSWITCH array header: sent as is in plain, as a json array.
+* For CUSTOM events ``Event-Subclass`` comes FIRST, before Event-Name (as captured in
+  esl_plain.raw: switch_event_create_subclass adds it before the standard block), not after
+  Event-Sequence as sim-contract.md first said.
 * An api handler returns the body text exactly as FreeSWITCH prints it, or raises
   ``ApiUsage(text)`` with that text (same effect; handy deep inside a parser).
 * ``sendmsg_handler(uuid, headers, body)`` returns the Reply-Text (``+OK`` or
@@ -327,6 +330,7 @@ class Switch:
         self.core_uuid = str(uuid.uuid4())
         self.started_us = Clock.wall_us()
         self.running = False
+        self._started_once = False
 
         self.sendmsg_handler: Callable[[str, list[tuple[str, str]], str | None], str] | None = None
         self.session_counter: Callable[[], tuple[int, int]] | None = None
@@ -349,9 +353,10 @@ class Switch:
     def start(self) -> None:
         if self.running:
             return
-        if self._std_cache:  # restarted: FreeSWITCH gets a new Core-UUID on each start
+        if self._started_once:  # restarted: FreeSWITCH gets a new Core-UUID on each start
             self.core_uuid = str(uuid.uuid4())
             self._std_cache.clear()
+        self._started_once = True
         self.started_us = Clock.wall_us()
         self._stats = _SessionStats()
         self.running = True
