@@ -218,7 +218,8 @@ def _regex_search(value: str, expression: str) -> bool:
     """switch_regex.c:switch_regex_perform: ``/re/flags`` (i, s) or a bare pattern, searched."""
     pattern = _REGEX_CACHE.get(expression)
     if expression not in _REGEX_CACHE:
-        text, flags = expression, 0
+        text: str | None = expression
+        flags = 0
         if expression.startswith("/"):
             body, sep, opts = expression[1:].rpartition("/")
             if sep:

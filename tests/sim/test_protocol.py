@@ -33,9 +33,10 @@ def split_frames(data: bytes) -> list[RawFrame]:
     i = 0
     while i < len(data):
         end = data.index(b"\n\n", i)
-        pairs = [tuple(x.split(": ", 1)) for x in data[i:end].decode().split("\n")]
-        clen = int(dict(pairs).get("Content-Length", 0))  # type: ignore[arg-type]
-        frames.append(RawFrame(pairs, data[end + 2:end + 2 + clen], data[i:end + 2 + clen]))  # type: ignore[arg-type]
+        pairs = [(k, v) for k, _, v in
+                 (x.partition(": ") for x in data[i:end].decode().split("\n"))]
+        clen = int(dict(pairs).get("Content-Length", "0"))
+        frames.append(RawFrame(pairs, data[end + 2:end + 2 + clen], data[i:end + 2 + clen]))
         i = end + 2 + clen
     return frames
 
@@ -87,7 +88,7 @@ def twins(captures: Path) -> list[tuple[RawFrame, RawFrame]]:
 def captured_replies(captures: Path) -> dict[str, bytes]:
     base = captures / "freeswitch-1.10.12"
     raw = (base / "esl_commands.raw").read_bytes()
-    out = {}
+    out: dict[str, bytes] = {}
     for item in json.loads((base / "command_replies.json").read_text()):
         a, b = item["raw_offsets_in_esl_commands_raw"]
         out.setdefault(item["label"], raw[a:b])
