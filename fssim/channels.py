@@ -109,8 +109,8 @@ class CallerProfile:
     context: str
     channel_name: str
     uuid: str
-    orig_caller_id_name: str = ""
-    orig_caller_id_number: str = ""
+    orig_caller_id_name: str | None = None  # None: same as the caller id
+    orig_caller_id_number: str | None = None
     callee_id_name: str = ""
     callee_id_number: str = ""
     logical_direction: str = ""
@@ -118,26 +118,24 @@ class CallerProfile:
     profile_created_us: int = 0
 
     def pairs(self, prefix: str, ch: Channel) -> list[tuple[str, str]]:
-        out = [(f"{prefix}-Direction", self.direction),
-               (f"{prefix}-Logical-Direction", self.logical_direction or self.direction)]
-        if self.username:
-            out.append((f"{prefix}-Username", self.username))
-        if self.dialplan:
-            out.append((f"{prefix}-Dialplan", self.dialplan))
-        out += [(f"{prefix}-Caller-ID-Name", self.caller_id_name),
-                (f"{prefix}-Caller-ID-Number", self.caller_id_number),
-                (f"{prefix}-Orig-Caller-ID-Name", self.orig_caller_id_name or self.caller_id_name),
-                (f"{prefix}-Orig-Caller-ID-Number",
-                 self.orig_caller_id_number or self.caller_id_number)]
-        if self.callee_id_name or self.callee_id_number:
-            out += [(f"{prefix}-Callee-ID-Name", self.callee_id_name),
-                    (f"{prefix}-Callee-ID-Number", self.callee_id_number)]
-        if self.network_addr:
-            out.append((f"{prefix}-Network-Addr", self.network_addr))
-        out += [(f"{prefix}-ANI", self.caller_id_number),
-                (f"{prefix}-Destination-Number", self.destination_number),
-                (f"{prefix}-Unique-ID", self.uuid),
-                (f"{prefix}-Source", self.source)]
+        """switch_caller.c:switch_caller_profile_event_set_data: empty text fields are left
+        out (a loopback leg has no Caller-Network-Addr, an originate without
+        origination_caller_id_name no Caller-Caller-ID-Name), times and flags always there."""
+        text = [("Direction", self.direction),
+                ("Logical-Direction", self.logical_direction or self.direction),
+                ("Username", self.username), ("Dialplan", self.dialplan),
+                ("Caller-ID-Name", self.caller_id_name),
+                ("Caller-ID-Number", self.caller_id_number),
+                ("Orig-Caller-ID-Name", self.caller_id_name if self.orig_caller_id_name is None
+                 else self.orig_caller_id_name),
+                ("Orig-Caller-ID-Number", self.caller_id_number
+                 if self.orig_caller_id_number is None else self.orig_caller_id_number),
+                ("Callee-ID-Name", self.callee_id_name),
+                ("Callee-ID-Number", self.callee_id_number),
+                ("Network-Addr", self.network_addr), ("ANI", self.caller_id_number),
+                ("Destination-Number", self.destination_number), ("Unique-ID", self.uuid),
+                ("Source", self.source)]
+        out = [(f"{prefix}-{name}", value) for name, value in text if value]
         if prefix == "Caller" and ch.transfer_source:
             out.append(("Caller-Transfer-Source", ch.transfer_source))
         out += [(f"{prefix}-Context", self.context),

@@ -442,8 +442,25 @@ class Engine:
         ch.variables["endpoint_disposition"] = "ANSWER"
         self.fire(ch, "CHANNEL_ANSWER")
         self.set_callstate(ch, "ACTIVE")
+        if ch.direction == "outbound":
+            self._flip_cid(ch)
         ch.signal.set()
         return True
+
+    def _flip_cid(self, ch: Channel) -> None:
+        """switch_channel.c:switch_channel_flip_cid on an answered outbound leg: its caller id
+        becomes the callee it dialled (``Outbound Call``/<dest>), the callee the original
+        caller id; announced by CALL_UPDATE (Direction RECV), as captured."""
+        p = ch.profile
+        if p.orig_caller_id_name is None:
+            p.orig_caller_id_name = p.caller_id_name
+        if p.orig_caller_id_number is None:
+            p.orig_caller_id_number = p.caller_id_number
+        p.caller_id_name, p.callee_id_name = p.callee_id_name, p.caller_id_name
+        p.caller_id_number, p.callee_id_number = p.callee_id_number, p.caller_id_number
+        ch.hit_dialplan = True
+        self.fire(ch, "CALL_UPDATE", pre=[("Direction", "RECV")],
+                  calling=("switch_channel.c", "switch_channel_flip_cid", 3277))
 
     # ---- hang-up -----------------------------------------------------------------------
     def hangup(self, ch: Channel, cause: str, *, deferred: bool = False,
@@ -747,7 +764,7 @@ class Engine:
         number = variables.get("origination_caller_id_number") or cid_num or (
             originator.profile.caller_id_number if originator else "0000000000")
         cname = variables.get("origination_caller_id_name") or cid_name or (
-            originator.profile.caller_id_name if originator else "FreeSWITCH")
+            originator.profile.caller_id_name if originator else "")
         profile = self._profile(uid, direction="outbound", number=number, name=cname,
                                 dest=dest, channel_name=name,
                                 source="src/switch_ivr_originate.c", dialplan_name="")
@@ -833,7 +850,10 @@ class Engine:
         profile = self._profile(uid_b, direction="inbound",
                                 number=leg_a.profile.caller_id_number,
                                 name=leg_a.profile.caller_id_name, dest=number,
-                                channel_name=b_name, source="mod_loopback")
+                                channel_name=b_name, source="mod_loopback",
+                                dialplan_name="xml", network="")
+        # mod_loopback copies the -a leg's callee (loopback_selftest)
+        profile.callee_id_name, profile.callee_id_number = "Outbound Call", "default"
         try:
             leg_b = self._new_channel(name=b_name, direction="inbound", profile=profile,
                                       kind="loopback")

@@ -206,7 +206,10 @@ def test_answer_endpoint_parks_and_talk_ms_hangs_up_in_simulated_time(
     assert done.get("variable_billsec") == "3"
     assert 2900 <= int(done.get("variable_billmsec") or 0) <= 3300
     assert done.get("variable_duration") == "3"
-    assert done.get("Caller-Caller-ID-Number") == "4915550009"
+    # switch_channel_flip_cid on answer: the dialled number becomes the caller id (captured)
+    assert done.get("Caller-Orig-Caller-ID-Number") == "4915550009"
+    assert done.get("Caller-Caller-ID-Number") == "agent9"
+    assert done.get("Caller-Callee-ID-Number") == "4915550009"
     assert elapsed < 3.0 / TIME_SCALE * 4  # simulated time ran TIME_SCALE times faster
 
 
