@@ -353,31 +353,44 @@ class ChannelApi:
         return "\n".join(lines) + f"\n\n{len(rows)} total.\n"
 
     def _row(self, ch: Channel) -> dict[str, str]:
+        """One ``channels`` table row (column order of command_replies.json). The table keeps
+        the original caller id; callee fields name the dialled agent ("Outbound Call")."""
         created_s = ch.created_us // 1_000_000
         p = ch.profile
+        cid_name = p.caller_id_name if p.orig_caller_id_name is None else p.orig_caller_id_name
+        cid_num = (p.caller_id_number if p.orig_caller_id_number is None
+                   else p.orig_caller_id_number)
         other = ch.other if ch.bridged_side else None
+        callee = ("", "", "")
+        sent = ("", "")
+        call_uuid = ""
+        if ch.direction == "outbound":
+            callee = ("Outbound Call", p.destination_number, "SEND")
+            if other is not None:
+                op = other.profile
+                sent = (op.caller_id_name, op.caller_id_number)
+                call_uuid = other.uuid
+        elif other is not None:
+            callee = ("Outbound Call", other.profile.destination_number, "SEND")
+            sent = callee[:2]
+            call_uuid = ch.uuid
+        inbound = ch.direction == "inbound"
         return {
             "uuid": ch.uuid, "direction": ch.direction,
             "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created_s)),
             "created_epoch": str(created_s), "name": ch.name, "state": ch.state,
-            "cid_name": p.caller_id_name, "cid_num": p.caller_id_number,
-            "ip_addr": p.network_addr if ch.direction == "inbound" else "",
-            "dest": p.destination_number,
+            "cid_name": cid_name, "cid_num": cid_num,
+            "ip_addr": p.network_addr if inbound else "", "dest": p.destination_number,
             "application": ch.app_name, "application_data": ch.app_data,
             "dialplan": p.dialplan, "context": p.context, "read_codec": "PCMU",
             "read_rate": "8000", "read_bit_rate": "64000", "write_codec": "PCMU",
             "write_rate": "8000", "write_bit_rate": "64000", "secure": "",
             "hostname": getattr(self.engine.switch, "hostname", ""), "presence_id": "",
             "presence_data": "", "accountcode": "", "callstate": ch.callstate,
-            "callee_name": other.profile.caller_id_name if other else "",
-            "callee_num": other.profile.caller_id_number if other else "",
-            "callee_direction": "SEND" if other else "",
-            "call_uuid": (ch.uuid if ch.bridged_side in ("a", "app") else
-                          other.uuid) if other else "",
-            "sent_callee_name": other.profile.caller_id_name if other else "",
-            "sent_callee_num": other.profile.caller_id_number if other else "",
-            "initial_cid_name": p.caller_id_name, "initial_cid_num": p.caller_id_number,
-            "initial_ip_addr": p.network_addr if ch.direction == "inbound" else "",
+            "callee_name": callee[0], "callee_num": callee[1], "callee_direction": callee[2],
+            "call_uuid": call_uuid, "sent_callee_name": sent[0], "sent_callee_num": sent[1],
+            "initial_cid_name": cid_name, "initial_cid_num": cid_num,
+            "initial_ip_addr": p.network_addr if inbound else "",
             "initial_dest": p.destination_number, "initial_dialplan": p.dialplan,
             "initial_context": p.context,
         }

@@ -243,6 +243,13 @@ def test_sim_hangup_of_a_bridged_agent_ends_the_caller(client: SimClient) -> Non
     calls = json.loads(client.api("show calls as json"))
     row = next(r for r in calls["rows"] if r["uuid"] == a)
     assert row["b_uuid"] == b
+    # as captured (show_channels_json_queue_busy): the agent row keeps the caller's id,
+    # callee fields name the dialled contact, call_uuid is the caller leg's on both rows
+    chans = {r["uuid"]: r for r in json.loads(client.api("show channels as json"))["rows"]}
+    assert (chans[b]["cid_num"], chans[b]["callee_name"], chans[b]["callee_num"]) == (
+        "0000000000", "Outbound Call", "agent7")  # no origination_caller_id_number
+    assert chans[a]["call_uuid"] == chans[b]["call_uuid"] == a
+    assert (chans[a]["state"], chans[b]["state"]) == ("CS_SOFT_EXECUTE", "CS_EXCHANGE_MEDIA")
     assert client.api(f"sim_hangup {b}") == "+OK\n"
     assert ended(client, b).get("Hangup-Cause") == "NORMAL_CLEARING"
     done = ended(client, a)
