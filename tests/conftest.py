@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import gevent
 import pytest
 
 from cc_core.redis_server import PrivateRedis
@@ -43,7 +44,10 @@ def redis_url(redis_server: PrivateRedis) -> Iterator[str]:
 
 def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.01,
              message: str = "condition") -> object:
-    """Poll ``predicate`` until it returns something truthy or the deadline passes."""
+    """Poll ``predicate`` until it returns something truthy or the deadline passes.
+
+    Sleeps with gevent, which also works where nothing is monkey-patched: the hub keeps
+    running, so greenlets under test (readers, servers) make progress while we wait."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -51,4 +55,4 @@ def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interval: fl
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
+        gevent.sleep(interval)

@@ -17,6 +17,8 @@ from urllib.parse import quote
 import gevent
 from gevent.server import StreamServer
 
+from tests.conftest import wait_for
+
 # switch_url_encode leaves these unencoded (esl-protocol.md, "Plain event encoding").
 _URL_SAFE = ",/-._~'()*!$"
 
@@ -31,15 +33,7 @@ STATUS_BODY = ("UP 0 years, 0 days, 0 hours, 2 minutes, 12 seconds, 584 millisec
 
 def gwait(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.005,
           message: str = "condition") -> object:
-    """Poll ``predicate`` with gevent sleeps (the hub keeps running) until truthy or deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        gevent.sleep(interval)
+    return wait_for(predicate, timeout=timeout, interval=interval, message=message)
 
 
 def reply(text: str, extra: str = "") -> bytes:

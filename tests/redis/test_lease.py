@@ -295,19 +295,6 @@ class _Event:
         self.name = name
 
 
-def _gwait(predicate, timeout: float = 5.0, message: str = "condition"):
-    import gevent
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        gevent.sleep(0.01)
-
-
 def _manager(redis_url: str, owner: str, ttl_ms: int, reconciled: list, submitted: list):
     from prometheus_client import CollectorRegistry
 
@@ -333,10 +320,10 @@ def test_node_manager_one_owner_consumes_reconciles_and_hands_over(redis_url: st
     a, reg_a = _manager(redis_url, "worker-a", 600, reconciled, submitted)
     b, reg_b = _manager(redis_url, "worker-b", 600, reconciled, submitted)
     a.start()
-    _gwait(lambda: a.owns("fs1"), message="a to own fs1")
+    wait_for(lambda: a.owns("fs1"), message="a to own fs1")
     b.start()
     try:
-        _gwait(lambda: reconciled, message="reconcile")
+        wait_for(lambda: reconciled, message="reconcile")
         assert reconciled == [("worker-a", "fs1", [{"uuid": "call-1"}])]
         assert a.links["fs1"].consume is True and b.links["fs1"].consume is False
         assert reg_a.get_sample_value("cccore_node_owner", {"node": "fs1"}) == 1
@@ -360,10 +347,10 @@ def test_node_manager_one_owner_consumes_reconciles_and_hands_over(redis_url: st
         started = time.monotonic()
         a.release_all()
         assert a.links["fs1"].consume is False and not a.owns("fs1")
-        _gwait(lambda: b.owns("fs1"), timeout=2, message="b to take over")
+        wait_for(lambda: b.owns("fs1"), timeout=2, message="b to take over")
         took = time.monotonic() - started
         assert took < 0.6, f"takeover after release took {took:.3f}s"
-        _gwait(lambda: len(reconciled) == 2, message="b's reconcile")
+        wait_for(lambda: len(reconciled) == 2, message="b's reconcile")
         assert reconciled[1][0] == "worker-b"
     finally:
         a.stop(timeout=1)
@@ -376,13 +363,13 @@ def test_node_manager_owner_stops_consuming_when_its_lease_is_taken(redis_url: s
     a, reg_a = _manager(redis_url, "worker-a", 600, reconciled, submitted)
     a.start()
     try:
-        _gwait(lambda: a.owns("fs1"), message="a to own fs1")
+        wait_for(lambda: a.owns("fs1"), message="a to own fs1")
         # Someone else's acquisition behind a's back (as after a Redis failover).
         r = redis.Redis.from_url(redis_url)
         r.delete(keys.node_lease("fs1"))
         intruder = NodeLease(r, "fs1", "worker-x", 5000)
         assert intruder.try_acquire()
-        _gwait(lambda: not a.owns("fs1") and a.links["fs1"].consume is False, timeout=2,
+        wait_for(lambda: not a.owns("fs1") and a.links["fs1"].consume is False, timeout=2,
                message="a to stop consuming")
         assert reg_a.get_sample_value("cccore_lease_lost_total",
                                       {"node": "fs1", "reason": "other_owner"}) == 1
@@ -399,11 +386,11 @@ def test_node_manager_stops_consuming_when_redis_goes_away() -> None:
     try:
         a, reg_a = _manager(server.url, "worker-a", 600, reconciled, [])
         a.start()
-        _gwait(lambda: a.owns("fs1"), message="a to own fs1")
+        wait_for(lambda: a.owns("fs1"), message="a to own fs1")
         port = server.port
         server.stop()
         lost_at = time.monotonic()
-        _gwait(lambda: not a.owns("fs1") and a.links["fs1"].consume is False, timeout=3,
+        wait_for(lambda: not a.owns("fs1") and a.links["fs1"].consume is False, timeout=3,
                message="a to stop consuming")
         took = time.monotonic() - lost_at
         assert took <= 0.6, f"consumed {took:.3f}s into a Redis outage; the lease is 0.6 s"
@@ -412,7 +399,7 @@ def test_node_manager_stops_consuming_when_redis_goes_away() -> None:
 
         server.port = port
         server.start()
-        _gwait(lambda: a.owns("fs1"), timeout=5, message="a to own fs1 again")
+        wait_for(lambda: a.owns("fs1"), timeout=5, message="a to own fs1 again")
         assert a.links["fs1"].consume is True
         assert len(reconciled) == 2, "taking the node again reconciles again"
     finally:
