@@ -106,18 +106,20 @@ class ChannelApi:
         if ch is None or not ch.alive:
             return NO_CHANNEL
         dest = parts[1]
+        dialplan_name = parts[2] if len(parts) > 2 else "XML"
         targets = [ch]
         if dest.startswith("-"):
             if len(parts) < 3:
                 return usage(syntax)
             flag, dest = dest[1:], parts[2]
+            dialplan_name = parts[3] if len(parts) > 3 else "XML"
             other = ch.other if ch.bridged_side else None
             if flag == "bleg" and other is not None:
                 targets = [other]
             elif flag == "both" and other is not None:
                 targets = [ch, other]
         for target in targets:
-            target.bridge_request = ("transfer", dest)
+            target.bridge_request = ("transfer", dest, dialplan_name)
             target.wake()
         return "+OK\n"
 

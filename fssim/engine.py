@@ -301,7 +301,7 @@ class Engine:
         if kind == "uuid_bridge":
             return self.uuid_bridged(ch, request[1], request[2])
         if kind == "transfer":
-            return self._transferred(ch, request[1])
+            return self._transferred(ch, request[1], request[2])
         return None
 
     def execute(self, ch: Channel, app: str, arg: str, app_uuid: str | None = None) -> None:
@@ -599,6 +599,23 @@ class Engine:
                     other.reported.wait()
                     self._unbridge(ch, other)
                 return None
+            request = ch.bridge_request
+            if request is not None and (request[0] == "transfer" or side != "app"):
+                # uuid_transfer / uuid_bridge elsewhere: leave this bridge; the partner,
+                # left alone, hangs up unless park_after_bridge (or it moves on itself)
+                if ch.bridged_side != "b":
+                    self._unbridge(ch, other)
+                ch.bridged_side = ""
+                if other.alive and other.other is ch and other.bridge_request is None \
+                        and not (request[0] == "uuid_bridge" and other is request[1]):
+                    other.partner_gone = True
+                    other.wake()
+                if side == "app":
+                    return None  # the request is handled once the bridge app completes
+                if request[0] == "transfer":
+                    ch.bridge_request = None
+                    return self._transferred(ch, request[1], request[2])
+                return "again"
             if ch.partner_gone:
                 ch.partner_gone = False
                 if other.hangup_pending or not other.alive:
@@ -615,29 +632,6 @@ class Engine:
                 # README: with no dialplan left, A is hung up when B leaves (agent_busy_then_next)
                 self.hangup(ch, "NORMAL_CLEARING")
                 return None
-            if ch.bridge_request is not None and ch.bridge_request[0] == "uuid_bridge" \
-                    and side != "app":
-                # uuid_bridge to someone else: leave this bridge; the old partner is left
-                # alone (it hangs up unless park_after_bridge) and we bridge again
-                if ch.bridged_side != "b":
-                    self._unbridge(ch, other)
-                ch.bridged_side = ""
-                if other.alive and other.other is ch and other is not ch.bridge_request[1]:
-                    other.partner_gone = True
-                    other.wake()
-                return "again"
-            if side != "b" and ch.bridge_request is not None \
-                    and ch.bridge_request[0] == "transfer":
-                request = ch.bridge_request
-                ch.bridge_request = None
-                if other.alive:
-                    self.hangup(other, "NORMAL_CLEARING")
-                    other.reported.wait()
-                self._unbridge(ch, other)
-                if side == "app":
-                    ch.bridge_request = request
-                    return None
-                return self._transferred(ch, request[1])
             ch.wait(None)
 
     def _unbridge(self, ch: Channel, other: Channel) -> None:
@@ -648,12 +642,25 @@ class Engine:
         ch.bridged_side = ""
 
     # ---- transfer ----------------------------------------------------------------------
-    def _transferred(self, ch: Channel, dest: str) -> list[tuple[str, str]] | None:
+    def _transferred(self, ch: Channel, dest: str,
+                     dialplan_name: str = "XML") -> list[tuple[str, str]] | None:
+        """switch_ivr.c:switch_ivr_session_transfer: route again; the ``inline`` dialplan
+        runs ``app:arg,app2:arg2`` (e.g. ``uuid_transfer <uuid> park inline``)."""
         ch.profile.destination_number = dest
         ch.profile.profile_index += 1
+        ch.hit_dialplan = True
         self.set_state(ch, "CS_ROUTING")
-        apps = dialplan.route(dest)
-        if apps is None:
+        apps: list[tuple[str, str]] | None
+        if dialplan_name.lower() == "inline":
+            ch.profile.dialplan = "inline"
+            apps = []
+            for item in dest.split(","):
+                app, _, arg = item.partition(":")
+                if app.strip():
+                    apps.append((app.strip(), arg))
+        else:
+            apps = dialplan.route(dest)
+        if not apps:
             self.hangup(ch, "NO_ROUTE_DESTINATION")
             return None
         self.set_state(ch, "CS_EXECUTE")

@@ -512,3 +512,26 @@ def test_sendmsg_apps_answer_set_export_sleep_loops(client: SimClient) -> None:
     execute("no_such_application")
     # switch_core_session.c: an invalid application hangs the channel up
     assert ended(client, uid).get("Hangup-Cause") == "DESTINATION_OUT_OF_ORDER"
+
+
+def test_transfer_bridged_agent_to_park_inline(client: SimClient) -> None:
+    contact = "sofia/internal/tr1@127.0.0.1:5070"
+    client.api(f"sim_endpoint {contact} answer 100")
+    a = parked_call(client, "4915550050", "4005550150")
+    client.api(f"uuid_answer {a}")
+    b = client.bgapi(f"originate {contact} &park()").split()[1]
+    client.api(f"uuid_bridge {a} {b}")
+    client.wait_event(a, "CHANNEL_BRIDGE")
+    assert client.api(f"uuid_setvar {a} park_after_bridge true") == "+OK\n"
+    mark_a, mark_b = len(client.leg_events(a)), len(client.leg_events(b))
+    assert client.api(f"uuid_transfer {a} -bleg park inline") == "+OK\n"
+    assert client.wait(lambda: _names(client, b, mark_b)[-1:] == ["CHANNEL_PARK"]
+                       and _names(client, a, mark_a)[-1:] == ["CHANNEL_PARK"], 5)
+    assert _names(client, b, mark_b) == ["CHANNEL_STATE/CS_ROUTING", "CHANNEL_STATE/CS_EXECUTE",
+                                         "CHANNEL_EXECUTE/park", "CHANNEL_PARK"]
+    assert _names(client, a, mark_a) == ["CHANNEL_UNBRIDGE", "CHANNEL_STATE/CS_EXECUTE",
+                                         "CHANNEL_EXECUTE/park", "CHANNEL_PARK"]
+    assert client.leg_events(b)[-1].get("Caller-Dialplan") == "inline"
+    client.api("hupall")
+    ended(client, a)
+    ended(client, b)
