@@ -299,7 +299,8 @@ class ChannelApi:
             arg = arg[:-1] if arg.endswith(")") else arg
             on_answer = self.engine.continue_with_app(name, arg)
         else:
-            on_answer = self.engine.continue_with_extension(exten)
+            on_answer = self.engine.continue_with_extension(
+                exten, (argv[2] if len(argv) > 2 else None) or "XML")
         winner, cause = self.engine.originate(dial, on_answer=on_answer, timeout=timeout,
                                               cid_name=cid_name, cid_num=cid_num)
         if winner is None:

@@ -908,17 +908,12 @@ class Engine:
             self.run_extension(ch, [(app, arg)])
         return run
 
-    def continue_with_extension(self, exten: str) -> Callable[[Channel], None]:
+    def continue_with_extension(self, exten: str,
+                                dialplan_name: str = "XML") -> Callable[[Channel], None]:
         def run(ch: Channel) -> None:
-            ch.profile.destination_number = exten
-            ch.hit_dialplan = True
-            self.set_state(ch, "CS_ROUTING")
-            apps = dialplan.route(exten)
-            if apps is None:
-                self.hangup(ch, "NO_ROUTE_DESTINATION")
-                return
-            self.set_state(ch, "CS_EXECUTE")
-            self.run_extension(ch, apps)
+            apps = self._transferred(ch, exten, dialplan_name)
+            if apps is not None:
+                self.run_extension(ch, apps)
         return run
 
 

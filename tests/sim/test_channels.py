@@ -388,7 +388,9 @@ def test_originate_to_an_extension_and_sync_api(client: SimClient) -> None:
     park = client.wait_event(uid, "CHANNEL_PARK")
     assert park.get("Caller-Destination-Number") == "4005550198"
     assert park.get("variable_cc_dnis") == "4005550198"
-    assert client.api(f"originate {contact} 5551234") .startswith("+OK ")
+    assert client.api(f"originate {contact} 5551234").startswith("+OK ")
+    inline = client.api(f"originate {contact} park inline").split()[1]
+    assert client.wait_event(inline, "CHANNEL_PARK").get("Caller-Dialplan") == "inline"
     client.api("hupall")
     ended(client, uid)
 
