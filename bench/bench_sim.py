@@ -5,8 +5,9 @@ HEARTBEAT) so its CPU is not shared with the load generator. A driver connection
 inbound calls (sim_inbound -> CHANNEL_PARK -> uuid_answer -> sendmsg playback of a 200 ms
 tone -> sim_hangup after EXECUTE_COMPLETE), keeping a fixed number in flight; a second
 connection subscribed with ``event plain ALL`` consumes every event, either just framing it
-(what the simulator can emit) or framing + ``Event.from_frame`` + a no-op handler (what a
-client built on esl_handlers gets from the socket).
+(what the simulator can emit), framing + ``Event.from_frame`` + a no-op handler (what a
+client built on esl_handlers gets from the socket), or through the worker's own path:
+``EslConnection`` reader -> ``Dispatcher`` (per-call lanes, greenlet pool) -> no-op handler.
 """
 
 from __future__ import annotations
@@ -60,6 +61,45 @@ def _connect(addr: tuple[str, int], subscribe: str) -> tuple[socket.socket, Fram
             if frame.content_type == "command/reply":
                 replies += 1
     return sock, parser
+
+
+class _WorkerPathSubscriber(threading.Thread):
+    """The worker's path in a thread with its own gevent hub: EslConnection -> Dispatcher."""
+
+    def __init__(self, addr: tuple[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.addr = addr
+        self.events = 0
+        self.last_at = time.monotonic()
+        self.stop_flag = False
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        import gevent
+
+        from cc_core.config import EslConfig, NodeConfig
+        from esl_handlers.connection import EslConnection
+        from esl_handlers.dispatch import Dispatcher
+
+        esl = EslConfig()
+        dispatcher = Dispatcher(queue_size=esl.queue_size, pool_size=esl.handler_pool_size)
+
+        def handler(ev: Event, link: object) -> None:
+            self.events += 1
+            self.last_at = time.monotonic()
+
+        dispatcher.on("*", handler)
+        conn = EslConnection(NodeConfig(name="bench", host=self.addr[0], port=self.addr[1]), esl,
+                             on_event=lambda ev: dispatcher.submit(ev, None))
+        conn.connect()
+        # ALL, like the other rows, so every row sees the same stream (the product's builder
+        # refuses ALL on purpose; this is a measurement, not a worker).
+        conn.send("event plain ALL")
+        self.ready.set()
+        while not self.stop_flag:
+            gevent.sleep(0.05)
+        conn.close()
+        dispatcher.stop(1)
 
 
 class _Subscriber(threading.Thread):
@@ -135,11 +175,18 @@ def _drive(addr: tuple[str, int], calls: int, concurrency: int, deadline: float)
     return done
 
 
-def _measure(calls: int, concurrency: int, parse: bool) -> dict[str, object]:
+def _measure(calls: int, concurrency: int, mode: str) -> dict[str, object]:
     proc = _Proc(max_sessions=concurrency * 4)
     try:
-        sub = _Subscriber(proc.addr, parse)
-        sub.start()
+        sub: _Subscriber | _WorkerPathSubscriber
+        if mode == "worker":
+            sub = _WorkerPathSubscriber(proc.addr)
+            sub.start()
+            if not sub.ready.wait(10):
+                raise RuntimeError("the worker-path subscriber did not connect")
+        else:
+            sub = _Subscriber(proc.addr, parse=(mode == "event"))
+            sub.start()
         t0 = time.monotonic()
         done = _drive(proc.addr, calls, concurrency, t0 + 120)
         # the subscriber may still be reading the tail of the stream
@@ -160,11 +207,13 @@ def _measure(calls: int, concurrency: int, parse: bool) -> dict[str, object]:
 def run(quick: bool = False) -> list[dict[str, object]]:
     calls = 200 if quick else 2000
     concurrency = 50
-    emit = _measure(calls, concurrency, parse=False)
-    parsed = _measure(calls, concurrency, parse=True)
     return [
-        {"figure": "simulator -> one plain subscriber (framing only)", **emit},
-        {"figure": "simulator socket -> FrameParser + Event + no-op handler", **parsed},
+        {"figure": "simulator -> one plain subscriber (framing only)",
+         **_measure(calls, concurrency, "frame")},
+        {"figure": "simulator socket -> FrameParser + Event + no-op handler",
+         **_measure(calls, concurrency, "event")},
+        {"figure": "simulator socket -> EslConnection + Dispatcher + no-op handler",
+         **_measure(calls, concurrency, "worker")},
     ]
 
 
