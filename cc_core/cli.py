@@ -5,11 +5,6 @@ Domain errors are mapped to exit codes here and nowhere else.
 
 from __future__ import annotations
 
-# Every cc-core process is a gevent hub: patch before anything imports socket or threading.
-from gevent import monkey
-
-monkey.patch_all()
-
 import sys
 from typing import Any
 
@@ -110,6 +105,11 @@ def _run_overrides(config_path: str | None, nodes: tuple[str, ...], password: st
 def demo(duration: float, rate: float, workers: int, greeting_ms: int,
          caller_hangup_ratio: float, seed: int) -> None:
     """Private Redis + simulator + workers + a traffic generator, with live progress."""
+    # The demo's traffic generator is a gevent program; `run`'s supervisor deliberately is not
+    # (cc_core.worker), so only this command patches, before it imports anything network-bound.
+    from gevent import monkey
+
+    monkey.patch_all()
     from cc_core.demo import DemoOptions, run_demo
 
     try:
