@@ -306,8 +306,9 @@ class Worker:
 
         from esl_handlers import keys
         from esl_handlers.dispatch import Dispatcher
-        from esl_handlers.nodes import LeaseMetrics, NodeManager
+        from esl_handlers.nodes import NodeManager
         from metrics.esl import EslMetrics
+        from metrics.lease import LeaseMetrics
 
         cfg = self.config
         if not cfg.redis_url:

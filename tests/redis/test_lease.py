@@ -299,7 +299,8 @@ def _manager(redis_url: str, owner: str, ttl_ms: int, reconciled: list, submitte
     from prometheus_client import CollectorRegistry
 
     from cc_core.config import Config
-    from esl_handlers.nodes import LeaseMetrics, NodeManager
+    from esl_handlers.nodes import NodeManager
+    from metrics.lease import LeaseMetrics
 
     class _Dispatcher:
         def submit(self, event, link):
