@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +17,18 @@ import redis
 from cc_core.worker import EXIT_COLD
 from esl_handlers import keys
 from tests.conftest import wait_for
-from tests.integration.test_failover import (
+from tests.integration.cluster import (
     NODE,
     REPO,
     START_TIMEOUT_S,
     Cluster,
     OwnershipSampler,
-    running_cluster,
     worker_config,
 )
 
 pytestmark = pytest.mark.slow
 
 DEFAULT_TTL_MS = 5000
-
-
-@pytest.fixture(name="cluster")
-def _cluster(tmp_path: Path, redis_url: str) -> Iterator[Cluster]:
-    yield from running_cluster(tmp_path, redis_url)
 
 
 class _SlowStop:

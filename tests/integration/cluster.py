@@ -1,0 +1,268 @@
+"""Processes for end-to-end tests: a simulator, real worker processes, ownership sampling."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from cc_core.config import Config, EslConfig, NodeConfig
+from esl_handlers import keys
+from esl_handlers.lease import lease_holder
+from tests.conftest import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+SIM_PASSWORD = "ClueCon"
+NODE = "fs1"
+FAILOVER_TTL_MS = 1500
+START_TIMEOUT_S = 20.0
+_OWNER_RE = re.compile(r'^cccore_node_owner\{node="(?P<node>[^"]+)"\} (?P<v>\S+)$', re.M)
+
+
+# ---- processes --------------------------------------------------------------------------------
+@dataclass
+class Sim:
+    proc: subprocess.Popen[bytes]
+    port: int
+
+
+def start_sim(tmp_path: Path) -> Sim:
+    log = open(tmp_path / "sim.log", "wb")  # noqa: SIM115 - closed by the process's end
+    proc = subprocess.Popen([sys.executable, "-m", "fssim", "--listen", "127.0.0.1:0",
+                             "--password", SIM_PASSWORD], stdout=subprocess.PIPE, stderr=log,
+                            cwd=REPO)
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 15)
+    line = proc.stdout.readline().decode(errors="replace").strip() if ready else ""
+    if not line.startswith("listening on "):
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"simulator did not start: {line!r}; "
+                             f"{(tmp_path / 'sim.log').read_text(errors='replace')[-800:]}")
+    return Sim(proc, int(line.rsplit(":", 1)[1]))
+
+
+@dataclass
+class WorkerProc:
+    worker_id: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    port: int | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def metrics_port(self, r: redis.Redis) -> int | None:
+        if self.port is None:
+            value = r.hget(keys.worker(self.worker_id), "metrics_port")
+            if value and int(value):
+                self.port = int(value)
+        return self.port
+
+    def owner_gauge(self, node: str = NODE) -> float | None:
+        """This worker's own ``cccore_node_owner{node}``; None when it does not answer."""
+        if self.port is None or not self.alive:
+            return None
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics",
+                                        timeout=0.5) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return None
+        for m in _OWNER_RE.finditer(text):
+            if m.group("node") == node:
+                return float(m.group("v"))
+        return 0.0
+
+    def metric(self, name: str, labels: dict[str, str]) -> float | None:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=1) as resp:
+            text = resp.read().decode()
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                    return float(s.value)
+        return None
+
+    def log_tail(self, n: int = 2000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.alive:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if self.proc.returncode is None:
+            self.proc.wait(timeout=5)
+
+
+def worker_config(sim_port: int, redis_url: str, ttl_ms: int) -> Config:
+    return Config.model_validate({
+        "nodes": [{"name": NODE, "port": sim_port, "password": SIM_PASSWORD}],
+        "esl": {"lease_ttl_ms": ttl_ms, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5,
+                "connect_timeout_s": 2, "command_timeout_s": 2},
+        "redis_url": redis_url,
+    })
+
+
+def start_worker(config: Config, index: int, tmp_path: Path, app: str = "") -> WorkerProc:
+    worker_id = f"w{index}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    log_path = tmp_path / f"worker{index}.log"
+    log = open(log_path, "ab")  # noqa: SIM115 - the worker writes to it until it exits
+    args = [sys.executable, "-m", "cc_core.worker", "--index", str(index), "--worker-id", worker_id]
+    if app:
+        args += ["--app", app]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=log, cwd=REPO, env=env)
+    assert proc.stdin is not None
+    proc.stdin.write(config.model_dump_json().encode())
+    proc.stdin.close()
+    return WorkerProc(worker_id, proc, log_path)
+
+
+@dataclass
+class Cluster:
+    """A simulator, and workers started on demand; everything is stopped at the end."""
+
+    tmp_path: Path
+    redis_url: str
+    sim: Sim
+    workers: list[WorkerProc] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.r = redis.Redis.from_url(self.redis_url, socket_timeout=2)
+
+    def start_workers(self, n: int, ttl_ms: int, app: str = "") -> list[WorkerProc]:
+        cfg = worker_config(self.sim.port, self.redis_url, ttl_ms)
+        new = [start_worker(cfg, len(self.workers) + i, self.tmp_path, app) for i in range(n)]
+        self.workers += new
+        for w in new:
+            def started(w: WorkerProc = w) -> bool:
+                return bool(w.metrics_port(self.r)) or not w.alive
+
+            wait_for(started, timeout=START_TIMEOUT_S,
+                     message=f"worker {w.worker_id} to publish its metrics port")
+            assert w.alive, f"worker exited at start:\n{w.log_tail()}"
+        return new
+
+    def holder(self) -> str | None:
+        return lease_holder(self.r, NODE)
+
+    def by_id(self, worker_id: str | None) -> WorkerProc | None:
+        return next((w for w in self.workers if w.worker_id == worker_id), None)
+
+    def wait_owner(self, candidates: list[WorkerProc], timeout: float) -> WorkerProc:
+        """Wait until Redis names one of ``candidates`` and that worker's gauge says 1."""
+        def owner() -> WorkerProc | None:
+            w = self.by_id(self.holder())
+            return w if w in candidates and w.owner_gauge() == 1 else None
+
+        found = wait_for(owner, timeout=timeout, interval=0.01, message="a worker to own the node")
+        assert isinstance(found, WorkerProc)
+        return found
+
+    def close(self) -> None:
+        for w in self.workers:
+            if w.alive:
+                w.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for w in self.workers:
+            try:
+                w.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                w.proc.kill()
+                w.proc.wait(timeout=5)
+        self.sim.proc.terminate()
+        try:
+            self.sim.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.sim.proc.kill()
+            self.sim.proc.wait()
+        self.r.close()
+
+
+def running_cluster(tmp_path: Path, redis_url: str) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, redis_url, start_sim(tmp_path))
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+class OwnershipSampler:
+    """Samples, in a thread, who owns the node: Redis' lease holder and each worker's own gauge.
+
+    Workers are scraped twice per round (all in order, then again); a worker counts as owner in
+    a round only if both its scrapes said so, which makes a double claim in one round a real
+    overlap and not an artefact of scraping one after the other during a hand-over.
+    """
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.rounds: list[tuple[float, str | None, list[str]]] = []
+        self.doubles: list[tuple[float, list[str]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> OwnershipSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        r = redis.Redis.from_url(self.cluster.redis_url, socket_timeout=1)
+        deadline = time.monotonic() + 60
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            workers = list(self.cluster.workers)
+            first = [w.owner_gauge() for w in workers]
+            holder = lease_holder(r, NODE)
+            second = [w.owner_gauge() for w in workers]
+            owners = [w.worker_id for w, a, b in zip(workers, first, second, strict=True)
+                      if a == 1 and b == 1]
+            now = time.monotonic()
+            self.rounds.append((now, holder, owners))
+            if len(owners) > 1:
+                self.doubles.append((now, owners))
+        r.close()
+
+
+def ids(ws: list[WorkerProc]) -> list[str]:
+    return [w.worker_id for w in ws]
+
+
+def place_calls(sim_port: int, n: int) -> None:
+    """``sim_inbound`` calls on a 400 number, from a connection of the test's own."""
+    from esl_handlers.connection import EslConnection
+
+    conn = EslConnection(NodeConfig.model_validate({"name": "test", "port": sim_port,
+                                                    "password": SIM_PASSWORD}),
+                         EslConfig.model_validate({"connect_timeout_s": 3,
+                                                   "command_timeout_s": 3}))
+    conn.connect()
+    try:
+        for i in range(n):
+            reply = conn.api(f"sim_inbound 1380000{i:04d} 4001234567")
+            assert reply.startswith("+OK"), reply
+    finally:
+        conn.close()

@@ -1,0 +1,74 @@
+"""The call flow survives losing the worker that owns the node.
+
+A caller mid-greeting and callers who arrive while no worker owns the node are all answered,
+greeted and hung up cleanly by the standby after it takes over (``reconcile`` from
+``show channels as json``): a dead worker loses no call.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from cc_core.config import EslConfig, NodeConfig
+from esl_handlers.connection import EslConnection
+from esl_handlers.events import Event
+from tests.conftest import wait_for
+from tests.integration.cluster import FAILOVER_TTL_MS, SIM_PASSWORD, START_TIMEOUT_S, Cluster
+
+pytestmark = pytest.mark.slow
+
+GREETING = "tone_stream://%(3000,0,440);loops=1"
+
+
+class Observer:
+    """A test's own ESL connection: places calls and records what happens to them."""
+
+    def __init__(self, port: int) -> None:
+        self.answered: dict[str, int] = {}
+        self.ended: dict[str, str | None] = {}
+        self.conn = EslConnection(
+            NodeConfig(name="observer", port=port, password=SIM_PASSWORD),
+            EslConfig(connect_timeout_s=3, command_timeout_s=3), on_event=self._on_event)
+        self.conn.connect()
+        self.conn.subscribe(["CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE"])
+
+    def _on_event(self, ev: Event) -> None:
+        uuid = ev.unique_id or ""
+        if ev.name == "CHANNEL_ANSWER":
+            self.answered[uuid] = self.answered.get(uuid, 0) + 1
+        elif ev.name == "CHANNEL_HANGUP_COMPLETE":
+            self.ended[uuid] = ev.get("Hangup-Cause")
+
+    def call(self, caller: str) -> str:
+        reply = self.conn.api(f"sim_inbound {caller} 4008001234")
+        assert reply.startswith("+OK "), reply
+        return reply[4:].strip()
+
+
+def test_calls_are_finished_by_the_standby_after_the_owner_dies(
+        cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CC_GREETING", GREETING)
+    workers = cluster.start_workers(2, ttl_ms=FAILOVER_TTL_MS, app="cc_core.app:build")
+    owner = cluster.wait_owner(workers, timeout=START_TIMEOUT_S)
+    standby = next(w for w in workers if w is not owner)
+    obs = Observer(cluster.sim.port)
+    try:
+        mid_greeting = obs.call("13800000001")
+        wait_for(lambda: mid_greeting in obs.answered, timeout=5, message="the first answer")
+
+        os.kill(owner.proc.pid, signal.SIGKILL)
+        # Nobody consumes the node's events now: these callers wait, parked and unanswered.
+        orphans = [obs.call("13800000002"), obs.call("13800000003")]
+        assert not any(u in obs.answered for u in orphans)
+
+        cluster.wait_owner([standby], timeout=FAILOVER_TTL_MS / 1000 + 2)
+        calls = [mid_greeting, *orphans]
+        wait_for(lambda: all(u in obs.ended for u in calls), timeout=15,
+                 message="every call to be greeted and hung up after the takeover")
+        assert all(obs.answered.get(u) == 1 for u in calls), obs.answered
+        assert [obs.ended[u] for u in calls] == ["NORMAL_CLEARING"] * 3
+    finally:
+        obs.conn.close()
