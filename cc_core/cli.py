@@ -36,7 +36,7 @@ def sim(args: tuple[str, ...]) -> None:
     # The simulator is test/demo tooling: imported only when asked for, never by product code.
     from fssim.cli import main as sim_main
 
-    sys.exit(sim_main(list(args)))
+    sys.exit(sim_main(list(args), prog="cc-core sim"))
 
 
 @cli.command()

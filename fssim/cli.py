@@ -6,11 +6,11 @@ import argparse
 import logging
 import signal
 import sys
-from types import ModuleType
 
 import gevent
 from gevent.event import Event
 
+from fssim import engine
 from fssim.server import EslServer
 from fssim.switch import Switch
 
@@ -26,9 +26,9 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "fssim") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="fssim",
+        prog=prog,
         description="FreeSWITCH 1.10 inbound event-socket simulator (calls driven by sim_* api "
                     "commands). Prints 'listening on HOST:PORT' first.")
     p.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 8021), metavar="HOST:PORT",
@@ -44,18 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load_engine() -> ModuleType | None:
-    try:
-        from fssim import engine
-    except ModuleNotFoundError as exc:
-        if exc.name != "fssim.engine":
-            raise
-        return None
-    return engine
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "fssim") -> int:
+    args = build_parser(prog).parse_args(argv)
     if args.time_scale <= 0:
         print("fssim: --time-scale must be > 0", file=sys.stderr)
         return 2
@@ -64,9 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     switch = Switch(hostname=args.hostname, password=args.password,
                     heartbeat_interval=args.heartbeat_interval, time_scale=args.time_scale,
                     max_sessions=args.max_sessions)
-    engine = _load_engine()
-    if engine is not None:
-        engine.install(switch)
+    engine.install(switch)
     host, port = args.listen
     server = EslServer(switch, host, port)
     try:
