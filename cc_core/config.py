@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -77,7 +77,7 @@ class Config(_Model):
     redis_url: str | None = None  # None: start a private redis-server (tests, demo)
     metrics_port: int = Field(0, ge=0, le=65535)  # 0: a free port per worker
     metrics_host: str = "127.0.0.1"
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     timezone: str = "Asia/Shanghai"
 
     @field_validator("nodes")
@@ -91,7 +91,7 @@ class Config(_Model):
 
 
 def _describe(err: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid configuration"]
+    lines = [f"{source}: invalid"]
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
         lines.append(f"  at {where}: {e['msg']} (got {e.get('input')!r})")
@@ -103,7 +103,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     if environ.get("CC_REDIS_URL"):
         out["redis_url"] = environ["CC_REDIS_URL"]
     if environ.get("CC_LOG_LEVEL"):
-        out["log_level"] = environ["CC_LOG_LEVEL"]
+        out["log_level"] = environ["CC_LOG_LEVEL"].upper()
     if environ.get("CC_METRICS_PORT"):
         out["metrics_port"] = environ["CC_METRICS_PORT"]
     return out
@@ -113,9 +113,9 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
          environ: dict[str, str] | None = None) -> Config:
     """Build the one validated ``Config``; raises ``ConfigError`` with a readable message."""
     data: dict[str, Any] = {}
-    source = "defaults"
+    source = "configuration (defaults, CC_* environment, command-line flags)"
     if path is not None:
-        source = str(path)
+        source = f"{path} (with CC_* environment and command-line flags on top)"
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:

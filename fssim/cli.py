@@ -10,6 +10,7 @@ import sys
 import gevent
 from gevent.event import Event
 
+from cc_core import logs
 from fssim import engine
 from fssim.server import EslServer
 from fssim.switch import Switch
@@ -40,7 +41,9 @@ def build_parser(prog: str = "fssim") -> argparse.ArgumentParser:
                    help="simulated time runs F times faster than real time (default 1)")
     p.add_argument("--max-sessions", type=int, default=1000, help="max sessions (default 1000)")
     p.add_argument("--hostname", default=None, help="FreeSWITCH-Hostname (default: this host)")
-    p.add_argument("--log-level", default="WARNING", help="Python log level (default WARNING)")
+    p.add_argument("--log-level", default="WARNING", type=str.upper,
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="log level of the JSON log lines on stderr (default WARNING)")
     return p
 
 
@@ -49,8 +52,7 @@ def main(argv: list[str] | None = None, prog: str = "fssim") -> int:
     if args.time_scale <= 0:
         print("fssim: --time-scale must be > 0", file=sys.stderr)
         return 2
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
-                        stream=sys.stderr)
+    logs.setup(str(args.log_level))
     switch = Switch(hostname=args.hostname, password=args.password,
                     heartbeat_interval=args.heartbeat_interval, time_scale=args.time_scale,
                     max_sessions=args.max_sessions)
