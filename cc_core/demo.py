@@ -187,7 +187,10 @@ def run_demo(opts: DemoOptions) -> int:
                         f"active {stats.active:4d} answered {stats.answered:6d} "
                         f"ended {stats.ended:6d} | {ev_rate:7.0f} ev/s | lag p50 {_fmt_ms(p50)} "
                         f"p99 {_fmt_ms(p99)} ms | owner {','.join(owners) or '-'}")
-                print(("\r" + line) if is_tty else line, end="" if is_tty else "\n", flush=True)
+                # On a terminal, rewrite one line in place (ESC[K clears what a longer previous
+                # line left); elsewhere (CI logs, pipes) print a line per tick.
+                print(f"\r{line}\x1b[K" if is_tty else line, end="" if is_tty else "\n",
+                      flush=True)
 
             plan = TrafficPlan(rate=opts.rate, duration=opts.duration,
                                caller_hangup_ratio=opts.caller_hangup_ratio,
