@@ -11,6 +11,7 @@ missing=()
 for pkg in "${want[@]}"; do
   case "$pkg" in
     redis-server) command -v redis-server >/dev/null 2>&1 || missing+=("$pkg") ;;
+    make) command -v make >/dev/null 2>&1 || missing+=("$pkg") ;;
     *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
   esac
 done
