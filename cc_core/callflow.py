@@ -4,6 +4,29 @@ The full flow (IVR, lists, regions, queues) comes in later issues and replaces t
 ``on_park``; what stays is the shape: each step is driven by an event, claimed idempotently
 in Redis (events can be seen twice after a reconnect or a failover), and a new owner of the
 node resumes calls from ``show channels as json`` through ``reconcile``.
+
+Why the hang-up after the greeting is queued on the switch, not sent on EXECUTE_COMPLETE:
+after a failover the new owner cannot tell from ``show channels`` whether the greeting is
+still playing. FreeSWITCH updates the ``application`` column on CHANNEL_EXECUTE only
+(``switch_core_sqldb.c``: ``core_event_handler``), so once a sendmsg playback on a parked
+channel has finished, the row still says ``playback`` until the next app runs; an
+EXECUTE_COMPLETE that fell in the gap between owners would leave the caller parked in silence
+for ever. So the greeting goes out with ``event-lock: true`` and the hang-up is queued right
+behind it: FreeSWITCH itself hangs up when the playback ends, whoever is (or is not) watching.
+``event-lock`` matters: without it ``switch_ivr_play_file`` runs queued private events while it
+plays (``switch_ivr_parse_all_events`` in its loop), so the hang-up would cut the greeting
+short; with it, ``switch_core_session_dequeue_private_event`` holds the queue until the app
+returns (``CF_EVENT_LOCK``, set by ``switch_ivr_parse_event``).
+
+Stages kept in the call's Redis hash, and what ``reconcile`` does with each when a worker that
+did not run the step finds the call alive:
+
+* (none)      PARK not handled yet: claim and run the whole step;
+* answering   claimed, greeting not confirmed queued: run the step again (uuid_answer of an
+              answered channel is ``+OK``; at worst the caller hears the greeting twice);
+* greeting    greeting queued, hang-up not confirmed: queue the hang-up (it waits for the
+              greeting, or runs at once if the greeting is over);
+* hangup      both queued: FreeSWITCH ends the call by itself; nothing to do.
 """
 
 from __future__ import annotations
@@ -15,12 +38,14 @@ from typing import Any, Protocol
 
 from cc_core import keys
 from cc_core.errors import EslError
+from esl_handlers import commands
 
 log = logging.getLogger(__name__)
 
 NUMBER_400 = re.compile(r"^400\d{7}$")
 DEFAULT_TENANT = "default"
 GREETING_APP_PREFIX = "greet-"
+HANGUP_CAUSE = "NORMAL_CLEARING"
 
 
 class Link(Protocol):
@@ -40,6 +65,9 @@ class GreetingFlow:
         self.greeting = greeting
         self.is_draining = is_draining
         self.tenant = tenant
+        # Calls whose step runs in this process right now: a reconcile triggered by a
+        # reconnect of our own link must not run the same step a second time beside it.
+        self._in_flight: set[str] = set()
 
     def register(self, dispatcher: Any) -> None:
         dispatcher.on("CHANNEL_PARK", self.on_park)
@@ -71,33 +99,52 @@ class GreetingFlow:
         self._answer_and_greet(uuid, link, key)
 
     def _answer_and_greet(self, uuid: str, link: Link, key: str) -> None:
+        self._in_flight.add(uuid)
         try:
-            reply = link.api(f"uuid_answer {uuid}")
+            reply = link.api(commands.uuid_answer(uuid))
             if not reply.startswith("+OK"):
-                # The caller usually hung up between PARK and our answer: not an error.
+                # The caller usually hung up between PARK and our answer (`-ERR No such
+                # channel!`): not an error.
                 log.info("answer refused", extra={**self._ctx(uuid), "reply": reply.strip()})
                 return
+            reply = link.sendmsg(uuid, commands.execute_headers(
+                "playback", self.greeting, event_uuid=GREETING_APP_PREFIX + uuid,
+                event_lock=True))
+            if not self._queued(uuid, reply, "greeting"):
+                return
             self.redis.hset(key, "stage", "greeting")
-            link.sendmsg(uuid, {
-                "call-command": "execute",
-                "execute-app-name": "playback",
-                "execute-app-arg": self.greeting,
-                "Event-UUID": GREETING_APP_PREFIX + uuid,
-            })
+            self._queue_hangup(uuid, link, key)
         except EslError as exc:
+            # The stage stays where it got to; the reconcile after the link is back resumes.
             log.warning("could not start greeting: %s", exc, extra=self._ctx(uuid))
+        finally:
+            self._in_flight.discard(uuid)
+
+    def _queue_hangup(self, uuid: str, link: Link, key: str) -> None:
+        reply = link.sendmsg(uuid, commands.hangup_headers(HANGUP_CAUSE))
+        if self._queued(uuid, reply, "hangup"):
+            self.redis.hset(key, "stage", "hangup")
+
+    def _queued(self, uuid: str, reply: str, what: str) -> bool:
+        if reply.startswith("+OK"):
+            return True
+        # `-ERR invalid session id [<uuid>]` (command_replies.json, sendmsg_nonexistent): the
+        # caller hung up meanwhile; HANGUP_COMPLETE clears the state.
+        log.info("%s not queued", what, extra={**self._ctx(uuid), "reply": reply.strip()})
+        return False
 
     def on_execute_complete(self, event: EventLike, link: Link) -> None:
+        """Only reports: the hang-up that follows the greeting is already queued on the
+        switch (see the module doc)."""
         uuid = event.unique_id
         if not uuid or event.get("Application-UUID") != GREETING_APP_PREFIX + uuid:
             return
-        if event.get("Answer-State") == "hangup":
-            return
-        self.redis.hset(keys.call(self.tenant, uuid), "stage", "hangup")
-        try:
-            link.sendmsg(uuid, {"call-command": "hangup", "hangup-cause": "NORMAL_CLEARING"})
-        except EslError as exc:
-            log.warning("could not hang up after greeting: %s", exc, extra=self._ctx(uuid))
+        response = event.get("Application-Response") or ""
+        if response == "FILE NOT FOUND":
+            # playback_missing_file capture: the app returns at once, the call stays up; here
+            # the queued hang-up then ends it without a greeting.
+            log.warning("greeting file not found on the switch",
+                        extra={**self._ctx(uuid), "greeting": self.greeting})
 
     def on_hangup_complete(self, event: EventLike, link: Link) -> None:
         if event.unique_id:
@@ -106,18 +153,25 @@ class GreetingFlow:
                                           "cause": event.get("Hangup-Cause")})
 
     def reconcile(self, node: str, channels: list[dict[str, Any]], link: Link) -> None:
-        """Resume calls after taking a node over: parked 400 calls nobody answered yet are
-        started; calls whose greeting was interrupted by the failover are hung up cleanly."""
+        """Resume calls after (re)gaining a node's event stream, from ``show channels as
+        json`` rows (fields as captured: uuid, direction, dest, application, callstate)."""
         for ch in channels:
             uuid = ch.get("uuid") or ""
             dnis = ch.get("dest") or ""
             if not uuid or ch.get("direction") != "inbound" or not NUMBER_400.match(dnis):
                 continue
-            stage = self.redis.hget(keys.call(self.tenant, uuid), "stage")
-            if stage is None and ch.get("application") == "park":
-                self.start(uuid, dnis, link)
-            elif stage in (b"greeting", b"hangup") and ch.get("application") != "playback":
-                try:
-                    link.sendmsg(uuid, {"call-command": "hangup", "hangup-cause": "NORMAL_CLEARING"})
-                except EslError as exc:
-                    log.warning("reconcile hangup failed: %s", exc, extra=self._ctx(uuid))
+            if ch.get("callstate") == "HANGUP" or uuid in self._in_flight:
+                continue
+            key = keys.call(self.tenant, uuid)
+            stage = self.redis.hget(key, "stage")
+            try:
+                if stage is None:
+                    if ch.get("application") == "park":
+                        self.start(uuid, dnis, link)
+                elif stage == b"answering":
+                    if not self.is_draining():
+                        self._answer_and_greet(uuid, link, key)
+                elif stage == b"greeting":
+                    self._queue_hangup(uuid, link, key)
+            except EslError as exc:
+                log.warning("reconcile of a call failed: %s", exc, extra=self._ctx(uuid))

@@ -28,17 +28,20 @@ class Observer:
 
     def __init__(self, port: int) -> None:
         self.answered: dict[str, int] = {}
+        self.greeting_started: set[str] = set()
         self.ended: dict[str, str | None] = {}
         self.conn = EslConnection(
             NodeConfig(name="observer", port=port, password=SIM_PASSWORD),
             EslConfig(connect_timeout_s=3, command_timeout_s=3), on_event=self._on_event)
         self.conn.connect()
-        self.conn.subscribe(["CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE"])
+        self.conn.subscribe(["CHANNEL_ANSWER", "CHANNEL_EXECUTE", "CHANNEL_HANGUP_COMPLETE"])
 
     def _on_event(self, ev: Event) -> None:
         uuid = ev.unique_id or ""
         if ev.name == "CHANNEL_ANSWER":
             self.answered[uuid] = self.answered.get(uuid, 0) + 1
+        elif ev.name == "CHANNEL_EXECUTE" and ev.get("Application") == "playback":
+            self.greeting_started.add(uuid)
         elif ev.name == "CHANNEL_HANGUP_COMPLETE":
             self.ended[uuid] = ev.get("Hangup-Cause")
 
@@ -70,5 +73,28 @@ def test_calls_are_finished_by_the_standby_after_the_owner_dies(
                  message="every call to be greeted and hung up after the takeover")
         assert all(obs.answered.get(u) == 1 for u in calls), obs.answered
         assert [obs.ended[u] for u in calls] == ["NORMAL_CLEARING"] * 3
+    finally:
+        obs.conn.close()
+
+
+def test_a_greeting_that_ends_while_no_worker_owns_the_node_still_ends_the_call(
+        cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The greeting is over long before the standby takes over, so its EXECUTE_COMPLETE reaches
+    # nobody; `show channels` then still says application=playback (FreeSWITCH updates that
+    # column on CHANNEL_EXECUTE only), which tells the new owner nothing. The caller must not
+    # stay parked in silence.
+    monkeypatch.setenv("CC_GREETING", "tone_stream://%(300,0,440);loops=1")
+    workers = cluster.start_workers(2, ttl_ms=FAILOVER_TTL_MS, app="cc_core.app:build")
+    owner = cluster.wait_owner(workers, timeout=START_TIMEOUT_S)
+    standby = next(w for w in workers if w is not owner)
+    obs = Observer(cluster.sim.port)
+    try:
+        call = obs.call("13800000004")
+        wait_for(lambda: call in obs.greeting_started, timeout=5, message="the greeting")
+        os.kill(owner.proc.pid, signal.SIGKILL)
+        cluster.wait_owner([standby], timeout=FAILOVER_TTL_MS / 1000 + 2)
+        wait_for(lambda: call in obs.ended, timeout=10,
+                 message="the call to be hung up after its greeting")
+        assert obs.ended[call] == "NORMAL_CLEARING" and obs.answered.get(call) == 1
     finally:
         obs.conn.close()
