@@ -161,6 +161,11 @@ class Channel:
     profile: CallerProfile
     kind: str = "sofia"  # sofia | loopback
     state: str = "CS_NEW"
+    # The state asked for but not yet run (switch_channel.c: channel->state vs
+    # channel->running_state). Channel-State reports the running state and
+    # Channel-State-Number the asked one: captures show CHANNEL_CREATE as CS_INIT / 2,
+    # CHANNEL_HANGUP as CS_EXECUTE / 10, CHANNEL_DESTROY as CS_REPORTING / 12.
+    next_state: str | None = None
     callstate: str = "DOWN"
     answer_state: str = "ringing"
     hangup_cause: str | None = None
@@ -202,6 +207,11 @@ class Channel:
     collecting: bool = False  # an app (play_and_get_digits) is reading DTMF
     profile_ready: bool = True  # False until the caller profile is attached (CS_NEW)
     transfer_source: str = ""  # Caller-Transfer-Source after a uuid_bridge
+    digits_dialed: str = ""  # every DTMF digit received (variable_digits_dialed)
+    dialog_pending: dict[str, str] | None = None  # sofia dialog vars set after the 200 OK
+    ended_by_partner: bool = False  # hung up by the other leg of its bridge
+    hangup_origin: str = "local"  # remote: the SIP peer hung up
+    sip_disposition: str = ""  # sip_hangup_disposition once sofia records it
 
     # ---- time -------------------------------------------------------------------------
     def us_at(self, sim: float | None) -> int:
@@ -256,7 +266,7 @@ class Channel:
     def basic_headers(self) -> list[tuple[str, str]]:
         """switch_channel.c:switch_channel_event_set_basic_data, capture order."""
         out = [("Channel-State", self.state), ("Channel-Call-State", self.callstate),
-               ("Channel-State-Number", str(STATE_NUMBERS[self.state])),
+               ("Channel-State-Number", str(STATE_NUMBERS[self.next_state or self.state])),
                ("Channel-Name", self.name), ("Unique-ID", self.uuid),
                ("Call-Direction", self.direction), ("Presence-Call-Direction", self.direction),
                ("Channel-HIT-Dialplan", "true" if self.hit_dialplan else "false"),
@@ -302,31 +312,53 @@ class Channel:
         end = self.hangup_sim if self.hangup_sim is not None else self.engine.clock.now()
         start_us, end_us = self.created_us, self.us_at(end)
         answer_us = self.us_at(self.answered_sim)
+        # switch_channel.c:switch_channel_set_timestamps, in its order; a *_stamp only for
+        # a time that happened (captures: progress_stamp only on legs that rang)
+        v["digits_dialed"] = self.digits_dialed or "none"
+        profile_us = self.profile.profile_created_us or start_us
+        progress_us = self.us_at(self.progress_sim)
+        pm_us = self.us_at(self.progress_media_sim)
+        bridge_us = self.us_at(self.bridged_sim)
         v["start_stamp"] = _stamp(start_us)
+        v["profile_start_stamp"] = _stamp(profile_us)
         if answer_us:
             v["answer_stamp"] = _stamp(answer_us)
-        if self.bridged_sim is not None:
-            v["bridge_stamp"] = _stamp(self.us_at(self.bridged_sim))
+        if bridge_us:
+            v["bridge_stamp"] = _stamp(bridge_us)
+        if progress_us:
+            v["progress_stamp"] = _stamp(progress_us)
+        if pm_us:
+            v["progress_media_stamp"] = _stamp(pm_us)
         v["end_stamp"] = _stamp(end_us)
         v["start_epoch"] = str(start_us // 1_000_000)
         v["start_uepoch"] = str(start_us)
+        v["profile_start_epoch"] = str(profile_us // 1_000_000)
+        v["profile_start_uepoch"] = str(profile_us)
         v["answer_epoch"] = str(answer_us // 1_000_000)
         v["answer_uepoch"] = str(answer_us)
-        bridge_us = self.us_at(self.bridged_sim)
         v["bridge_epoch"] = str(bridge_us // 1_000_000)
         v["bridge_uepoch"] = str(bridge_us)
-        progress_us = self.us_at(self.progress_sim)
+        # no hold and no resurrection in the simulator: FreeSWITCH still reports them as 0
+        v["last_hold_epoch"] = "0"
+        v["last_hold_uepoch"] = "0"
+        v["hold_accum_seconds"] = "0"
+        v["hold_accum_usec"] = "0"
+        v["hold_accum_ms"] = "0"
+        v["resurrect_epoch"] = "0"
+        v["resurrect_uepoch"] = "0"
         v["progress_epoch"] = str(progress_us // 1_000_000)
         v["progress_uepoch"] = str(progress_us)
-        pm_us = self.us_at(self.progress_media_sim)
         v["progress_media_epoch"] = str(pm_us // 1_000_000)
         v["progress_media_uepoch"] = str(pm_us)
         v["end_epoch"] = str(end_us // 1_000_000)
         v["end_uepoch"] = str(end_us)
-        if self.app_name:
-            v["last_app"] = self.app_name
-            if self.app_data:
-                v["last_arg"] = self.app_data
+        # switch_channel.c:switch_channel_set_timestamps: last_app / last_arg are the
+        # current_application(_data) variables (absent for a leg that ran no app; a park
+        # without data leaves no last_arg)
+        if "current_application" in v:
+            v["last_app"] = v["current_application"]
+        if "current_application_data" in v:
+            v["last_arg"] = v["current_application_data"]
         v["caller_id"] = f'"{self.profile.caller_id_name}" <{self.profile.caller_id_number}>'
         total_us = max(0, end_us - start_us)
         bill_us = max(0, end_us - answer_us) if answer_us else 0

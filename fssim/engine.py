@@ -10,6 +10,7 @@ transfer, DTMF) and wake it; the few events FreeSWITCH fires from the caller's t
 from __future__ import annotations
 
 import logging
+import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,19 @@ CODEC_WRITE = ("switch_core_codec.c", "switch_core_session_set_write_codec", 450
 
 HOST = "127.0.0.1"
 CALLER_PORT = 5080
+
+# Events before which sofia's post-answer dialog variables are not yet visible (captures:
+# sip_to_tag is absent from CHANNEL_ANSWER and the first CHANNEL_EXECUTE after it).
+_BEFORE_DIALOG = TERSE | {"CHANNEL_ANSWER", "CHANNEL_EXECUTE"}
+# Codec variables switch_core_media.c sets when a leg's codec is chosen (capture values).
+_MEDIA_VARS = {"read_codec": "PCMU", "original_read_codec": "PCMU", "read_rate": "8000",
+               "original_read_rate": "8000", "write_codec": "PCMU", "write_rate": "8000",
+               "dtmf_type": "rfc2833"}
+
+
+def _tag() -> str:
+    """A SIP tag / branch suffix; per run, never compared."""
+    return uuidlib.uuid4().hex[:13]
 
 
 class SessionLimit(Exception):
@@ -142,6 +156,9 @@ class Engine:
     def fire(self, ch: Channel, name: str, *, extra: list[tuple[str, str]] | None = None,
              pre: list[tuple[str, str]] | None = None,
              calling: tuple[str, str, int] | None = None, body: str | None = None) -> None:
+        if ch.dialog_pending is not None and name not in _BEFORE_DIALOG:
+            ch.variables.update(ch.dialog_pending)
+            ch.dialog_pending = None
         ev = self.switch.new_event(name, calling=calling or CALLING.get(name, ("", "", 0)))
         # every value is already a str: extend the list directly (SimEvent.add per header
         # was the engine's largest cost in the bench profile)
@@ -157,6 +174,7 @@ class Engine:
 
     def set_state(self, ch: Channel, state: str) -> None:
         ch.state = state
+        ch.next_state = None
         self.fire(ch, "CHANNEL_STATE")
 
     def set_callstate(self, ch: Channel, callstate: str) -> None:
@@ -213,7 +231,8 @@ class Engine:
             "sip_from_port": str(CALLER_PORT), "sip_from_uri": f"{caller}@{HOST}:{CALLER_PORT}",
             "sip_from_host": HOST, "channel_name": name, "sip_call_id": f"{uid}@{HOST}",
             "sip_local_network_addr": HOST, "sip_network_ip": HOST,
-            "sip_network_port": str(CALLER_PORT), "sip_received_ip": HOST,
+            "sip_network_port": str(CALLER_PORT), "sip_invite_stamp": str(ch.created_us),
+            "sip_received_ip": HOST,
             "sip_received_port": str(CALLER_PORT), "sip_via_protocol": "udp",
             "sip_from_user_stripped": caller, "sofia_profile_name": "internal",
             "sofia_profile_url": f"sip:mod_sofia@{HOST}:5060",
@@ -235,6 +254,12 @@ class Engine:
                   "read_rate": "8000", "original_read_rate": "8000", "write_codec": "PCMU",
                   "write_rate": "8000", "dtmf_type": "rfc2833",
                   "endpoint_disposition": "RECEIVED"})
+        # sofia.c:sofia_handle_sip_i_invite: the INVITE's dialog identity (tags, Via)
+        from_tag = _tag()
+        v.update({"sip_from_tag": from_tag,
+                  "sip_full_via": f"SIP/2.0/UDP {HOST}:{CALLER_PORT};branch=z9hG4bK-{_tag()}",
+                  "sip_full_from": f'"{cid_name}" <sip:{caller}@{HOST}:{CALLER_PORT}>;'
+                                   f"tag={from_tag}"})
         apps = dialplan.route(dnis, params)
         self.spawn(self._run_inbound, ch, apps)
         return ch
@@ -253,8 +278,10 @@ class Engine:
                 self.codec_events(ch)
             ch.media = True
             self.set_state(ch, "CS_INIT")
+            ch.next_state = "CS_ROUTING"
             self.fire(ch, "CHANNEL_CREATE")
             ch.state = "CS_ROUTING"
+            ch.next_state = None
             self.set_callstate(ch, "RINGING")
             self.fire(ch, "CHANNEL_STATE")
             if not ch.hangup_pending:
@@ -308,7 +335,13 @@ class Engine:
         from fssim import apps as applib
 
         ch.app_name, ch.app_data = app, arg
-        ch.variables["current_application_data"] = arg
+        # switch_core_session.c:switch_core_session_execute_application_get_flags; setting a
+        # variable to "" deletes it (switch_channel_set_variable), as the captures show for
+        # park / ring_ready / pre_answer
+        if arg:
+            ch.variables["current_application_data"] = arg
+        else:
+            ch.variables.pop("current_application_data", None)
         ch.variables["current_application"] = app
         ch.app_response = None
         uid = app_uuid or new_uuid()
@@ -316,6 +349,9 @@ class Engine:
         self.fire(ch, "CHANNEL_EXECUTE", extra=head + [("Application-UUID", uid)])
         applib.run(self, ch, app, arg)
         ch.app_name, ch.app_data = app, arg
+        if ch.app_response is not None:
+            # mod_dptools.c:playback_function sets current_application_response
+            ch.variables["current_application_response"] = ch.app_response
         self.fire(ch, "CHANNEL_EXECUTE_COMPLETE",
                   extra=head + [("Application-Response", ch.app_response or "_none_"),
                                 ("Application-UUID", uid)])
@@ -352,7 +388,9 @@ class Engine:
             if media_loop:
                 self._private_command(ch, msg)
             return
-        for _ in range(max(1, msg.loops)):
+        loops = max(1, msg.loops)
+        v = ch.variables
+        for loop in range(loops):
             if ch.hangup_pending:
                 break
             if msg.app not in applib.APPS:
@@ -361,7 +399,13 @@ class Engine:
                 # switch_core_session.c:switch_core_session_execute_application_get_flags
                 self.hangup(ch, "DESTINATION_OUT_OF_ORDER")
                 break
+            # switch_ivr.c:switch_ivr_parse_event: current_loop / total_loops live while a
+            # sendmsg app runs (captures: on its EXECUTE .. EXECUTE_COMPLETE only)
+            v["current_loop"] = str(loop + 1)
+            v["total_loops"] = str(loops)
             self.execute(ch, msg.app, msg.arg, msg.event_uuid)
+            v.pop("current_loop", None)
+            v.pop("total_loops", None)
         if media_loop:
             self._private_command(ch, msg)
 
@@ -406,6 +450,8 @@ class Engine:
     def mark_pre_answered(self, ch: Channel) -> None:
         if ch.answered or ch.answer_state == "early":
             return
+        if ch.direction == "inbound" and ch.kind == "sofia":
+            self._dialog_after_answer(ch)  # the 183 carries the To tag too
         ch.progress_media_sim = self.clock.now()
         ch.media_since = ch.progress_media_sim
         ch.answer_state = "early"
@@ -439,13 +485,30 @@ class Engine:
         ch.media = True
         if not ch.profile.network_addr and ch.kind == "sofia":
             ch.profile.network_addr = HOST
-        ch.variables["endpoint_disposition"] = "ANSWER"
+        if ch.direction == "outbound" and ch.kind == "sofia":
+            # the 200 OK's SDP sets the leg's codec (captures: on the B leg's CHANNEL_ANSWER)
+            ch.variables.update(_MEDIA_VARS)
+        if ch.direction == "inbound" and ch.kind == "sofia":
+            self._dialog_after_answer(ch)
         self.fire(ch, "CHANNEL_ANSWER")
+        # captures: CHANNEL_ANSWER still says RECEIVED (inbound) / nothing (outbound); the
+        # next verbose event says ANSWER (mod_sofia sets it once the answer is sent)
+        ch.variables["endpoint_disposition"] = "ANSWER"
         self.set_callstate(ch, "ACTIVE")
         if ch.direction == "outbound":
             self._flip_cid(ch)
         ch.signal.set()
         return True
+
+    def _dialog_after_answer(self, ch: Channel) -> None:
+        """sofia_glue / sofia.c: our 200 OK gives the dialog its To tag; the captures show
+        sip_to_tag / sip_cseq from the answering tick's first non-EXECUTE event on."""
+        if "sip_to_tag" in ch.variables:
+            return
+        to_tag = _tag()
+        dnis = ch.profile.destination_number
+        ch.dialog_pending = {"sip_to_tag": to_tag, "sip_cseq": "1",
+                             "sip_full_to": f"<sip:{dnis}@{HOST}:5060>;tag={to_tag}"}
 
     def _flip_cid(self, ch: Channel) -> None:
         """switch_channel.c:switch_channel_flip_cid on an answered outbound leg: its caller id
@@ -479,10 +542,32 @@ class Engine:
         ch.hangup_cause = cause
         ch.hangup_sim = self.clock.now()
         ch.answer_state = "hangup"
+        ch.next_state = "CS_HANGUP"
         ch.deferred_cause = None
-        if ch.kind == "sofia":
-            _sip_hangup_variables(ch, cause, origin)
+        v = ch.variables
+        other = ch.other
+        bridged = ch.bridged_side != "" and other is not None and other.alive
+        if bridged and other is not None:
+            # captures: a leg hanging up while bridged carries bridge_to on its
+            # CHANNEL_HANGUP only, and last_bridge_role from then on
+            v["bridge_to"] = other.uuid
+            v["last_bridge_role"] = "originator" if ch.bridged_side != "b" else "originatee"
+        if cause == "LOSE_RACE":
+            v["group_dial_status"] = "loser"  # switch_ivr_originate.c, ring-all losers
+        if ch.kind == "sofia" and origin == "remote":
+            _sip_remote_hangup(ch, cause)
+            if bridged and other is not None and ch.answered:
+                # sofia.c:sofia_handle_sip_i_bye tells the bridged partner why
+                ov = other.variables
+                ov["sip_hangup_phrase"] = "OK"
+                ov["last_bridge_hangup_cause"] = cause
+                ov["last_bridge_proto_specific_hangup_cause"] = "sip:200"
+        ch.hangup_origin = origin
         self.fire(ch, "CHANNEL_HANGUP")
+        v.pop("bridge_to", None)
+        if ch.kind == "sofia" and origin == "remote":
+            # captures: after CHANNEL_HANGUP, before UNBRIDGE (set by the BYE handler)
+            v["sip_hangup_disposition"] = ch.sip_disposition
         ch.wake()
         twin = ch.partner
         if twin is not None and twin.alive and not twin.hangup_pending:
@@ -504,6 +589,13 @@ class Engine:
             applib.stop_record(self, ch, path)
         self.set_callstate(ch, "HANGUP")
         self.set_state(ch, "CS_REPORTING")
+        if ch.kind == "sofia" and ch.hangup_origin != "remote":
+            # mod_sofia.c:sofia_on_hangup (CS_HANGUP), seen from CHANNEL_HANGUP_COMPLETE on
+            _sip_local_hangup(ch, ch.hangup_cause or "NORMAL_CLEARING")
+        if ch.hangup_cause == "LOSE_RACE":
+            ch.variables["call_completed_elsewhere"] = "true"
+        if ch.kind == "loopback":
+            ch.variables["is_loopback"] = "1"
         ch.set_hangup_variables()
         self.fire(ch, "CHANNEL_HANGUP_COMPLETE", pre=[("Hangup-Cause", ch.hangup_cause or "")])
         ch.reported.set()
@@ -512,6 +604,11 @@ class Engine:
                 and other.other is ch:
             other.partner_gone = True
             other.wake()
+        if ch.ended_by_partner:
+            # captures: a B leg hung up by its bridge partner shows bridge_hangup_cause on
+            # CHANNEL_DESTROY only (the partner's bridge thread sets it after reporting)
+            ch.variables["bridge_hangup_cause"] = ch.hangup_cause or "NORMAL_CLEARING"
+        ch.next_state = "CS_DESTROY"
         self.fire(ch, "CHANNEL_DESTROY")
         self.set_state(ch, "CS_DESTROY")
         self.channels.pop(ch.uuid, None)
@@ -533,6 +630,7 @@ class Engine:
     def deliver_dtmf(self, ch: Channel, digit: str, source: str, duration: int = 2000) -> None:
         if not ch.alive:
             return
+        ch.digits_dialed += digit
         self.fire(ch, "DTMF", extra=[("DTMF-Digit", digit), ("DTMF-Duration", str(duration)),
                                      ("DTMF-Source", source)])
         if ch.collecting:
@@ -595,6 +693,7 @@ class Engine:
             if ch.hangup_pending:
                 if side != "b":
                     if other.alive:
+                        other.ended_by_partner = True
                         self.hangup(other, "NORMAL_CLEARING")
                     other.reported.wait()
                     self._unbridge(ch, other)
@@ -925,38 +1024,40 @@ SIP_FOR_CAUSE = {"USER_BUSY": (486, "Busy Here"), "CALL_REJECTED": (603, "Declin
                  "NO_USER_RESPONSE": (408, "Request Timeout")}
 
 
-def _sip_hangup_variables(ch: Channel, cause: str, origin: str) -> None:
-    """What sofia records about who ended the call (values as in the captures'
-    CHANNEL_HANGUP_COMPLETE: recv_bye / send_bye / recv_cancel / send_refuse / send_cancel /
-    recv_refuse with their SIP status)."""
+def _sip_remote_hangup(ch: Channel, cause: str) -> None:
+    """The far end ended the call (BYE, CANCEL or a refusal): what sofia records before
+    CHANNEL_HANGUP (values as in the captures' events)."""
     from fssim.channels import cause_q850
 
     v = ch.variables
-    if origin == "remote":
-        if ch.answered:
-            disposition = "recv_bye"
-            v["sip_term_status"] = "200"
-            v["proto_specific_hangup_cause"] = "sip:200"
-            v["sip_term_cause"] = "16"
-        elif ch.direction == "inbound":
-            disposition = "recv_cancel"
-            v["sip_invite_failure_status"] = "487"
-            v["sip_invite_failure_phrase"] = "CANCEL"
-            v["sip_term_status"] = "487"
-            v["proto_specific_hangup_cause"] = "sip:487"
-            v["sip_term_cause"] = "487"
-        else:
-            code, phrase = SIP_FOR_CAUSE.get(cause, (500, "Server Internal Error"))
-            disposition = "recv_refuse"
-            v["sip_invite_failure_status"] = str(code)
-            v["sip_invite_failure_phrase"] = phrase
-            v["sip_term_status"] = str(code)
-            v["proto_specific_hangup_cause"] = f"sip:{code}"
-            v["sip_term_cause"] = str(cause_q850(cause))
-    elif ch.answered:
-        v["sip_hangup_phrase"] = "OK"
-        if ch.bridged_side:
-            v["last_bridge_hangup_cause"] = cause
+    if ch.answered:
+        disposition = "recv_bye"
+        v["sip_term_status"] = "200"
+        v["proto_specific_hangup_cause"] = "sip:200"
+        v["sip_term_cause"] = "16"
+    elif ch.direction == "inbound":
+        disposition = "recv_cancel"
+        v["sip_invite_failure_status"] = "487"
+        v["sip_invite_failure_phrase"] = "CANCEL"
+        v["sip_term_status"] = "487"
+        v["proto_specific_hangup_cause"] = "sip:487"
+        v["sip_term_cause"] = "487"
+    else:
+        code, phrase = SIP_FOR_CAUSE.get(cause, (500, "Server Internal Error"))
+        disposition = "recv_refuse"
+        v["sip_invite_failure_status"] = str(code)
+        v["sip_invite_failure_phrase"] = phrase
+        v["sip_term_status"] = str(code)
+        v["proto_specific_hangup_cause"] = f"sip:{code}"
+        v["sip_term_cause"] = str(cause_q850(cause))
+    ch.sip_disposition = disposition
+
+
+def _sip_local_hangup(ch: Channel, cause: str) -> None:
+    """We ended the call: mod_sofia.c:sofia_on_hangup sends BYE / CANCEL / a refusal
+    (send_bye / send_cancel / send_refuse in the captures)."""
+    v = ch.variables
+    if ch.answered:
         disposition = "send_bye"
     elif ch.direction == "inbound":
         disposition = "send_refuse"
