@@ -12,7 +12,9 @@ A link keeps up to two ESL connections to its node, each in its own supervisor g
 
 Each supervisor: connect + auth, subscribe, re-apply filters; then watch. A connection with no
 frame at all for ``heartbeat_interval_s * heartbeat_misses`` (FreeSWITCH sends HEARTBEAT every
-20 s) is declared dead, counted and reset. A lost connection is retried with exponential
+20 s unless its ``event-heartbeat-interval`` says otherwise) is probed with ``api status``; with
+no reply within the command timeout it is declared dead, counted and reset. So a switch whose
+HEARTBEAT period is longer than our window is not reset over and over, and a hung one still is. A lost connection is retried with exponential
 backoff and full jitter between ``reconnect_min_s`` and ``reconnect_max_s``. After each
 connect the commands connection learns the node's Core-UUID (``probe_core_uuid``); a new one
 means FreeSWITCH restarted: logged, counted, and reported as ``on_up(link, restarted=True)``.
@@ -85,6 +87,7 @@ class NodeLink:
         self._up = False
         self._restart_pending = False
         self._rng = random.Random()
+        self._probe_warned: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<NodeLink {self.node.name} up={self._up} consume={self._consume}>"
@@ -236,14 +239,42 @@ class NodeLink:
                             conn.close_reason, delay, extra=self._ctx)
                 gevent.sleep(delay)
 
+    def _alive_on_probe(self, conn: EslConnection, role: str, silent: float,
+                        window: float) -> bool:
+        """Ask the node (``api status``) before declaring a silent connection dead.
+
+        HEARTBEAT's period is the switch's own setting (``event-heartbeat-interval`` in
+        switch.conf.xml, 20 s by default): a switch set to send it less often than our
+        window, or an idle node's commands connection, is silent without being dead. A reply
+        proves the switch and this socket work; a hung switch or a dead peer does not answer
+        within the command timeout.
+        """
+        try:
+            conn.api("status")
+        except EslError:
+            return False
+        if role not in self._probe_warned:
+            self._probe_warned.add(role)
+            log.warning("no frame for %.1fs on the %s connection although the node answers: "
+                        "FreeSWITCH's HEARTBEAT period (event-heartbeat-interval) is longer "
+                        "than esl.heartbeat_interval_s x heartbeat_misses = %.1fs; the "
+                        "watchdog probes with `api status` meanwhile", silent, role, window,
+                        extra=self._ctx)
+        return True
+
     def _watch(self, conn: EslConnection, role: str) -> None:
         window = self.esl.heartbeat_interval_s * self.esl.heartbeat_misses
         while self._wanted(role) and not conn.closed.is_set():
             silent = time.monotonic() - conn.last_frame_at
             if silent >= window:
-                log.error("no frame from the node for %.1fs (heartbeat window %.1fs): "
-                          "declared dead, resetting the %s connection", silent, window, role,
-                          extra=self._ctx)
+                if self._alive_on_probe(conn, role, silent, window):
+                    continue      # its reply refreshed last_frame_at
+                if conn.closed.is_set():
+                    break         # lost meanwhile: the supervisor reconnects
+                silent = time.monotonic() - conn.last_frame_at
+                log.error("no frame from the node for %.1fs (heartbeat window %.1fs) and no "
+                          "reply to a probe: declared dead, resetting the %s connection",
+                          silent, window, role, extra=self._ctx)
                 if self.metrics is not None:
                     self.metrics.heartbeat_missed_total.labels(self.node.name).inc()
                 conn.abort("heartbeat missed")

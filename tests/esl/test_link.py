@@ -180,6 +180,24 @@ def test_heartbeat_watchdog_declares_a_silent_node_dead(metrics):
             link.stop()
 
 
+def test_a_switch_with_a_longer_heartbeat_period_is_probed_not_reset(peer, metrics):
+    # The peer sends no HEARTBEAT at all within our window (a switch whose
+    # event-heartbeat-interval is longer than heartbeat_interval_s x misses, or an idle node)
+    # but answers commands: the link must stay up on its first connections.
+    rec = Recorder()
+    link = _link(peer, rec, metrics, Dispatcher(queue_size=100, pool_size=2),
+                 heartbeat_interval_s=0.05, heartbeat_misses=2, command_timeout_s=0.5)
+    try:
+        gwait(lambda: rec.ups == [False])
+        first = list(peer.live())
+        gwait(lambda: all(c.commands.count("api status") >= 3 for c in first), timeout=5,
+              message="several watchdog windows, each ended by a probe")
+        assert rec.downs == 0 and all(not c.closed for c in first)
+        assert _value(metrics, "cccore_esl_heartbeat_missed_total", {"node": "fs1"}) == 0
+    finally:
+        link.stop()
+
+
 BAD_FRAMES = [
     pytest.param(b"Content-Type: api/response\nContent-Length: 3\n+OK\n\n", id="missing-blank-line"),
     pytest.param(b"Content-Type: api/response\nContent-Length: -1\n\n", id="negative-length"),
