@@ -67,6 +67,35 @@ def event_frame(data: bytes, content_type: str = "text/event-plain") -> bytes:
     return b"Content-Length: %d\nContent-Type: %s\n\n" % (len(data), content_type.encode()) + data
 
 
+def passes_filters(filters: list[tuple[str, str]], headers: dict[str, str]) -> bool:
+    """MES ``event_handler`` (mod_event_socket.c): with no filter every event passes; once
+    any filter is set an event passes only if SOME positive filter matches it (an OR, whatever
+    the headers: ``Event-Name X`` and ``Unique-ID Y`` filters add up) and no ``-value`` filter
+    matches it. A filter whose header the event lacks is skipped; values compare
+    case-insensitively (``strcasecmp``); header names too (``switch_event_get_header``).
+    ``/regex/`` values are not modelled here."""
+    if not filters:
+        return True
+    send = False
+    for name, value in filters:
+        have = headers.get(name.lower())
+        if have is None:
+            continue
+        positive, i = True, 0
+        while i < len(value) and value[i] in "+- ":
+            if value[i] != " ":
+                positive = value[i] == "+"
+            i += 1
+        stripped = value[i:]
+        if send and positive:
+            continue
+        if have.lower() == stripped.lower():
+            if not positive:
+                return False
+            send = True
+    return send
+
+
 class PeerConn:
     def __init__(self, peer: ScriptedPeer, sock) -> None:
         self.peer = peer
@@ -166,9 +195,12 @@ class ScriptedPeer:
 
     def broadcast_event(self, name: str, headers: dict[str, str] | None = None,
                         body: str = "") -> None:
-        """As MES event_handler: to every listener subscribed to ``name``."""
+        """As MES event_handler: to every listener subscribed to ``name`` whose filters
+        let it through (see ``passes_filters``)."""
+        seen = {"event-name": name, "core-uuid": self.core_uuid}
+        seen.update((k.lower(), v) for k, v in (headers or {}).items())
         for conn in self.live():
-            if name in conn.subscribed:
+            if name in conn.subscribed and passes_filters(conn.filters, seen):
                 conn.send_event(name, headers, body)
 
     # --- the protocol ----------------------------------------------------------------------

@@ -104,7 +104,11 @@ def test_link_subscribes_filters_and_routes_events(peer, metrics):
         # With a filter set, the pulse and the job results must still pass it.
         assert "filter Event-Name HEARTBEAT" in cmds and "filter Event-Name BACKGROUND_JOB" in cmds
         assert not any(c.endswith(" ALL") for c in cmds)
-        peer.broadcast_event("CHANNEL_PARK", {"Unique-ID": "call-1"})
+        # MES applies the filter: only the call to the filtered number is delivered.
+        peer.broadcast_event("CHANNEL_PARK", {"Unique-ID": "other",
+                                              "Caller-Destination-Number": "4009999999"})
+        peer.broadcast_event("CHANNEL_PARK", {"Unique-ID": "call-1",
+                                              "Caller-Destination-Number": "4001234567"})
         gwait(lambda: [e.unique_id for e in got] == ["call-1"])
         assert link.api("status").startswith("UP")
         assert link.bgapi("status").get(2).startswith("UP")
@@ -180,6 +184,24 @@ def test_heartbeat_watchdog_declares_a_silent_node_dead(metrics):
             link.stop()
 
 
+def test_with_a_filter_set_heartbeats_still_reach_the_event_stream(metrics):
+    # MES delivers an event only if some filter matches it once any filter is set: the
+    # configured Caller-Destination-Number filter alone would silence HEARTBEAT.
+    with ScriptedPeer(password=PW, heartbeat_interval=0.02) as peer:
+        rec = Recorder()
+        d = Dispatcher(queue_size=100, pool_size=2)
+        beats: list[str] = []
+        d.on("HEARTBEAT", lambda e, link: beats.append(e.name or ""))
+        link = _link(peer, rec, metrics, d)
+        try:
+            gwait(lambda: len(beats) >= 3, message="HEARTBEATs through the filtered stream")
+            stream = [c for c in peer.live() if "CHANNEL_PARK" in c.subscribed][-1]
+            assert ("Event-Name", "HEARTBEAT") in stream.filters
+        finally:
+            link.stop()
+            d.stop(1)
+
+
 def test_a_switch_with_a_longer_heartbeat_period_is_probed_not_reset(peer, metrics):
     # The peer sends no HEARTBEAT at all within our window (a switch whose
     # event-heartbeat-interval is longer than heartbeat_interval_s x misses, or an idle node)
@@ -232,7 +254,8 @@ def test_bad_frames_on_the_event_stream_leave_the_link_working(peer, metrics, ba
                                  {"node": "fs1"}) == 1)
             assert rec.downs == 0
         assert link.api("status").startswith("UP")
-        peer.broadcast_event("CHANNEL_PARK", {"Unique-ID": "after"})
+        peer.broadcast_event("CHANNEL_PARK", {"Unique-ID": "after",
+                                              "Caller-Destination-Number": "4001234567"})
         gwait(lambda: "after" in got, message="events flow again")
         framing = _value(metrics, "cccore_esl_framing_errors_total", {"node": "fs1"})
         assert framing == (0 if unsolicited or bad.startswith(b"Content-Length: 500") else 1)
