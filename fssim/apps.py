@@ -195,6 +195,7 @@ def app_play_and_get_digits(engine: Engine, ch: Channel, arg: str) -> None:
                 break
             v.pop(f"{var}_invalid", None)
             v.pop("read_terminator_used", None)
+            v.pop("read_result", None)  # captures: gone from each new try's prompt
             if play_file(engine, ch, prompt, stop_on_dtmf=True) == "error":
                 break
             digits, terminator = _collect(ch, max_digits, terminators, timeout, digit_timeout)
@@ -308,9 +309,16 @@ def app_bridge(engine: Engine, ch: Channel, arg: str) -> None:
     else:
         engine.set_callstate(ch, "ACTIVE")
     ch.bridged_side = "app"
-    engine._mark_bridged(ch, winner)
+    # switch_ivr_originate.c records what was dialled before the bridge starts; the bridge
+    # thread names the partner after CHANNEL_BRIDGE (record_session_bridge_app capture)
+    ch.bridged_sim = engine.clock.now()
+    v["signal_bond"] = winner.uuid
+    wp = winner.profile
+    v["originate_causes"] = f"{winner.uuid};NONE"
+    v["originated_legs"] = f"{winner.uuid};{wp.caller_id_name};{wp.caller_id_number}"
     engine.fire(ch, "CHANNEL_BRIDGE", pre=[("Bridge-A-Unique-ID", ch.uuid),
                                            ("Bridge-B-Unique-ID", winner.uuid)])
+    engine._mark_bridged(ch, winner, stamp=False)
     engine._bridge_wait(ch, winner, "app")
 
 

@@ -233,6 +233,9 @@ class ChannelApi:
         if ch is None:
             return "-ERR Cannot locate session!\n"
         digits = parts[1]
+        # switch_core_session.c:switch_core_session_send_dtmf notes the duration on the
+        # sending leg (loopback_selftest: 500, the default for uuid_send_dtmf)
+        ch.variables["last_dtmf_duration"] = "500"
         twin = ch.partner
         if twin is not None and twin.alive:
             self.engine.spawn(self.engine.feed_dtmf, twin, digits, "UNKNOWN")

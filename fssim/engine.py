@@ -78,6 +78,11 @@ _MEDIA_VARS = {"read_codec": "PCMU", "original_read_codec": "PCMU", "read_rate":
                "dtmf_type": "rfc2833"}
 
 
+# mod_loopback's own codec (L16 at 8 kHz in loopback_selftest)
+_LOOPBACK_CODEC = {"read_codec": "L16", "read_rate": "8000", "write_codec": "L16",
+                   "write_rate": "8000"}
+
+
 def _tag() -> str:
     """A SIP tag / branch suffix; per run, never compared."""
     return uuidlib.uuid4().hex[:13]
@@ -157,8 +162,7 @@ class Engine:
              pre: list[tuple[str, str]] | None = None,
              calling: tuple[str, str, int] | None = None, body: str | None = None) -> None:
         if ch.dialog_pending is not None and name not in _BEFORE_DIALOG:
-            ch.variables.update(ch.dialog_pending)
-            ch.dialog_pending = None
+            self._apply_dialog(ch, name)
         ev = self.switch.new_event(name, calling=calling or CALLING.get(name, ("", "", 0)))
         # every value is already a str: extend the list directly (SimEvent.add per header
         # was the engine's largest cost in the bench profile)
@@ -343,6 +347,7 @@ class Engine:
         else:
             ch.variables.pop("current_application_data", None)
         ch.variables["current_application"] = app
+        ch.variables.pop("current_application_response", None)
         ch.app_response = None
         uid = app_uuid or new_uuid()
         head = [("Application", app)] + ([("Application-Data", arg)] if arg else [])
@@ -445,13 +450,20 @@ class Engine:
     def mark_ring_ready(self, ch: Channel) -> None:
         if ch.progress_sim is None:
             ch.progress_sim = self.clock.now()
+        if ch.direction == "inbound" and ch.kind == "sofia" and not ch.answered:
+            self._dialog_after_answer(ch, final=False)  # the 180 carries the To tag
+        originator = ch.other if ch.other_type == "originator" else None
+        if originator is not None and originator.progress_sim is None:
+            # switch_ivr_originate.c: the bridge app's caller notes the agent's ringing
+            # (progress_stamp on A in record_session_bridge_app, with no event)
+            originator.progress_sim = self.clock.now()
         self.fire(ch, "CHANNEL_PROGRESS")
 
     def mark_pre_answered(self, ch: Channel) -> None:
         if ch.answered or ch.answer_state == "early":
             return
         if ch.direction == "inbound" and ch.kind == "sofia":
-            self._dialog_after_answer(ch)  # the 183 carries the To tag too
+            self._dialog_after_answer(ch, final=False)  # the 183 carries the To tag
         ch.progress_media_sim = self.clock.now()
         ch.media_since = ch.progress_media_sim
         ch.answer_state = "early"
@@ -500,15 +512,31 @@ class Engine:
         ch.signal.set()
         return True
 
-    def _dialog_after_answer(self, ch: Channel) -> None:
-        """sofia_glue / sofia.c: our 200 OK gives the dialog its To tag; the captures show
-        sip_to_tag / sip_cseq from the answering tick's first non-EXECUTE event on."""
-        if "sip_to_tag" in ch.variables:
+    def _dialog_after_answer(self, ch: Channel, *, final: bool = True) -> None:
+        """sofia.c: our first 18x / 200 gives the dialog its To tag, the ACK of the 200
+        its CSeq. Captures: sip_to_tag from the event after ring_ready's EXECUTE
+        (greeting_mode_early_media), both from the answering tick's first event that is
+        neither CHANNEL_EXECUTE nor (early media running) PLAYBACK_STOP."""
+        pending = ch.dialog_pending or {}
+        if "sip_to_tag" not in ch.variables and "sip_to_tag" not in pending:
+            to_tag = _tag()
+            dnis = ch.profile.destination_number
+            pending["sip_to_tag"] = to_tag
+            pending["sip_full_to"] = f"<sip:{dnis}@{HOST}:5060>;tag={to_tag}"
+        if final:
+            pending["sip_cseq"] = "1"
+        ch.dialog_pending = pending
+
+    def _apply_dialog(self, ch: Channel, name: str) -> None:
+        pending = ch.dialog_pending or {}
+        if "sip_cseq" in pending and name == "PLAYBACK_STOP" and ch.progress_media_sim:
+            # the answer came during early media: the ACK is read after this stop
+            rest = {k: v for k, v in pending.items() if k != "sip_cseq"}
+            ch.variables.update(rest)
+            ch.dialog_pending = {"sip_cseq": pending["sip_cseq"]}
             return
-        to_tag = _tag()
-        dnis = ch.profile.destination_number
-        ch.dialog_pending = {"sip_to_tag": to_tag, "sip_cseq": "1",
-                             "sip_full_to": f"<sip:{dnis}@{HOST}:5060>;tag={to_tag}"}
+        ch.variables.update(pending)
+        ch.dialog_pending = None
 
     def _flip_cid(self, ch: Channel) -> None:
         """switch_channel.c:switch_channel_flip_cid on an answered outbound leg: its caller id
@@ -556,6 +584,9 @@ class Engine:
             v["group_dial_status"] = "loser"  # switch_ivr_originate.c, ring-all losers
         if ch.kind == "sofia" and origin == "remote":
             _sip_remote_hangup(ch, cause)
+            if ch.sip_disposition != "recv_bye":
+                # captures: a CANCEL or a refusal is recorded before CHANNEL_HANGUP
+                v["sip_hangup_disposition"] = ch.sip_disposition
             if bridged and other is not None and ch.answered:
                 # sofia.c:sofia_handle_sip_i_bye tells the bridged partner why
                 ov = other.variables
@@ -565,7 +596,7 @@ class Engine:
         ch.hangup_origin = origin
         self.fire(ch, "CHANNEL_HANGUP")
         v.pop("bridge_to", None)
-        if ch.kind == "sofia" and origin == "remote":
+        if ch.kind == "sofia" and ch.sip_disposition == "recv_bye":
             # captures: after CHANNEL_HANGUP, before UNBRIDGE (set by the BYE handler)
             v["sip_hangup_disposition"] = ch.sip_disposition
         ch.wake()
@@ -653,6 +684,21 @@ class Engine:
         b.transfer_source = f"{epoch}:{new_uuid()}:uuid_br:{a.uuid}"
         a.profile.callee_id_name = b.profile.caller_id_name
         a.profile.callee_id_number = b.profile.caller_id_number
+        for ch, other, source in ((a, b, a.transfer_source), (b, a, b.transfer_source)):
+            # switch_ivr_bridge.c:switch_ivr_uuid_bridge: both legs know their partner and
+            # are "transferred" (original_* and transfer_* variables) before they leave
+            # park (captures: from CHANNEL_UNPARK on)
+            v = ch.variables
+            ch.next_state = "CS_HIBERNATE"
+            v["bridge_channel"] = other.name
+            v["bridge_uuid"] = other.uuid
+            v["signal_bond"] = other.uuid
+            v["original_destination_number"] = ch.profile.destination_number
+            v["original_caller_id_name"] = ch.profile.caller_id_name
+            v["original_caller_id_number"] = ch.profile.caller_id_number
+            v["transfer_history"] = source
+            v["transfer_source"] = source
+        a.variables["uuid_bridge"] = b.uuid  # read back by uuid_bridge_on_soft_execute
         a.bridge_request = ("uuid_bridge", b, "a")
         b.bridge_request = ("uuid_bridge", a, "b")
         a.wake()
@@ -665,26 +711,41 @@ class Engine:
         self.set_state(ch, "CS_RESET")
         self.set_state(ch, "CS_SOFT_EXECUTE")
         ch.app_name, ch.app_data = "uuid_bridge", other.uuid
+        ch.variables.pop("uuid_bridge", None)
         self.fire(ch, "CHANNEL_EXECUTE", calling=UUID_BRIDGE_EXEC,
                   extra=[("Application", "uuid_bridge"), ("Application-Data", other.uuid)])
         ch.bridged_side = side
-        self._mark_bridged(ch, other)
         if side == "a":
+            ch.bridged_sim = self.clock.now()
             self.fire(ch, "CHANNEL_BRIDGE", pre=[("Bridge-A-Unique-ID", ch.uuid),
                                                  ("Bridge-B-Unique-ID", other.uuid)])
+            self._mark_bridged(ch, other, stamp=False)
         else:
+            self._mark_bridged(ch, other)
             self.set_state(ch, "CS_CONSUME_MEDIA")
             self.set_state(ch, "CS_EXCHANGE_MEDIA")
         return self._bridge_wait(ch, other, side)
 
-    def _mark_bridged(self, ch: Channel, other: Channel) -> None:
-        ch.bridged_sim = self.clock.now()
+    def _mark_bridged(self, ch: Channel, other: Channel, *, stamp: bool = True) -> None:
+        """switch_ivr_bridge.c:audio_bridge_thread start; on leg A the captures show these
+        only after CHANNEL_BRIDGE (callers stamp the time, fire it, then call this)."""
+        if stamp:
+            ch.bridged_sim = self.clock.now()
         v = ch.variables
         v["last_bridge_to"] = other.uuid
         v["bridge_channel"] = other.name
         v["bridge_uuid"] = other.uuid
         v["signal_bond"] = other.uuid
-        v["last_bridge_role"] = "originator" if ch.direction == "inbound" else "originatee"
+        # mod_sofia.c: the display update sent to the peer names the partner (pre-flip id)
+        p = other.profile
+        name = p.caller_id_name if p.orig_caller_id_name is None else p.orig_caller_id_name
+        number = p.caller_id_number if p.orig_caller_id_number is None \
+            else p.orig_caller_id_number
+        if ch.kind == "sofia" and (name or number):
+            # an empty name is sent as the number (ring_all_two_agents: "0000000000")
+            v["last_sent_callee_id_name"] = name or number
+            if number:
+                v["last_sent_callee_id_number"] = number
 
     def _bridge_wait(self, ch: Channel, other: Channel, side: str) -> str | list[Any] | None:
         """Hold a bridged leg until one side ends. ``side``: a (uuid_bridge owner), b (the
@@ -881,14 +942,70 @@ class Engine:
         ch.hit_dialplan = False
         ch.state = "CS_NONE"
         v = ch.variables
-        v.update({"direction": "outbound", "uuid": uid, "call_uuid": uid,
-                  "session_id": str(ch.session_id), "channel_name": name})
+        v.update({"direction": "outbound", "is_outbound": "true", "uuid": uid,
+                  "call_uuid": uid, "session_id": str(ch.session_id), "channel_name": name})
+        if originator is not None:
+            # switch_ivr_originate.c: the bridge app's B leg knows its originator
+            v.update({"max_forwards": "69", "originator_codec": "PCMU@8000h@20i",
+                      "originator": originator.uuid, "signal_bond": originator.uuid})
         for key, value in variables.items():
             if key != "origination_uuid":
                 v[key] = value
+        # mod_loopback answers early media at once (loopback_selftest: "true")
+        v["originate_early_media"] = "true" if kind == "loopback" else "false"
+        if originator is not None:
+            v["originating_leg_uuid"] = originator.uuid
+        v["originate_endpoint"] = kind
+        if kind == "loopback":
+            v.update(_LOOPBACK_CODEC)
+            v["loopback_leg"] = "A"
+        if kind == "sofia":
+            # mod_sofia.c:sofia_outgoing_channel / sofia_glue_do_invite (capture values)
+            target = name.split("/", 2)[-1]
+            v.update({"sip_profile_name": "internal",
+                      "sip_destination_url": f"sip:{target}",
+                      "sip_outgoing_contact_uri": f"<sip:mod_sofia@{HOST}:5060>",
+                      "sip_req_uri": target, "sip_to_host": target.split("@")[-1],
+                      "sip_from_host": HOST, "sofia_profile_name": "internal",
+                      "recovery_profile_name": "internal",
+                      "sofia_profile_url": f"sip:mod_sofia@{HOST}:5060",
+                      "sip_local_network_addr": HOST})
         if originator is not None:
             ch.other, ch.other_type = originator, "originator"
         return ch
+
+    def _far_end_replied(self, ch: Channel, *, dialog: bool) -> None:
+        """sofia.c:sofia_handle_sip_r_invite: the agent's first reply. A provisional one
+        (180) sets up the dialog variables; a final refusal only the network ones
+        (captures: agent_busy_then_next B1 vs B2)."""
+        if ch.kind != "sofia" or "sip_call_id" in ch.variables:
+            return
+        v = ch.variables
+        target = ch.name.split("/", 2)[-1]
+        user, _, hostport = target.partition("@")
+        host, _, port = hostport.partition(":")
+        port = port or "5060"
+        v.update({"sip_reply_host": host, "sip_reply_port": port, "sip_network_ip": host,
+                  "sip_network_port": port, "sip_call_id": new_uuid()})
+        if not dialog:
+            return
+        p = ch.profile
+        from_tag, to_tag = _tag(), _tag()
+        via = f"SIP/2.0/UDP {HOST};rport;branch=z9hG4bK{_tag()}"
+        v.update({"sip_recover_contact": f"<sip:{target};transport=UDP>",
+                  "sip_full_via": via, "sip_recover_via": via})
+        if p.caller_id_name:
+            v["sip_from_display"] = p.caller_id_name
+        display = f'"{p.caller_id_name}" ' if p.caller_id_name else ""
+        v.update({
+            "sip_full_from": f"{display}<sip:{p.caller_id_number}@{HOST}>;tag={from_tag}",
+            "sip_full_to": f"<sip:{target}>;tag={to_tag}",
+            "sip_from_user": p.caller_id_number, "sip_from_uri": f"{p.caller_id_number}@{HOST}",
+            "sip_from_host": HOST, "sip_to_user": user, "sip_to_port": port,
+            "sip_to_uri": target, "sip_to_host": host, "sip_contact_params": "transport=UDP",
+            "sip_contact_user": user, "sip_contact_port": port, "sip_contact_uri": target,
+            "sip_contact_host": host, "sip_to_tag": to_tag, "sip_from_tag": from_tag,
+            "sip_cseq": str(100 + ch.session_id)})
 
     def _run_outbound(self, ch: Channel, behaviour: Behaviour, attempt: Originate,
                       on_answer: Callable[[Channel], None]) -> None:
@@ -902,7 +1019,9 @@ class Engine:
             elif kind in ("busy", "reject"):
                 if not ch.wait(delay):
                     failed = "USER_BUSY" if kind == "busy" else "CALL_REJECTED"
+                    self._far_end_replied(ch, dialog=False)
             else:
+                self._far_end_replied(ch, dialog=True)
                 self.mark_ring_ready(ch)
                 self.set_callstate(ch, "RINGING")
                 if kind == "answer":
@@ -967,8 +1086,14 @@ class Engine:
             self._force_end(leg_a)
             return "DESTINATION_OUT_OF_ORDER"
         leg_b.variables.update({"direction": "inbound", "uuid": uid_b, "call_uuid": uid_b,
-                                "session_id": str(leg_b.session_id), "channel_name": b_name,
-                                "other_loopback_leg_uuid": leg_a.uuid})
+                                "session_id": str(leg_b.session_id), "channel_name": b_name})
+        leg_b.variables.update(_LOOPBACK_CODEC)
+        # mod_loopback.c:channel_outgoing_channel copies the originate's caller id vars
+        for key in ("origination_caller_id_name", "origination_caller_id_number"):
+            if key in leg_a.variables:
+                leg_b.variables[key] = leg_a.variables[key]
+        leg_b.variables["other_loopback_leg_uuid"] = leg_a.uuid
+        leg_b.variables["loopback_leg"] = "B"
         leg_a.variables["other_loopback_leg_uuid"] = uid_b
         leg_a.partner, leg_b.partner = leg_b, leg_a
         attempt.legs.append(leg_a)
@@ -1001,8 +1126,24 @@ class Engine:
             self._force_end(leg_a)
 
     # ---- what a winning originated leg does next ----------------------------------------
+    def _pre_transfer(self, ch: Channel) -> None:
+        """switch_ivr_originate.c: a winning leg sent on to an app / extension keeps the
+        caller id it was dialled with and notes the flip (captures: from its first
+        CHANNEL_EXECUTE)."""
+        p = ch.profile
+        v = ch.variables
+        name = p.caller_id_name if p.orig_caller_id_name is None else p.orig_caller_id_name
+        number = p.caller_id_number if p.orig_caller_id_number is None \
+            else p.orig_caller_id_number
+        if name:
+            v["pre_transfer_caller_id_name"] = name
+        if number:
+            v["pre_transfer_caller_id_number"] = number
+        v["channel_cid_flipped"] = "yes"
+
     def continue_with_app(self, app: str, arg: str) -> Callable[[Channel], None]:
         def run(ch: Channel) -> None:
+            self._pre_transfer(ch)
             self.set_state(ch, "CS_EXECUTE")
             self.run_extension(ch, [(app, arg)])
         return run
@@ -1010,6 +1151,7 @@ class Engine:
     def continue_with_extension(self, exten: str,
                                 dialplan_name: str = "XML") -> Callable[[Channel], None]:
         def run(ch: Channel) -> None:
+            self._pre_transfer(ch)
             apps = self._transferred(ch, exten, dialplan_name)
             if apps is not None:
                 self.run_extension(ch, apps)
