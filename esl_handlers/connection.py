@@ -405,7 +405,7 @@ class EslConnection(greenswitch.InboundESL):
             elif ct == "auth/request":
                 self._auth_request_event.set()
             elif ct == "text/disconnect-notice":
-                log.info("FreeSWITCH sent a disconnect notice", extra=self._ctx)
+                self._on_disconnect_notice(frame)
             elif ct in ("text/rude-rejection", "rude/rejection"):
                 # ACL refusal (MES listener_run); the socket closes right after.
                 self.rejected = True
@@ -422,6 +422,27 @@ class EslConnection(greenswitch.InboundESL):
         except Exception:
             # A bug in one frame's handling must not kill the reader (greenswitch's did).
             log.exception("failed to handle a %r frame; dropped", ct[:60], extra=self._ctx)
+
+    def _on_disconnect_notice(self, frame: Frame) -> None:
+        """FreeSWITCH is closing this socket; its body says why.
+
+        After ``exit`` (or a refused ``auth``) the body is the goodbye of MES ``listener_run``
+        (``Disconnected, goodbye.`` ...). MES ``kill_listener`` sends its own reason instead,
+        e.g. ``killed listener because of lost events`` when this listener's event queue
+        overflowed (a reader too slow for the node's event rate). Either way no reply can
+        follow: stop sending at once and keep the reason for the logs and the link.
+        Inbound sockets never linger (``Content-Disposition: linger`` is for outbound
+        sessions), so the socket's end follows; the reader then closes us.
+        """
+        body = frame.body.decode("utf-8", "replace").strip()
+        first = body.splitlines()[0] if body else ""
+        self.connected = False
+        if first.startswith("Disconnected, goodbye."):
+            log.info("FreeSWITCH said goodbye (disconnect notice)", extra=self._ctx)
+            return
+        self.close_reason = self.close_reason or f"disconnected by FreeSWITCH: {first[:120]}"
+        log.warning("FreeSWITCH disconnected this client: %s", first[:120] or "(no reason)",
+                    extra={**self._ctx, "expected": self._closing})
 
     def _on_reply(self, frame: Frame) -> None:
         if not self._commands_sent:

@@ -322,3 +322,28 @@ def test_a_caller_sees_its_reply_before_on_event_sees_the_events_it_caused(peer)
         assert state["seen_after_reply"] is True
     finally:
         conn.close()
+
+
+def test_a_listener_killed_for_lost_events_says_why_and_stops_taking_commands(peer, caplog):
+    # MES kill_listener: a listener whose event queue overflowed (MAX_MISSED lost events) gets
+    # a disconnect notice carrying the reason, then its socket is shut down.
+    conn = _connect(peer)
+    body = b"killed listener because of lost events\n"
+    with caplog.at_level(logging.WARNING, logger="esl_handlers.connection"):
+        peer.push(b"Content-Type: text/disconnect-notice\nContent-Length: %d\n\n" % len(body)
+                  + body)
+        gwait(lambda: not conn.connected, message="the notice to be seen")
+        with pytest.raises(NotConnected):
+            conn.api("status")
+        peer.latest().close()
+        assert conn.closed.wait(2)
+    assert conn.close_reason == "disconnected by FreeSWITCH: killed listener because of lost events"
+    assert any("lost events" in r.getMessage() for r in caplog.records)
+
+
+def test_the_goodbye_after_exit_is_not_a_warning(peer, caplog):
+    conn = _connect(peer)
+    with caplog.at_level(logging.WARNING, logger="esl_handlers.connection"):
+        conn.close()
+    assert conn.close_reason == "closed by cc-core"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
