@@ -341,15 +341,27 @@ class NodeLink:
 
     # --- commands ------------------------------------------------------------------------
     def _command_conn(self, timeout: float | None) -> EslConnection:
+        """The live commands connection, waiting up to the timeout for a reconnect.
+
+        A connection that is going away (a disconnect notice seen, the socket not yet
+        closed) is still registered for a moment and ``_cmd_ready`` still set until its
+        supervisor notices: wait past it instead of handing it out to fail at once.
+        """
         wait = self.esl.command_timeout_s if timeout is None else timeout
-        conn = self._conns[COMMANDS]
-        if conn is None or not conn.connected:
-            if not self._running or not self._cmd_ready.wait(wait):
-                raise NotConnected(f"node {self.node.name}: no ESL connection within {wait}s")
+        deadline = time.monotonic() + wait
+        while True:
             conn = self._conns[COMMANDS]
-            if conn is None:
-                raise NotConnected(f"node {self.node.name}: no ESL connection")
-        return conn
+            if conn is not None and conn.connected:
+                return conn
+            remaining = deadline - time.monotonic()
+            if not self._running or remaining <= 0:
+                raise NotConnected(f"node {self.node.name}: no ESL connection within {wait}s")
+            if conn is not None:
+                # Its supervisor clears it right after its end; give that a moment.
+                conn.closed.wait(min(remaining, _WATCH_STEP_S))
+                gevent.sleep(min(0.005, remaining))
+            else:
+                self._cmd_ready.wait(remaining)
 
     def api(self, cmd: str, timeout: float | None = None) -> str:
         return self._command_conn(timeout).api(cmd, timeout)

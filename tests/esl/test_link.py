@@ -165,6 +165,29 @@ def test_commands_wait_for_the_link_then_fail_with_not_connected(peer, metrics):
         link.stop()
 
 
+def test_a_command_sent_while_the_connection_is_going_waits_for_the_next_one(peer, metrics):
+    # The switch has said it is closing this socket (disconnect notice) but the socket is not
+    # closed yet: a handler's api call must ride over to the new connection, not fail.
+    rec = Recorder()
+    link = _link(peer, rec, metrics, consume=False, command_timeout_s=2.0)
+    try:
+        gwait(lambda: rec.ups == [False])
+        old = peer.latest()
+        body = b"killed listener because of lost events\n"
+        old.send(b"Content-Type: text/disconnect-notice\nContent-Length: %d\n\n" % len(body)
+                 + body)
+        gwait(lambda: not link._conns["commands"].connected, message="the notice seen")
+        pending = gevent.spawn(link.api, "status")
+        gevent.sleep(0)
+        old.close()
+        pending.join(3)
+        assert pending.successful(), pending.exception
+        assert pending.value.startswith("UP")
+        assert "api status" not in old.commands
+    finally:
+        link.stop()
+
+
 def test_heartbeat_watchdog_declares_a_silent_node_dead(metrics):
     with ScriptedPeer(password=PW, heartbeat_interval=0.05) as peer:
         rec = Recorder()
