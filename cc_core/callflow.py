@@ -152,6 +152,22 @@ class GreetingFlow:
             log.info("call ended", extra={**self._ctx(event.unique_id),
                                           "cause": event.get("Hangup-Cause")})
 
+    def _is_parked(self, uuid: str, row: dict[str, Any], link: Link) -> bool:
+        """Whether the dialplan has parked this call (its PARK may have fired before our
+        subscription, so it will not come again).
+
+        ``show channels`` reads the core database, which FreeSWITCH writes from a queue
+        after the events (``switch_core_sqldb.c``): a call that parked a moment ago can
+        still show the dialplan's previous app (``set``). The channel's own
+        ``current_application`` is set before CHANNEL_EXECUTE fires
+        (``switch_core_session.c``: ``switch_core_session_exec``): ask it when the row is
+        not already ``park``. Anything else still runs its dialplan, and its PARK will
+        reach our (already subscribed) event stream."""
+        if row.get("application") == "park":
+            return True
+        # uuid_getvar answers the bare value, no newline (command_replies.json, uuid_getvar).
+        return link.api(commands.uuid_getvar(uuid, "current_application")).strip() == "park"
+
     def reconcile(self, node: str, channels: list[dict[str, Any]], link: Link) -> None:
         """Resume calls after (re)gaining a node's event stream, from ``show channels as
         json`` rows (fields as captured: uuid, direction, dest, application, callstate)."""
@@ -166,7 +182,7 @@ class GreetingFlow:
             stage = self.redis.hget(key, "stage")
             try:
                 if stage is None:
-                    if ch.get("application") == "park":
+                    if self._is_parked(uuid, ch, link):
                         self.start(uuid, dnis, link)
                 elif stage == b"answering":
                     if not self.is_draining():

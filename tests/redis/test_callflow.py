@@ -18,9 +18,12 @@ class RecordingLink:
     def __init__(self, sendmsg_reply: str = "+OK") -> None:
         self.sent: list[tuple[str, object]] = []
         self.sendmsg_reply = sendmsg_reply
+        self.current_application = "park"
 
     def api(self, cmd: str, timeout: float | None = None) -> str:
         self.sent.append(("api", cmd))
+        if cmd.startswith("uuid_getvar ") and cmd.endswith(" current_application"):
+            return self.current_application
         return "+OK\n"
 
     def sendmsg(self, uuid: str, headers: dict[str, str], timeout: float | None = None) -> str:
@@ -147,3 +150,19 @@ def test_reconcile_leaves_a_call_whose_step_is_running_here_alone(redis_url: str
 
     flow.on_park(_park(), SlowLink())
     assert reconciled.sent == []
+
+
+def test_reconcile_asks_the_channel_when_show_channels_lags_behind_its_park(redis_url) -> None:
+    # show channels reads FreeSWITCH's core db, written from a queue after the events: a call
+    # parked just before we subscribed can still read application=set there.
+    flow, _ = _flow(redis_url)
+    link = RecordingLink()
+    flow.reconcile("fs1", [_row(UUID, application="set")], link)
+    assert link.sent[0] == ("api", f"uuid_getvar {UUID} current_application")
+    assert ("api", f"uuid_answer {UUID}") in link.sent
+
+    still_in_dialplan = RecordingLink()
+    still_in_dialplan.current_application = "set"
+    other = "99999999-2222-3333-4444-555555555555"
+    flow.reconcile("fs1", [_row(other, application="set")], still_in_dialplan)
+    assert still_in_dialplan.sent == [("api", f"uuid_getvar {other} current_application")]
