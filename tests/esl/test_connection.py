@@ -347,3 +347,24 @@ def test_the_goodbye_after_exit_is_not_a_warning(peer, caplog):
         conn.close()
     assert conn.close_reason == "closed by cc-core"
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_an_acl_refusal_is_reported_as_such():
+    # MES listener_run, client address not allowed by event_socket.conf.xml's apply-inbound-acl:
+    # the rejection comes instead of auth/request, then the socket closes.
+    rude = b"Content-Type: text/rude-rejection\nContent-Length: 24\n\nAccess Denied, go away.\n"
+
+    def refuse(sock, _addr):
+        sock.sendall(rude)
+        sock.close()
+
+    server = StreamServer(("127.0.0.1", 0), refuse)
+    server.start()
+    try:
+        conn = EslConnection(NodeConfig(name="acl", port=server.server_port, password=SECRET),
+                             _esl())
+        with pytest.raises(AuthFailed, match="ACL"):
+            conn.connect()
+        assert conn.closed.is_set() and SECRET not in repr(conn)
+    finally:
+        server.stop()
