@@ -112,7 +112,7 @@ class GreetingFlow:
                 event_lock=True))
             if not self._queued(uuid, reply, "greeting"):
                 return
-            self.redis.hset(key, "stage", "greeting")
+            self._set_stage(key, "greeting")
             self._queue_hangup(uuid, link, key)
         except EslError as exc:
             # The stage stays where it got to; the reconcile after the link is back resumes.
@@ -123,7 +123,15 @@ class GreetingFlow:
     def _queue_hangup(self, uuid: str, link: Link, key: str) -> None:
         reply = link.sendmsg(uuid, commands.hangup_headers(HANGUP_CAUSE))
         if self._queued(uuid, reply, "hangup"):
-            self.redis.hset(key, "stage", "hangup")
+            self._set_stage(key, "hangup")
+
+    def _set_stage(self, key: str, stage: str) -> None:
+        # With its TTL each time: a reconcile runs outside the call's dispatch lane, so its
+        # write can land after HANGUP_COMPLETE deleted the hash; the re-created one expires.
+        pipe = self.redis.pipeline()
+        pipe.hset(key, "stage", stage)
+        pipe.expire(key, keys.CALL_TTL_S)
+        pipe.execute()
 
     def _queued(self, uuid: str, reply: str, what: str) -> bool:
         if reply.startswith("+OK"):

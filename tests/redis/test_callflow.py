@@ -166,3 +166,19 @@ def test_reconcile_asks_the_channel_when_show_channels_lags_behind_its_park(redi
     other = "99999999-2222-3333-4444-555555555555"
     flow.reconcile("fs1", [_row(other, application="set")], still_in_dialplan)
     assert still_in_dialplan.sent == [("api", f"uuid_getvar {other} current_application")]
+
+
+def test_a_stage_written_after_the_call_ended_does_not_leak(redis_url) -> None:
+    # Reconcile runs beside the call's lane: its write may follow HANGUP_COMPLETE's delete.
+    flow, r = _flow(redis_url)
+    key = keys.call("default", UUID)
+    r.hset(key, "stage", "greeting")
+
+    class EndingLink(RecordingLink):
+        def sendmsg(self, uuid: str, headers: dict[str, str], timeout: float | None = None) -> str:
+            flow.on_hangup_complete(Event.from_headers({"Event-Name": "CHANNEL_HANGUP_COMPLETE",
+                                                        "Unique-ID": UUID}), self)
+            return super().sendmsg(uuid, headers, timeout)
+
+    flow.reconcile("fs1", [_row(UUID, application="playback", callstate="ACTIVE")], EndingLink())
+    assert 0 < r.ttl(key) <= keys.CALL_TTL_S
