@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from fssim.channels import Channel, parse_cause
@@ -304,6 +305,11 @@ def app_bridge(engine: Engine, ch: Channel, arg: str) -> None:
     v["originate_disposition"] = "SUCCESS"
     v["DIALSTATUS"] = "SUCCESS"
     ch.other, ch.other_type = winner, "originatee"
+    # the caller's callee becomes the answered leg's callee (record_session_bridge_app:
+    # Caller-Callee-ID-* from the CALLSTATE that ends RING_WAIT)
+    winner.other_profile = replace(ch.profile)  # B keeps the caller as it was dialled
+    ch.profile.callee_id_name = winner.profile.callee_id_name
+    ch.profile.callee_id_number = winner.profile.callee_id_number
     if not ch.answered:
         engine.mark_answered(ch)
     else:

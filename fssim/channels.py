@@ -174,6 +174,9 @@ class Channel:
     variables: dict[str, str] = field(default_factory=dict)
     other: Channel | None = None  # Other-Leg-* (bridge partner or originator)
     other_type: str = ""  # originator | originatee
+    # Other-Leg-* as FreeSWITCH stored it (switch_channel_set_originat*_caller_profile keep
+    # a copy, not the partner's live profile); None: the partner's current profile
+    other_profile: CallerProfile | None = None
     partner: Channel | None = None  # loopback twin
     # simulated-time marks (seconds, engine clock) and their wall-clock µs projections
     created_sim: float = 0.0
@@ -287,7 +290,7 @@ class Channel:
         other = self.other
         if other is not None:
             out.append(("Other-Type", self.other_type or "originatee"))
-            out += other.profile.pairs("Other-Leg", other)
+            out += (self.other_profile or other.profile).pairs("Other-Leg", other)
         return out
 
     def headers(self, verbose: bool) -> list[tuple[str, str]]:
@@ -359,7 +362,10 @@ class Channel:
             v["last_app"] = v["current_application"]
         if "current_application_data" in v:
             v["last_arg"] = v["current_application_data"]
-        v["caller_id"] = f'"{self.profile.caller_id_name}" <{self.profile.caller_id_number}>'
+        # captures: '"name" <number>', or the bare number when there is no name
+        p = self.profile
+        v["caller_id"] = f'"{p.caller_id_name}" <{p.caller_id_number}>' \
+            if p.caller_id_name else p.caller_id_number
         total_us = max(0, end_us - start_us)
         bill_us = max(0, end_us - answer_us) if answer_us else 0
         answer_delay_us = max(0, answer_us - start_us) if answer_us else 0

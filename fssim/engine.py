@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid as uuidlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -467,6 +467,9 @@ class Engine:
         ch.progress_media_sim = self.clock.now()
         ch.media_since = ch.progress_media_sim
         ch.answer_state = "early"
+        if ch.kind == "sofia":
+            # mod_sofia.c (183 sent): greeting_mode_early_media from CHANNEL_PROGRESS_MEDIA on
+            ch.variables["endpoint_disposition"] = "EARLY MEDIA"
         self.fire(ch, "CHANNEL_PROGRESS_MEDIA")
         self.set_callstate(ch, "EARLY")
 
@@ -508,7 +511,7 @@ class Engine:
         ch.variables["endpoint_disposition"] = "ANSWER"
         self.set_callstate(ch, "ACTIVE")
         if ch.direction == "outbound":
-            self._flip_cid(ch)
+            self._flip_cid(ch, swap=ch.other_type != "originator")
         ch.signal.set()
         return True
 
@@ -538,10 +541,15 @@ class Engine:
         ch.variables.update(pending)
         ch.dialog_pending = None
 
-    def _flip_cid(self, ch: Channel) -> None:
+    def _flip_cid(self, ch: Channel, *, swap: bool = True) -> None:
         """switch_channel.c:switch_channel_flip_cid on an answered outbound leg: its caller id
         becomes the callee it dialled (``Outbound Call``/<dest>), the callee the original
         caller id; announced by CALL_UPDATE (Direction RECV), as captured."""
+        if not swap:
+            # the bridge app's B leg keeps its profile (record_session_bridge_app)
+            self.fire(ch, "CALL_UPDATE", pre=[("Direction", "RECV")],
+                      calling=("switch_channel.c", "switch_channel_flip_cid", 3277))
+            return
         p = ch.profile
         if p.orig_caller_id_name is None:
             p.orig_caller_id_name = p.caller_id_name
@@ -682,8 +690,28 @@ class Engine:
         epoch = self.clock.wall_us() // 1_000_000
         a.transfer_source = f"{epoch}:{new_uuid()}:uuid_br:{b.uuid}"
         b.transfer_source = f"{epoch}:{new_uuid()}:uuid_br:{a.uuid}"
-        a.profile.callee_id_name = b.profile.caller_id_name
-        a.profile.callee_id_number = b.profile.caller_id_number
+        # switch_ivr_bridge.c:switch_ivr_uuid_bridge gives both legs a new caller profile
+        # (Caller-Profile-Index 2) and stores copies of the partner's as Other-Leg-*
+        # (captures: B's Other-Leg-* has no callee, A's shows B before the swap)
+        now_us = self.clock.wall_us()
+        a_before, b_before = replace(a.profile), replace(b.profile)
+        b.other_profile, a.other_profile = a_before, b_before
+        bp = b.profile
+        a.profile = replace(a.profile, profile_index=a.profile.profile_index + 1,
+                            profile_created_us=now_us,
+                            callee_id_name=bp.caller_id_name if bp.orig_caller_id_name is None
+                            else bp.orig_caller_id_name,
+                            callee_id_number=bp.caller_id_number
+                            if bp.orig_caller_id_number is None else bp.orig_caller_id_number)
+        b.profile = replace(bp, profile_index=bp.profile_index + 1, profile_created_us=now_us,
+                            orig_caller_id_name=bp.caller_id_name
+                            if bp.orig_caller_id_name is None else bp.orig_caller_id_name,
+                            orig_caller_id_number=bp.caller_id_number
+                            if bp.orig_caller_id_number is None
+                            else bp.orig_caller_id_number,
+                            caller_id_name=a_before.caller_id_name,
+                            caller_id_number=a_before.caller_id_number)
+        b.hit_dialplan = False  # captures: the originatee reports false from here on
         for ch, other, source in ((a, b, a.transfer_source), (b, a, b.transfer_source)):
             # switch_ivr_bridge.c:switch_ivr_uuid_bridge: both legs know their partner and
             # are "transferred" (original_* and transfer_* variables) before they leave
@@ -932,11 +960,20 @@ class Engine:
             originator.profile.caller_id_number if originator else "0000000000")
         cname = variables.get("origination_caller_id_name") or cid_name or (
             originator.profile.caller_id_name if originator else "")
+        loop = kind == "loopback"
+        # mod_loopback names itself and the xml dialplan on the -a leg (loopback_selftest)
         profile = self._profile(uid, direction="outbound", number=number, name=cname,
                                 dest=dest, channel_name=name,
-                                source="src/switch_ivr_originate.c", dialplan_name="")
+                                source="mod_loopback" if loop else "src/switch_ivr_originate.c",
+                                dialplan_name="xml" if loop else "")
         profile.callee_id_name, profile.callee_id_number = "Outbound Call", dest
         profile.network_addr = ""  # known once the far end answers (capture: B legs)
+        if originator is not None:
+            # switch_ivr_originate.c clones the caller's profile for the bridge app's B leg:
+            # its Username, Dialplan and Network-Addr (record_session_bridge_app)
+            op = originator.profile
+            profile.username, profile.dialplan = op.username, op.dialplan
+            profile.network_addr, profile.source = op.network_addr, op.source
         ch = self._new_channel(name=name, direction="outbound", profile=profile, kind=kind,
                                uid=uid)
         ch.hit_dialplan = False
@@ -987,6 +1024,7 @@ class Engine:
         port = port or "5060"
         v.update({"sip_reply_host": host, "sip_reply_port": port, "sip_network_ip": host,
                   "sip_network_port": port, "sip_call_id": new_uuid()})
+        ch.profile.network_addr = host  # Caller-Network-Addr from the first reply on
         if not dialog:
             return
         p = ch.profile
@@ -1051,8 +1089,11 @@ class Engine:
             self._force_end(ch)
 
     def _outbound_setup(self, ch: Channel) -> None:
+        # captures: OUTGOING says CS_NONE / 1, CREATE and ORIGINATE CS_INIT / 2
+        ch.next_state = "CS_INIT"
         self.fire(ch, "CHANNEL_OUTGOING")
         self.set_state(ch, "CS_INIT")
+        ch.next_state = "CS_ROUTING"
         self.fire(ch, "CHANNEL_CREATE")
         self.fire(ch, "CHANNEL_ORIGINATE")
         self.set_state(ch, "CS_ROUTING")
@@ -1066,11 +1107,15 @@ class Engine:
     def _start_loopback(self, attempt: Originate, target: str, variables: dict[str, str],
                         on_answer: Callable[[Channel], None], cid_name: str | None,
                         cid_num: str | None) -> str:
-        number = target.split("/")[0]
+        number, _, context = target.partition("/")
+        context = context.split("/")[0] or "default"
         a_name = f"loopback/{number}-a"
         b_name = f"loopback/{number}-b"
         leg_a = self._outbound_channel(a_name, number, variables, None, cid_name, cid_num,
                                        kind="loopback")
+        # the -a leg's callee is "Outbound Call" / the context it dials into
+        # (loopback_selftest: Caller-Callee-ID-Number default, its caller id once flipped)
+        leg_a.profile.callee_id_number = context
         uid_b = new_uuid()
         profile = self._profile(uid_b, direction="inbound",
                                 number=leg_a.profile.caller_id_number,
@@ -1078,7 +1123,7 @@ class Engine:
                                 channel_name=b_name, source="mod_loopback",
                                 dialplan_name="xml", network="")
         # mod_loopback copies the -a leg's callee (loopback_selftest)
-        profile.callee_id_name, profile.callee_id_number = "Outbound Call", "default"
+        profile.callee_id_name, profile.callee_id_number = "Outbound Call", context
         try:
             leg_b = self._new_channel(name=b_name, direction="inbound", profile=profile,
                                       kind="loopback")
