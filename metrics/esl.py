@@ -84,7 +84,7 @@ class EslMetrics:
             ["command", "reason"], namespace=ns, registry=reg)
         self.heartbeat_missed_total = Counter(
             "esl_heartbeat_missed",
-            "Connections declared dead because no frame came within the heartbeat window",
+            "Connections declared dead: no frame within the heartbeat window, no reply to a probe",
             ["node"], namespace=ns, registry=reg)
         self.node_restarts_total = Counter(
             "esl_node_restarts", "FreeSWITCH restarts seen as a Core-UUID change", ["node"],

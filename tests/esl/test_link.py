@@ -387,7 +387,10 @@ def test_sim_connect_subscribe_api_bgapi_and_events(sim, metrics):
         assert reply.startswith("+OK "), reply
         uuid = reply[4:].strip()
         gwait(lambda: any(e.unique_id == uuid for e in parks), timeout=5, message="CHANNEL_PARK")
-        assert [ch.get("uuid") for ch in link.show_channels()] == [uuid]
+        # show channels reads the switch's core db, written from a queue after the events:
+        # on a real FreeSWITCH the row can lag the PARK, so wait for it.
+        gwait(lambda: [ch.get("uuid") for ch in link.show_channels()] == [uuid], timeout=5,
+              message="the channel listed")
         assert link.api(commands.uuid_answer(uuid)).startswith("+OK")
         assert link.api(commands.uuid_kill(uuid)).startswith("+OK")
         gwait(lambda: link.show_channels() == [], timeout=5, message="channel gone")
