@@ -182,6 +182,11 @@ class EslConnection(greenswitch.InboundESL):
         self.close_reason: str | None = None
         self.framing_error: str | None = None
         self.rejected = False
+        #: Set while the reader is inside ``on_event``; the node link's watchdog does not
+        #: count that time as the switch's silence. FreeSWITCH keeps queueing our events
+        #: meanwhile (and drops this listener itself if its queue overflows, MES
+        #: ``event_handler``); resetting the socket here would throw that backlog away.
+        self.delivering_since: float | None = None
         self.closed = GEvent()
         self._parser = FrameParser()
         self._send_lock = Semaphore()
@@ -490,6 +495,9 @@ class EslConnection(greenswitch.InboundESL):
             if job is not None:
                 job._resolve(event)
         if self.on_event is not None:
+            # on_event may block on purpose (the dispatcher's back-pressure): meanwhile we read
+            # nothing, so silence is ours, not the switch's (see ``delivering_since``).
+            self.delivering_since = time.monotonic()
             try:
                 self.on_event(event)
             except gevent.GreenletExit:
@@ -497,6 +505,9 @@ class EslConnection(greenswitch.InboundESL):
             except Exception:
                 log.exception("on_event failed", extra={**self._ctx,
                                                         "call_uuid": event.unique_id})
+            finally:
+                self.delivering_since = None
+                self.last_frame_at = time.monotonic()
 
     # --- closing -------------------------------------------------------------------------
     def _close(self, reason: str, *, from_reader: bool = False) -> None:

@@ -14,7 +14,10 @@ Each supervisor: connect + auth, subscribe, re-apply filters; then watch. A conn
 frame at all for ``heartbeat_interval_s * heartbeat_misses`` (FreeSWITCH sends HEARTBEAT every
 20 s unless its ``event-heartbeat-interval`` says otherwise) is probed with ``api status``; with
 no reply within the command timeout it is declared dead, counted and reset. So a switch whose
-HEARTBEAT period is longer than our window is not reset over and over, and a hung one still is. A lost connection is retried with exponential
+HEARTBEAT period is longer than our window is not reset over and over, and a hung one still is.
+Time our own events reader spends held by the dispatcher's back-pressure is not silence: the
+switch queues our events meanwhile, and only it decides to drop a listener that falls too far
+behind (MES ``event_handler``; its disconnect notice then says so). A lost connection is retried with exponential
 backoff and full jitter between ``reconnect_min_s`` and ``reconnect_max_s``. After each
 connect the commands connection learns the node's Core-UUID (``probe_core_uuid``); a new one
 means FreeSWITCH restarted: logged, counted, and reported as ``on_up(link, restarted=True)``.
@@ -265,6 +268,10 @@ class NodeLink:
     def _watch(self, conn: EslConnection, role: str) -> None:
         window = self.esl.heartbeat_interval_s * self.esl.heartbeat_misses
         while self._wanted(role) and not conn.closed.is_set():
+            if conn.delivering_since is not None:
+                # Our reader is held by back-pressure, not starved by the switch.
+                conn.closed.wait(min(window, _WATCH_STEP_S))
+                continue
             silent = time.monotonic() - conn.last_frame_at
             if silent >= window:
                 if self._alive_on_probe(conn, role, silent, window):

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import gevent
+import gevent.event
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -241,6 +242,45 @@ def test_a_switch_with_a_longer_heartbeat_period_is_probed_not_reset(peer, metri
         assert _value(metrics, "cccore_esl_heartbeat_missed_total", {"node": "fs1"}) == 0
     finally:
         link.stop()
+
+
+def test_a_reader_held_by_back_pressure_is_not_declared_dead(peer, metrics):
+    # Handlers stall and the dispatch queue is full: the events reader stops reading on
+    # purpose. FreeSWITCH is not silent, it queues our events; resetting the socket would
+    # throw that backlog away. Each watchdog window is marked by a probe on the commands
+    # connection (this peer sends no HEARTBEAT).
+    rec = Recorder()
+    release = gevent.event.Event()
+    handled: list[str] = []
+
+    def stuck(event: Event, link: NodeLink) -> None:
+        release.wait()
+        handled.append(event.unique_id or "")
+
+    d = Dispatcher(queue_size=1, pool_size=1, metrics=metrics)
+    d.on("CHANNEL_PARK", stuck)
+    link = _link(peer, rec, metrics, d, heartbeat_interval_s=0.05, heartbeat_misses=2,
+                 command_timeout_s=0.3)
+    try:
+        gwait(lambda: rec.ups == [False])
+        stream = [c for c in peer.live() if "CHANNEL_PARK" in c.subscribed][-1]
+        commands_conn = [c for c in peer.live() if c is not stream][-1]
+        for i in range(3):   # one in the handler (the whole queue), one holding the reader
+            peer.broadcast_event("CHANNEL_PARK", {"Unique-ID": f"c{i}",
+                                                  "Caller-Destination-Number": "4001234567"})
+        gwait(lambda: _value(metrics, "cccore_esl_events_total",
+                             {"node": "fs1", "event": "CHANNEL_PARK"}) == 2)
+        probes = commands_conn.commands.count("api status")
+        gwait(lambda: commands_conn.commands.count("api status") >= probes + 4, timeout=5,
+              message="several watchdog windows")
+        assert not stream.closed and rec.downs == 0
+        assert "api status" not in stream.commands
+        release.set()
+        gwait(lambda: handled == ["c0", "c1", "c2"], message="the backlog handled")
+    finally:
+        release.set()
+        link.stop()
+        d.stop(1)
 
 
 BAD_FRAMES = [
