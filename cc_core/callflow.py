@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from cc_core import keys
@@ -67,7 +68,7 @@ class GreetingFlow:
         self.tenant = tenant
         # Calls whose step runs in this process right now: a reconcile triggered by a
         # reconnect of our own link must not run the same step a second time beside it.
-        self._in_flight: set[str] = set()
+        self._in_flight: dict[str, int] = {}
 
     def register(self, dispatcher: Any) -> None:
         dispatcher.on("CHANNEL_PARK", self.on_park)
@@ -91,34 +92,48 @@ class GreetingFlow:
             log.info("draining: leaving parked call to the next owner", extra=self._ctx(uuid))
             return
         key = keys.call(self.tenant, uuid)
-        # HSETNX makes the claim idempotent: a PARK replayed after a reconnect does nothing.
-        if not self.redis.hsetnx(key, "stage", "answering"):
-            return
-        self.redis.hset(key, mapping={"dnis": dnis})
-        self.redis.expire(key, keys.CALL_TTL_S)
-        self._answer_and_greet(uuid, link, key)
+        # In flight from before the claim: the Redis round trips below yield, and a reconcile
+        # must not see "answering" and run the step beside us.
+        with self._running(uuid):
+            # HSETNX makes the claim idempotent: a PARK replayed after a reconnect does nothing.
+            if not self.redis.hsetnx(key, "stage", "answering"):
+                return
+            self.redis.hset(key, mapping={"dnis": dnis})
+            self.redis.expire(key, keys.CALL_TTL_S)
+            self._answer_and_greet(uuid, link, key)
+
+    @contextmanager
+    def _running(self, uuid: str) -> Iterator[None]:
+        # A count, not a set: reconcile and the call's lane may both be inside for a moment.
+        self._in_flight[uuid] = self._in_flight.get(uuid, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._in_flight[uuid] - 1
+            if left:
+                self._in_flight[uuid] = left
+            else:
+                del self._in_flight[uuid]
 
     def _answer_and_greet(self, uuid: str, link: Link, key: str) -> None:
-        self._in_flight.add(uuid)
-        try:
-            reply = link.api(commands.uuid_answer(uuid))
-            if not reply.startswith("+OK"):
-                # The caller usually hung up between PARK and our answer (`-ERR No such
-                # channel!`): not an error.
-                log.info("answer refused", extra={**self._ctx(uuid), "reply": reply.strip()})
-                return
-            reply = link.sendmsg(uuid, commands.execute_headers(
-                "playback", self.greeting, event_uuid=GREETING_APP_PREFIX + uuid,
-                event_lock=True))
-            if not self._queued(uuid, reply, "greeting"):
-                return
-            self._set_stage(key, "greeting")
-            self._queue_hangup(uuid, link, key)
-        except EslError as exc:
-            # The stage stays where it got to; the reconcile after the link is back resumes.
-            log.warning("could not start greeting: %s", exc, extra=self._ctx(uuid))
-        finally:
-            self._in_flight.discard(uuid)
+        with self._running(uuid):
+            try:
+                reply = link.api(commands.uuid_answer(uuid))
+                if not reply.startswith("+OK"):
+                    # The caller usually hung up between PARK and our answer (`-ERR No such
+                    # channel!`): not an error.
+                    log.info("answer refused", extra={**self._ctx(uuid), "reply": reply.strip()})
+                    return
+                reply = link.sendmsg(uuid, commands.execute_headers(
+                    "playback", self.greeting, event_uuid=GREETING_APP_PREFIX + uuid,
+                    event_lock=True))
+                if not self._queued(uuid, reply, "greeting"):
+                    return
+                self._set_stage(key, "greeting")
+                self._queue_hangup(uuid, link, key)
+            except EslError as exc:
+                # The stage stays where it got to; the reconcile after the link is back resumes.
+                log.warning("could not start greeting: %s", exc, extra=self._ctx(uuid))
 
     def _queue_hangup(self, uuid: str, link: Link, key: str) -> None:
         reply = link.sendmsg(uuid, commands.hangup_headers(HANGUP_CAUSE))

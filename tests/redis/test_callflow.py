@@ -182,3 +182,24 @@ def test_a_stage_written_after_the_call_ended_does_not_leak(redis_url) -> None:
 
     flow.reconcile("fs1", [_row(UUID, application="playback", callstate="ACTIVE")], EndingLink())
     assert 0 < r.ttl(key) <= keys.CALL_TTL_S
+
+
+def test_reconcile_during_the_claim_round_trips_does_not_run_the_step_twice(redis_url) -> None:
+    # Between HSETNX and the answer the handler waits on Redis; a reconcile that runs then
+    # sees "answering" and must recognise the step as ours, still running.
+    flow, r = _flow(redis_url)
+    reconciled = RecordingLink()
+
+    class Hooked:
+        def __getattr__(self, name: str):
+            return getattr(r, name)
+
+        def hset(self, *args, **kwargs):
+            if "mapping" in kwargs:    # the claim's second write
+                flow.reconcile("fs1", [_row(UUID)], reconciled)
+            return r.hset(*args, **kwargs)
+
+    flow.redis = Hooked()
+    link = RecordingLink()
+    flow.on_park(_park(), link)
+    assert reconciled.sent == [] and link.sent.count(("api", f"uuid_answer {UUID}")) == 1
