@@ -308,6 +308,8 @@ def app_bridge(engine: Engine, ch: Channel, arg: str) -> None:
     # the caller's callee becomes the answered leg's callee (record_session_bridge_app:
     # Caller-Callee-ID-* from the CALLSTATE that ends RING_WAIT)
     winner.other_profile = replace(ch.profile)  # B keeps the caller as it was dialled
+    # A keeps a copy of B's profile, logically inbound (Other-Leg-Logical-Direction)
+    ch.other_profile = replace(winner.profile, logical_direction="inbound")
     ch.profile.callee_id_name = winner.profile.callee_id_name
     ch.profile.callee_id_number = winner.profile.callee_id_number
     if not ch.answered:
@@ -321,7 +323,7 @@ def app_bridge(engine: Engine, ch: Channel, arg: str) -> None:
     v["signal_bond"] = winner.uuid
     wp = winner.profile
     v["originate_causes"] = f"{winner.uuid};NONE"
-    v["originated_legs"] = f"{winner.uuid};{wp.caller_id_name};{wp.caller_id_number}"
+    v["originated_legs"] = f"{winner.uuid};{wp.callee_id_name};{wp.callee_id_number}"
     engine.fire(ch, "CHANNEL_BRIDGE", pre=[("Bridge-A-Unique-ID", ch.uuid),
                                            ("Bridge-B-Unique-ID", winner.uuid)])
     engine._mark_bridged(ch, winner, stamp=False)

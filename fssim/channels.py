@@ -132,7 +132,11 @@ class CallerProfile:
                  if self.orig_caller_id_number is None else self.orig_caller_id_number),
                 ("Callee-ID-Name", self.callee_id_name),
                 ("Callee-ID-Number", self.callee_id_number),
-                ("Network-Addr", self.network_addr), ("ANI", self.caller_id_number),
+                ("Network-Addr", self.network_addr),
+                # the ANI stays the number the leg was created with (captures: an answered
+                # outbound leg's ANI is not its flipped caller id)
+                ("ANI", self.caller_id_number if self.orig_caller_id_number is None
+                 else self.orig_caller_id_number),
                 ("Destination-Number", self.destination_number), ("Unique-ID", self.uuid),
                 ("Source", self.source)]
         out = [(f"{prefix}-{name}", value) for name, value in text if value]
@@ -279,13 +283,19 @@ class Channel:
             out.append(("Hangup-Cause", self.hangup_cause))
         return out
 
+    def codec(self) -> tuple[str, str]:
+        """Codec name and bit rate: sofia legs PCMU, mod_loopback its own L16 at 8 kHz
+        (loopback_selftest CODEC events: L16, 128000)."""
+        return ("L16", "128000") if self.kind == "loopback" else ("PCMU", "64000")
+
     def extended_headers(self) -> list[tuple[str, str]]:
         out = self.basic_headers()
         if self.media:
-            out += [("Channel-Read-Codec-Name", "PCMU"), ("Channel-Read-Codec-Rate", "8000"),
-                    ("Channel-Read-Codec-Bit-Rate", "64000"),
-                    ("Channel-Write-Codec-Name", "PCMU"), ("Channel-Write-Codec-Rate", "8000"),
-                    ("Channel-Write-Codec-Bit-Rate", "64000")]
+            name, bits = self.codec()
+            out += [("Channel-Read-Codec-Name", name), ("Channel-Read-Codec-Rate", "8000"),
+                    ("Channel-Read-Codec-Bit-Rate", bits),
+                    ("Channel-Write-Codec-Name", name), ("Channel-Write-Codec-Rate", "8000"),
+                    ("Channel-Write-Codec-Bit-Rate", bits)]
         out += self.profile.pairs("Caller", self)
         other = self.other
         if other is not None:

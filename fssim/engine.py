@@ -475,14 +475,15 @@ class Engine:
 
     def codec_events(self, ch: Channel) -> None:
         """CODEC, read then write, as sofia reports the negotiated codec (captures)."""
+        name, bits = ch.codec()
         self.fire(ch, "CODEC", calling=CODEC_READ,
-                  extra=[("channel-read-codec-name", "PCMU"),
+                  extra=[("channel-read-codec-name", name),
                          ("channel-read-codec-rate", "8000"),
-                         ("channel-read-codec-bit-rate", "64000")])
+                         ("channel-read-codec-bit-rate", bits)])
         self.fire(ch, "CODEC", calling=CODEC_WRITE,
-                  extra=[("Channel-Write-Codec-Name", "PCMU"),
+                  extra=[("Channel-Write-Codec-Name", name),
                          ("Channel-Write-Codec-Rate", "8000"),
-                         ("Channel-Write-codec-bit-rate", "64000")])
+                         ("Channel-Write-codec-bit-rate", bits)])
 
     def mark_answered(self, ch: Channel) -> bool:
         if ch.answered or not ch.alive:
@@ -546,7 +547,7 @@ class Engine:
         becomes the callee it dialled (``Outbound Call``/<dest>), the callee the original
         caller id; announced by CALL_UPDATE (Direction RECV), as captured."""
         if not swap:
-            # the bridge app's B leg keeps its profile (record_session_bridge_app)
+            # the bridge app's B leg keeps its caller id (record_session_bridge_app)
             self.fire(ch, "CALL_UPDATE", pre=[("Direction", "RECV")],
                       calling=("switch_channel.c", "switch_channel_flip_cid", 3277))
             return
@@ -648,6 +649,10 @@ class Engine:
             # CHANNEL_DESTROY only (the partner's bridge thread sets it after reporting)
             ch.variables["bridge_hangup_cause"] = ch.hangup_cause or "NORMAL_CLEARING"
         ch.next_state = "CS_DESTROY"
+        if ch.direction == "outbound" and ch.variables.get("call_uuid") != ch.uuid:
+            # captures: the B leg's own uuid again on CHANNEL_DESTROY (call_uuid reset
+            # when the session leaves its partner's call)
+            ch.variables["call_uuid"] = ch.uuid
         self.fire(ch, "CHANNEL_DESTROY")
         self.set_state(ch, "CS_DESTROY")
         self.channels.pop(ch.uuid, None)
@@ -670,6 +675,10 @@ class Engine:
         if not ch.alive:
             return
         ch.digits_dialed += digit
+        if source == "RTP" and duration == 2000:
+            # the captures' RFC 2833 digits (SIPp) last 2240 samples; 2000 is
+            # switch_core_session_send_dtmf's default, seen on uuid_send_dtmf digits
+            duration = 2240
         self.fire(ch, "DTMF", extra=[("DTMF-Digit", digit), ("DTMF-Duration", str(duration)),
                                      ("DTMF-Source", source)])
         if ch.collecting:
@@ -695,7 +704,10 @@ class Engine:
         # (captures: B's Other-Leg-* has no callee, A's shows B before the swap)
         now_us = self.clock.wall_us()
         a_before, b_before = replace(a.profile), replace(b.profile)
-        b.other_profile, a.other_profile = a_before, b_before
+        # the originatee copy A keeps is logically inbound (captures: Other-Leg-Logical-
+        # Direction inbound while Other-Leg-Direction is outbound)
+        b.other_profile = a_before
+        a.other_profile = replace(b_before, logical_direction="inbound")
         bp = b.profile
         a.profile = replace(a.profile, profile_index=a.profile.profile_index + 1,
                             profile_created_us=now_us,
@@ -712,7 +724,8 @@ class Engine:
                             caller_id_name=a_before.caller_id_name,
                             caller_id_number=a_before.caller_id_number)
         b.hit_dialplan = False  # captures: the originatee reports false from here on
-        for ch, other, source in ((a, b, a.transfer_source), (b, a, b.transfer_source)):
+        for ch, other, source, before in ((a, b, a.transfer_source, a_before),
+                                          (b, a, b.transfer_source, b_before)):
             # switch_ivr_bridge.c:switch_ivr_uuid_bridge: both legs know their partner and
             # are "transferred" (original_* and transfer_* variables) before they leave
             # park (captures: from CHANNEL_UNPARK on)
@@ -721,9 +734,9 @@ class Engine:
             v["bridge_channel"] = other.name
             v["bridge_uuid"] = other.uuid
             v["signal_bond"] = other.uuid
-            v["original_destination_number"] = ch.profile.destination_number
-            v["original_caller_id_name"] = ch.profile.caller_id_name
-            v["original_caller_id_number"] = ch.profile.caller_id_number
+            v["original_destination_number"] = before.destination_number
+            v["original_caller_id_name"] = before.caller_id_name
+            v["original_caller_id_number"] = before.caller_id_number
             v["transfer_history"] = source
             v["transfer_source"] = source
         a.variables["uuid_bridge"] = b.uuid  # read back by uuid_bridge_on_soft_execute
@@ -740,7 +753,9 @@ class Engine:
         self.set_state(ch, "CS_SOFT_EXECUTE")
         ch.app_name, ch.app_data = "uuid_bridge", other.uuid
         ch.variables.pop("uuid_bridge", None)
-        self.fire(ch, "CHANNEL_EXECUTE", calling=UUID_BRIDGE_EXEC,
+        # the same function, two call sites (captures: line 1236 on A, 1243 on B)
+        calling = UUID_BRIDGE_EXEC if side == "a" else UUID_BRIDGE_EXEC[:2] + (1243,)
+        self.fire(ch, "CHANNEL_EXECUTE", calling=calling,
                   extra=[("Application", "uuid_bridge"), ("Application-Data", other.uuid)])
         ch.bridged_side = side
         if side == "a":
@@ -764,11 +779,18 @@ class Engine:
         v["bridge_channel"] = other.name
         v["bridge_uuid"] = other.uuid
         v["signal_bond"] = other.uuid
-        # mod_sofia.c: the display update sent to the peer names the partner (pre-flip id)
+        if ch.bridged_side == "b":
+            # switch_ivr_bridge.c: the B leg joins A's call (Channel-Call-UUID / call_uuid
+            # say A from the bridge until the leg is destroyed; captures)
+            v["call_uuid"] = other.uuid
+        # mod_sofia.c: the display update sent to the peer names the partner: to A the B
+        # leg's callee (what A dialled: "Outbound Call"/agent for the bridge app, the
+        # originate's caller id for uuid_bridge), to B the caller (captures)
         p = other.profile
-        name = p.caller_id_name if p.orig_caller_id_name is None else p.orig_caller_id_name
-        number = p.caller_id_number if p.orig_caller_id_number is None \
-            else p.orig_caller_id_number
+        if ch.bridged_side == "b":
+            name, number = p.caller_id_name, p.caller_id_number
+        else:
+            name, number = p.callee_id_name, p.callee_id_number
         if ch.kind == "sofia" and (name or number):
             # an empty name is sent as the number (ring_all_two_agents: "0000000000")
             v["last_sent_callee_id_name"] = name or number
@@ -1092,6 +1114,10 @@ class Engine:
         # captures: OUTGOING says CS_NONE / 1, CREATE and ORIGINATE CS_INIT / 2
         ch.next_state = "CS_INIT"
         self.fire(ch, "CHANNEL_OUTGOING")
+        if ch.other is not None and ch.other_type == "originator":
+            # the bridge app's B leg joins the caller's call right after CHANNEL_OUTGOING
+            # (record_session_bridge_app: Channel-Call-UUID is A's from the next event)
+            ch.variables["call_uuid"] = ch.other.uuid
         self.set_state(ch, "CS_INIT")
         ch.next_state = "CS_ROUTING"
         self.fire(ch, "CHANNEL_CREATE")
