@@ -6,6 +6,7 @@ inside it and what would be accepted.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cc_core.errors import ConfigError
+from esl_handlers.event_names import EVENT_NAMES, name_event
 
 # Lifecycle events a call handler may need; never `ALL` (it drags in every CUSTOM event
 # of every module and makes back-pressure decisions meaningless).
@@ -62,12 +64,22 @@ class EslConfig(_Model):
         names = []
         for entry in v:
             words = entry.split()
-            if words:
-                names.append(" ".join([words[0].upper(), *words[1:]]))
+            if not words:
+                continue
+            name = name_event(words[0])
+            if name == "ALL":
+                raise ValueError("subscribe to an explicit list of event names, not ALL")
+            if name is None:
+                # FreeSWITCH would ignore it without a word: refuse it here instead.
+                close = difflib.get_close_matches(words[0].upper(), EVENT_NAMES, n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise ValueError(f"{words[0]!r} is not a FreeSWITCH event name{hint}")
+            if words[1:] and name != "CUSTOM":
+                raise ValueError(f"{entry!r}: only CUSTOM takes subclasses "
+                                 "(e.g. 'CUSTOM callcenter::info')")
+            names.append(" ".join([name, *words[1:]]))
         if not names:
             raise ValueError("list at least one event name, e.g. CHANNEL_PARK")
-        if "ALL" in names:
-            raise ValueError("subscribe to an explicit list of event names, not ALL")
         return names
 
 

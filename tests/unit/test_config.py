@@ -68,3 +68,10 @@ def test_custom_subclass_keeps_its_case(tmp_path) -> None:
     f.write_text("esl: {events: [channel_park, 'CUSTOM callcenter::info']}\n")
     cfg = config.load(f, environ={})
     assert cfg.esl.events == ["CHANNEL_PARK", "CUSTOM callcenter::info"]
+
+
+def test_a_misspelt_event_name_is_refused_with_a_suggestion(tmp_path) -> None:
+    f = tmp_path / "typo.yaml"
+    f.write_text("esl: {events: [CHANNEL_PARK, CHANEL_ANSWER]}\n")
+    with pytest.raises(ConfigError, match="did you mean CHANNEL_ANSWER"):
+        config.load(f, environ={})
