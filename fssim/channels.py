@@ -165,9 +165,9 @@ class Channel:
     profile: CallerProfile
     kind: str = "sofia"  # sofia | loopback
     state: str = "CS_NEW"
-    # The state asked for but not yet run (switch_channel.c: channel->state vs
-    # channel->running_state). Channel-State reports the running state and
-    # Channel-State-Number the asked one: captures show CHANNEL_CREATE as CS_INIT / 2,
+    # The state asked for but not yet run (switch_channel.c:
+    # switch_channel_event_set_basic_data prints channel->running_state as Channel-State but
+    # channel->state as Channel-State-Number): captures show CHANNEL_CREATE as CS_INIT / 2,
     # CHANNEL_HANGUP as CS_EXECUTE / 10, CHANNEL_DESTROY as CS_REPORTING / 12.
     next_state: str | None = None
     callstate: str = "DOWN"
@@ -178,8 +178,9 @@ class Channel:
     variables: dict[str, str] = field(default_factory=dict)
     other: Channel | None = None  # Other-Leg-* (bridge partner or originator)
     other_type: str = ""  # originator | originatee
-    # Other-Leg-* as FreeSWITCH stored it (switch_channel_set_originat*_caller_profile keep
-    # a copy, not the partner's live profile); None: the partner's current profile
+    # Other-Leg-* as FreeSWITCH stored it: switch_channel_event_set_basic_data prints the
+    # caller profile's originator/originatee_caller_profile, copies made when the legs were
+    # joined, not the partner's live profile. None: the partner's current profile
     other_profile: CallerProfile | None = None
     partner: Channel | None = None  # loopback twin
     # simulated-time marks (seconds, engine clock) and their wall-clock µs projections
