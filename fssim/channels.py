@@ -88,6 +88,27 @@ def _stamp(us: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(us / 1e6)) if us else ""
 
 
+# Header names built once: the same str objects keep their cached hash, which the encoder's
+# (name, value) line cache hashes on every event (bench profile).
+_HEADER_KEYS: dict[tuple[str, str], str] = {}
+_VARIABLE_KEYS: dict[str, str] = {}
+_KEYS_MAX = 100_000
+
+
+def _header_key(prefix: str, name: str) -> str:
+    key = _HEADER_KEYS.get((prefix, name))
+    if key is None:
+        key = _HEADER_KEYS[(prefix, name)] = f"{prefix}-{name}"
+    return key
+
+
+def _variable_key(name: str) -> str:
+    if len(_VARIABLE_KEYS) >= _KEYS_MAX:  # bounded: variable names come from callers too
+        _VARIABLE_KEYS.clear()
+    key = _VARIABLE_KEYS[name] = f"variable_{name}"
+    return key
+
+
 # Caller-profile fields in the order FreeSWITCH serialises them
 # (switch_caller.c:switch_caller_profile_event_set_data, seen in every capture).
 _PROFILE_TIMES = ("Profile-Created-Time", "Channel-Created-Time", "Channel-Answered-Time",
@@ -139,18 +160,20 @@ class CallerProfile:
                  else self.orig_caller_id_number),
                 ("Destination-Number", self.destination_number), ("Unique-ID", self.uuid),
                 ("Source", self.source)]
-        out = [(f"{prefix}-{name}", value) for name, value in text if value]
+        key = _header_key
+        out = [(key(prefix, name), value) for name, value in text if value]
         if prefix == "Caller" and ch.transfer_source:
             out.append(("Caller-Transfer-Source", ch.transfer_source))
-        out += [(f"{prefix}-Context", self.context),
-                (f"{prefix}-Channel-Name", self.channel_name)]
+        out += [(key(prefix, "Context"), self.context),
+                (key(prefix, "Channel-Name"), self.channel_name)]
         if prefix == "Caller":
             out.append(("Caller-Profile-Index", str(self.profile_index)))
         times = ch.profile_times(self.profile_created_us)
-        out += [(f"{prefix}-{name}", str(value))
+        out += [(key(prefix, name), str(value))
                 for name, value in zip(_PROFILE_TIMES, times, strict=True)]
-        out += [(f"{prefix}-Screen-Bit", "true"), (f"{prefix}-Privacy-Hide-Name", "false"),
-                (f"{prefix}-Privacy-Hide-Number", "false")]
+        out += [(key(prefix, "Screen-Bit"), "true"),
+                (key(prefix, "Privacy-Hide-Name"), "false"),
+                (key(prefix, "Privacy-Hide-Number"), "false")]
         return out
 
 
@@ -312,7 +335,8 @@ class Channel:
         out = self.extended_headers()
         if not verbose:
             return out
-        out += [(f"variable_{k}", v) for k, v in self.variables.items()]
+        names = _VARIABLE_KEYS
+        out += [(names.get(k) or _variable_key(k), v) for k, v in self.variables.items()]
         return out
 
     # ---- variables filled at the end of a call ------------------------------------------
