@@ -83,7 +83,8 @@ def play_file(engine: Engine, ch: Channel, path: str, *, stop_on_dtmf: bool = Fa
     length = media_ms(path)
     started = engine.clock.now()
     ch.break_pending = False
-    cut = ch.wait(None if length is None else length / 1000.0, digits=stop_on_dtmf)
+    cut = ch.wait(None if length is None else length / 1000.0, digits=stop_on_dtmf,
+                 parse_events=True)
     played_ms = int(round((engine.clock.now() - started) * 1000))
     if length is not None:
         played_ms = min(played_ms, length) if cut else length
@@ -151,7 +152,7 @@ def app_sleep(engine: Engine, ch: Channel, arg: str) -> None:
         ms = int(arg.strip() or "0")
     except ValueError:
         ms = 0
-    ch.wait(ms / 1000.0)
+    ch.wait(ms / 1000.0, parse_events=True)
 
 
 def app_hangup(engine: Engine, ch: Channel, arg: str) -> None:
@@ -227,7 +228,7 @@ def _collect(ch: Channel, max_digits: int, terminators: str, first_ms: int,
     timeout = first_ms
     while len(digits) < max_digits:
         if not ch.dtmf:
-            ch.wait(timeout / 1000.0, digits=True)
+            ch.wait(timeout / 1000.0, digits=True, parse_events=True)
             if ch.interrupted() or not ch.dtmf:
                 return digits, ""
         digit = ch.dtmf.popleft()

@@ -222,6 +222,7 @@ class Channel:
     dtmf: deque[str] = field(default_factory=deque)
     hangup_pending: bool = False
     break_pending: bool = False
+    event_lock: bool = False  # CF_EVENT_LOCK: a sendmsg with event-lock: true is running
     bridge_request: Any = None
     partner_gone: bool = False
     parked: bool = False
@@ -277,14 +278,30 @@ class Channel:
         self.signal.clear()
         self.signal.wait()
 
-    def wait(self, sim_seconds: float | None, *, digits: bool = False) -> bool:
+    def wait(self, sim_seconds: float | None, *, digits: bool = False,
+             parse_events: bool = False) -> bool:
         """Sleep in simulated time; True when cut short by hang-up, bridge, break (or a
-        DTMF digit when ``digits``). ``None`` waits until interrupted."""
+        DTMF digit when ``digits``). ``None`` waits until interrupted.
+
+        ``parse_events``: the media loops of playback, play_and_get_digits and sleep call
+        switch_ivr_parse_all_events on every frame (switch_ivr_play_say.c:
+        switch_ivr_play_file, switch_ivr.c:switch_ivr_sleep), so a sendmsg queued meanwhile
+        runs at once, nested inside the app (a queued hang-up cuts it short), unless the app
+        itself came from a sendmsg with ``event-lock: true``: CF_EVENT_LOCK makes
+        switch_core_session_dequeue_private_event hold the queue until it returns."""
         deadline = None if sim_seconds is None else (
             time.monotonic() + max(0.0, sim_seconds) / self.engine.time_scale)
         while True:
             if self.interrupted() or self.break_pending or (digits and self.dtmf):
                 return True
+            if parse_events and not self.event_lock and self.inbox.qsize() \
+                    and self.inbox.queue[0] is not None:
+                left = None if deadline is None else deadline - time.monotonic()
+                self.engine.run_sendmsg(self, self.inbox.get_nowait())
+                # the app's own clock stood still while the nested one ran
+                if left is not None:
+                    deadline = time.monotonic() + max(0.0, left)
+                continue
             self.signal.clear()
             if deadline is None:
                 self.signal.wait()

@@ -88,6 +88,16 @@ def _tag() -> str:
     return uuidlib.uuid4().hex[:13]
 
 
+def switch_true(value: str | None) -> bool:
+    """switch_utils.h:switch_true: yes/on/true/t/enabled/active/allow, or a non-zero number."""
+    if not value:
+        return False
+    v = value.strip().lower()
+    if v in ("yes", "on", "true", "t", "enabled", "active", "allow"):
+        return True
+    return v.lstrip("-").isdigit() and int(v) != 0
+
+
 class SessionLimit(Exception):
     """Raised when --max-sessions would be exceeded."""
 
@@ -100,6 +110,7 @@ class SendMsg:
     loops: int = 1
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: str | None = None
+    event_lock: bool = False
 
 
 @dataclass
@@ -408,7 +419,12 @@ class Engine:
             # sendmsg app runs (captures: on its EXECUTE .. EXECUTE_COMPLETE only)
             v["current_loop"] = str(loop + 1)
             v["total_loops"] = str(loops)
-            self.execute(ch, msg.app, msg.arg, msg.event_uuid)
+            # switch_ivr.c:switch_ivr_parse_event sets CF_EVENT_LOCK around a locked app
+            locked_before, ch.event_lock = ch.event_lock, ch.event_lock or msg.event_lock
+            try:
+                self.execute(ch, msg.app, msg.arg, msg.event_uuid)
+            finally:
+                ch.event_lock = locked_before
             v.pop("current_loop", None)
             v.pop("total_loops", None)
         if media_loop:
@@ -440,10 +456,12 @@ class Engine:
                 loops = int(lower.get("loops", "1"))
             except ValueError:
                 loops = 1
-            msg = SendMsg(app, arg, lower.get("event-uuid"), loops, headers, body)
+            msg = SendMsg(app, arg, lower.get("event-uuid"), loops, headers, body,
+                          event_lock=switch_true(lower.get("event-lock")))
         else:
             return "+OK"
         ch.inbox.put(msg)
+        ch.signal.set()  # a media app parsing events picks it up now
         return "+OK"
 
     # ---- answer / progress -------------------------------------------------------------

@@ -304,6 +304,27 @@ def test_playback_pagd_and_record_through_sendmsg(client: SimClient) -> None:
     assert ended(client, uid).get("Hangup-Cause") == "CALL_REJECTED"
 
 
+@pytest.mark.parametrize(("lock", "plays_ms"), [("", None), ("event-lock: true\n", 2000)])
+def test_a_queued_hangup_waits_only_behind_an_event_locked_playback(
+        client: SimClient, lock: str, plays_ms: int | None) -> None:
+    """Without event-lock the playback's media loop runs the queued hang-up at once, cutting
+    the prompt short; with it the hang-up waits until the prompt has played."""
+    uid = parked_call(client, "4915550012", "4005550112")
+    client.api(f"uuid_answer {uid}")
+    client.send(f"sendmsg {uid}\ncall-command: execute\nexecute-app-name: playback\n"
+                f"execute-app-arg: tone_stream://%(2000,0,440);loops=1\n{lock}"
+                "Event-UUID: greet-1")
+    client.wait_event(uid, "PLAYBACK_START")
+    client.send(f"sendmsg {uid}\ncall-command: hangup\nhangup-cause: NORMAL_CLEARING")
+    stop = client.wait_event(uid, "PLAYBACK_STOP")
+    assert ended(client, uid).get("Hangup-Cause") == "NORMAL_CLEARING"
+    played = int(stop.get("variable_playback_ms") or 0)
+    if plays_ms is None:
+        assert played < 2000
+    else:
+        assert played == plays_ms
+
+
 def test_max_sessions_refuses_new_channels() -> None:
     with running_sim(time_scale=TIME_SCALE, max_sessions=1) as addr, SimClient(*addr) as client:
         uid = parked_call(client, "4915550011", "4005550111")
