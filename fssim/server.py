@@ -21,8 +21,9 @@ from gevent.event import Event
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
+from esl_handlers.event_names import EVENT_NAMES, name_event
 from fssim import wire
-from fssim.switch import EVENT_NAMES, MYEVENTS_NAMES, SimEvent, Subscription, Switch, name_event
+from fssim.switch import MYEVENTS_NAMES, SimEvent, Subscription, Switch
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,10 @@ from urllib.parse import unquote
 
 import pytest
 
+from esl_handlers.event_names import name_event
 from fssim import wire
 from fssim.clock import Clock
-from fssim.switch import SimEvent, Switch, measure_time, name_event
+from fssim.switch import SimEvent, Switch, measure_time
 from tests.sim.conftest import RawEsl, RawFrame, SimHandle
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
