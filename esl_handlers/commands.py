@@ -92,6 +92,19 @@ def _word(value: str, what: str) -> str:
     return check_arg(value, what, allow_space=False)
 
 
+
+def _dialplan_context(dialplan: str | None, context: str | None) -> list[str]:
+    """The optional ``<dialplan> [<context>]`` tail of transfer and originate (positional:
+    a context cannot be given without its dialplan)."""
+    out = []
+    if dialplan is not None:
+        out.append(_word(dialplan, "dialplan"))
+    if context is not None:
+        if dialplan is None:
+            raise ValueError("a context needs a dialplan (e.g. XML)")
+        out.append(_word(context, "context"))
+    return out
+
 def api(cmd: str) -> str:
     """The wire text of ``api <cmd>``."""
     return "api " + check_command(cmd)
@@ -170,12 +183,7 @@ def uuid_transfer(uuid: str, destination: str, dialplan: str | None = None,
             raise ValueError(f"leg {leg!r} must be '-bleg' or '-both'")
         parts.append(leg)
     parts.append(_word(destination, "destination"))
-    if dialplan is not None:
-        parts.append(_word(dialplan, "dialplan"))
-    if context is not None:
-        if dialplan is None:
-            raise ValueError("a context needs a dialplan (e.g. XML)")
-        parts.append(_word(context, "context"))
+    parts += _dialplan_context(dialplan, context)
     return " ".join(parts)
 
 
@@ -279,13 +287,7 @@ def originate(endpoint: str, *, variables: Mapping[str, str] | None = None,
     if extension is not None:
         if app not in (None, "park") or app_arg:
             raise ValueError("give either an application or an extension, not both")
-        parts = [target, _word(extension, "extension")]
-        if dialplan is not None:
-            parts.append(_word(dialplan, "dialplan"))
-        if context is not None:
-            if dialplan is None:
-                raise ValueError("a context needs a dialplan (e.g. XML)")
-            parts.append(_word(context, "context"))
+        parts = [target, _word(extension, "extension"), *_dialplan_context(dialplan, context)]
         return "originate " + " ".join(parts)
     if app is None or not _APP.match(app):
         raise ValueError(f"application {app!r} must be a lower-case app name such as park")
