@@ -51,12 +51,14 @@ _BLOCK_POLL_S = 0.5
 
 
 class _Item:
-    __slots__ = ("event", "link", "name", "done")
+    __slots__ = ("event", "link", "name", "handlers", "done")
 
-    def __init__(self, event: Event, link: Any, name: str) -> None:
+    def __init__(self, event: Event, link: Any, name: str, handlers: list[Handler]) -> None:
         self.event = event
         self.link = link
         self.name = name
+        # Looked up once, by submit (which needs them to decide whether to queue at all).
+        self.handlers = handlers
         self.done = False     # handled or shed: a worker skips it
 
 
@@ -93,7 +95,6 @@ class Dispatcher:
         self._stopping = False
         self._workers = [gevent.spawn(self._work) for _ in range(pool_size)]
         self.shed_count = 0
-        self.handled_count = 0
 
     # --- registration ---------------------------------------------------------------------
     def on(self, event_name: str, handler: Handler) -> None:
@@ -132,7 +133,8 @@ class Dispatcher:
             log.debug("dispatcher stopping: event dropped", extra={
                 "event": name, "call_uuid": event.unique_id})
             return
-        if not self._handlers_for(event, name):
+        handlers = self._handlers_for(event, name)
+        if not handlers:
             return
         sheddable = name in SHEDDABLE
         if self._count >= self.queue_size:
@@ -143,7 +145,7 @@ class Dispatcher:
                 self._wait_for_space()
                 if self._stopping:
                     return
-        item = _Item(event, link, name)
+        item = _Item(event, link, name, handlers)
         key = lane_key(event)
         lane = self._lanes.get(key)
         if lane is None:
@@ -233,7 +235,7 @@ class Dispatcher:
             if ts:
                 m.event_lag_seconds.observe(max(0.0, time.time() - ts / 1e6))
         try:
-            for handler in self._handlers_for(event, item.name):
+            for handler in item.handlers:
                 try:
                     handler(event, item.link)
                 except gevent.GreenletExit:
@@ -246,7 +248,6 @@ class Dispatcher:
                     if m is not None:
                         m.handler_errors_total.labels(event_label(item.name)).inc()
         finally:
-            self.handled_count += 1
             self._release()
 
     # --- stopping -------------------------------------------------------------------------
