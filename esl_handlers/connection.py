@@ -239,7 +239,6 @@ class EslConnection(greenswitch.InboundESL):
         # Called by greenswitch's connect(): our reader instead of its two greenlets.
         self.last_frame_at = time.monotonic()
         self._reader = gevent.spawn(self._read_loop)
-        self._receive_events_greenlet = self._reader
 
     def authenticate(self) -> None:
         # greenswitch's authenticate would raise ValueError and wait forever; the command
@@ -374,23 +373,22 @@ class EslConnection(greenswitch.InboundESL):
                     break
                 try:
                     frames = parser.feed(data)
+                    error = None
                 except FrameError as exc:
                     # Frames completed before the bad bytes are sound: handle them first.
-                    for frame in getattr(exc, "frames", ()):
-                        self.last_frame_at = time.monotonic()
-                        self._handle_frame(frame)
-                    self.framing_error = str(exc)
-                    reason = "framing error"
-                    log.error("ESL framing error, resetting the connection: %s", exc,
-                              extra=self._ctx)
-                    if self.metrics is not None:
-                        self.metrics.framing_errors_total.labels(self.node.name).inc()
-                    break
+                    frames = getattr(exc, "frames", [])
+                    error = exc
+                if frames:
+                    # Once per read: a delivery that blocks refreshes it itself when done.
+                    self.last_frame_at = time.monotonic()
                 for frame in frames:
                     if self.closed.is_set():
                         break
-                    self.last_frame_at = time.monotonic()
                     self._handle_frame(frame)
+                if error is not None:
+                    self._framing_error("ESL framing error", error)
+                    reason = "framing error"
+                    break
                 if self.closed.is_set():
                     break
         except gevent.GreenletExit:
@@ -460,12 +458,11 @@ class EslConnection(greenswitch.InboundESL):
         reply = Reply(frame)
         if pending.on_reply is not None:
             pending.on_reply(reply)
+        pending.set(reply)
         if pending.abandoned:
             log.info("late reply to %s after its timeout; dropped", pending.label,
                      extra=self._ctx)
-            pending.set(reply)
             return
-        pending.set(reply)
         # FreeSWITCH writes a command's reply before the events it causes (captures README);
         # let the waiting caller run now, so it also sees its reply before we hand those
         # events (already read, in the same chunk) to on_event.
@@ -481,11 +478,7 @@ class EslConnection(greenswitch.InboundESL):
             # A well-framed event whose body is not an event (broken json): the stream can no
             # longer be trusted, and dropping it could lose a call's lifecycle event, so reset
             # like any framing error; the owner reconciles live calls on reconnect.
-            self.framing_error = str(exc)
-            log.error("ESL framing error (event body unreadable), resetting the connection: %s", exc,
-                      extra=self._ctx)
-            if self.metrics is not None:
-                self.metrics.framing_errors_total.labels(self.node.name).inc()
+            self._framing_error("ESL framing error (event body unreadable)", exc)
             self.abort("framing error")
             return
         if self.core_uuid is None:
@@ -508,6 +501,12 @@ class EslConnection(greenswitch.InboundESL):
             finally:
                 self.delivering_since = None
                 self.last_frame_at = time.monotonic()
+
+    def _framing_error(self, what: str, exc: FrameError) -> None:
+        self.framing_error = str(exc)
+        log.error("%s, resetting the connection: %s", what, exc, extra=self._ctx)
+        if self.metrics is not None:
+            self.metrics.framing_errors_total.labels(self.node.name).inc()
 
     # --- closing -------------------------------------------------------------------------
     def _close(self, reason: str, *, from_reader: bool = False) -> None:
