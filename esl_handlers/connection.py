@@ -98,10 +98,6 @@ class Reply:
             return self.body
         return self.reply_text
 
-    @property
-    def ok(self) -> bool:
-        return self.text.startswith("+OK")
-
     def get(self, name: str) -> str | None:
         return self.frame.get(name)
 

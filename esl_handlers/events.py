@@ -71,6 +71,7 @@ def decode_plain_value(raw: bytes) -> bytes:
 
 
 def _text(raw: bytes) -> str:
+    # decode_plain_value inlined: this runs for every value read, on the reader's hot path.
     if b"%" in raw:
         raw = unquote_to_bytes(raw)
     return raw.decode("utf-8", "replace")
@@ -171,9 +172,6 @@ class Event:
 
     def __len__(self) -> int:
         return len(self._names())
-
-    def to_dict(self) -> dict[str, str]:
-        return dict(self.items())
 
     @property
     def body(self) -> str:
@@ -345,10 +343,6 @@ class PlainEvent(Event):
 
     def _names(self) -> list[str]:
         return list(dict.fromkeys(n for n, _ in self._split()))
-
-    def wire_pairs(self) -> list[tuple[str, bytes]]:
-        """Every header line as (name, value as sent), repeats included, in wire order."""
-        return list(self._split())
 
 
 class JsonEvent(Event):

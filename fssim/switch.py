@@ -465,9 +465,6 @@ class Switch:
         api hash)."""
         self._apis[name] = handler
 
-    def has_api(self, name: str) -> bool:
-        return name in self._apis
-
     def execute_api(self, cmd: str, arg: str | None, *, bg: bool = False,
                     job_uuid: str | None = None, owner_uuid: str | None = None) -> str | None:
         """switch_loadable_module.c:switch_api_execute as mod_event_socket.c:api_exec calls it.
