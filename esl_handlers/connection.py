@@ -311,11 +311,10 @@ class EslConnection(greenswitch.InboundESL):
 
         def register(reply: Reply) -> None:
             # Runs in the reader, before the next frame is read (see the module doc).
+            # MES parse_command answers bgapi with a Job-UUID header beside the Reply-Text
+            # (esl_commands.raw), so the Reply-Text is not parsed for it.
             uuid = reply.get("Job-UUID")
-            text = reply.reply_text
-            if not uuid and text.startswith("+OK Job-UUID: "):
-                uuid = text[len("+OK Job-UUID: "):].strip()
-            if text.startswith("+OK") and uuid:
+            if reply.reply_text.startswith("+OK") and uuid:
                 job.job_uuid = uuid
                 self._jobs[uuid] = job
 
