@@ -33,7 +33,7 @@ from fssim.endpoints import BEHAVIOURS, Behaviour, split_top
 
 if TYPE_CHECKING:
     from fssim.engine import Engine
-    from fssim.switch import Switch
+    from fssim.switch import ApiRequest, Switch
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,6 @@ def usage(syntax: str) -> str:
     return f"-USAGE: {syntax}\n"
 
 
-def _args(req: Any) -> str:
-    return (getattr(req, "args", "") or "").strip()
-
-
 class ChannelApi:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -62,19 +58,19 @@ class ChannelApi:
         return ch
 
     # ---- uuid_* ------------------------------------------------------------------------
-    def uuid_answer(self, req: Any) -> str:
+    def uuid_answer(self, req: ApiRequest) -> str:
         """mod_commands.c:uuid_answer_function: ``+OK``, and a bare ``-ERROR`` for a missing
         uuid, an unknown one or a failed answer (1.10 source, no usage text)."""
-        uid = _args(req)
+        uid = req.args
         ch = self.live(uid.split()[0]) if uid else None
         if ch is None or not ch.alive:
             return "-ERROR\n"
         self.engine.mark_answered(ch)
         return "+OK\n"
 
-    def uuid_kill(self, req: Any) -> str:
+    def uuid_kill(self, req: ApiRequest) -> str:
         """mod_commands.c:kill_function; usage and bogus-uuid texts are captured."""
-        text = _args(req)
+        text = req.args
         if not text:
             return usage("<uuid> [cause]")
         uid, _, cause_text = text.partition(" ")
@@ -85,9 +81,9 @@ class ChannelApi:
         self.engine.hangup(ch, cause or "NORMAL_CLEARING")
         return "+OK\n"
 
-    def uuid_bridge(self, req: Any) -> str:
+    def uuid_bridge(self, req: ApiRequest) -> str:
         """mod_commands.c:uuid_bridge_function: ``+OK <other>`` (captured)."""
-        parts = _args(req).split()
+        parts = req.args.split()
         if len(parts) < 2:
             return usage("<uuid> <other_uuid>")
         a, b = self.live(parts[0]), self.live(parts[1])
@@ -96,10 +92,10 @@ class ChannelApi:
         self.engine.request_uuid_bridge(a, b)
         return f"+OK {b.uuid}\n"
 
-    def uuid_transfer(self, req: Any) -> str:
+    def uuid_transfer(self, req: ApiRequest) -> str:
         """mod_commands.c:transfer_function."""
         syntax = "<uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]"
-        parts = _args(req).split()
+        parts = req.args.split()
         if len(parts) < 2 or len(parts) > 5:
             return usage(syntax)
         ch = self.live(parts[0])
@@ -123,10 +119,10 @@ class ChannelApi:
             target.wake()
         return "+OK\n"
 
-    def uuid_broadcast(self, req: Any) -> str:
+    def uuid_broadcast(self, req: ApiRequest) -> str:
         """mod_commands.c:uuid_broadcast_function (queues a playback, like sendmsg):
         ``+OK Message sent`` / ``-ERR invalid uuid``."""
-        parts = _args(req).split()
+        parts = req.args.split()
         if len(parts) < 2:
             return usage("<uuid> <path> [aleg|bleg|holdb|both]")
         ch = self.live(parts[0])
@@ -152,10 +148,10 @@ class ChannelApi:
             self.engine.queue_sendmsg(target.uuid, body, None)
         return "+OK Message sent\n"
 
-    def uuid_record(self, req: Any) -> str:
+    def uuid_record(self, req: ApiRequest) -> str:
         """mod_commands.c:session_record_function: ``+OK Success`` (captured)."""
         syntax = "<uuid> [start|stop|mask|unmask] <path> [<limit>] [<recording_vars>]"
-        parts = _args(req).split()
+        parts = req.args.split()
         if len(parts) < 3:
             return usage(syntax)
         ch = self.live(parts[0])
@@ -178,9 +174,9 @@ class ChannelApi:
             return "+OK Success\n"
         return usage(syntax)
 
-    def uuid_setvar(self, req: Any) -> str:
+    def uuid_setvar(self, req: ApiRequest) -> str:
         """mod_commands.c:uuid_setvar_function (two args unset the variable)."""
-        parts = _args(req).split(" ", 2)
+        parts = req.args.split(" ", 2)
         if len(parts) < 2 or not parts[0]:
             return usage("<uuid> <var> [value]")
         ch = self.live(parts[0])
@@ -195,9 +191,9 @@ class ChannelApi:
             ch.variables.pop(name, None)
         return "+OK\n"
 
-    def uuid_getvar(self, req: Any) -> str:
+    def uuid_getvar(self, req: ApiRequest) -> str:
         """mod_commands.c:uuid_getvar_function: the bare value (captured) or _undef_."""
-        parts = _args(req).split()
+        parts = req.args.split()
         if len(parts) < 2:
             return usage("<uuid> <var>")
         ch = self.live(parts[0])
@@ -206,14 +202,14 @@ class ChannelApi:
         value = ch.variables.get(parts[1])
         return "_undef_" if value is None else value
 
-    def uuid_exists(self, req: Any) -> str:
+    def uuid_exists(self, req: ApiRequest) -> str:
         """mod_commands.c:uuid_exists_function (no usage text: empty -> false)."""
-        uid = _args(req)
+        uid = req.args
         return "true" if uid and self.live(uid) is not None else "false"
 
-    def uuid_break(self, req: Any) -> str:
+    def uuid_break(self, req: ApiRequest) -> str:
         """mod_commands.c:break_function."""
-        parts = _args(req).split()
+        parts = req.args.split()
         if not parts:
             return usage("<uuid> [all]")
         ch = self.live(parts[0])
@@ -223,10 +219,10 @@ class ChannelApi:
         ch.signal.set()
         return "+OK\n"
 
-    def uuid_send_dtmf(self, req: Any) -> str:
+    def uuid_send_dtmf(self, req: ApiRequest) -> str:
         """mod_commands.c:uuid_send_dtmf_function; reply text as captured
         (loopback_selftest). Digits sent out of a loopback leg arrive on its twin."""
-        parts = _args(req).split()
+        parts = req.args.split()
         if len(parts) < 2:
             return usage("<uuid> <dtmf_data>")
         ch = self.live(parts[0])
@@ -241,9 +237,9 @@ class ChannelApi:
             self.engine.spawn(self.engine.feed_dtmf, twin, digits, "UNKNOWN")
         return f"+OK {ch.uuid} sent DTMF {digits}.\n"
 
-    def uuid_dump(self, req: Any) -> str:
+    def uuid_dump(self, req: ApiRequest) -> str:
         """mod_commands.c:uuid_dump_function (json and plain formats)."""
-        parts = _args(req).split()
+        parts = req.args.split()
         if not parts:
             return usage("<uuid> [format]")
         ch = self.live(parts[0])
@@ -251,8 +247,8 @@ class ChannelApi:
             return NO_CHANNEL
         fmt = parts[1] if len(parts) > 1 else "txt"
         pairs = [("Event-Name", "CHANNEL_DATA"),
-                 ("Core-UUID", getattr(self.engine.switch, "core_uuid", "")),
-                 ("FreeSWITCH-Hostname", getattr(self.engine.switch, "hostname", ""))]
+                 ("Core-UUID", self.engine.switch.core_uuid),
+                 ("FreeSWITCH-Hostname", self.engine.switch.hostname)]
         pairs += ch.headers(True)
         if fmt == "json":
             return json.dumps(dict(pairs), separators=(",", ":"))
@@ -263,9 +259,9 @@ class ChannelApi:
         # switch_event.c:switch_event_serialize, url-encoded like plain events ("txt")
         return "".join(wire.plain_line(k, v) for k, v in pairs) + "\n"
 
-    def hupall(self, req: Any) -> str:
+    def hupall(self, req: ApiRequest) -> str:
         """mod_commands.c:hupall_api_function: ``hupall [cause] [var value ...]``."""
-        parts = _args(req).split()
+        parts = req.args.split()
         cause = (parse_cause(parts[0]) if parts else None) or "MANAGER_REQUEST"
         pairs = [(parts[i], parts[i + 1]) for i in range(1, len(parts) - 1, 2)]
         for ch in list(self.engine.channels.values()):
@@ -278,9 +274,9 @@ class ChannelApi:
                 f"with cause: {cause}\n")
 
     # ---- originate ---------------------------------------------------------------------
-    def originate(self, req: Any) -> str:
+    def originate(self, req: ApiRequest) -> str:
         """mod_commands.c:originate_function: ``+OK <uuid>`` or ``-ERR <CAUSE>`` (captured)."""
-        text = _args(req)
+        text = req.args
         if not text:
             return usage(ORIGINATE_SYNTAX)
         argv = [a for a in split_top(text, " ") if a != ""]
@@ -311,9 +307,9 @@ class ChannelApi:
         return f"+OK {winner.uuid}\n"
 
     # ---- show --------------------------------------------------------------------------
-    def show(self, req: Any) -> str:
+    def show(self, req: ApiRequest) -> str:
         """mod_commands.c:show_function for channels / calls (json, delim, count)."""
-        parts = _args(req).split()
+        parts = req.args.split()
         if not parts or parts[0] not in ("channels", "calls"):
             return usage("codec|endpoint|application|api|dialplan|file|timer|calls [count]|"
                          "channels [count|like <match string>]|calls|detailed_calls|"
@@ -391,7 +387,7 @@ class ChannelApi:
             "dialplan": p.dialplan, "context": p.context, "read_codec": "PCMU",
             "read_rate": "8000", "read_bit_rate": "64000", "write_codec": "PCMU",
             "write_rate": "8000", "write_bit_rate": "64000", "secure": "",
-            "hostname": getattr(self.engine.switch, "hostname", ""), "presence_id": "",
+            "hostname": self.engine.switch.hostname, "presence_id": "",
             "presence_data": "", "accountcode": "", "callstate": ch.callstate,
             "callee_name": callee[0], "callee_num": callee[1], "callee_direction": callee[2],
             "call_uuid": call_uuid, "sent_callee_name": sent[0], "sent_callee_num": sent[1],
@@ -439,9 +435,9 @@ class ChannelApi:
         return rows
 
     # ---- simulation controls -----------------------------------------------------------
-    def sim_inbound(self, req: Any) -> str:
+    def sim_inbound(self, req: ApiRequest) -> str:
         syntax = "sim_inbound <caller> <dnis> [name=value ...]"
-        parts = _args(req).split()
+        parts = req.args.split()
         if len(parts) < 2:
             return usage(syntax)
         params: list[tuple[str, str]] = []
@@ -459,8 +455,8 @@ class ChannelApi:
             return "-ERR Maximum Calls In Progress\n"
         return f"+OK {ch.uuid}\n"
 
-    def sim_dtmf(self, req: Any) -> str:
-        parts = _args(req).split()
+    def sim_dtmf(self, req: ApiRequest) -> str:
+        parts = req.args.split()
         if len(parts) != 2 or not DTMF_DIGITS.match(parts[1]):
             return usage("sim_dtmf <uuid> <digits 0-9*#A-D>")
         ch = self.live(parts[0])
@@ -471,8 +467,8 @@ class ChannelApi:
         self.engine.spawn(self.engine.feed_dtmf, ch, parts[1].upper(), "RTP")
         return "+OK\n"
 
-    def sim_hangup(self, req: Any) -> str:
-        parts = _args(req).split()
+    def sim_hangup(self, req: ApiRequest) -> str:
+        parts = req.args.split()
         if len(parts) not in (1, 2):
             return usage("sim_hangup <uuid> [cause]")
         cause = None
@@ -486,10 +482,10 @@ class ChannelApi:
         self.engine.far_end_hangup(ch, cause)
         return "+OK\n"
 
-    def sim_endpoint(self, req: Any) -> str:
+    def sim_endpoint(self, req: ApiRequest) -> str:
         syntax = ("sim_endpoint <contact> <answer|busy|noanswer|reject|unregistered> "
                   "[delay_ms] [talk_ms]")
-        parts = _args(req).split()
+        parts = req.args.split()
         if len(parts) < 2 or len(parts) > 4 or parts[1] not in BEHAVIOURS:
             return usage(syntax)
         try:

@@ -290,7 +290,7 @@ class Channel:
         itself came from a sendmsg with ``event-lock: true``: CF_EVENT_LOCK makes
         switch_core_session_dequeue_private_event hold the queue until it returns."""
         deadline = None if sim_seconds is None else (
-            time.monotonic() + max(0.0, sim_seconds) / self.engine.time_scale)
+            time.monotonic() + self.engine.clock.real_seconds(sim_seconds))
         while True:
             if self.interrupted() or self.break_pending or (digits and self.dtmf):
                 return True

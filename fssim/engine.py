@@ -149,7 +149,7 @@ class Engine:
 
     @property
     def time_scale(self) -> float:
-        return float(getattr(self.clock, "time_scale", 1.0) or 1.0)
+        return self.clock.time_scale
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> gevent.Greenlet:
         return self.switch.spawn(fn, *args)
@@ -203,7 +203,7 @@ class Engine:
 
     # ---- creation ----------------------------------------------------------------------
     def _check_limit(self) -> None:
-        if len(self.channels) >= int(getattr(self.switch, "max_sessions", 1000)):
+        if len(self.channels) >= self.switch.max_sessions:
             raise SessionLimit()
 
     def _new_channel(self, *, name: str, direction: str, profile: CallerProfile,
