@@ -35,7 +35,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import gevent
 from gevent.event import Event as GEvent
@@ -46,7 +46,6 @@ from cc_core.config import EslConfig, NodeConfig
 from cc_core.errors import EslError, NotConnected
 from esl_handlers import commands
 from esl_handlers.connection import BackgroundJob, EslConnection
-from esl_handlers.dispatch import Dispatcher
 from esl_handlers.events import Event
 from metrics.esl import EslMetrics
 
@@ -60,6 +59,12 @@ COMMAND_EVENTS = ("BACKGROUND_JOB", "HEARTBEAT")
 _WATCH_STEP_S = 1.0
 
 
+class EventSink(Protocol):
+    """Where a consuming link hands its events: the Dispatcher, or a fence in front of it."""
+
+    def submit(self, event: Event, link: Any) -> None: ...
+
+
 def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> float:
     """Exponential backoff with full jitter: uniform in [low, min(high, low * 2**attempt)]."""
     cap = min(high, low * (2 ** min(attempt, 30)))
@@ -68,7 +73,7 @@ def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> 
 
 class NodeLink:
     def __init__(self, node: NodeConfig, esl: EslConfig, *, consume_events: bool,
-                 dispatcher: Dispatcher | None, metrics: EslMetrics | None = None,
+                 dispatcher: EventSink | None, metrics: EslMetrics | None = None,
                  on_up: Callable[[NodeLink, bool], None] | None = None,
                  on_down: Callable[[NodeLink], None] | None = None,
                  connection_factory: Callable[..., EslConnection] = EslConnection) -> None:

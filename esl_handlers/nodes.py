@@ -62,7 +62,7 @@ LinkFactory = Callable[..., LinkLike]
 
 class FencedDispatcher:
     """Stands between a node's link and the shared dispatcher: passes events only while this
-    worker validly owns the node. Other dispatcher attributes are forwarded.
+    worker validly owns the node (a link only ever calls ``submit``).
 
     No exception for BACKGROUND_JOB: a bgapi's result reaches the worker that sent it through
     its connection's job matching (``BackgroundJob.get``), before the dispatcher; the events a
@@ -77,9 +77,6 @@ class FencedDispatcher:
             self._inner.submit(event, link)
         else:
             self._ownership.metrics.fenced_events.labels(self._ownership.node.name).inc()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 class NodeOwnership:
