@@ -274,12 +274,8 @@ def _load_factory(spec: str) -> AppFactory:
             obj = getattr(obj, part)
         factory: AppFactory = obj
         return factory
-    try:
-        from cc_core import app
-    except ModuleNotFoundError as exc:
-        if exc.name != "cc_core.app":
-            raise
-        return lambda ctx: None
+    from cc_core import app
+
     default: AppFactory = app.build
     return default
 
@@ -297,6 +293,7 @@ class Worker:
         self._signals = 0
         self._metrics_server: Any = None
         self.metrics_port: int | None = None
+        self._stopping: gevent.Greenlet | None = None
 
     def run(self) -> int:
         # Imported here, not at the top: the supervisor imports this module too and needs none
@@ -408,7 +405,7 @@ class Worker:
             self._cold_stop()
 
     def _begin_warm_stop(self) -> None:
-        if getattr(self, "_stopping", None) is None:
+        if self._stopping is None:
             self._stopping = gevent.spawn(self._warm_stop)
 
     def _warm_stop(self) -> None:
