@@ -2,8 +2,8 @@
 
 Everything that FreeSWITCH would time (prompt lengths, ring delays, originate_timeout,
 durations reported in ``variable_duration``/``billsec``) runs on simulated seconds, which
-pass ``time_scale`` times faster than real ones. Event-Date-* headers stay wall clock, as
-the issue asks, so a client's lag metric (Event-Date-Timestamp -> handled) stays meaningful.
+pass ``time_scale`` times faster than real ones. Event-Date-* headers stay wall clock, so a
+client's lag metric (Event-Date-Timestamp -> handled) stays meaningful.
 """
 
 from __future__ import annotations

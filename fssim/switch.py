@@ -4,7 +4,7 @@ This is what ``switch_event.c``, ``switch_loadable_module.c:switch_api_execute``
 ``switch_core.c:send_heartbeat`` and the event half of ``mod_event_socket.c`` do in
 FreeSWITCH 1.10.12, reduced to what a contact centre's ESL client can observe.
 
-Rules SIM-CHAN (the channel engine) relies on:
+Rules the channel engine (``fssim.engine``) relies on:
 
 * ``new_event()`` numbers the event and stamps its date, as FreeSWITCH does when it creates
   an event (switch_event.c:switch_event_prep_for_delivery_detailed runs at creation), so an
@@ -14,8 +14,7 @@ Rules SIM-CHAN (the channel engine) relies on:
   switch_event_serialize) and ``""`` in json, so prefer leaving a header out.
 * A value ``ARRAY::a|:b`` is a FreeSWITCH array header: sent as is in plain, as a json array.
 * For CUSTOM events ``Event-Subclass`` comes FIRST, before Event-Name (as captured in
-  esl_plain.raw: switch_event_create_subclass adds it before the standard block), not after
-  Event-Sequence as sim-contract.md first said.
+  esl_plain.raw: switch_event_create_subclass adds it before the standard block).
 * An api handler returns the body text exactly as FreeSWITCH prints it, or raises
   ``ApiUsage(text)`` with that text (same effect; handy deep inside a parser).
 * ``sendmsg_handler(uuid, headers, body)`` returns the Reply-Text (``+OK`` or
