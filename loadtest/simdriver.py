@@ -125,19 +125,23 @@ class TrafficGenerator:
                 rec.cause = ev.get("Hangup-Cause")
                 self.stats.ended += 1
                 self.stats.causes[rec.cause or "?"] += 1
-                if rec.hangup_by_caller:
+                # Who ended the call, as the switch recorded it: sofia's recv_bye (recv_cancel
+                # before an answer) when the caller did, send_* when we did (the captures,
+                # e.g. ivr_then_agent). Our own sim_hangup bookkeeping could lose the race
+                # with this event, and a sim_hangup can cross the call's own end.
+                disposition = ev.get("variable_sip_hangup_disposition")
+                if disposition in ("recv_bye", "recv_cancel"):
+                    rec.hangup_by_caller = True
                     self.stats.caller_hangups += 1
 
     def _caller_hangs_up(self, rec: CallRecord) -> None:
         if rec.ended or self.conn is None:
             return
         try:
-            reply = self.conn.api(f"sim_hangup {rec.uuid} NORMAL_CLEARING")
+            # The reply is not looked at: HANGUP_COMPLETE says who ended the call.
+            self.conn.api(f"sim_hangup {rec.uuid} NORMAL_CLEARING")
         except EslError as exc:
             log.warning("sim_hangup failed: %s", exc, extra={"call_uuid": rec.uuid})
-            return
-        if reply.startswith("+OK"):
-            rec.hangup_by_caller = True
 
     # -- placing calls -----------------------------------------------------------------------
     def _place_one(self, seq: int) -> None:
