@@ -29,7 +29,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fssim.channels import Channel, parse_cause
-from fssim.endpoints import BEHAVIOURS, Behaviour, split_top
+from fssim.endpoints import BEHAVIOURS, Behaviour
+from fssim.fsstrings import split_blank
 
 if TYPE_CHECKING:
     from fssim.engine import Engine
@@ -279,7 +280,9 @@ class ChannelApi:
         text = req.args
         if not text:
             return usage(ORIGINATE_SYNTAX)
-        argv = [a for a in split_top(text, " ") if a != ""]
+        # switch_separate_string on a space: quotes protect a space, braces do not (a space
+        # inside {...} splits the command; the builders send \s there).
+        argv = split_blank(text)
         if len(argv) < 2 or len(argv) > 7:
             return usage(ORIGINATE_SYNTAX)
         argv = [None if a == "undef" else a for a in argv]  # type: ignore[misc]

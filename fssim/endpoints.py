@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fssim.fsstrings import bracket_vars
+
 BEHAVIOURS = ("answer", "busy", "noanswer", "reject", "unregistered")
 
 
@@ -58,20 +60,6 @@ def split_top(text: str, seps: str) -> list[str]:
     return parts
 
 
-def parse_vars(block: str) -> dict[str, str]:
-    """``a=b,c='d e'`` -> dict (switch_ivr_originate.c: comma-separated, quotes allowed)."""
-    out: dict[str, str] = {}
-    for item in split_top(block, ","):
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[name.strip()] = value
-    return out
-
-
 def strip_blocks(dial: str) -> tuple[dict[str, str], str]:
     """Leading ``{...}``, ``<...>`` and ``[...]`` blocks -> (variables, bare contact)."""
     variables: dict[str, str] = {}
@@ -81,7 +69,7 @@ def strip_blocks(dial: str) -> tuple[dict[str, str], str]:
         end = rest.find(close)
         if end < 0:
             break
-        variables.update(parse_vars(rest[1:end]))
+        variables.update(bracket_vars(rest[1:end]))
         rest = rest[end + 1:].strip()
     return variables, rest
 
@@ -94,7 +82,7 @@ def parse_dial_string(dial: str) -> tuple[dict[str, str], list[list[tuple[dict[s
     if dial.startswith("{"):
         end = dial.find("}")
         if end > 0:
-            global_vars = parse_vars(dial[1:end])
+            global_vars = bracket_vars(dial[1:end])
             dial = dial[end + 1:]
     groups = []
     for group in split_top(dial, "|"):

@@ -1,9 +1,9 @@
 """Command builders: exact texts, refusal of control bytes, originate variable escaping.
 
-The escaping test runs the built command through a small Python model of the three
-FreeSWITCH parsers an originate variable crosses (src/switch_utils.c:
+The escaping test runs the built command through the simulator's model of the three
+FreeSWITCH parsers an originate variable crosses (``fssim.fsstrings``: src/switch_utils.c
 separate_string_blank_delim, separate_string_char_delim, cleanup_separated_string;
-src/switch_event.c: switch_event_create_brackets), written from reading that source.
+src/switch_event.c switch_event_create_brackets).
 """
 
 from __future__ import annotations
@@ -11,99 +11,14 @@ from __future__ import annotations
 import pytest
 
 from esl_handlers import commands as c
+from fssim import fsstrings
 
 U = "6b3b4c1e-52a4-4d4c-9a8e-3a3f0b1d2c3e"
 U2 = "0f9e8d7c-6b5a-4c3d-2e1f-0a9b8c7d6e5f"
 
-# --- a model of FreeSWITCH's string splitting -----------------------------------------------
-_UNESC = {"n": "\n", "r": "\r", "t": "\t", "s": " "}
-
-
-def fs_cleanup(s: str, delim: str | None) -> str:
-    i = 0
-    while i < len(s) and s[i] == " ":
-        i += 1
-    out: list[str] = []
-    end: int | None = None
-    inside = False
-    while i < len(s):
-        ch = s[i]
-        escaped = False
-        if ch == "\\" and i + 1 < len(s):
-            e = s[i + 1]
-            if e in ("'", '"', "\\") or (delim and e == delim):
-                out.append(e)
-                escaped = True
-            elif _UNESC.get(e, e) != e:
-                out.append(_UNESC[e])
-                escaped = True
-            if escaped:
-                i += 1
-                end = len(out)
-        if not escaped:
-            if ch == "'" and (inside or "'" in s[i + 1:]):
-                inside = not inside
-                if inside:
-                    end = len(out)
-            else:
-                out.append(ch)
-                if ch != " " or inside:
-                    end = len(out)
-        i += 1
-    return "".join(out if end is None else out[:end])
-
-
-def fs_split_char(buf: str, delim: str, maxn: int = 1024) -> list[str]:
-    starts: list[int] = []
-    cuts: list[int] = []
-    i, inside, finding = 0, False, False
-    while i < len(buf) and len(starts) < maxn:      # C: while (*ptr && count < arraylen)
-        if not finding:
-            starts.append(i)
-            finding = True
-            continue
-        ch = buf[i]
-        if ch == "\\":
-            i += 1
-        elif ch == "'" and (inside or "'" in buf[i + 1:]):
-            inside = not inside
-        elif ch == delim and not inside:
-            cuts.append(i)
-            finding = False
-        i += 1
-    parts = [buf[s:cuts[k]] if k < len(cuts) else buf[s:] for k, s in enumerate(starts)]
-    return [fs_cleanup(p, delim) for p in parts]
-
-
-def fs_split_blank(buf: str, maxn: int = 10) -> list[str]:
-    starts: list[int] = []
-    cuts: list[int] = []
-    i, inside, state = 0, False, "start"
-    while i < len(buf) and len(starts) < maxn:
-        ch = buf[i]
-        if state == "start":
-            starts.append(i)
-            state = "skip_initial"
-        elif state == "skip_initial":
-            if ch == " ":
-                i += 1
-            else:
-                state = "find"
-        elif state == "find":
-            if ch == "\\":
-                i += 1
-            elif ch == "'":
-                inside = not inside
-            elif ch == " " and not inside:
-                cuts.append(i)
-                state = "skip_end"
-            i += 1
-        elif ch == " ":
-            i += 1
-        else:
-            state = "start"
-    parts = [buf[s:cuts[k]] if k < len(cuts) else buf[s:] for k, s in enumerate(starts)]
-    return [fs_cleanup(p, None) for p in parts]
+# --- FreeSWITCH's string splitting (the simulator's model of it) ---------------------------
+fs_split_char = fsstrings.split_char
+fs_split_blank = fsstrings.split_blank
 
 
 def fs_originate_variables(api_line: str) -> tuple[dict[str, str], list[str]]:

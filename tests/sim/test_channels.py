@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from esl_handlers import commands
 from esl_handlers.events import Event
 from tests.sim.simclient import SimClient, running_sim
 
@@ -558,3 +559,18 @@ def test_transfer_bridged_agent_to_park_inline(client: SimClient) -> None:
     client.api("hupall")
     ended(client, a)
     ended(client, b)
+
+
+def test_originate_reads_its_arguments_as_freeswitch_does(client: SimClient) -> None:
+    contact = "sofia/internal/agent12@127.0.0.1:5070"
+    client.api(f"sim_endpoint {contact} answer 0 100")
+    # What the product builds for a caller-controlled value arrives unchanged...
+    value = "Zhang San, Jr. 'x=y'"
+    job = client.bgapi(commands.originate(contact, variables={"cc_note": value}))
+    assert job.startswith("+OK "), job
+    done = ended(client, job.split()[1])
+    assert done.get("variable_cc_note") == value
+    # ...while a raw space inside {...} splits the command, as switch_separate_string does
+    # (braces protect nothing): the dial string is cut at the space.
+    job = client.bgapi(f"originate {{cc_note=a b}}{contact} &park()")
+    assert not job.startswith("+OK "), job
