@@ -66,6 +66,10 @@ TERSE = frozenset({"CHANNEL_STATE", "CHANNEL_CALLSTATE", "DTMF", "CHANNEL_OUTGOI
 CODEC_READ = ("switch_core_codec.c", "switch_core_session_set_real_read_codec", 168)
 CODEC_WRITE = ("switch_core_codec.c", "switch_core_session_set_write_codec", 450)
 
+# switch_types.h: switch_channel_callstate_t, for Channel-Call-State-Number.
+_CALLSTATE_NUMBERS = {"DOWN": 0, "DIALING": 1, "RINGING": 2, "EARLY": 3, "ACTIVE": 4, "HELD": 5,
+                      "RING_WAIT": 6, "HANGUP": 7, "UNHELD": 8}
+
 HOST = "127.0.0.1"
 CALLER_PORT = 5080
 
@@ -195,11 +199,10 @@ class Engine:
     def set_callstate(self, ch: Channel, callstate: str) -> None:
         original = ch.callstate
         ch.callstate = callstate
-        numbers = {"DOWN": 0, "DIALING": 1, "RINGING": 2, "EARLY": 3, "ACTIVE": 4, "HELD": 5,
-                   "RING_WAIT": 6, "HANGUP": 7, "UNHELD": 8}
         self.fire(ch, "CHANNEL_CALLSTATE",
                   pre=[("Original-Channel-Call-State", original),
-                         ("Channel-Call-State-Number", str(numbers.get(callstate, 0)))])
+                         ("Channel-Call-State-Number",
+                          str(_CALLSTATE_NUMBERS.get(callstate, 0)))])
 
     # ---- creation ----------------------------------------------------------------------
     def _check_limit(self) -> None:

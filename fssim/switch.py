@@ -543,7 +543,7 @@ class Switch:
         """mod_commands.c:status_function (1.10), text as captured (api_status)."""
         cur, since = self.sessions()
         st = self._stats
-        st.observe(cur, since)
+        st.observe(cur)
         return (
             f"UP {measure_time(self.uptime_us())}\n"
             f"FreeSWITCH (Version {VERSION_HUMAN}) is ready\n"
@@ -577,7 +577,7 @@ class Switch:
         """switch_core.c:send_heartbeat; header set and order as captured (esl_plain.raw)."""
         cur, since = self.sessions()
         st = self._stats
-        st.observe(cur, since)
+        st.observe(cur)
         up = self.uptime_us()
         ev = self.new_event("HEARTBEAT", calling=CALLING_HEARTBEAT)
         ev.add("Event-Info", "System Ready")
@@ -625,12 +625,12 @@ class _SessionStats:
         self._window: deque[tuple[float, int, int]] = deque()  # (t, sessions, sps)
         self._cpu = (time.monotonic(), os.times())
 
-    def observe(self, cur: int, since: int) -> None:
+    def observe(self, cur: int) -> None:
         self.peak = max(self.peak, cur)
 
     def tick(self, cur: int, since: int) -> None:
         now = time.monotonic()
-        self.observe(cur, since)
+        self.observe(cur)
         self.last_sps = max(0, since - self._last_since)
         self._last_since = since
         self.sps_peak = max(self.sps_peak, self.last_sps)
