@@ -92,7 +92,6 @@ def _word(value: str, what: str) -> str:
     return check_arg(value, what, allow_space=False)
 
 
-
 def _dialplan_context(dialplan: str | None, context: str | None) -> list[str]:
     """The optional ``<dialplan> [<context>]`` tail of transfer and originate (positional:
     a context cannot be given without its dialplan)."""
@@ -104,6 +103,7 @@ def _dialplan_context(dialplan: str | None, context: str | None) -> list[str]:
             raise ValueError("a context needs a dialplan (e.g. XML)")
         out.append(_word(context, "context"))
     return out
+
 
 def api(cmd: str) -> str:
     """The wire text of ``api <cmd>``."""

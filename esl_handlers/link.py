@@ -159,14 +159,13 @@ class NodeLink:
             if self._up:
                 self._set_up(False, quiet=True)
             return
-        else:
-            sup = self._supervisors[EVENTS]
-            conn = self._conns[EVENTS]
-            if sup is not None:
-                sup.kill(block=False)
-            if conn is not None:
-                conn.abort("event consumption handed over", expected=True)
-            self._conns[EVENTS] = None
+        sup = self._supervisors[EVENTS]
+        conn = self._conns[EVENTS]
+        if sup is not None:
+            sup.kill(block=False)
+        if conn is not None:
+            conn.abort("event consumption handed over", expected=True)
+        self._conns[EVENTS] = None
         self._update_state()
 
     # --- supervision ---------------------------------------------------------------------
@@ -180,14 +179,15 @@ class NodeLink:
         return events
 
     def _filter_list(self) -> list[tuple[str, str]]:
-        filters = [tuple(f) for f in self.esl.filters]
+        filters = [(str(h), str(v)) for h, v in self.esl.filters]
         if filters:
             # With any filter set, MES event_handler sends only events matching one of them:
             # keep the watchdog's pulse and the bgapi results flowing.
+            events = self._event_list()
             for name in ("HEARTBEAT", "BACKGROUND_JOB"):
-                if name in self._event_list() and ("Event-Name", name) not in filters:
+                if name in events and ("Event-Name", name) not in filters:
                     filters.append(("Event-Name", name))
-        return [(str(h), str(v)) for h, v in filters]
+        return filters
 
     def _connect(self, role: str) -> EslConnection:
         on_event = self._on_stream_event if role == EVENTS else None
@@ -314,7 +314,7 @@ class NodeLink:
     def _update_state(self) -> None:
         if not self._running:
             return      # stop() settles the state itself, without callbacks
-        up = (self._running and self._conns[COMMANDS] is not None
+        up = (self._conns[COMMANDS] is not None
               and (not self._consume or self._conns[EVENTS] is not None))
         self._set_up(up)
 
