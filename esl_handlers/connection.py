@@ -510,7 +510,6 @@ class EslConnection(greenswitch.InboundESL):
             return
         self.close_reason = self.close_reason or reason
         self.connected = False
-        self._run = False
         sock = getattr(self, "sock", None)
         if sock is not None:
             # greenswitch made a file of the socket: the descriptor stays open until both
