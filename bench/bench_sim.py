@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -22,33 +21,10 @@ from collections.abc import Callable
 
 from esl_handlers.events import Event
 from esl_handlers.framing import FrameParser
+from fssim.process import SimProcess
 
 TIME_SCALE = 1000.0
 PROMPT = "tone_stream://%(200,0,440);loops=1"
-
-
-class _Proc:
-    def __init__(self, max_sessions: int) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fssim", "--listen", "127.0.0.1:0", "--time-scale",
-             str(TIME_SCALE), "--heartbeat-interval", "0", "--max-sessions", str(max_sessions),
-             "--hostname", "bench"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().strip()
-        if not line.startswith("listening on "):
-            self.stop()
-            raise RuntimeError(f"simulator did not start: {line!r}")
-        host, _, port = line.removeprefix("listening on ").rpartition(":")
-        self.addr = (host, int(port))
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
 
 
 def _connect(addr: tuple[str, int], subscribe: str) -> tuple[socket.socket, FrameParser]:
@@ -176,19 +152,21 @@ def _drive(addr: tuple[str, int], calls: int, concurrency: int, deadline: float)
 
 
 def _measure(calls: int, concurrency: int, mode: str) -> dict[str, object]:
-    proc = _Proc(max_sessions=concurrency * 4)
+    proc = SimProcess.start("--time-scale", str(TIME_SCALE), "--heartbeat-interval", "0",
+                            "--max-sessions", str(concurrency * 4), "--hostname", "bench")
+    addr = (proc.host, proc.port)
     try:
         sub: _Subscriber | _WorkerPathSubscriber
         if mode == "worker":
-            sub = _WorkerPathSubscriber(proc.addr)
+            sub = _WorkerPathSubscriber(addr)
             sub.start()
             if not sub.ready.wait(10):
                 raise RuntimeError("the worker-path subscriber did not connect")
         else:
-            sub = _Subscriber(proc.addr, parse=(mode == "event"))
+            sub = _Subscriber(addr, parse=(mode == "event"))
             sub.start()
         t0 = time.monotonic()
-        done = _drive(proc.addr, calls, concurrency, t0 + 120)
+        done = _drive(addr, calls, concurrency, t0 + 120)
         # the subscriber may still be reading the tail of the stream
         last, settle = -1, time.monotonic() + 5
         while sub.events != last and time.monotonic() < settle:

@@ -17,6 +17,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import gevent
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from cc_core.config import EslConfig, NodeConfig
 from cc_core.errors import EnvironmentProblem
 from cc_core.redis_server import PrivateRedis, free_port
+from fssim.process import SimProcess
 from loadtest.simdriver import TrafficGenerator, TrafficPlan, TrafficStats, percentile
 
 SIM_PASSWORD = "demo-" + os.urandom(4).hex()
@@ -65,7 +67,11 @@ def _free_port_block(n: int) -> int:
 class _Processes:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.procs: list[tuple[str, subprocess.Popen[Any]]] = []
+
+    def adopt(self, name: str, proc: subprocess.Popen[Any]) -> None:
+        """Stop a process started elsewhere with the others (in reverse start order)."""
+        self.procs.append((name, proc))
 
     def start(self, name: str, args: list[str], **kw: object) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
@@ -84,19 +90,6 @@ class _Processes:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-
-def _start_simulator(procs: _Processes, time_scale: float = 1.0) -> int:
-    sim = procs.start("simulator", [sys.executable, "-m", "fssim", "--listen", "127.0.0.1:0",
-                                    "--password", SIM_PASSWORD, "--max-sessions", "100000",
-                                    "--time-scale", str(time_scale)],
-                      stdout=subprocess.PIPE)
-    assert sim.stdout is not None
-    line = sim.stdout.readline().decode("utf-8", "replace").strip()
-    if not line.startswith("listening on "):
-        raise EnvironmentProblem(f"the simulator did not start: {line!r} "
-                                 f"(see {procs.workdir / 'simulator.log'})")
-    return int(line.rsplit(":", 1)[1])
 
 
 @dataclass
@@ -165,7 +158,13 @@ def run_demo(opts: DemoOptions) -> int:
           f"(logs in {workdir})", flush=True)
     with PrivateRedis() as redis_srv:
         try:
-            sim_port = _start_simulator(procs)
+            try:
+                sim = SimProcess.start("--max-sessions", "100000", password=SIM_PASSWORD,
+                                       stderr_path=workdir / "simulator.log")
+            except RuntimeError as exc:
+                raise EnvironmentProblem(str(exc)) from exc
+            procs.adopt("simulator", sim.proc)
+            sim_port = sim.port
             metrics_base = _free_port_block(opts.workers)
             env = {**os.environ, "CC_GREETING": f"tone_stream://%({opts.greeting_ms},0,440);loops=1"}
             procs.start("workers", [

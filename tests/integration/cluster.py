@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import redis
 from cc_core.config import Config, EslConfig, NodeConfig
 from esl_handlers import keys
 from esl_handlers.lease import lease_holder
+from fssim.process import SimProcess
 from tests.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,26 +31,8 @@ _OWNER_RE = re.compile(r'^cccore_node_owner\{node="(?P<node>[^"]+)"\} (?P<v>\S+)
 
 
 # ---- processes --------------------------------------------------------------------------------
-@dataclass
-class Sim:
-    proc: subprocess.Popen[bytes]
-    port: int
-
-
-def start_sim(tmp_path: Path) -> Sim:
-    log = open(tmp_path / "sim.log", "wb")  # noqa: SIM115 - closed by the process's end
-    proc = subprocess.Popen([sys.executable, "-m", "fssim", "--listen", "127.0.0.1:0",
-                             "--password", SIM_PASSWORD], stdout=subprocess.PIPE, stderr=log,
-                            cwd=REPO)
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], 15)
-    line = proc.stdout.readline().decode(errors="replace").strip() if ready else ""
-    if not line.startswith("listening on "):
-        proc.kill()
-        proc.wait()
-        raise AssertionError(f"simulator did not start: {line!r}; "
-                             f"{(tmp_path / 'sim.log').read_text(errors='replace')[-800:]}")
-    return Sim(proc, int(line.rsplit(":", 1)[1]))
+def start_sim(tmp_path: Path) -> SimProcess:
+    return SimProcess.start(password=SIM_PASSWORD, stderr_path=tmp_path / "sim.log", cwd=REPO)
 
 
 @dataclass
@@ -144,7 +126,7 @@ class Cluster:
 
     tmp_path: Path
     redis_url: str
-    sim: Sim
+    sim: SimProcess
     workers: list[WorkerProc] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -190,12 +172,7 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 w.proc.kill()
                 w.proc.wait(timeout=5)
-        self.sim.proc.terminate()
-        try:
-            self.sim.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.sim.proc.kill()
-            self.sim.proc.wait()
+        self.sim.stop()
         self.r.close()
 
 

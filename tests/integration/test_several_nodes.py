@@ -13,12 +13,12 @@ import redis
 
 from cc_core.config import Config
 from esl_handlers.lease import lease_holder
+from fssim.process import SimProcess
 from tests.conftest import wait_for
 from tests.integration.cluster import (
     FAILOVER_TTL_MS,
     SIM_PASSWORD,
     START_TIMEOUT_S,
-    Sim,
     WorkerProc,
     start_sim,
     start_worker,
@@ -30,19 +30,18 @@ NODES = ("fs1", "fs2")
 
 
 @pytest.fixture
-def sims(tmp_path: Path) -> Iterator[dict[str, Sim]]:
-    started: dict[str, Sim] = {}
+def sims(tmp_path: Path) -> Iterator[dict[str, SimProcess]]:
+    started: dict[str, SimProcess] = {}
     for name in NODES:
         (tmp_path / name).mkdir()  # each simulator keeps its own sim.log
         started[name] = start_sim(tmp_path / name)
     yield started
     for sim in started.values():
-        sim.proc.terminate()
-        sim.proc.wait(timeout=5)
+        sim.stop()
 
 
 def test_each_node_has_one_owner_and_a_survivor_takes_all(
-        sims: dict[str, Sim], redis_url: str, tmp_path: Path) -> None:
+        sims: dict[str, SimProcess], redis_url: str, tmp_path: Path) -> None:
     cfg = Config.model_validate({
         "nodes": [{"name": n, "port": sims[n].port, "password": SIM_PASSWORD} for n in NODES],
         "esl": {"lease_ttl_ms": FAILOVER_TTL_MS, "reconnect_min_s": 0.05,

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -23,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from fssim.process import SimProcess as BaseSimProcess
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -319,53 +318,23 @@ def sim(sim_factory: Callable[..., SimHandle]) -> SimHandle:
     return sim_factory()
 
 
-@dataclass
-class SimProcess:
-    host: str
-    port: int
-    password: str
-    proc: subprocess.Popen[str]
-    first_line: str
-    stderr_path: Path
-
+class SimProcess(BaseSimProcess):
     def client(self, timeout: float = 5.0) -> RawEsl:
         return RawEsl(self.host, self.port, timeout)
 
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
 
 def _start_process(args: list[str], tmpdir: str) -> SimProcess:
+    password = args[args.index("--password") + 1] if "--password" in args else "ClueCon"
+    rest = list(args)
+    if "--password" in rest:
+        i = rest.index("--password")
+        del rest[i:i + 2]
     err_path = Path(tmpdir) / f"fssim-{len(os.listdir(tmpdir))}.stderr"
-    err = err_path.open("w")
-    cmd = [sys.executable, "-m", "fssim", "--listen", "127.0.0.1:0", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO)
-    err.close()
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], 15)
-    line = proc.stdout.readline() if ready else ""
-    m = re.fullmatch(r"listening on (\S+):(\d+)\n", line)
-    if not m:
-        proc.kill()
-        proc.wait(5)
-        raise RuntimeError(f"fssim did not print 'listening on HOST:PORT' first; got {line!r}; "
-                           f"stderr: {err_path.read_text(errors='replace')[-2000:]}")
-    password = "ClueCon"
-    if "--password" in args:
-        password = args[args.index("--password") + 1]
-    return SimProcess(m.group(1), int(m.group(2)), password, proc, line, err_path)
+    return SimProcess.start(*rest, password=password, stderr_path=err_path, cwd=REPO)
 
 
 def _stop_process(p: SimProcess) -> None:
-    if p.proc.poll() is None:
-        p.proc.terminate()
-        try:
-            p.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            p.proc.kill()
-            p.proc.wait(5)
-    if p.proc.stdout:
-        p.proc.stdout.close()
+    p.stop()
 
 
 @pytest.fixture
