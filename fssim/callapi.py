@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from fssim.coredb import CoreDb
 from fssim.channels import Channel, parse_cause
 from fssim.endpoints import BEHAVIOURS, Behaviour
 from fssim.fsstrings import split_blank
@@ -51,6 +52,11 @@ def usage(syntax: str) -> str:
 class ChannelApi:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.db = CoreDb(engine.switch, self._row_of, engine.switch.db_lag_ms / 1000.0)
+
+    def _row_of(self, uid: str) -> dict[str, str] | None:
+        ch = self.engine.channels.get(uid)
+        return self._row(ch) if ch is not None else None
 
     def live(self, uid: str) -> Channel | None:
         ch = self.engine.channels.get(uid)
@@ -405,7 +411,8 @@ class ChannelApi:
         return sorted(chans, key=lambda c: (c.created_us, c.session_id))
 
     def _channel_rows(self) -> list[dict[str, str]]:
-        return [self._row(ch) for ch in self._live_channels()]
+        # The core database, not the sessions: rows trail the events (fssim.coredb).
+        return [dict(row) for row in self.db.rows()]
 
     def _call_rows(self) -> list[dict[str, str]]:
         """``show calls``: one row per bridged pair (b_* from leg B) or lone channel."""
@@ -416,7 +423,7 @@ class ChannelApi:
         rows = []
         seen: set[str] = set()
         for ch in self._live_channels():
-            if ch.uuid in seen:
+            if ch.uuid in seen or not self.db.has(ch.uuid):
                 continue
             other = ch.other if ch.bridged_side in ("a", "app") else None
             if ch.bridged_side == "b" and ch.other is not None and \

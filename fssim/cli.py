@@ -13,7 +13,7 @@ from gevent.event import Event
 from cc_core import logs
 from fssim import engine
 from fssim.server import EslServer
-from fssim.switch import Switch
+from fssim.switch import DEFAULT_DB_LAG_MS, Switch
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,10 @@ def build_parser(prog: str = "fssim") -> argparse.ArgumentParser:
     p.add_argument("--time-scale", type=float, default=1.0, metavar="F",
                    help="simulated time runs F times faster than real time (default 1)")
     p.add_argument("--max-sessions", type=int, default=1000, help="max sessions (default 1000)")
+    p.add_argument("--db-lag-ms", type=float, default=DEFAULT_DB_LAG_MS, metavar="MS",
+                   help="how long `show channels` (FreeSWITCH's core database, written from a "
+                        "queue after the events) trails the events, wall clock "
+                        f"(default {DEFAULT_DB_LAG_MS:g})")
     p.add_argument("--hostname", default=None, help="FreeSWITCH-Hostname (default: this host)")
     p.add_argument("--log-level", default="WARNING", type=str.upper,
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -49,13 +53,16 @@ def build_parser(prog: str = "fssim") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = "fssim") -> int:
     args = build_parser(prog).parse_args(argv)
+    if args.db_lag_ms < 0:
+        print("fssim: --db-lag-ms must be >= 0", file=sys.stderr)
+        return 2
     if args.time_scale <= 0:
         print("fssim: --time-scale must be > 0", file=sys.stderr)
         return 2
     logs.setup(str(args.log_level))
     switch = Switch(hostname=args.hostname, password=args.password,
                     heartbeat_interval=args.heartbeat_interval, time_scale=args.time_scale,
-                    max_sessions=args.max_sessions)
+                    max_sessions=args.max_sessions, db_lag_ms=args.db_lag_ms)
     engine.install(switch)
     host, port = args.listen
     server = EslServer(switch, host, port)

@@ -276,13 +276,18 @@ class Listener(Protocol):
     def deliver(self, ev: SimEvent) -> None: ...
 
 
+# The core database's default lag behind the events (fssim.coredb), wall-clock milliseconds.
+DEFAULT_DB_LAG_MS = 50.0
+
+
 class Switch:
     """The simulated FreeSWITCH core. One per process; ``start()`` gives a new Core-UUID."""
 
     def __init__(self, *, hostname: str | None = None, password: str = "ClueCon",
                  heartbeat_interval: float = 20.0, time_scale: float = 1.0,
                  max_sessions: int = 1000, sessions_per_second: int = 30,
-                 ipv4: str = "127.0.0.1", ipv6: str = "::1") -> None:
+                 ipv4: str = "127.0.0.1", ipv6: str = "::1",
+                 db_lag_ms: float = DEFAULT_DB_LAG_MS) -> None:
         self.hostname = hostname or socket.gethostname()
         self.switchname = self.hostname
         self.password = password
@@ -290,6 +295,8 @@ class Switch:
         self.clock = Clock(time_scale)
         self.max_sessions = int(max_sessions)
         self.sessions_per_second = int(sessions_per_second)
+        # How long the core database (``show channels``) trails the events: see fssim.coredb.
+        self.db_lag_ms = float(db_lag_ms)
         self.ipv4 = ipv4
         self.ipv6 = ipv6
         self.core_uuid = str(uuid.uuid4())

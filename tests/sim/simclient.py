@@ -22,14 +22,16 @@ from esl_handlers.framing import Frame, FrameParser
 
 @contextlib.contextmanager
 def running_sim(*, time_scale: float = 10.0, max_sessions: int = 1000,
-                heartbeat_interval: float = 0.0) -> Iterator[tuple[str, int]]:
+                heartbeat_interval: float = 0.0,
+                db_lag_ms: float | None = None) -> Iterator[tuple[str, int]]:
     """An in-process Switch with the channel engine, served over TCP on a free port."""
     from fssim import engine
     from fssim.server import EslServer
     from fssim.switch import Switch
 
+    lag = {} if db_lag_ms is None else {"db_lag_ms": db_lag_ms}
     switch = Switch(hostname="sim", time_scale=time_scale, max_sessions=max_sessions,
-                    heartbeat_interval=heartbeat_interval)
+                    heartbeat_interval=heartbeat_interval, **lag)
     engine.install(switch)
     switch.start()
     server = EslServer(switch, "127.0.0.1", 0)

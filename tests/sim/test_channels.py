@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from esl_handlers import commands
 from esl_handlers.events import Event
+from tests.conftest import wait_for
 from tests.sim.simclient import SimClient, running_sim
 
 BOGUS = "00000000-0000-0000-0000-000000000000"
@@ -233,6 +234,45 @@ def test_ring_all_loser_gets_lose_race_before_the_job(client: SimClient) -> None
     ended(client, winner)
 
 
+def db_rows(client: SimClient, cmd: str, done: Callable[[dict[str, dict]], bool],
+            timeout: float = 5.0) -> dict[str, dict]:
+    """``show ... as json`` rows by uuid, polled until ``done(rows)``."""
+    rows: dict[str, dict] = {}
+
+    def ready() -> bool:
+        nonlocal rows
+        rows = {r["uuid"]: r for r in json.loads(client.api(cmd)).get("rows", [])}
+        return done(rows)
+
+    wait_for(ready, timeout=timeout, interval=0.01, message=f"{cmd} to catch up")
+    return rows
+
+
+def test_core_database_rows_trail_the_events() -> None:
+    # FreeSWITCH writes `show channels` from a queue after the events (switch_core_sqldb.c):
+    # a channel that just parked is not listed yet, and an ended one stays listed a while.
+    lag_s = 0.5   # long enough that the checks below cannot outrun it on a loaded machine
+    with running_sim(time_scale=TIME_SCALE, db_lag_ms=lag_s * 1000) as addr, \
+            SimClient(*addr) as client:
+        uid = parked_call(client, "4915550009", "4005550109")
+        parked_at = time.monotonic()
+        first = json.loads(client.api("show channels as json"))
+        assert uid not in {r["uuid"] for r in first.get("rows", [])}, "listed with no lag"
+        db_rows(client, "show channels as json",
+                lambda rows: rows.get(uid, {}).get("application") == "park")
+        assert time.monotonic() - parked_at >= lag_s * 0.9
+        client.api(f"uuid_kill {uid}")
+        client.wait_event(uid, "CHANNEL_DESTROY")
+        assert uid in {r["uuid"] for r in json.loads(client.api("show channels as json"))["rows"]}
+        db_rows(client, "show channels as json", lambda rows: uid not in rows)
+
+
+def test_the_default_simulator_lags_like_a_switch() -> None:
+    from fssim.switch import DEFAULT_DB_LAG_MS, Switch
+
+    assert Switch().db_lag_ms == DEFAULT_DB_LAG_MS > 0
+
+
 def test_sim_hangup_of_a_bridged_agent_ends_the_caller(client: SimClient) -> None:
     contact = "sofia/internal/agent7@127.0.0.1:5070"
     client.api(f"sim_endpoint {contact} answer 100")
@@ -241,12 +281,15 @@ def test_sim_hangup_of_a_bridged_agent_ends_the_caller(client: SimClient) -> Non
     b = client.bgapi(f"originate {contact} &park()").split()[1]
     assert client.api(f"uuid_bridge {a} {b}") == f"+OK {b}\n"
     client.wait_event(a, "CHANNEL_BRIDGE")
-    calls = json.loads(client.api("show calls as json"))
-    row = next(r for r in calls["rows"] if r["uuid"] == a)
-    assert row["b_uuid"] == b
+    # The core database trails the events (fssim.coredb): poll, as a client of a real switch
+    # must.
+    calls = db_rows(client, "show calls as json", lambda rows: a in rows and b in {
+        r["b_uuid"] for r in rows.values()})
+    assert calls[a]["b_uuid"] == b
     # as captured (show_channels_json_queue_busy): the agent row keeps the caller's id,
     # callee fields name the dialled contact, call_uuid is the caller leg's on both rows
-    chans = {r["uuid"]: r for r in json.loads(client.api("show channels as json"))["rows"]}
+    chans = db_rows(client, "show channels as json",
+                    lambda rows: rows.get(b, {}).get("call_uuid") == a)
     assert (chans[b]["cid_num"], chans[b]["callee_name"], chans[b]["callee_num"]) == (
         "0000000000", "Outbound Call", "agent7")  # no origination_caller_id_number
     assert chans[a]["call_uuid"] == chans[b]["call_uuid"] == a
@@ -262,8 +305,8 @@ def test_sim_hangup_of_a_bridged_agent_ends_the_caller(client: SimClient) -> Non
 
 def test_show_channels_getvar_setvar_and_hupall(client: SimClient) -> None:
     uid = parked_call(client, "4915550008", "4005550108", "cc_entry=esl_park")
-    rows = json.loads(client.api("show channels as json"))["rows"]
-    row = next(r for r in rows if r["uuid"] == uid)
+    row = db_rows(client, "show channels as json",
+                  lambda rows: rows.get(uid, {}).get("application") == "park")[uid]
     assert (row["state"], row["callstate"], row["dest"], row["application"]) == (
         "CS_EXECUTE", "RINGING", "4005550108", "park")
     assert client.api(f"uuid_exists {uid}") == "true"
