@@ -56,6 +56,13 @@ class EslConfig(_Model):
     queue_size: int = Field(10_000, ge=10)
     handler_pool_size: int = Field(256, ge=1)
     lease_ttl_ms: int = Field(5000, ge=300)
+    # The node owner lists `show channels` this often and takes parked calls nobody took (a
+    # safety net; 0 turns it off). Each pass costs the switch one core-database query.
+    sweep_interval_s: float = Field(2.0, ge=0)
+    # Redis connections per worker: a handler waits for a free one (up to
+    # redis_pool_timeout_s) instead of failing; sized above handler_pool_size by default.
+    redis_pool_size: int | None = Field(None, ge=2)
+    redis_pool_timeout_s: float = Field(10.0, gt=0)
 
     @field_validator("events")
     @classmethod

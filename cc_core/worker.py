@@ -65,6 +65,8 @@ WARM_STOP_BOUND_S = WARM_STOP_HANDLERS_S + LINK_STOP_S + 15.0
 COLD_STOP_BOUND_S = 2.0
 EXIT_COLD = 128 + signal.SIGTERM
 EXIT_FAILED = 1
+# Redis connections beyond the handler pool: leases, heartbeat, sweeps.
+REDIS_POOL_SPARE = 16
 
 AppFactory = Callable[["WorkerContext"], Any]
 Reconcile = Callable[[str, list[dict[str, Any]]], None]
@@ -315,7 +317,13 @@ class Worker:
         group = _EscalatingGroup(self._on_greenlet_failure)
         ttl_s = cfg.esl.lease_ttl_ms / 1000
         url = cfg.redis_url
-        self.redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        # A blocking pool sized above the handler pool: under overload a handler waits for a
+        # connection instead of failing with "Too many connections" and stranding its call.
+        pool_size = cfg.esl.redis_pool_size or cfg.esl.handler_pool_size + REDIS_POOL_SPARE
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=pool_size, timeout=cfg.esl.redis_pool_timeout_s,
+            socket_timeout=5, socket_connect_timeout=2)
+        self.redis = redis.Redis(connection_pool=pool)
         # The leases get their own client with short timeouts: a renewal must not queue behind
         # the app's traffic or wait out a 5 s socket timeout longer than the lease itself.
         lease_timeout = max(0.1, min(1.0, ttl_s / 3))
@@ -331,14 +339,20 @@ class Worker:
                             registry=registry, group=group)
         self.ctx = ctx
         self.lease_metrics = LeaseMetrics(registry)
-        self.nodes = NodeManager(cfg, lease_redis, owner_id=self.worker_id, dispatcher=dispatcher,
-                                 reconcile=lambda node, rows: ctx.reconcile(node, rows),
-                                 metrics=self.lease_metrics, esl_metrics=esl_metrics,
-                                 group=group)
+        # The app comes first: its hooks go to the node manager, and what it needs of the
+        # manager (links, ownership) it reads from ctx when a call arrives, after start-up.
+        factory = self.app_factory or _load_factory("")
+        self.app = app = factory(ctx)
+        reconcile = getattr(app, "reconcile", None)
+        self.nodes = NodeManager(
+            cfg, lease_redis, owner_id=self.worker_id, dispatcher=dispatcher,
+            reconcile=reconcile or (lambda node, rows: ctx.reconcile(node, rows)),
+            sweep=getattr(app, "sweep", None),
+            standby_events=getattr(app, "standby_events", ()),
+            on_standby_event=getattr(app, "on_standby_event", None),
+            metrics=self.lease_metrics, esl_metrics=esl_metrics, group=group)
         ctx.nodes = self.nodes
         ctx.links = dict(self.nodes.links)
-        factory = self.app_factory or _load_factory("")
-        self.app = factory(ctx)
 
         port = cfg.metrics_port + self.index if cfg.metrics_port else 0
         self._metrics_server, _ = start_http_server(port, addr=cfg.metrics_host, registry=registry)

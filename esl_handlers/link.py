@@ -34,7 +34,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import gevent
@@ -76,8 +76,15 @@ class NodeLink:
                  dispatcher: EventSink | None, metrics: EslMetrics | None = None,
                  on_up: Callable[[NodeLink, bool], None] | None = None,
                  on_down: Callable[[NodeLink], None] | None = None,
-                 connection_factory: Callable[..., EslConnection] = EslConnection) -> None:
+                 connection_factory: Callable[..., EslConnection] = EslConnection,
+                 standby_events: Sequence[str] = (),
+                 on_standby_event: Callable[[Event], None] | None = None) -> None:
         self.node = node
+        # While not consuming, a link with standby events keeps its events connection,
+        # subscribed to those only, and hands them to on_standby_event: a standby that takes
+        # the node over then has no gap between what it watched and what it consumes.
+        self._standby_events = tuple(standby_events) if on_standby_event is not None else ()
+        self._on_standby_event = on_standby_event
         self.esl = esl
         self.dispatcher = dispatcher
         self.metrics = metrics
@@ -119,7 +126,7 @@ class NodeLink:
         self._running = True
         self._group.spawn(self._run_callbacks)
         self._spawn(COMMANDS)
-        if self._consume:
+        if self._consume or self._standby_events:
             self._spawn(EVENTS)
 
     def _spawn(self, role: str) -> None:
@@ -153,6 +160,17 @@ class NodeLink:
         if not self._running:
             return
         if consume:
+            conn = self._conns[EVENTS]
+            if conn is not None and conn.connected:
+                # The standby's stream is live: widen its subscription in place (FreeSWITCH
+                # adds to it) so that no event falls between watching and consuming.
+                try:
+                    conn.subscribe(self._event_list(), ())
+                    return
+                except EslError as exc:
+                    log.warning("could not widen the standby subscription (%s); reconnecting",
+                                exc, extra=self._ctx)
+                    conn.abort("subscription failed")
             self._spawn(EVENTS)
             # Nothing was lost: the link is just not complete until the event stream is on.
             # No on_down; on_up follows once the events connection is subscribed.
@@ -163,14 +181,17 @@ class NodeLink:
         conn = self._conns[EVENTS]
         if sup is not None:
             sup.kill(block=False)
+            self._supervisors[EVENTS] = None
         if conn is not None:
             conn.abort("event consumption handed over", expected=True)
         self._conns[EVENTS] = None
         self._update_state()
+        if self._standby_events:
+            self._spawn(EVENTS)     # back to watching, on a fresh narrow subscription
 
     # --- supervision ---------------------------------------------------------------------
     def _wanted(self, role: str) -> bool:
-        return self._running and (role == COMMANDS or self._consume)
+        return self._running and (role == COMMANDS or self._consume or bool(self._standby_events))
 
     def _event_list(self) -> list[str]:
         events = list(self.esl.events)
@@ -197,8 +218,10 @@ class NodeLink:
             if role == COMMANDS:
                 conn.subscribe(list(COMMAND_EVENTS))
                 self._note_core(conn.probe_core_uuid())
-            else:
+            elif self._consume:
                 conn.subscribe(self._event_list(), self._filter_list())
+            else:
+                conn.subscribe([*self._standby_events, "HEARTBEAT"], self._filter_list())
         except BaseException:
             conn.abort("setup failed")
             raise
@@ -307,8 +330,13 @@ class NodeLink:
         self.core_uuid = core
 
     def _on_stream_event(self, event: Event) -> None:
-        if self.dispatcher is not None:
-            self.dispatcher.submit(event, self)
+        # Decided per event: set_consume(True) flips this at once, so each event goes to
+        # exactly one of the two, in the order read.
+        if self._consume:
+            if self.dispatcher is not None:
+                self.dispatcher.submit(event, self)
+        elif self._on_standby_event is not None and event.name != "HEARTBEAT":
+            self._on_standby_event(event)
 
     # --- up / down -----------------------------------------------------------------------
     def _update_state(self) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import gevent
@@ -39,8 +39,11 @@ LINK_DOWN_TTLS = 3
 # Standbys re-try at most this often while the lease is held, and just after it would lapse.
 STANDBY_POLL_MAX_S = 0.5
 LAPSE_SLACK_S = 0.01
+# A sweep due while a reconcile or the previous pass still runs is tried again this soon.
+SWEEP_BUSY_RETRY_S = 0.2
 
 Reconcile = Callable[[str, list[dict[str, Any]]], None]
+StandbyHook = Callable[[str, Any], None]
 
 
 class LinkLike(Protocol):
@@ -83,11 +86,15 @@ class NodeOwnership:
     """One node, in one worker: compete for its lease, consume while owner, hand over."""
 
     def __init__(self, node: NodeConfig, lease: NodeLease, *, reconcile: Reconcile,
-                 metrics: LeaseMetrics, group: gevent.pool.Group) -> None:
+                 metrics: LeaseMetrics, group: gevent.pool.Group,
+                 sweep: Reconcile | None = None, sweep_interval_s: float = 0.0) -> None:
         self.node = node
         self.lease = lease
         self.metrics = metrics
         self._reconcile_cb = reconcile
+        self._sweep_cb = sweep
+        self._sweep_interval_s = sweep_interval_s if sweep is not None else 0.0
+        self._next_sweep = 0.0
         self._group = group
         self.link: LinkLike | None = None
         self._consuming = False
@@ -172,7 +179,12 @@ class NodeOwnership:
             return min(lease.renew_interval_s, max(lease.remaining_s(), 0.01)) / 2
         if self._reconcile_pending:
             self._start_reconcile()
-        return min(lease.renew_interval_s, lease.remaining_s())
+        elif self._sweep_interval_s and time.monotonic() >= self._next_sweep:
+            self._start_sweep()
+        wait = min(lease.renew_interval_s, lease.remaining_s())
+        if self._sweep_interval_s:
+            wait = min(wait, max(0.0, self._next_sweep - time.monotonic()))
+        return wait
 
     def _step_standby(self) -> float:
         lease = self.lease
@@ -261,6 +273,27 @@ class NodeOwnership:
         self._reconcile_pending = False
         self._reconciling = self._group.spawn(self._reconcile, link)
 
+    def _start_sweep(self) -> None:
+        # One pass at a time, never beside a reconcile (the same greenlet slot).
+        if self._reconciling is not None and not self._reconciling.dead:
+            self._next_sweep = time.monotonic() + min(self._sweep_interval_s, SWEEP_BUSY_RETRY_S)
+            return
+        link = self.link
+        self._next_sweep = time.monotonic() + self._sweep_interval_s
+        if link is None or not link.is_up or self._sweep_cb is None:
+            return
+        self._reconciling = self._group.spawn(self._sweep, link, self._sweep_cb)
+
+    def _sweep(self, link: LinkLike, sweep: Reconcile) -> None:
+        name = self.node.name
+        try:
+            channels = link.show_channels()
+            if self.is_owner():
+                sweep(name, channels)
+        except Exception as exc:  # noqa: BLE001 - the next pass tries again
+            log.warning("sweep failed", extra={"node": name, "error": repr(exc)},
+                        exc_info=not isinstance(exc, (CcCoreError, OSError, RedisError)))
+
     def _reconcile(self, link: LinkLike) -> None:
         name = self.node.name
         try:
@@ -275,6 +308,8 @@ class NodeOwnership:
                         exc_info=not isinstance(exc, (CcCoreError, OSError, RedisError)))
             return
         self.metrics.reconciles.labels(name, "ok").inc()
+        # The first sweep follows one interval later: it catches what the snapshot missed.
+        self._next_sweep = time.monotonic() + self._sweep_interval_s
         log.info("node reconciled", extra={"node": name, "channels": len(channels)})
 
     # ---- stopping ---------------------------------------------------------------------------
@@ -298,7 +333,9 @@ class NodeManager:
     def __init__(self, config: Config, redis: Any, *, owner_id: str, dispatcher: Any,
                  reconcile: Reconcile, metrics: LeaseMetrics, esl_metrics: Any = None,
                  link_factory: LinkFactory | None = None,
-                 group: gevent.pool.Group | None = None) -> None:
+                 group: gevent.pool.Group | None = None, sweep: Reconcile | None = None,
+                 standby_events: Sequence[str] = (),
+                 on_standby_event: StandbyHook | None = None) -> None:
         self.config = config
         self.owner_id = owner_id
         self.group = group if group is not None else gevent.pool.Group()
@@ -310,10 +347,16 @@ class NodeManager:
         for node in config.nodes:
             lease = NodeLease(redis, node.name, owner_id, config.esl.lease_ttl_ms, scripts=scripts)
             own = NodeOwnership(node, lease, reconcile=reconcile, metrics=metrics,
-                                group=self.group)
+                                group=self.group, sweep=sweep,
+                                sweep_interval_s=config.esl.sweep_interval_s)
+            watch: dict[str, Any] = {}
+            if on_standby_event is not None and standby_events:
+                watch = {"standby_events": tuple(standby_events),
+                         "on_standby_event": _standby_forwarder(on_standby_event, node.name)}
             link = factory(node, config.esl, consume_events=False,
                            dispatcher=FencedDispatcher(dispatcher, own),
-                           metrics=esl_metrics, on_up=own.on_link_up, on_down=own.on_link_down)
+                           metrics=esl_metrics, on_up=own.on_link_up, on_down=own.on_link_down,
+                           **watch)
             own.link = link
             self.ownerships[node.name] = own
             self.links[node.name] = link
@@ -347,6 +390,15 @@ class NodeManager:
                 own.stop(release=False)
         greenlets = [gevent.spawn(link.stop, timeout) for link in self.links.values()]
         gevent.joinall(greenlets, timeout=timeout + 1)
+
+
+def _standby_forwarder(hook: StandbyHook, node: str) -> Callable[[Any], None]:
+    def forward(event: Any) -> None:
+        try:
+            hook(node, event)
+        except Exception:  # noqa: BLE001 - a standby's notes must never break its reader
+            log.exception("standby event hook failed", extra={"node": node})
+    return forward
 
 
 def _default_link_factory(node: NodeConfig, esl: EslConfig, **kw: Any) -> LinkLike:

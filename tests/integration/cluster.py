@@ -18,6 +18,8 @@ import redis
 
 from cc_core.config import Config, EslConfig, NodeConfig
 from esl_handlers import keys
+from esl_handlers.connection import EslConnection
+from esl_handlers.events import Event
 from esl_handlers.lease import lease_holder
 from fssim.process import SimProcess
 from tests.conftest import wait_for
@@ -243,3 +245,36 @@ def place_calls(sim_port: int, n: int) -> None:
             assert reply.startswith("+OK"), reply
     finally:
         conn.close()
+
+
+class Observer:
+    """A test's own ESL connection: places calls and records what happens to them."""
+
+    def __init__(self, port: int) -> None:
+        self.answered: dict[str, int] = {}
+        self.greeting_started: set[str] = set()
+        self.greetings: dict[str, int] = {}
+        self.ended: dict[str, str | None] = {}
+        self.conn = EslConnection(
+            NodeConfig(name="observer", port=port, password=SIM_PASSWORD),
+            EslConfig(connect_timeout_s=3, command_timeout_s=3), on_event=self._on_event)
+        self.conn.connect()
+        self.conn.subscribe(["CHANNEL_ANSWER", "CHANNEL_EXECUTE", "CHANNEL_HANGUP_COMPLETE"])
+
+    def _on_event(self, ev: Event) -> None:
+        uuid = ev.unique_id or ""
+        if ev.name == "CHANNEL_ANSWER":
+            self.answered[uuid] = self.answered.get(uuid, 0) + 1
+        elif ev.name == "CHANNEL_EXECUTE" and ev.get("Application") == "playback":
+            self.greeting_started.add(uuid)
+            self.greetings[uuid] = self.greetings.get(uuid, 0) + 1
+        elif ev.name == "CHANNEL_HANGUP_COMPLETE":
+            self.ended[uuid] = ev.get("Hangup-Cause")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def call(self, caller: str) -> str:
+        reply = self.conn.api(f"sim_inbound {caller} 4008001234")
+        assert reply.startswith("+OK "), reply
+        return reply[4:].strip()

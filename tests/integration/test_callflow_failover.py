@@ -12,43 +12,12 @@ import signal
 
 import pytest
 
-from cc_core.config import EslConfig, NodeConfig
-from esl_handlers.connection import EslConnection
-from esl_handlers.events import Event
 from tests.conftest import wait_for
-from tests.integration.cluster import FAILOVER_TTL_MS, SIM_PASSWORD, START_TIMEOUT_S, Cluster
+from tests.integration.cluster import FAILOVER_TTL_MS, START_TIMEOUT_S, Cluster, Observer
 
 pytestmark = pytest.mark.slow
 
 GREETING = "tone_stream://%(3000,0,440);loops=1"
-
-
-class Observer:
-    """A test's own ESL connection: places calls and records what happens to them."""
-
-    def __init__(self, port: int) -> None:
-        self.answered: dict[str, int] = {}
-        self.greeting_started: set[str] = set()
-        self.ended: dict[str, str | None] = {}
-        self.conn = EslConnection(
-            NodeConfig(name="observer", port=port, password=SIM_PASSWORD),
-            EslConfig(connect_timeout_s=3, command_timeout_s=3), on_event=self._on_event)
-        self.conn.connect()
-        self.conn.subscribe(["CHANNEL_ANSWER", "CHANNEL_EXECUTE", "CHANNEL_HANGUP_COMPLETE"])
-
-    def _on_event(self, ev: Event) -> None:
-        uuid = ev.unique_id or ""
-        if ev.name == "CHANNEL_ANSWER":
-            self.answered[uuid] = self.answered.get(uuid, 0) + 1
-        elif ev.name == "CHANNEL_EXECUTE" and ev.get("Application") == "playback":
-            self.greeting_started.add(uuid)
-        elif ev.name == "CHANNEL_HANGUP_COMPLETE":
-            self.ended[uuid] = ev.get("Hangup-Cause")
-
-    def call(self, caller: str) -> str:
-        reply = self.conn.api(f"sim_inbound {caller} 4008001234")
-        assert reply.startswith("+OK "), reply
-        return reply[4:].strip()
 
 
 def test_calls_are_finished_by_the_standby_after_the_owner_dies(

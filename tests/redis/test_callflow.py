@@ -5,6 +5,8 @@ from __future__ import annotations
 import redis
 
 from cc_core import keys
+from cc_core import callflow
+from cc_core.calls import now_ms
 from cc_core.callflow import GREETING_APP_PREFIX, GreetingFlow
 from esl_handlers.events import Event
 
@@ -104,6 +106,13 @@ def test_a_caller_gone_before_the_greeting_is_queued_is_left_quietly(redis_url: 
     assert r.hget(keys.call("default", UUID), "stage") == b"answering"
 
 
+def _seed(r: redis.Redis, uuid: str, stage: str, owner: str = "dead-worker",
+          idle_ms: int = 0) -> None:
+    """A call record as a worker left it (``cc_core/lua/call_claim.lua`` fields)."""
+    r.hset(keys.call("default", uuid), mapping={
+        "stage": stage, "owner": owner, "at": now_ms() - idle_ms, "dnis": "4008001234"})
+
+
 def _row(uuid: str, application: str = "park", callstate: str = "RINGING",
          direction: str = "inbound", dest: str = "4008001234") -> dict[str, str]:
     # The fields of a `show channels as json` row that reconcile reads, as captured
@@ -119,7 +128,7 @@ def test_reconcile_resumes_each_call_from_the_stage_it_reached(redis_url: str) -
         f"{i}1111111-2222-3333-4444-555555555555" for i in range(5))
     for uuid, stage in ((answering, "answering"), (greeting, "greeting"), (ending, "hangup"),
                         (hanging, "answering")):
-        r.hset(keys.call("default", uuid), "stage", stage)
+        _seed(r, uuid, stage)     # left by a worker that died (no heartbeat key)
     flow.reconcile("fs1", [
         _row(unclaimed),
         _row(answering, callstate="ACTIVE"),
@@ -128,8 +137,10 @@ def test_reconcile_resumes_each_call_from_the_stage_it_reached(redis_url: str) -
         _row(hanging, callstate="HANGUP"),
         _row("b-leg", direction="outbound", dest="agent1"),
     ], link)
-    answered = [c[1] for c in link.sent if c[0] == "api"]
+    answered = [c[1] for c in link.sent if c[0] == "api" and c[1].startswith("uuid_answer")]
     assert answered == [f"uuid_answer {unclaimed}", f"uuid_answer {answering}"]
+    # Before resuming "answering" the channel is asked whether its greeting already runs.
+    assert ("api", f"uuid_getvar {answering} current_application") in link.sent
     assert link.sent.count(HANGUP) == 3     # unclaimed, answering (whole step), greeting (hang-up)
     assert len([c for c in link.sent if c[0] == "sendmsg" and c != HANGUP]) == 2
     for uuid in (unclaimed, answering, greeting, ending):
@@ -172,7 +183,7 @@ def test_a_stage_written_after_the_call_ended_does_not_leak(redis_url) -> None:
     # Reconcile runs beside the call's lane: its write may follow HANGUP_COMPLETE's delete.
     flow, r = _flow(redis_url)
     key = keys.call("default", UUID)
-    r.hset(key, "stage", "greeting")
+    _seed(r, UUID, "greeting")
 
     class EndingLink(RecordingLink):
         def sendmsg(self, uuid: str, headers: dict[str, str], timeout: float | None = None) -> str:
@@ -181,25 +192,138 @@ def test_a_stage_written_after_the_call_ended_does_not_leak(redis_url) -> None:
             return super().sendmsg(uuid, headers, timeout)
 
     flow.reconcile("fs1", [_row(UUID, application="playback", callstate="ACTIVE")], EndingLink())
-    assert 0 < r.ttl(key) <= keys.CALL_TTL_S
+    assert not r.exists(key), "the record of an ended call is not written again"
 
 
-def test_reconcile_during_the_claim_round_trips_does_not_run_the_step_twice(redis_url) -> None:
-    # Between HSETNX and the answer the handler waits on Redis; a reconcile that runs then
-    # sees "answering" and must recognise the step as ours, still running.
+def test_reconcile_during_the_claim_round_trip_does_not_run_the_step_twice(redis_url) -> None:
+    # While the claim script runs the handler waits on Redis; a reconcile that runs then must
+    # recognise the step as ours, still running.
     flow, r = _flow(redis_url)
     reconciled = RecordingLink()
+    claim = flow.store.claim
 
-    class Hooked:
-        def __getattr__(self, name: str):
-            return getattr(r, name)
+    def claim_with_reconcile(*args):
+        flow.reconcile("fs1", [_row(UUID)], reconciled)
+        return claim(*args)
 
-        def hset(self, *args, **kwargs):
-            if "mapping" in kwargs:    # the claim's second write
-                flow.reconcile("fs1", [_row(UUID)], reconciled)
-            return r.hset(*args, **kwargs)
-
-    flow.redis = Hooked()
+    flow.store.claim = claim_with_reconcile
     link = RecordingLink()
     flow.on_park(_park(), link)
     assert reconciled.sent == [] and link.sent.count(("api", f"uuid_answer {UUID}")) == 1
+
+
+# ---- the sweep, takeovers and the standby's memory -------------------------------------------
+class Swept:
+    """A stand-in for the swept-calls counter: counts per (node, reason)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, ...], int] = {}
+
+    def labels(self, *values: str) -> Swept:
+        self._key = values
+        return self
+
+    def inc(self) -> None:
+        self.counts[self._key] = self.counts.get(self._key, 0) + 1
+
+
+def _sweeping_flow(redis_url: str, worker_id: str = "w-me") -> tuple[GreetingFlow, Swept,
+                                                                      redis.Redis]:
+    r = redis.Redis.from_url(redis_url)
+    swept = Swept()
+    return GreetingFlow(redis=r, greeting="tone_stream://%(500,0,440)", is_draining=lambda: False,
+                        worker_id=worker_id, swept=swept), swept, r
+
+
+def test_the_sweep_takes_a_parked_call_nobody_claimed_after_its_grace_only(redis_url) -> None:
+    flow, swept, r = _sweeping_flow(redis_url)
+    link = RecordingLink()
+    flow.sweep("fs1", [_row(UUID)], link)
+    assert link.sent == [], "a call that just parked is left to its own PARK first"
+    flow._unclaimed_since[UUID] -= callflow.SWEEP_GRACE_S   # the grace has passed
+    flow.sweep("fs1", [_row(UUID)], link)
+    assert ("api", f"uuid_answer {UUID}") in link.sent and link.sent.count(HANGUP) == 1
+    assert swept.counts == {("fs1", "unclaimed"): 1}
+    # Its PARK arrives late (a slow lane): nothing is answered or played a second time.
+    flow.on_park(_park(), link)
+    assert link.sent.count(("api", f"uuid_answer {UUID}")) == 1 and link.sent.count(HANGUP) == 1
+
+
+def test_a_call_whose_park_event_came_first_is_left_alone_by_the_sweep(redis_url) -> None:
+    flow, swept, r = _sweeping_flow(redis_url)
+    link = RecordingLink()
+    flow.on_park(_park(), link)
+    before = list(link.sent)
+    flow._unclaimed_since[UUID] = 0.0
+    flow.sweep("fs1", [_row(UUID, application="playback", callstate="ACTIVE")], link)
+    assert link.sent == before and swept.counts == {}
+
+
+def test_a_live_holder_keeps_its_call_a_dead_or_stalled_one_loses_it(redis_url) -> None:
+    from cc_core.calls import STALL_MS
+    from esl_handlers import keys as esl_keys
+
+    flow, swept, r = _sweeping_flow(redis_url)
+    live, dead, stalled = (f"{i}2222222-2222-3333-4444-555555555555" for i in range(3))
+    r.set(esl_keys.worker("w-live"), "1")
+    _seed(r, live, "greeting", owner="w-live", idle_ms=1000)
+    _seed(r, dead, "greeting", owner="w-dead", idle_ms=1000)
+    r.set(esl_keys.worker("w-stuck"), "1")
+    _seed(r, stalled, "greeting", owner="w-stuck", idle_ms=STALL_MS + 1000)
+    link = RecordingLink()
+    rows = [_row(u, application="playback", callstate="ACTIVE") for u in (live, dead, stalled)]
+    flow.sweep("fs1", rows, link)
+    assert link.sent == [HANGUP, HANGUP], "the dead and the stalled holders' calls"
+    assert swept.counts == {("fs1", "stalled"): 2}
+    assert r.hget(keys.call("default", live), "owner") == b"w-live"
+    assert r.hget(keys.call("default", dead), "owner") == b"w-me"
+    assert r.hget(keys.call("default", dead), "stage") == b"hangup"
+
+
+def test_resuming_a_call_whose_greeting_already_plays_never_plays_it_twice(redis_url) -> None:
+    flow, _, r = _sweeping_flow(redis_url)
+    _seed(r, UUID, "answering")      # the holder died after the greeting went out
+    link = RecordingLink()
+    link.current_application = "playback"
+    flow.reconcile("fs1", [_row(UUID, callstate="ACTIVE")], link)
+    assert link.sent == [("api", f"uuid_getvar {UUID} current_application"), HANGUP]
+    assert r.hget(keys.call("default", UUID), "stage") == b"hangup"
+
+
+def test_a_holder_that_was_taken_over_stops_at_its_next_stage(redis_url) -> None:
+    # A worker paused in the middle of a step (SIGSTOP, a stalled VM) wakes after another took
+    # the call over: its stage write is refused and it sends nothing more.
+    old, _, r = _sweeping_flow(redis_url, worker_id="w-old")
+    new, _, _ = _sweeping_flow(redis_url, worker_id="w-new")
+
+    class PausedLink(RecordingLink):
+        def api(self, cmd: str, timeout: float | None = None) -> str:
+            reply = super().api(cmd, timeout)
+            if cmd.startswith("uuid_answer"):
+                new.reconcile("fs1", [_row(UUID, callstate="ACTIVE")], taker)
+            return reply
+
+    taker = RecordingLink()
+    paused = PausedLink()
+    old.on_park(_park(), paused)
+    # The taker resumed the whole step (the channel was still in park); the old holder's
+    # greeting went out before it could know, but its hang-up and stage writes did not.
+    assert taker.sent.count(HANGUP) == 1 and paused.sent.count(HANGUP) == 0
+    assert r.hget(keys.call("default", UUID), "owner") == b"w-new"
+
+
+def test_a_park_seen_as_standby_is_taken_when_show_channels_has_not_caught_up(redis_url) -> None:
+    flow, _, r = _sweeping_flow(redis_url)
+    flow.on_standby_event("fs1", _park())
+    link = RecordingLink()
+    flow.reconcile("fs1", [], link)      # the core database does not list it yet
+    assert link.sent[:2] == [("api", f"uuid_getvar {UUID} current_application"),
+                             ("api", f"uuid_answer {UUID}")]
+    assert link.sent.count(HANGUP) == 1
+    # One that hung up before the takeover is forgotten, not asked about.
+    flow.on_standby_event("fs1", _park())
+    flow.on_standby_event("fs1", Event.from_headers({
+        "Event-Name": "CHANNEL_HANGUP_COMPLETE", "Unique-ID": UUID}))
+    later = RecordingLink()
+    flow.reconcile("fs1", [], later)
+    assert later.sent == []
