@@ -51,8 +51,8 @@ from typing import Any, Protocol
 import gevent
 from redis.exceptions import RedisError
 
-from cc_core.calls import STALL_MS, CallRecord, CallStore, Stage, now_ms
 from cc_core.calls import NOT_OWNER as STAGE_NOT_OWNER
+from cc_core.calls import STALL_MS, CallRecord, CallStore, Stage, now_ms
 from cc_core.errors import EslError
 from esl_handlers import commands
 

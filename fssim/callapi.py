@@ -28,8 +28,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from fssim.coredb import CoreDb
 from fssim.channels import Channel, parse_cause
+from fssim.coredb import CoreDb
 from fssim.endpoints import BEHAVIOURS, Behaviour
 from fssim.fsstrings import split_blank
 

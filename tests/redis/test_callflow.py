@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import redis
 
-from cc_core import keys
-from cc_core import callflow
-from cc_core.calls import now_ms
+from cc_core import callflow, keys
 from cc_core.callflow import GREETING_APP_PREFIX, GreetingFlow
+from cc_core.calls import now_ms
 from esl_handlers.events import Event
 
 UUID = "0c8296cc-d6cc-4ebf-82d6-baa8cb370996"
