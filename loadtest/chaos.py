@@ -50,9 +50,23 @@ def _esl(host: str, port: int, password: str) -> EslConnection:
     return conn
 
 
-def _parked_400(conn: EslConnection) -> int:
+def _live_400(conn: EslConnection) -> list[dict[str, str]]:
     data = json.loads(conn.api("show channels as json") or "{}")
-    return sum(1 for r in data.get("rows", []) if str(r.get("dest", "")).startswith("400"))
+    return [r for r in data.get("rows", []) if str(r.get("dest", "")).startswith("400")
+            and r.get("callstate") != "HANGUP"]
+
+
+def _left_parked(conn: EslConnection, work: Path, settle_s: float = 15.0) -> int:
+    """400 calls still up once the core database has caught up (its rows trail the events,
+    so a call that just ended can still be listed for a moment)."""
+    deadline = time.monotonic() + settle_s
+    rows = _live_400(conn)
+    while rows and time.monotonic() < deadline:
+        gevent.sleep(0.5)
+        rows = [r for r in _live_400(conn)
+                if conn.api(f"uuid_exists {r.get('uuid')}").strip() == "true"]
+    (work / "left.json").write_text(json.dumps(rows, indent=1))
+    return len(rows)
 
 
 def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
@@ -128,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         succ, fail = _sipp_counts(work / "stats.csv")
         conn = _esl(esl_host, esl_port, args.password)
         try:
-            left = _parked_400(conn)
+            left = _left_parked(conn, work)
             conn.api("hupall NORMAL_CLEARING")
         finally:
             conn.close()
