@@ -96,8 +96,8 @@ class Traffic:
         assert not twice, f"greeted other than once: {twice[:5]}"
 
 
-def _two_workers(cluster: Cluster) -> tuple[WorkerProc, WorkerProc]:
-    workers = cluster.start_workers(2, ttl_ms=TTL_MS, app="cc_core.app:build")
+def _two_workers(cluster: Cluster, **esl: object) -> tuple[WorkerProc, WorkerProc]:
+    workers = cluster.start_workers(2, ttl_ms=TTL_MS, app="cc_core.app:build", esl=esl)
     owner = cluster.wait_owner(workers, timeout=START_TIMEOUT_S)
     standby = next(w for w in workers if w is not owner)
     # A standby that watches PARKs before it owns the node says so; give it time to (a core
@@ -125,6 +125,18 @@ def test_a_warm_hand_over_under_traffic_loses_no_call(lagging: Cluster) -> None:
         traffic.run(at=1.5, action=lambda: owner.proc.send_signal(signal.SIGTERM))
         traffic.assert_none_left([owner, standby])
         assert owner.proc.wait(timeout=20) == 0
+    finally:
+        traffic.obs.close()
+
+
+def test_a_warm_hand_over_needs_no_sweep_to_lose_no_call(lagging: Cluster) -> None:
+    # The successor watched PARKs before the lease passed: with the safety net off, calls that
+    # parked in the hand-over's gap are still all taken, and at once.
+    owner, standby = _two_workers(lagging, sweep_interval_s=0)
+    traffic = Traffic(lagging)
+    try:
+        traffic.run(at=1.5, action=lambda: owner.proc.send_signal(signal.SIGTERM))
+        traffic.assert_none_left([owner, standby])
     finally:
         traffic.obs.close()
 
