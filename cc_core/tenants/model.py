@@ -1,0 +1,387 @@
+"""A tenant's configuration: its 400 numbers, lists, regions, hours, prompts and menus.
+
+Written by people in YAML (``cc_core.tenants.loader``), validated once: every model is frozen and
+refuses unknown keys, and every cross-reference (a menu option naming a menu, a prompt name, a
+queue) is checked when the tenant is built, so a worker never meets a dangling name mid-call.
+
+Where a call goes is a *destination*, written ``kind:target`` (``menu:main``, ``queue:support``,
+``transfer:13800138000``, ``voicemail:general``, ``info:hours``, ``collect:order``,
+``announce:closed``, ``hangup``), parsed into ``Destination``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from datetime import date, time
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+TENANT_ID = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+NUMBER_400 = re.compile(r"^400\d{7}$")
+NAME = r"^[A-Za-z0-9_.-]{1,64}$"
+DTMF_KEY = re.compile(r"^[0-9*#]$")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DestinationKind(enum.Enum):
+    MENU = "menu"            # an IVR menu of this tenant
+    QUEUE = "queue"          # a queue (the ACD's; until then its contacts are rung in turn)
+    TRANSFER = "transfer"    # an external number, through the tenant's gateway
+    VOICEMAIL = "voicemail"  # record a message into one of the tenant's boxes
+    INFO = "info"            # play a prompt, then back to the menu the caller came from
+    COLLECT = "collect"      # collect digits into a call variable, then go on
+    ANNOUNCE = "announce"    # play a prompt, then hang up
+    HANGUP = "hangup"
+
+
+_TARGETLESS = {DestinationKind.HANGUP}
+
+
+class Destination(_Model):
+    kind: DestinationKind
+    target: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Destination:
+        kind_text, _, target = str(text).partition(":")
+        try:
+            kind = DestinationKind(kind_text.strip())
+        except ValueError:
+            kinds = ", ".join(k.value for k in DestinationKind)
+            raise ValueError(f"{text!r} is not a destination: write kind:target with kind one "
+                             f"of {kinds} (e.g. menu:main, queue:support)") from None
+        target = target.strip()
+        if kind in _TARGETLESS:
+            if target:
+                raise ValueError(f"{text!r}: {kind.value} takes no target; write {kind.value}")
+        elif not target:
+            raise ValueError(f"{text!r}: {kind.value} needs a target, e.g. {kind.value}:name")
+        return cls(kind=kind, target=target)
+
+    def __str__(self) -> str:
+        return self.kind.value if not self.target else f"{self.kind.value}:{self.target}"
+
+
+def _destination(value: Any) -> Any:
+    if isinstance(value, str):
+        return Destination.parse(value)
+    return value
+
+
+Dest = Annotated[Destination, Field(json_schema_extra={"format": "kind:target"})]
+
+
+class NumberStatus(enum.Enum):
+    RESERVED = "reserved"      # not yet in service: announcement in early media, never answered
+    ACTIVE = "active"
+    SUSPENDED = "suspended"    # e.g. unpaid: announcement in early media, never answered
+    CANCELLED = "cancelled"    # no longer the tenant's: treated as unallocated
+
+
+class AnswerMode(enum.Enum):
+    IVR = "ivr"            # answered before the first prompt (billing starts there)
+    GREETING = "greeting"  # ringback/greeting in early media, answered when an agent answers
+
+
+class NumberConfig(_Model):
+    status: NumberStatus = NumberStatus.ACTIVE
+    entry: Dest | None = None          # where its calls start (default: the tenant's entry)
+    answer_mode: AnswerMode | None = None
+
+    _parse = field_validator("entry", mode="before")(lambda cls, v: _destination(v))
+
+
+class ListConfig(_Model):
+    """Numbers matched by exact number, prefix (号段) or area code; optionally anonymous and
+    withheld callers, or numbers that do not parse."""
+
+    numbers: list[str] = Field(default_factory=list)
+    prefixes: list[str] = Field(default_factory=list)
+    area_codes: list[str] = Field(default_factory=list)
+    anonymous: bool = False
+    invalid: bool = False
+
+
+class BlacklistConfig(ListConfig):
+    # What a blocked caller hears: nothing (rejected with CALL_REJECTED) or a prompt in early
+    # media before the rejection; never answered, never queued.
+    announce: str | None = None
+
+
+class WhitelistConfig(ListConfig):
+    priority: int = Field(10, ge=1, le=100)   # VIP callers' queue priority
+
+
+class Lists(_Model):
+    blacklist: BlacklistConfig = Field(default_factory=BlacklistConfig)
+    whitelist: WhitelistConfig = Field(default_factory=WhitelistConfig)
+    use_global_blacklist: bool = True
+
+
+class RegionMatch(_Model):
+    province: str | None = None
+    city: str | None = None
+    area_code: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> RegionMatch:
+        if not (self.province or self.city or self.area_code):
+            raise ValueError("a region rule needs province, city or area_code")
+        return self
+
+
+class RegionRule(_Model):
+    match: RegionMatch
+    to: Dest
+
+    _parse = field_validator("to", mode="before")(lambda cls, v: _destination(v))
+
+
+class Regions(_Model):
+    rules: list[RegionRule] = Field(default_factory=list)
+    blocked: list[RegionMatch] = Field(default_factory=list)
+    blocked_announce: str | None = None
+
+
+def _interval(text: str) -> tuple[time, time]:
+    start, sep, end = str(text).partition("-")
+    try:
+        a, b = time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not an interval: write HH:MM-HH:MM, e.g. 09:00-18:00") \
+            from None
+    if not sep or not a < b:
+        raise ValueError(f"{text!r}: the start must come before the end on the same day "
+                         "(split an interval that crosses midnight in two)")
+    return a, b
+
+
+class Hours(_Model):
+    weekly: dict[str, list[str]] = Field(default_factory=lambda: {
+        d: ["09:00-18:00"] for d in WEEKDAYS[:5]})
+    holidays: list[date] = Field(default_factory=list)
+    workdays: list[date] = Field(default_factory=list)
+    official: bool = True                  # China's official holidays and make-up days
+    after_hours: Dest | None = None        # None: no time routing
+
+    _parse = field_validator("after_hours", mode="before")(lambda cls, v: _destination(v))
+
+    @field_validator("weekly")
+    @classmethod
+    def _days(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for day, intervals in v.items():
+            if day not in WEEKDAYS:
+                raise ValueError(f"{day!r} is not a weekday: use {', '.join(WEEKDAYS)}")
+            for text in intervals:
+                _interval(text)
+        return v
+
+    def intervals(self) -> dict[int, list[tuple[time, time]]]:
+        return {WEEKDAYS.index(d): [_interval(t) for t in ivs] for d, ivs in self.weekly.items()}
+
+
+class Menu(_Model):
+    prompt: list[str]                      # prompt names, played in order
+    options: dict[str, Dest]
+    timeout_ms: int = Field(5000, ge=500, le=60_000)
+    retries: int = Field(3, ge=1, le=10)
+    invalid_prompt: str | None = None
+    timeout_prompt: str | None = None
+    default: Dest = Field(default_factory=lambda: Destination(kind=DestinationKind.HANGUP))
+    back_key: str | None = "*"             # to the menu the caller came from
+    repeat_key: str | None = "#"
+    operator: Dest | None = None           # key 0 when configured
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompts(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            out = {}
+            for key, dest in v.items():
+                key = str(key)
+                if not DTMF_KEY.match(key):
+                    raise ValueError(f"option key {key!r} must be one DTMF key: 0-9, * or #")
+                out[key] = _destination(dest)
+            return out
+        return v
+
+    _parse = field_validator("default", "operator", mode="before")(
+        lambda cls, v: _destination(v))
+
+    @model_validator(mode="after")
+    def _keys(self) -> Menu:
+        reserved = {k for k in (self.back_key, self.repeat_key) if k}
+        reserved |= {"0"} if self.operator is not None else set()
+        clash = sorted(reserved & set(self.options))
+        if clash:
+            raise ValueError(f"keys {', '.join(clash)} are the menu's back/repeat/operator "
+                             "keys and cannot also be options")
+        return self
+
+
+class Collect(_Model):
+    prompt: list[str]
+    variable: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    min_digits: int = Field(1, ge=1, le=32)
+    max_digits: int = Field(12, ge=1, le=32)
+    terminator: str = "#"
+    timeout_ms: int = Field(8000, ge=500, le=60_000)
+    retries: int = Field(2, ge=1, le=10)
+    invalid_prompt: str | None = None
+    then: Dest
+
+    _prompts = field_validator("prompt", mode="before")(
+        lambda cls, v: [v] if isinstance(v, str) else v)
+    _parse = field_validator("then", mode="before")(lambda cls, v: _destination(v))
+
+
+class Queue(_Model):
+    """Until the ACD lands: a queue is its contacts, rung one after the other."""
+
+    contacts: list[str] = Field(min_length=1)
+    ring_timeout_s: int = Field(20, ge=5, le=120)
+    skills: list[str] = Field(default_factory=list)
+    overflow: Dest | None = None
+
+    _parse = field_validator("overflow", mode="before")(lambda cls, v: _destination(v))
+
+
+class Voicemail(_Model):
+    prompt: list[str] = Field(default_factory=list)
+    max_s: int = Field(120, ge=5, le=600)
+
+    _prompts = field_validator("prompt", mode="before")(
+        lambda cls, v: [v] if isinstance(v, str) else v)
+
+
+class Tenant(_Model):
+    tenant: str = Field(pattern=TENANT_ID)
+    name: str = ""
+    timezone: str = "Asia/Shanghai"
+    answer_mode: AnswerMode = AnswerMode.IVR
+    entry: Dest
+    gateway: str = Field("sofia/gateway/carrier", description="dial prefix for transfers")
+    numbers: dict[str, NumberConfig]
+    greeting: list[str] = Field(default_factory=list)   # greeting mode: early-media prompts
+    lists: Lists = Field(default_factory=Lists)
+    regions: Regions = Field(default_factory=Regions)
+    hours: Hours = Field(default_factory=Hours)
+    prompts: dict[str, str] = Field(default_factory=dict)
+    menus: dict[str, Menu] = Field(default_factory=dict)
+    collects: dict[str, Collect] = Field(default_factory=dict)
+    queues: dict[str, Queue] = Field(default_factory=dict)
+    voicemail: dict[str, Voicemail] = Field(default_factory=dict)
+
+    _parse = field_validator("entry", mode="before")(lambda cls, v: _destination(v))
+    _greeting = field_validator("greeting", mode="before")(
+        lambda cls, v: [v] if isinstance(v, str) else v)
+
+    @field_validator("numbers", mode="before")
+    @classmethod
+    def _numbers(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            for number in v:
+                if not NUMBER_400.match(str(number)):
+                    raise ValueError(f"{number!r} is not a 400 number: 400 and 7 digits, "
+                                     "written as a quoted string, e.g. \"4008001234\"")
+        return {str(k): ({} if val is None else val) for k, val in v.items()} \
+            if isinstance(v, dict) else v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not an IANA time zone, e.g. Asia/Shanghai") from None
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> Tenant:
+        problems = list(self.dangling())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def destinations(self) -> list[tuple[str, Destination]]:
+        """Every destination in the config, with where it is written (for checks)."""
+        out: list[tuple[str, Destination]] = [("entry", self.entry)]
+        for num, cfg in self.numbers.items():
+            if cfg.entry is not None:
+                out.append((f"numbers.{num}.entry", cfg.entry))
+        for i, rule in enumerate(self.regions.rules):
+            out.append((f"regions.rules.{i}.to", rule.to))
+        if self.hours.after_hours is not None:
+            out.append(("hours.after_hours", self.hours.after_hours))
+        for name, menu in self.menus.items():
+            for key, dest in menu.options.items():
+                out.append((f"menus.{name}.options.{key}", dest))
+            out.append((f"menus.{name}.default", menu.default))
+            if menu.operator is not None:
+                out.append((f"menus.{name}.operator", menu.operator))
+        for name, col in self.collects.items():
+            out.append((f"collects.{name}.then", col.then))
+        for name, q in self.queues.items():
+            if q.overflow is not None:
+                out.append((f"queues.{name}.overflow", q.overflow))
+        return out
+
+    def dangling(self) -> list[str]:
+        tables: dict[DestinationKind, Mapping[str, object]] = {
+                  DestinationKind.MENU: self.menus, DestinationKind.QUEUE: self.queues,
+                  DestinationKind.VOICEMAIL: self.voicemail,
+                  DestinationKind.COLLECT: self.collects,
+                  DestinationKind.INFO: self.prompts, DestinationKind.ANNOUNCE: self.prompts}
+        problems = []
+        for where, dest in self.destinations():
+            table = tables.get(dest.kind)
+            if table is not None and dest.target not in table:
+                known = ", ".join(sorted(table)) or "none defined"
+                problems.append(f"{where}: {dest} names no {dest.kind.value} "
+                                f"(defined: {known})")
+            if dest.kind is DestinationKind.TRANSFER and not re.fullmatch(r"\+?\d{3,20}",
+                                                                         dest.target):
+                problems.append(f"{where}: transfer target {dest.target!r} must be digits")
+        for where, names in self._prompt_uses():
+            for name in names:
+                if name not in self.prompts:
+                    problems.append(f"{where}: prompt {name!r} is not in prompts "
+                                    f"(defined: {', '.join(sorted(self.prompts)) or 'none'})")
+        return problems
+
+    def _prompt_uses(self) -> list[tuple[str, list[str]]]:
+        uses: list[tuple[str, list[str]]] = [("greeting", self.greeting)]
+        for name, menu in self.menus.items():
+            extra = [p for p in (menu.invalid_prompt, menu.timeout_prompt) if p]
+            uses.append((f"menus.{name}", [*menu.prompt, *extra]))
+        for name, col in self.collects.items():
+            uses.append((f"collects.{name}", [*col.prompt, *(
+                [col.invalid_prompt] if col.invalid_prompt else [])]))
+        for name, vm in self.voicemail.items():
+            uses.append((f"voicemail.{name}", vm.prompt))
+        ann = [p for p in (self.lists.blacklist.announce, self.regions.blocked_announce) if p]
+        uses.append(("announcements", ann))
+        return uses
+
+    def number(self, dnis: str) -> NumberConfig | None:
+        return self.numbers.get(dnis)
+
+
+class GlobalConfig(_Model):
+    """What applies to every tenant: the platform's own blacklist."""
+
+    blacklist: ListConfig = Field(default_factory=ListConfig)
