@@ -69,3 +69,15 @@ class LeaseLost(CcCoreError):
     """This worker no longer owns a node lease it acted under (fencing)."""
 
     error_id = "lease.lost"
+
+
+class UnknownTenant(CcCoreError):
+    """A tenant id that the applied configuration does not hold."""
+
+    error_id = "tenant.unknown"
+
+
+class ConfigConflict(CcCoreError):
+    """Other applies kept landing while this one was being prepared; run it again."""
+
+    error_id = "config.conflict"
