@@ -6,7 +6,7 @@ Domain errors are mapped to exit codes here and nowhere else.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -14,7 +14,7 @@ from cc_core import __version__
 from cc_core.errors import CcCoreError
 
 
-def _fail(exc: CcCoreError) -> None:
+def _fail(exc: CcCoreError) -> NoReturn:
     click.echo(f"cc-core: {exc} [{exc.error_id}]", err=True)
     sys.exit(exc.exit_code)
 
@@ -118,6 +118,121 @@ def demo(duration: float, rate: float, workers: int, greeting_ms: int,
                                       caller_hangup_ratio=caller_hangup_ratio, seed=seed)))
     except CcCoreError as exc:
         _fail(exc)
+
+
+@cli.group()
+def config() -> None:
+    """Tenant configuration: validate YAML, apply it to Redis as a new version, show it."""
+
+
+_REDIS_URL = click.option(
+    "--redis-url", envvar="CC_REDIS_URL", default=None, metavar="URL",
+    help="Redis holding the applied config (default: $CC_REDIS_URL).")
+
+
+def _summary(tenant: Any, source: Any) -> str:
+    lists = tenant.lists
+    def size(lst: Any) -> int:
+        return len(lst.numbers) + len(lst.prefixes) + len(lst.area_codes)
+    active = sum(1 for n in tenant.numbers.values() if n.status.value == "active")
+    return (f"{tenant.tenant} ({source}): {len(tenant.numbers)} numbers ({active} active), "
+            f"{len(tenant.menus)} menus, {len(tenant.queues)} queues, "
+            f"{len(tenant.prompts)} prompts, blacklist {size(lists.blacklist)} entries, "
+            f"whitelist {size(lists.whitelist)} entries")
+
+
+@config.command()
+@click.argument("path", type=click.Path(path_type=str))
+def validate(path: str) -> None:
+    """Check a tenant file or a folder of them; list every problem (exit 2) or each tenant."""
+    from cc_core.tenants.loader import load_path
+
+    try:
+        loaded = load_path(path)
+    except CcCoreError as exc:
+        _fail(exc)
+    for tid, tenant in sorted(loaded.tenants.items()):
+        click.echo(_summary(tenant, loaded.sources[tid]))
+    if loaded.global_source is not None:
+        click.echo(f"global ({loaded.global_source}): platform blacklist "
+                   f"{len(loaded.global_config.blacklist.numbers)} numbers, "
+                   f"{len(loaded.global_config.blacklist.prefixes)} prefixes")
+
+
+def _store(redis_url: str | None) -> Any:
+    from cc_core.errors import ConfigError
+
+    if not redis_url:
+        raise ConfigError("no Redis to read or write the tenant config: pass --redis-url "
+                          "redis://HOST:PORT/DB or set CC_REDIS_URL (config commands never "
+                          "start a private Redis)")
+    import redis
+
+    from cc_core.tenants.store import TenantStore
+
+    try:
+        return TenantStore(redis.Redis.from_url(redis_url, socket_timeout=10,
+                                                socket_connect_timeout=5))
+    except ValueError as exc:
+        raise ConfigError(f"--redis-url {redis_url!r}: {exc}") from exc
+
+
+def _redis_down(exc: Exception, redis_url: str | None) -> CcCoreError:
+    from cc_core.errors import EnvironmentProblem
+
+    return EnvironmentProblem(f"cannot use Redis at {redis_url}: {exc}; check --redis-url / "
+                              "CC_REDIS_URL and that the server is up (nothing was applied)")
+
+
+@config.command()
+@click.argument("path", type=click.Path(path_type=str))
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@_REDIS_URL
+def apply(path: str, dry_run: bool, redis_url: str | None) -> None:
+    """Apply a folder (the whole config) or one tenant file as a new version, atomically."""
+    from redis.exceptions import RedisError
+
+    from cc_core.tenants.loader import load_path
+
+    try:
+        loaded = load_path(path)
+        store = _store(redis_url)
+        try:
+            result = store.apply(loaded, dry_run=dry_run)
+        except RedisError as exc:
+            raise _redis_down(exc, redis_url) from exc
+    except CcCoreError as exc:
+        _fail(exc)
+    for text in result.diffs.values():
+        click.echo(text, nl=False)
+    what = ", ".join(part for part in (
+        f"added {' '.join(result.added)}" if result.added else "",
+        f"changed {' '.join(result.changed)}" if result.changed else "",
+        f"removed {' '.join(result.removed)}" if result.removed else "") if part)
+    if result.unchanged:
+        click.echo(f"no change: version {result.version} already holds this configuration")
+    elif result.dry_run:
+        click.echo(f"dry run: would {what} (now version {result.version}); nothing written")
+    else:
+        click.echo(f"applied version {result.version} (was {result.previous_version}): {what}")
+
+
+@config.command()
+@click.argument("tenant")
+@_REDIS_URL
+def show(tenant: str, redis_url: str | None) -> None:
+    """Print a tenant's applied config as canonical YAML (loadable again as a tenant file)."""
+    from redis.exceptions import RedisError
+
+    try:
+        store = _store(redis_url)
+        try:
+            text = store.show(tenant)
+        except RedisError as exc:
+            raise _redis_down(exc, redis_url) from exc
+    except CcCoreError as exc:
+        _fail(exc)
+    click.echo(text, nl=False)
 
 
 def main() -> None:
