@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import logging
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 
 KEEP_VERSIONS = 5               # blobs kept per tenant, the applied one included
 REMOVED_TTL_S = 7 * 24 * 3600   # a removed tenant's blobs linger this long (history, undo)
-APPLY_ATTEMPTS = 5              # recomputations when other applies land first
+APPLY_DEADLINE_S = 10.0         # how long to keep recomputing while other applies land first
 READ_ATTEMPTS = 3               # directory re-reads when a blob it names is already pruned
 GLOBAL = "_global"              # the global config's name in diffs
 
@@ -164,12 +165,17 @@ class TenantStore:
         tenants replace theirs and the rest stays). Returns what changed, with diffs; with
         ``dry_run`` (or when nothing changed) nothing is written. Raises ``ConfigError`` if the
         result would give a 400 number to two tenants, nothing written."""
-        for _ in range(APPLY_ATTEMPTS):
+        deadline = time.monotonic() + APPLY_DEADLINE_S
+        while True:
             result = self._try_apply(loaded, dry_run)
             if result is not None:
                 return result
-        raise ConfigConflict(f"{APPLY_ATTEMPTS} other applies landed while this one was being "
-                             "prepared; nothing of this one was written: run it again")
+            if time.monotonic() > deadline:
+                raise ConfigConflict(f"other applies kept landing for {APPLY_DEADLINE_S:g} s "
+                                     "while this one was being prepared; nothing of this one "
+                                     "was written: run it again")
+            # Each round one contender wins; jitter keeps the rest from colliding in lockstep.
+            time.sleep(random.uniform(0.005, 0.05))
 
     def _try_apply(self, loaded: LoadedConfig, dry_run: bool) -> ApplyResult | None:
         base = _read_directory(self.redis)
@@ -342,7 +348,12 @@ class TenantDirectory:
             self._checked_at = now
             snap = self._snap
             if snap is None or int(raw or 0) != snap.version:
-                self._snap = snap = self._load(snap or _EMPTY)
+                loaded = self._load(snap or _EMPTY)
+                # Threads sharing this object may finish loads out of order: never go back.
+                current = self._snap
+                if current is None or loaded.version >= current.version:
+                    self._snap = current = loaded
+                return current
             return snap
         except (RedisError, CcCoreError) as exc:
             if self._snap is None:
