@@ -205,16 +205,18 @@ def apply(path: str, dry_run: bool, redis_url: str | None) -> None:
         _fail(exc)
     for text in result.diffs.values():
         click.echo(text, nl=False)
-    what = ", ".join(part for part in (
-        f"added {' '.join(result.added)}" if result.added else "",
-        f"changed {' '.join(result.changed)}" if result.changed else "",
-        f"removed {' '.join(result.removed)}" if result.removed else "") if part)
+    def what(add: str, change: str, remove: str) -> str:
+        return ", ".join(f"{verb} {' '.join(names)}" for verb, names in (
+            (add, result.added), (change, result.changed), (remove, result.removed)) if names)
+
     if result.unchanged:
         click.echo(f"no change: version {result.version} already holds this configuration")
     elif result.dry_run:
-        click.echo(f"dry run: would {what} (now version {result.version}); nothing written")
+        click.echo(f"dry run: would {what('add', 'change', 'remove')} "
+                   f"(applied now: version {result.version}); nothing written")
     else:
-        click.echo(f"applied version {result.version} (was {result.previous_version}): {what}")
+        click.echo(f"applied version {result.version} (was {result.previous_version}): "
+                   f"{what('added', 'changed', 'removed')}")
 
 
 @config.command()
