@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from cc_core.cli import cli
 
 
 def cc(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -37,3 +41,39 @@ def test_missing_config_file_is_explained(tmp_path) -> None:
     res = cc("run", "--config", str(tmp_path / "nope.yaml"))
     assert res.returncode == 2
     assert "nope.yaml" in res.stderr and "cannot read" in res.stderr
+
+
+# -- cc-core config validate (in-process, with click's CliRunner) ------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tenants"
+
+
+def test_config_validate_summarises_each_tenant_and_exits_0() -> None:
+    res = CliRunner().invoke(cli, ["config", "validate", str(EXAMPLES)])
+    assert res.exit_code == 0, res.output
+    assert res.output == (f"acme ({EXAMPLES / 'acme.yaml'}): 4 numbers (2 active), 3 menus, "
+                          "4 queues, 12 prompts, blacklist 3 entries, whitelist 1 entries\n")
+
+
+def test_config_validate_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "beta.yaml").write_text(
+        "tenant: beta\nentry: menu:main\nnumbers: {'4001': {}}\nmenus: {}\n")
+    (tmp_path / "gamma.yaml").write_text("tenant: gamma\nentry: hangup\nnumbers: {}\ncolour: 1\n")
+    res = CliRunner().invoke(cli, ["config", "validate", str(tmp_path)])
+    assert res.exit_code == 2
+    assert f"cc-core: 2 problems in {tmp_path}; nothing was loaded:" in res.output
+    assert f"{tmp_path / 'beta.yaml'}: at numbers.4001: '4001' is not a 400 number" in res.output
+    assert f"{tmp_path / 'gamma.yaml'}: at colour: unknown key 'colour'" in res.output
+    assert res.output.rstrip().endswith("[config.invalid]")
+
+
+def test_config_validate_of_a_missing_path_exits_2() -> None:
+    res = CliRunner().invoke(cli, ["config", "validate", "/nonexistent/tenants"])
+    assert res.exit_code == 2 and "no such file or folder" in res.output
+
+
+def test_config_subcommands_have_help() -> None:
+    for sub in ("validate", "apply", "show"):
+        res = CliRunner().invoke(cli, ["config", sub, "--help"])
+        assert res.exit_code == 0 and "Usage" in res.output
+    assert "--dry-run" in CliRunner().invoke(cli, ["config", "apply", "--help"]).output
