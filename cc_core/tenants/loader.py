@@ -137,6 +137,7 @@ def _index_lines(node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ..
 # -- mapping pydantic's errors to YAML paths ------------------------------------------------
 
 _LEADING_REPR = re.compile(r"""^('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\S+?)(?=[\s:;,])""")
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 # Model validators (Tenant._references) join their findings as "where: what; where: what".
 _JOINED = re.compile(r"; (?=[\w.\-*#]+: )")
 
@@ -156,16 +157,23 @@ def _locate(data: Any, loc: tuple[Any, ...]) -> Any:
 
 
 def _refine(data: Any, message: str) -> tuple[tuple[str, ...], Any]:
-    """Where below ``data`` the value the message starts with sits, and that key or value.
+    """Where below ``data`` the value the message names sits, and that key or value.
 
     A validator that checks a whole mapping (``Menu.options``, ``Tenant.numbers``,
     ``Hours.weekly``) fails at the mapping, naming the bad key or value first in its message;
     the user needs the exact entry (``menus.main.options.7``), so find it."""
-    head = _LEADING_REPR.match(message)
-    if not head:
-        return (), ...
-    token = head.group(1)
+    # The value is named first ("'queue': queue needs a target", "4001 is not a 400 number"),
+    # or quoted after a word or two ("option key '77' must be one DTMF key").
+    tokens = [m.group(1) for m in [_LEADING_REPR.match(message)] if m]
+    tokens += [m.group(0) for m in [_QUOTED.search(message)] if m]
+    for token in tokens:
+        found = _find(data, token)
+        if found is not None:
+            return found
+    return (), ...
 
+
+def _find(data: Any, token: str) -> tuple[tuple[str, ...], Any] | None:
     def named(value: Any) -> bool:
         return token in {repr(value), repr(str(value)), str(value)}
 
@@ -188,7 +196,7 @@ def _refine(data: Any, message: str) -> tuple[tuple[str, ...], Any]:
                     return found
         return None
 
-    return search(data, ()) or ((), ...)
+    return search(data, ())
 
 
 def _unwrap(annotation: Any) -> list[Any]:

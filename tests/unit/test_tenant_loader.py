@@ -92,6 +92,17 @@ def test_bad_destination_is_reported_at_the_menu_option(tmp_path: Path) -> None:
     assert "(got 'queue')" in text
 
 
+def test_bad_option_key_is_reported_at_the_key(tmp_path: Path) -> None:
+    write(tmp_path, "beta.yaml", BETA.replace('"1": hangup', '"77": hangup'))
+    text = problems(tmp_path)
+    assert "beta.yaml: at menus.main.options.77: option key '77' must be one DTMF key" in text
+
+
+def test_unquoted_bad_number_is_reported_at_the_number(tmp_path: Path) -> None:
+    write(tmp_path, "beta.yaml", BETA.replace('"4006660001"', "4006"))
+    assert "beta.yaml: at numbers.4006: 4006 is not a 400 number" in problems(tmp_path)
+
+
 def test_unknown_destination_kind_says_which_kinds_exist(tmp_path: Path) -> None:
     write(tmp_path, "beta.yaml", BETA.replace('"1": hangup', '"2": mneu:main'))
     text = problems(tmp_path)
