@@ -141,22 +141,30 @@ class TenantStore:
         return int(self.redis.get(keys.directory_version()) or 0)
 
     def show(self, tenant_id: str) -> str:
-        """The canonical YAML of ``tenant_id`` as applied; ``UnknownTenant`` if it is not."""
-        directory = _read_directory(self.redis)
-        if directory.version == 0:
-            raise UnknownTenant("no tenant configuration has been applied to this Redis yet; "
-                                "apply one with: cc-core config apply PATH")
-        if tenant_id not in directory.tenants:
-            known = ", ".join(sorted(directory.tenants)) or "none"
-            raise UnknownTenant(f"tenant {tenant_id!r} is not in the applied configuration "
-                                f"(version {directory.version}; tenants: {known})")
-        tenant = self._blobs({tenant_id: directory.tenants[tenant_id]})[tenant_id]
-        if tenant is None:  # applied again between the two reads and pruned: read afresh
-            return self.show(tenant_id)
-        applied = time.strftime("%Y-%m-%d %H:%M:%S UTC",
-                                time.gmtime(directory.applied_at_ms / 1000))
-        return (f"# tenant {tenant_id}: configuration version {directory.version}, "
-                f"applied {applied}\n" + canonical_yaml(tenant))
+        """The canonical YAML of ``tenant_id`` as applied (``_global``: the global config);
+        ``UnknownTenant`` if it is not applied."""
+        for _ in range(READ_ATTEMPTS):
+            directory = _read_directory(self.redis)
+            if directory.version == 0:
+                raise UnknownTenant("no tenant configuration has been applied to this Redis "
+                                    "yet; apply one with: cc-core config apply PATH")
+            applied = time.strftime("%Y-%m-%d %H:%M:%S UTC",
+                                    time.gmtime(directory.applied_at_ms / 1000))
+            head = f"# {{}}: configuration version {directory.version}, applied {applied}\n"
+            if tenant_id == GLOBAL:
+                return head.format("global config") + canonical_yaml(
+                    GlobalConfig.model_validate(directory.global_config))
+            if tenant_id not in directory.tenants:
+                known = ", ".join(sorted(directory.tenants)) or "none"
+                raise UnknownTenant(f"tenant {tenant_id!r} is not in the applied configuration "
+                                    f"(version {directory.version}; tenants: {known}; "
+                                    f"{GLOBAL}: the global config)")
+            tenant = self._blobs({tenant_id: directory.tenants[tenant_id]})[tenant_id]
+            if tenant is not None:
+                return head.format(f"tenant {tenant_id}") + canonical_yaml(tenant)
+            # Applied again between the two reads and pruned: read the new directory.
+        raise CcCoreError(f"tenant {tenant_id!r}: the applied directory names a config blob "
+                          "that is missing from Redis; apply the configuration again")
 
     # -- applying ---------------------------------------------------------------------------
 

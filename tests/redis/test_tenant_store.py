@@ -312,8 +312,19 @@ def test_show_prints_what_was_applied(redis_url: str, tmp_path: Path) -> None:
     (tmp_path / "shown" / "acme.yaml").write_text(text, encoding="utf-8")
     assert load_path(tmp_path / "shown").tenants["acme"] == load_path(EXAMPLE).tenants["acme"]
     with pytest.raises(UnknownTenant, match=r"tenant 'acne' is not in the applied "
-                                            r"configuration \(version 1; tenants: acme, beta\)"):
+                                            r"configuration \(version 1; tenants: acme, beta;"):
         store.show("acne")
+
+
+def test_show_global_prints_the_applied_platform_blacklist(redis_url: str,
+                                                            tmp_path: Path) -> None:
+    store = TenantStore(redis.Redis.from_url(redis_url))
+    cfg = folder(tmp_path / "c", {"beta": ["4006660001"]})
+    (cfg / "_global.yaml").write_text("blacklist: {prefixes: ['165', '170']}\n")
+    store.apply(load_path(cfg))
+    text = store.show("_global")
+    assert text.startswith("# global config: configuration version 1, applied ")
+    assert "  prefixes:\n  - '165'\n  - '170'\n" in text
 
 
 def test_show_before_anything_was_applied_says_how_to_apply(redis_url: str) -> None:
