@@ -4,7 +4,10 @@ dry run or a refused config."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -121,6 +124,47 @@ def test_lookups_cost_no_redis_round_trip_until_refresh_s(redis_url: str,
     for _ in range(1000):
         workers.lookup("4006660001")
     assert commands_served(r) - before == 1  # one GET of the version, nothing changed
+
+
+GREENLETS_SCRIPT = """
+from gevent import monkey
+
+monkey.patch_all()
+import json, sys, time
+
+import gevent
+import redis
+
+from cc_core.tenants.store import TenantDirectory
+
+r = redis.Redis.from_url(sys.argv[1])
+workers = TenantDirectory(r, refresh_s=0.05)
+workers.lookup("4006660001")
+gets = lambda: r.info("commandstats").get("cmdstat_get", {}).get("calls", 0)
+before, found, deadline = gets(), [0], time.monotonic() + 1.0
+
+def handler():
+    while time.monotonic() < deadline:
+        found[0] += workers.lookup("4006660001") is not None
+        gevent.sleep(0.001)
+
+gevent.joinall([gevent.spawn(handler) for _ in range(200)])
+print(json.dumps({"gets": gets() - before, "found": found[0]}))
+"""
+
+
+def test_greenlets_of_a_worker_share_one_version_check(redis_url: str, tmp_path: Path) -> None:
+    """In a monkey-patched worker, 200 call handlers looking up numbers for 1 s with
+    refresh_s=0.05 cause about 20 GETs, not one per handler per period: while one handler
+    waits on the version check, the others answer from the snapshot."""
+    TenantStore(redis.Redis.from_url(redis_url)).apply(
+        load_path(folder(tmp_path / "c", {"beta": ["4006660001"]})))
+    res = subprocess.run([sys.executable, "-c", GREENLETS_SCRIPT, redis_url],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["found"] > 10_000
+    assert 5 <= out["gets"] <= 40, out
 
 
 def test_readers_never_mix_two_versions_while_applies_race(redis_url: str,
