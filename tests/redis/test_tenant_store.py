@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from cc_core.cli import cli
 from cc_core.errors import ConfigConflict, ConfigError, UnknownTenant
+from cc_core.redis_server import PrivateRedis
 from cc_core.tenants.loader import load_path
 from cc_core.tenants.model import AnswerMode, Destination, DestinationKind
 from cc_core.tenants.store import TenantDirectory, TenantStore
@@ -276,6 +277,20 @@ def test_concurrent_single_file_applies_lose_no_tenant(redis_url: str, tmp_path:
     assert [t for t in (f"t{i}" for i in range(12)) if workers.tenant(t) is None] == []
     # Each got a version of its own (numbers lost to a recomputation are skipped).
     assert len(set(versions)) == 12 and workers.version == max(versions)
+
+
+def test_a_worker_keeps_routing_by_the_last_version_while_redis_is_down(tmp_path: Path) -> None:
+    cfg = load_path(folder(tmp_path / "c", {"beta": ["4006660001"]}))
+    with PrivateRedis() as server:  # its own server: this test stops it
+        r = redis.Redis.from_url(server.url, socket_timeout=1, socket_connect_timeout=1)
+        TenantStore(r).apply(cfg)
+        clock = FakeClock()
+        workers = TenantDirectory(r, clock=clock)
+        assert workers.lookup("4006660001") is not None
+        server.stop()
+        clock.now += 5
+        found = workers.lookup("4006660001")
+        assert found is not None and found[0].tenant == "beta" and workers.version == 1
 
 
 def test_dry_run_prints_the_diff_and_writes_nothing(redis_url: str, tmp_path: Path) -> None:
