@@ -11,10 +11,10 @@ from typing import Any, NoReturn
 import click
 
 from cc_core import __version__
-from cc_core.errors import CcCoreError
+from cc_core.errors import DOMAIN_ERRORS, CcCoreError, EslError, LeaseLost
 
 
-def _fail(exc: CcCoreError) -> NoReturn:
+def _fail(exc: CcCoreError | EslError | LeaseLost) -> NoReturn:
     click.echo(f"cc-core: {exc} [{exc.error_id}]", err=True)
     sys.exit(exc.exit_code)
 
@@ -62,7 +62,7 @@ def run(config_path: str | None, workers: int, nodes: tuple[str, ...], password:
         from cc_core import app, worker
 
         sys.exit(worker.run(cfg, workers, app_factory=app.build))
-    except CcCoreError as exc:
+    except DOMAIN_ERRORS as exc:
         _fail(exc)
 
 
@@ -97,12 +97,14 @@ def _run_overrides(config_path: str | None, nodes: tuple[str, ...], password: st
 @click.option("--rate", type=click.FloatRange(0.1, 2000), default=20.0, show_default=True,
               help="New calls per second.")
 @click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True)
-@click.option("--greeting-ms", type=click.IntRange(100, 60_000), default=2000, show_default=True,
-              help="Length of the greeting tone played to each caller.")
-@click.option("--caller-hangup-ratio", type=click.FloatRange(0, 1), default=0.3, show_default=True,
-              help="Share of callers who hang up during the greeting.")
+@click.option("--mix", type=click.Choice(["full", "announce"]), default="full",
+              show_default=True,
+              help="full: callers taking every branch of the example tenants' call flow; "
+                   "announce: every call hears the information line (the cheapest flow).")
+@click.option("--caller-hangup-ratio", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+              help="Share of callers who hang up soon after being answered.")
 @click.option("--seed", type=int, default=400, show_default=True)
-def demo(duration: float, rate: float, workers: int, greeting_ms: int,
+def demo(duration: float, rate: float, workers: int, mix: str,
          caller_hangup_ratio: float, seed: int) -> None:
     """Private Redis + simulator + workers + a traffic generator, with live progress."""
     # The demo's traffic generator is a gevent program; `run`'s supervisor deliberately is not
@@ -113,10 +115,9 @@ def demo(duration: float, rate: float, workers: int, greeting_ms: int,
     from cc_core.demo import DemoOptions, run_demo
 
     try:
-        sys.exit(run_demo(DemoOptions(duration=duration, rate=rate, workers=workers,
-                                      greeting_ms=greeting_ms,
+        sys.exit(run_demo(DemoOptions(duration=duration, rate=rate, workers=workers, mix=mix,
                                       caller_hangup_ratio=caller_hangup_ratio, seed=seed)))
-    except CcCoreError as exc:
+    except DOMAIN_ERRORS as exc:
         _fail(exc)
 
 
@@ -149,7 +150,7 @@ def validate(path: str) -> None:
 
     try:
         loaded = load_path(path)
-    except CcCoreError as exc:
+    except DOMAIN_ERRORS as exc:
         _fail(exc)
     for tid, tenant in sorted(loaded.tenants.items()):
         click.echo(_summary(tenant, loaded.sources[tid]))
@@ -201,7 +202,7 @@ def apply(path: str, dry_run: bool, redis_url: str | None) -> None:
             result = store.apply(loaded, dry_run=dry_run)
         except RedisError as exc:
             raise _redis_down(exc, redis_url) from exc
-    except CcCoreError as exc:
+    except DOMAIN_ERRORS as exc:
         _fail(exc)
     for text in result.diffs.values():
         click.echo(text, nl=False)
@@ -232,7 +233,7 @@ def show(tenant: str, redis_url: str | None) -> None:
             text = store.show(tenant)
         except RedisError as exc:
             raise _redis_down(exc, redis_url) from exc
-    except CcCoreError as exc:
+    except DOMAIN_ERRORS as exc:
         _fail(exc)
     click.echo(text, nl=False)
 

@@ -28,47 +28,20 @@ class EnvironmentProblem(CcCoreError):
     exit_code = 3
 
 
-class EslError(CcCoreError):
-    """Base of errors on the FreeSWITCH Event Socket."""
+# The ESL library's own errors (esl_handlers imports nothing from cc_core); the CLI maps them
+# with the product's.
+from esl_handlers.errors import (  # noqa: E402 - after the product's own hierarchy
+    AuthFailed,
+    CommandTimeout,
+    EslError,
+    FrameError,
+    LeaseLost,
+    NotConnected,
+    UnsupportedEventFormat,
+)
 
-    error_id = "esl.error"
-
-
-class FrameError(EslError):
-    """Bytes that do not form an ESL frame; the connection must be reset."""
-
-    error_id = "esl.frame"
-
-
-class UnsupportedEventFormat(EslError):
-    """An event in a format the project does not parse (event xml)."""
-
-    error_id = "esl.unsupported_format"
-
-
-class NotConnected(EslError):
-    """A command was sent, or was pending, while the connection was down."""
-
-    error_id = "esl.not_connected"
-
-
-class CommandTimeout(EslError):
-    """FreeSWITCH did not answer a command in time."""
-
-    error_id = "esl.command_timeout"
-
-
-class AuthFailed(EslError):
-    """FreeSWITCH refused the ESL password (or the ACL refused us)."""
-
-    error_id = "esl.auth_failed"
-    exit_code = 4
-
-
-class LeaseLost(CcCoreError):
-    """This worker no longer owns a node lease it acted under (fencing)."""
-
-    error_id = "lease.lost"
+#: Everything the CLI reports as a domain error (message, error id, exit code).
+DOMAIN_ERRORS = (CcCoreError, EslError, LeaseLost)
 
 
 class UnknownTenant(CcCoreError):
@@ -81,3 +54,8 @@ class ConfigConflict(CcCoreError):
     """Other applies kept landing while this one was being prepared; run it again."""
 
     error_id = "config.conflict"
+
+
+__all__ = ["AuthFailed", "CcCoreError", "CommandTimeout", "ConfigConflict", "ConfigError",
+           "DOMAIN_ERRORS", "EnvironmentProblem", "EslError", "FrameError", "LeaseLost",
+           "NotConnected", "UnknownTenant", "UnsupportedEventFormat"]

@@ -1,17 +1,30 @@
-"""Redis key names of the call-flow state, in one place and one template style.
+"""Redis key names of the product, in one place and one style: ``cc:{<tag>}:<name>``.
 
-Tenant keys share the hash tag ``{t:<tenant>}`` so that a tenant's keys live in one
-Redis Cluster slot and multi-key scripts run unchanged on a cluster.
+Every key carries exactly one hash tag, so the keys a Lua script touches together live in one
+Redis Cluster slot and the scripts run unchanged on a cluster: ``{t:<tenant>}`` for a tenant's
+keys. (``esl_handlers.keys`` follows the same style for the ESL library's own keys: node leases
+``{n:<node>}`` and worker heartbeats ``{w:<worker>}``.) Tenant ids are restricted by
+``cc_core.tenants.model.TENANT_ID`` to ``[a-z0-9_-]``: no braces or colons.
 """
 
 from __future__ import annotations
 
+PREFIX = "cc"
 CALL_TTL_S = 6 * 3600  # longer than any call; a crashed worker's leftovers expire
 
 
+def _tenant(tenant: str) -> str:
+    return f"{PREFIX}:{{t:{tenant}}}"
+
+
 def call(tenant: str, call_uuid: str) -> str:
-    """Hash of one live call's progress through the call flow."""
-    return f"{{t:{tenant}}}:call:{call_uuid}"
+    """Hash of one live call: its state, holder and data (``cc_core.flow.record``)."""
+    return f"{_tenant(tenant)}:call:{call_uuid}"
+
+
+def calls_stream(tenant: str) -> str:
+    """Stream of the tenant's finished calls' summaries (``cc_core.flow.hangup``)."""
+    return f"{_tenant(tenant)}:calls"
 
 
 # -- tenant configuration (cc_core.tenants.store) ------------------------------------------
@@ -34,20 +47,20 @@ CONFIG_CHANNEL = "cc:config"  # PUBLISH <version> after each apply
 
 
 def directory() -> str:
-    return "cc:{g}:directory"
+    return f"{PREFIX}:{{g}}:directory"
 
 
 def directory_version() -> str:
-    return "cc:{g}:directory:version"
+    return f"{PREFIX}:{{g}}:directory:version"
 
 
 def config_seq() -> str:
-    return "cc:{g}:config:seq"
+    return f"{PREFIX}:{{g}}:config:seq"
 
 
 def tenant_config(tenant: str, version: int) -> str:
-    return f"cc:{{t:{tenant}}}:config:v{version}"
+    return f"{_tenant(tenant)}:config:v{version}"
 
 
 def tenant_config_versions(tenant: str) -> str:
-    return f"cc:{{t:{tenant}}}:config:versions"
+    return f"{_tenant(tenant)}:config:versions"

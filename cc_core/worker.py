@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import gevent.event
@@ -77,26 +77,35 @@ def _no_reconcile(node_name: str, channels: list[dict[str, Any]]) -> None:
              extra={"node": node_name, "channels": len(channels)})
 
 
+if TYPE_CHECKING:
+    import redis as redis_lib
+    from prometheus_client import CollectorRegistry
+
+    from esl_handlers.dispatch import Dispatcher
+    from esl_handlers.link import NodeLink
+    from esl_handlers.nodes import NodeManager
+
+
 @dataclass
 class WorkerContext:
     """What one worker process hands to the composition root (``app_factory(ctx)``).
 
-    The app registers handlers on ``dispatcher``, replaces ``reconcile`` with its own hook
-    (called with ``show channels as json`` rows when this worker takes a node or its link comes
-    back), and stops taking new calls while ``draining`` is true.
+    The app registers handlers on ``dispatcher``; the object it returns may offer the node
+    manager's hooks (``reconcile``, ``sweep``, ``standby_events``, ``on_standby_event``,
+    ``stop``). ``nodes`` and ``links`` are filled in right after the app is built, before any
+    event flows; ``draining`` turns true when the worker stops taking new calls.
     """
 
     config: Config
-    redis: Any
+    redis: redis_lib.Redis
     worker_id: str
     index: int
-    dispatcher: Any
-    links: dict[str, Any]
-    registry: Any
-    nodes: Any = None                  # esl_handlers.nodes.NodeManager: owns(), lease(node)
-    group: Any = None                  # gevent Group; greenlets spawned here escalate failures
+    dispatcher: Dispatcher
+    registry: CollectorRegistry
+    group: gevent.pool.Group
+    links: dict[str, NodeLink] = field(default_factory=dict)
+    nodes: NodeManager | None = None
     draining: bool = False
-    reconcile: Reconcile = field(default=_no_reconcile)
 
 
 # =============================================================================================
@@ -335,8 +344,8 @@ class Worker:
                                 metrics=esl_metrics)
         self.dispatcher = dispatcher
         ctx = WorkerContext(config=cfg, redis=self.redis, worker_id=self.worker_id,
-                            index=self.index, dispatcher=dispatcher, links={},
-                            registry=registry, group=group)
+                            index=self.index, dispatcher=dispatcher, registry=registry,
+                            group=group)
         self.ctx = ctx
         self.lease_metrics = LeaseMetrics(registry)
         # The app comes first: its hooks go to the node manager, and what it needs of the
@@ -346,13 +355,13 @@ class Worker:
         reconcile = getattr(app, "reconcile", None)
         self.nodes = NodeManager(
             cfg, lease_redis, owner_id=self.worker_id, dispatcher=dispatcher,
-            reconcile=reconcile or (lambda node, rows: ctx.reconcile(node, rows)),
+            reconcile=reconcile or _no_reconcile,
             sweep=getattr(app, "sweep", None),
             standby_events=getattr(app, "standby_events", ()),
             on_standby_event=getattr(app, "on_standby_event", None),
             metrics=self.lease_metrics, esl_metrics=esl_metrics, group=group)
         ctx.nodes = self.nodes
-        ctx.links = dict(self.nodes.links)
+        ctx.links = dict(self.nodes.links)  # type: ignore[arg-type]  # NodeLinks by factory
 
         port = cfg.metrics_port + self.index if cfg.metrics_port else 0
         self._metrics_server, _ = start_http_server(port, addr=cfg.metrics_host, registry=registry)

@@ -46,8 +46,9 @@ from gevent.event import Event as GEvent
 from gevent.lock import Semaphore
 from greenswitch.esl import NotConnectedError
 
-from cc_core.config import EslConfig, NodeConfig
-from cc_core.errors import (
+from esl_handlers import commands
+from esl_handlers.config import EslConfig, NodeConfig
+from esl_handlers.errors import (
     AuthFailed,
     CommandTimeout,
     EslError,
@@ -55,7 +56,6 @@ from cc_core.errors import (
     NotConnected,
     UnsupportedEventFormat,
 )
-from esl_handlers import commands
 from esl_handlers.events import Event
 from esl_handlers.framing import Frame, FrameParser
 from metrics.esl import EslMetrics, command_label

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
 
-from cc_core.errors import FrameError, UnsupportedEventFormat
+from esl_handlers.errors import FrameError, UnsupportedEventFormat
 from esl_handlers.framing import Frame
 
 __all__ = ["Event", "PLAIN", "JSON", "XML", "decode_plain_value"]

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from cc_core.errors import FrameError
+from esl_handlers.errors import FrameError
 
 __all__ = ["MAX_FRAME_BYTES", "MAX_HEADER_BYTES", "Frame", "FrameParser", "Headers"]
 

@@ -1,16 +1,16 @@
 """Every Redis key name used by ``esl_handlers``, in one place and one style.
 
-Style: colon-separated, lower case, prefix ``cc:``. Keys that a Lua script touches together
-share a hash tag in braces so the script runs unchanged on Redis Cluster (all its KEYS in one
-slot). A FreeSWITCH node's keys use the tag ``{n:<node>}``; node names are restricted by
+Style: ``cc:{<tag>}:<name>``, as the product's ``cc_core.keys``: every key carries exactly one
+hash tag, and keys that a Lua script touches together share it, so the script runs unchanged on
+Redis Cluster (all its KEYS in one slot). A FreeSWITCH node's keys use the tag ``{n:<node>}``; node names are restricted by
 ``NodeConfig.name`` to ``[A-Za-z0-9_.-]``, so they cannot contain braces or colons.
 
 | key                       | type   | holds                                                       |
 |---------------------------|--------|-------------------------------------------------------------|
 | ``cc:{n:<node>}:lease``   | string | id of the worker that consumes the node's events; PX = TTL  |
 | ``cc:{n:<node>}:fence``   | string | fencing counter, INCR on each acquisition; never expires    |
-| ``cc:worker:<worker_id>`` | hash   | a live worker's heartbeat (pid, index, metrics port, nodes  |
-|                           |        | owned); expires when the worker stops renewing it           |
+| ``cc:{w:<worker_id>}:heartbeat`` | hash | a live worker's heartbeat (pid, index, metrics port, |
+|                           |        | nodes owned); expires when the worker stops renewing it     |
 """
 
 from __future__ import annotations
@@ -39,4 +39,4 @@ def node_scoped(node: str, name: str) -> str:
 
 def worker(worker_id: str) -> str:
     """A worker process's heartbeat hash."""
-    return f"{PREFIX}:worker:{worker_id}"
+    return f"{PREFIX}:{{w:{worker_id}}}:heartbeat"

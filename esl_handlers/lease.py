@@ -22,8 +22,8 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-from cc_core.errors import LeaseLost
 from esl_handlers import keys
+from esl_handlers.errors import LeaseLost
 
 log = logging.getLogger(__name__)
 

@@ -42,10 +42,10 @@ from gevent.event import Event as GEvent
 from gevent.pool import Group
 from gevent.queue import Queue
 
-from cc_core.config import EslConfig, NodeConfig
-from cc_core.errors import EslError, NotConnected
 from esl_handlers import commands
+from esl_handlers.config import EslConfig, NodeConfig
 from esl_handlers.connection import BackgroundJob, EslConnection
+from esl_handlers.errors import EslError, NotConnected
 from esl_handlers.events import Event
 from metrics.esl import EslMetrics
 

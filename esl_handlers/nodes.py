@@ -26,8 +26,8 @@ import gevent.event
 import gevent.pool
 from redis.exceptions import RedisError
 
-from cc_core.config import Config, EslConfig, NodeConfig
-from cc_core.errors import CcCoreError, LeaseLost
+from esl_handlers.config import EslConfig, NodeConfig
+from esl_handlers.errors import EslError, LeaseLost
 from esl_handlers.lease import LeaseScripts, NodeLease
 from metrics.lease import LeaseMetrics
 
@@ -44,6 +44,16 @@ SWEEP_BUSY_RETRY_S = 0.2
 
 Reconcile = Callable[[str, list[dict[str, Any]]], None]
 StandbyHook = Callable[[str, Any], None]
+
+
+class NodesConfig(Protocol):
+    """What the node manager reads of a configuration: the nodes and the ESL settings."""
+
+    @property
+    def nodes(self) -> Sequence[NodeConfig]: ...
+
+    @property
+    def esl(self) -> EslConfig: ...
 
 
 class LinkLike(Protocol):
@@ -292,7 +302,7 @@ class NodeOwnership:
                 sweep(name, channels)
         except Exception as exc:  # noqa: BLE001 - the next pass tries again
             log.warning("sweep failed", extra={"node": name, "error": repr(exc)},
-                        exc_info=not isinstance(exc, (CcCoreError, OSError, RedisError)))
+                        exc_info=not isinstance(exc, (EslError, LeaseLost, OSError, RedisError)))
 
     def _reconcile(self, link: LinkLike) -> None:
         name = self.node.name
@@ -305,7 +315,7 @@ class NodeOwnership:
             self._reconcile_pending = True
             self.metrics.reconciles.labels(name, "error").inc()
             log.warning("reconcile failed", extra={"node": name, "error": repr(exc)},
-                        exc_info=not isinstance(exc, (CcCoreError, OSError, RedisError)))
+                        exc_info=not isinstance(exc, (EslError, LeaseLost, OSError, RedisError)))
             return
         self.metrics.reconciles.labels(name, "ok").inc()
         # The first sweep follows one interval later: it catches what the snapshot missed.
@@ -330,7 +340,7 @@ class NodeOwnership:
 class NodeManager:
     """All configured nodes, in one worker process: links for commands, leases for events."""
 
-    def __init__(self, config: Config, redis: Any, *, owner_id: str, dispatcher: Any,
+    def __init__(self, config: NodesConfig, redis: Any, *, owner_id: str, dispatcher: Any,
                  reconcile: Reconcile, metrics: LeaseMetrics, esl_metrics: Any = None,
                  link_factory: LinkFactory | None = None,
                  group: gevent.pool.Group | None = None, sweep: Reconcile | None = None,

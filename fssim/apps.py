@@ -57,6 +57,15 @@ def media_ms(path: str) -> int | None:
         return value if value > 0 else None
     if path.startswith("local_stream://"):
         return None
+    if path.startswith("file_string://"):
+        # mod_dptools.c:file_string_file_open splits on '!' and plays each file in turn
+        total = 0
+        for part in path[len("file_string://"):].split("!"):
+            ms = media_ms(part)
+            if ms is None:
+                return None
+            total += ms
+        return total
     return FILE_MS
 
 
@@ -271,6 +280,31 @@ def app_record_session(engine: Engine, ch: Channel, arg: str) -> None:
         start_record(engine, ch, path)
 
 
+def app_record(engine: Engine, ch: Channel, arg: str) -> None:
+    """mod_dptools.c:record_function, ``<path> [<time limit s>] [<silence thresh>]
+    [<silence hits>]``: switch_ivr_record_file fires RECORD_START, records until the limit, a
+    terminator key or hang-up, sets record_seconds/record_ms/record_samples and fires
+    RECORD_STOP (switch_ivr_play_say.c). Here the caller is silent, so the limit ends it."""
+    args = arg.split()
+    if not args:
+        return
+    path = args[0]
+    try:
+        limit = int(args[1]) if len(args) > 1 else 0
+    except ValueError:
+        limit = 0
+    # No media bug here (unlike record_session): only the two RECORD_* events.
+    engine.fire(ch, "RECORD_START", extra=[("Record-File-Path", path)])
+    started = engine.clock.now()
+    ch.wait(float(limit) if limit > 0 else None, digits=True, parse_events=True)
+    ms = int(round((engine.clock.now() - started) * 1000))
+    v = ch.variables
+    v["record_seconds"] = str(ms // 1000)
+    v["record_ms"] = str(ms)
+    v["record_samples"] = str(ms * 8)
+    engine.fire(ch, "RECORD_STOP", extra=[("Record-File-Path", path)])
+
+
 def app_stop_record_session(engine: Engine, ch: Channel, arg: str) -> None:
     for path in list(ch.recording) if arg.strip() == "all" else [arg.strip()]:
         stop_record(engine, ch, path)
@@ -340,6 +374,7 @@ APPS: dict[str, Callable[[Engine, Channel, str], None]] = {
     "set": app_set, "export": app_export, "unset": app_unset, "sleep": app_sleep,
     "hangup": app_hangup, "park": app_park, "playback": app_playback,
     "play_and_get_digits": app_play_and_get_digits, "record_session": app_record_session,
+    "record": app_record,
     "stop_record_session": app_stop_record_session, "bridge": app_bridge,
     "log": app_noop, "info": app_noop, "echo": app_noop, "set_zombie_exec": app_noop,
 }

@@ -30,6 +30,18 @@ MAX_IN_FLIGHT_PLACEMENTS = 200
 
 
 @dataclass(frozen=True)
+class CallerScript:
+    """One kind of caller: who calls which number and which keys they press, one entry per
+    menu prompt (a key string such as "1" or "1234#"; nothing left: they stay silent)."""
+
+    name: str
+    dnis: str
+    caller: str
+    keys: tuple[str, ...] = ()
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
 class TrafficPlan:
     rate: float = 20.0                 # new calls per second
     duration: float = 60.0             # seconds of call placement
@@ -39,6 +51,8 @@ class TrafficPlan:
     drain_timeout_s: float = 15.0      # after placement stops, wait this long for calls to end
     seed: int = 400
     numbers: tuple[str, ...] = ("4008001234", "4008005678", "4006660000")
+    scripts: tuple[CallerScript, ...] = ()   # a mix of callers; empty: numbers in turn
+    key_delay_s: float = 0.15                # a caller keys this long after a prompt starts
 
 
 @dataclass
@@ -51,6 +65,8 @@ class CallRecord:
     cause: str | None = None
     hangup_by_caller: bool = False
     wants_caller_hangup: bool = False
+    script: str = ""
+    keys: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -118,6 +134,10 @@ class TrafficGenerator:
                 if rec.wants_caller_hangup:
                     delay = self.plan.greeting_s * self.rng.uniform(0.2, 0.8)
                     gevent.spawn_later(delay, self._caller_hangs_up, rec)
+        elif name == "CHANNEL_EXECUTE" and ev.get("Application") == "play_and_get_digits":
+            rec = self._record(uuid)
+            if rec.keys:
+                gevent.spawn_later(self.plan.key_delay_s, self._press, rec, rec.keys.pop(0))
         elif name == "CHANNEL_HANGUP_COMPLETE":
             rec = self._record(uuid)
             if not rec.ended:
@@ -134,6 +154,14 @@ class TrafficGenerator:
                     rec.hangup_by_caller = True
                     self.stats.caller_hangups += 1
 
+    def _press(self, rec: CallRecord, keys: str) -> None:
+        if rec.ended or self.conn is None:
+            return
+        try:
+            self.conn.api(f"sim_dtmf {rec.uuid} {keys}")
+        except EslError as exc:
+            log.warning("sim_dtmf failed: %s", exc, extra={"call_uuid": rec.uuid})
+
     def _caller_hangs_up(self, rec: CallRecord) -> None:
         if rec.ended or self.conn is None:
             return
@@ -146,8 +174,14 @@ class TrafficGenerator:
     # -- placing calls -----------------------------------------------------------------------
     def _place_one(self, seq: int) -> None:
         assert self.conn is not None
-        caller = f"1{3 + seq % 7}{seq % 100_000_000:09d}"  # mobile-looking 11-digit CLI
-        dnis = self.plan.numbers[seq % len(self.plan.numbers)]
+        script: CallerScript | None = None
+        if self.plan.scripts:
+            script = self.rng.choices(self.plan.scripts,
+                                      weights=[sc.weight for sc in self.plan.scripts])[0]
+            caller, dnis = script.caller, script.dnis
+        else:
+            caller = f"1{3 + seq % 7}{seq % 100_000_000:09d}"  # mobile-looking 11-digit CLI
+            dnis = self.plan.numbers[seq % len(self.plan.numbers)]
         wants_hangup = self.rng.random() < self.plan.caller_hangup_ratio
         try:
             reply = self.conn.api(f"sim_inbound {caller} {dnis}")
@@ -162,6 +196,9 @@ class TrafficGenerator:
         rec = self._record(reply[4:].strip())
         rec.placed_mono = time.monotonic()
         rec.wants_caller_hangup = wants_hangup
+        if script is not None:
+            rec.script = script.name
+            rec.keys = list(script.keys)
         self.stats.placed += 1
 
     def run(self, on_tick: Callable[[TrafficStats, float], None] | None = None,

@@ -16,3 +16,8 @@ class CallFlowMetrics:
             "reason (unclaimed: parked and never claimed; stalled: its holder stopped). Any "
             "increase means an event or a step was lost upstream.",
             ["node", "reason"], **kw)
+        # Tenants come from configuration and outcomes from the flow's own list: bounded.
+        self.outcomes = Counter(
+            "cccore_calls_total",
+            "Finished 400 calls by tenant and outcome (answered_by_agent, voicemail, "
+            "blacklisted, unallocated, caller_hung_up, ...)", ["tenant", "outcome"], **kw)

@@ -94,6 +94,8 @@ class NumberConfig(_Model):
     status: NumberStatus = NumberStatus.ACTIVE
     entry: Dest | None = None          # where its calls start (default: the tenant's entry)
     answer_mode: AnswerMode | None = None
+    # Played in early media to callers of a reserved or suspended number (never answered).
+    announce: str | None = None
 
     _parse = field_validator("entry", mode="before")(lambda cls, v: _destination(v))
 
@@ -373,7 +375,8 @@ class Tenant(_Model):
                 [col.invalid_prompt] if col.invalid_prompt else [])]))
         for name, vm in self.voicemail.items():
             uses.append((f"voicemail.{name}", vm.prompt))
-        ann = [p for p in (self.lists.blacklist.announce, self.regions.blocked_announce) if p]
+        ann = [p for p in (self.lists.blacklist.announce, self.regions.blocked_announce,
+                           *(n.announce for n in self.numbers.values())) if p]
         uses.append(("announcements", ann))
         return uses
 

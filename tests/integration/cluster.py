@@ -256,27 +256,50 @@ class Observer:
         self.answered: dict[str, int] = {}
         self.greeting_started: set[str] = set()
         self.greetings: dict[str, int] = {}
+        self.apps: dict[str, list[tuple[str, str]]] = {}
+        self.early_media: set[str] = set()
         self.ended: dict[str, str | None] = {}
         self.conn = EslConnection(
             NodeConfig(name="observer", port=port, password=SIM_PASSWORD),
             EslConfig(connect_timeout_s=3, command_timeout_s=3), on_event=self._on_event)
         self.conn.connect()
-        self.conn.subscribe(["CHANNEL_ANSWER", "CHANNEL_EXECUTE", "CHANNEL_HANGUP_COMPLETE"])
+        self.conn.subscribe(["CHANNEL_ANSWER", "CHANNEL_EXECUTE", "CHANNEL_HANGUP_COMPLETE",
+                             "CHANNEL_PROGRESS_MEDIA"])
 
     def _on_event(self, ev: Event) -> None:
         uuid = ev.unique_id or ""
         if ev.name == "CHANNEL_ANSWER":
             self.answered[uuid] = self.answered.get(uuid, 0) + 1
-        elif ev.name == "CHANNEL_EXECUTE" and ev.get("Application") == "playback":
-            self.greeting_started.add(uuid)
-            self.greetings[uuid] = self.greetings.get(uuid, 0) + 1
+        elif ev.name == "CHANNEL_PROGRESS_MEDIA":
+            self.early_media.add(uuid)
+        elif ev.name == "CHANNEL_EXECUTE":
+            app = ev.get("Application") or ""
+            self.apps.setdefault(uuid, []).append((app, ev.get("Application-Data") or ""))
+            if app == "playback":
+                self.greeting_started.add(uuid)
+                self.greetings[uuid] = self.greetings.get(uuid, 0) + 1
         elif ev.name == "CHANNEL_HANGUP_COMPLETE":
             self.ended[uuid] = ev.get("Hangup-Cause")
 
     def close(self) -> None:
         self.conn.close()
 
-    def call(self, caller: str) -> str:
-        reply = self.conn.api(f"sim_inbound {caller} 4008001234")
+    def ran(self, uuid: str, app: str) -> int:
+        """How many times ``app`` started on the call."""
+        return sum(1 for a, _ in self.apps.get(uuid, []) if a == app)
+
+    def call(self, caller: str, dnis: str = "4008001234") -> str:
+        reply = self.conn.api(f"sim_inbound {caller} {dnis}")
         assert reply.startswith("+OK "), reply
         return reply[4:].strip()
+
+
+def greeting_tenant(tmp_path: Path, greeting: str) -> Path:
+    """A tenant whose 400 numbers answer, play ``greeting`` and hang up (``CC_TENANTS``)."""
+    path = tmp_path / "greeting-tenant.yaml"
+    path.write_text(
+        "tenant: default\n"
+        "entry: announce:greeting\n"
+        "numbers: {'4008001234': {}, '4001234567': {}}\n"
+        f"prompts: {{greeting: '{greeting}'}}\n", encoding="utf-8")
+    return path

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import wait_for
-from tests.integration.cluster import FAILOVER_TTL_MS, START_TIMEOUT_S, Cluster, Observer
+from tests.integration.cluster import (
+    FAILOVER_TTL_MS,
+    START_TIMEOUT_S,
+    Cluster,
+    Observer,
+    greeting_tenant,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +28,8 @@ GREETING = "tone_stream://%(3000,0,440);loops=1"
 
 
 def test_calls_are_finished_by_the_standby_after_the_owner_dies(
-        cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CC_GREETING", GREETING)
+        cluster: Cluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CC_TENANTS", str(greeting_tenant(tmp_path, GREETING)))
     workers = cluster.start_workers(2, ttl_ms=FAILOVER_TTL_MS, app="cc_core.app:build")
     owner = cluster.wait_owner(workers, timeout=START_TIMEOUT_S)
     standby = next(w for w in workers if w is not owner)
@@ -47,12 +54,12 @@ def test_calls_are_finished_by_the_standby_after_the_owner_dies(
 
 
 def test_a_greeting_that_ends_while_no_worker_owns_the_node_still_ends_the_call(
-        cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+        cluster: Cluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # The greeting is over long before the standby takes over, so its EXECUTE_COMPLETE reaches
     # nobody; `show channels` then still says application=playback (FreeSWITCH updates that
     # column on CHANNEL_EXECUTE only), which tells the new owner nothing. The caller must not
     # stay parked in silence.
-    monkeypatch.setenv("CC_GREETING", "tone_stream://%(300,0,440);loops=1")
+    monkeypatch.setenv("CC_TENANTS", str(greeting_tenant(tmp_path, "tone_stream://%(300,0,440);loops=1")))
     workers = cluster.start_workers(2, ttl_ms=FAILOVER_TTL_MS, app="cc_core.app:build")
     owner = cluster.wait_owner(workers, timeout=START_TIMEOUT_S)
     standby = next(w for w in workers if w is not owner)

@@ -29,6 +29,7 @@ from tests.integration.cluster import (
     Cluster,
     Observer,
     WorkerProc,
+    greeting_tenant,
 )
 
 pytestmark = pytest.mark.slow
@@ -51,7 +52,7 @@ def _sim(tmp_path: Path, port: int = 0) -> SimProcess:
 
 @pytest.fixture
 def lagging(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    monkeypatch.setenv("CC_GREETING", GREETING)
+    monkeypatch.setenv("CC_TENANTS", str(greeting_tenant(tmp_path, GREETING)))
     c = Cluster(tmp_path, redis_url, _sim(tmp_path))
     try:
         yield c
@@ -143,7 +144,7 @@ def test_a_warm_hand_over_needs_no_sweep_to_lose_no_call(lagging: Cluster) -> No
 
 def test_redis_restarted_empty_under_traffic_loses_no_call(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CC_GREETING", GREETING)
+    monkeypatch.setenv("CC_TENANTS", str(greeting_tenant(tmp_path, GREETING)))
     server = PrivateRedis().start()
     port = server.port
     cluster = Cluster(tmp_path, server.url, _sim(tmp_path))

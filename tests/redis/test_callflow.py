@@ -1,224 +1,72 @@
-"""The greeting flow's state in Redis: claims are idempotent, reconcile resumes the right calls."""
+"""The call machine's records in Redis: claims are idempotent, takeovers and the sweep resume
+the right calls from the right step, and nothing runs twice.
+
+The switch is a ``RecordingLink`` that records commands and answers as FreeSWITCH does; the
+tenant announces a greeting and hangs up (``entry: announce:greeting``), or runs a menu.
+"""
 
 from __future__ import annotations
 
 import redis
 
-from cc_core import callflow, keys
-from cc_core.callflow import GREETING_APP_PREFIX, GreetingFlow
-from cc_core.calls import now_ms
+from cc_core import keys
+from cc_core.flow import machine as flow_machine
+from cc_core.flow.decide import Decider
+from cc_core.flow.hangup import CallSummaryStream, ForgetLiveRecord, HangupPipeline
+from cc_core.flow.machine import CallMachine
+from cc_core.flow.record import STALL_MS, CallData, CallStore, now_ms
+from cc_core.routing.region import RegionDirectory
+from cc_core.tenants.model import Tenant
+from cc_core.tenants.static import StaticTenants
+from esl_handlers import keys as esl_keys
 from esl_handlers.events import Event
 
 UUID = "0c8296cc-d6cc-4ebf-82d6-baa8cb370996"
+GREETING = "tone_stream://%(500,0,440)"
+TENANT = Tenant.model_validate({
+    "tenant": "t1", "entry": "announce:greeting", "numbers": {"4008001234": {}},
+    "prompts": {"greeting": GREETING, "menu": "tone_stream://%(300,0,480)"},
+    "menus": {"main": {"prompt": "menu", "options": {"1": "announce:greeting"}}}})
+_REGIONS = RegionDirectory()
 
 
 class RecordingLink:
-    """Stands in for a NodeLink: records commands, answers as FreeSWITCH would (or with the
-    replies given, e.g. the `-ERR invalid session id [...]` of a channel that is gone)."""
+    """Stands in for a NodeLink: records commands, answers as FreeSWITCH would."""
 
     def __init__(self, sendmsg_reply: str = "+OK") -> None:
         self.sent: list[tuple[str, object]] = []
         self.sendmsg_reply = sendmsg_reply
-        self.current_application = "park"
+        self.variables = {"current_application": "park"}
 
     def api(self, cmd: str, timeout: float | None = None) -> str:
         self.sent.append(("api", cmd))
-        if cmd.startswith("uuid_getvar ") and cmd.endswith(" current_application"):
-            return self.current_application
+        if cmd.startswith("uuid_getvar "):
+            # uuid_getvar answers the bare value, or _undef_ (command_replies.json).
+            return self.variables.get(cmd.split()[2], "_undef_")
         return "+OK\n"
 
     def sendmsg(self, uuid: str, headers: dict[str, str], timeout: float | None = None) -> str:
         self.sent.append(("sendmsg", headers))
         return self.sendmsg_reply
 
+    def apps(self) -> list[str]:
+        return [h["execute-app-name"] for k, h in self.sent  # type: ignore[index]
+                if k == "sendmsg" and isinstance(h, dict) and "execute-app-name" in h]
+
+    def answers(self) -> int:
+        return sum(1 for k, c in self.sent if k == "api" and str(c).startswith("uuid_answer"))
+
 
 HANGUP = ("sendmsg", {"call-command": "hangup", "hangup-cause": "NORMAL_CLEARING"})
 
 
-def _park(dnis: str = "4008001234", direction: str = "inbound") -> Event:
-    return Event.from_headers({"Event-Name": "CHANNEL_PARK", "Unique-ID": UUID,
-                               "Call-Direction": direction, "Caller-Destination-Number": dnis})
-
-
-def _flow(redis_url: str, draining: bool = False) -> tuple[GreetingFlow, redis.Redis]:
-    r = redis.Redis.from_url(redis_url)
-    return GreetingFlow(redis=r, greeting="tone_stream://%(500,0,440)",
-                        is_draining=lambda: draining), r
-
-
-def test_a_replayed_park_is_answered_once(redis_url: str) -> None:
-    flow, r = _flow(redis_url)
-    link = RecordingLink()
-    flow.on_park(_park(), link)
-    flow.on_park(_park(), link)  # seen again after a reconnect
-    assert [c for c in link.sent if c[0] == "api"] == [("api", f"uuid_answer {UUID}")]
-    playback = [c[1] for c in link.sent if c[0] == "sendmsg" and c != HANGUP]
-    assert len(playback) == 1 and playback[0]["Event-UUID"] == GREETING_APP_PREFIX + UUID
-    assert link.sent.count(HANGUP) == 1
-    assert r.hget(keys.call("default", UUID), "stage") == b"hangup"
-    assert 0 < r.ttl(keys.call("default", UUID)) <= keys.CALL_TTL_S
-
-
-def test_non_400_and_outbound_legs_are_left_alone(redis_url: str) -> None:
-    flow, _ = _flow(redis_url)
-    link = RecordingLink()
-    flow.on_park(_park(dnis="1000"), link)
-    flow.on_park(_park(direction="outbound"), link)
-    assert link.sent == []
-
-
-def test_a_draining_worker_leaves_new_calls_to_the_next_owner(redis_url: str) -> None:
-    flow, r = _flow(redis_url, draining=True)
-    link = RecordingLink()
-    flow.on_park(_park(), link)
-    assert link.sent == [] and not r.exists(keys.call("default", UUID))
-
-
-def test_the_hangup_is_queued_behind_an_event_locked_greeting(redis_url: str) -> None:
-    # The switch, not a worker, ends the call after the greeting: nothing is lost when the
-    # greeting's EXECUTE_COMPLETE reaches no owner (see cc_core.callflow's doc).
-    flow, r = _flow(redis_url)
-    link = RecordingLink()
-    flow.on_park(_park(), link)
-    assert link.sent == [
-        ("api", f"uuid_answer {UUID}"),
-        ("sendmsg", {"call-command": "execute", "execute-app-name": "playback",
-                     "execute-app-arg": "tone_stream://%(500,0,440)", "event-lock": "true",
-                     "Event-UUID": GREETING_APP_PREFIX + UUID}),
-        HANGUP]
-    assert r.hget(keys.call("default", UUID), "stage") == b"hangup"
-    done = Event.from_headers({"Event-Name": "CHANNEL_EXECUTE_COMPLETE", "Unique-ID": UUID,
-                               "Answer-State": "answered", "Application-Response": "_none_",
-                               "Application-UUID": GREETING_APP_PREFIX + UUID})
-    flow.on_execute_complete(done, link)
-    assert len(link.sent) == 3, "EXECUTE_COMPLETE sends nothing: the hang-up is queued"
-    flow.on_hangup_complete(Event.from_headers({"Event-Name": "CHANNEL_HANGUP_COMPLETE",
-                                                "Unique-ID": UUID}), link)
-    assert not r.exists(keys.call("default", UUID))
-
-
-def test_a_caller_gone_before_the_greeting_is_queued_is_left_quietly(redis_url: str) -> None:
-    flow, r = _flow(redis_url)
-    link = RecordingLink(sendmsg_reply=f"-ERR invalid session id [{UUID}]")
-    flow.on_park(_park(), link)      # no exception, no hang-up sent after the refusal
-    assert [c[0] for c in link.sent] == ["api", "sendmsg"]
-    assert r.hget(keys.call("default", UUID), "stage") == b"answering"
-
-
-def _seed(r: redis.Redis, uuid: str, stage: str, owner: str = "dead-worker",
-          idle_ms: int = 0) -> None:
-    """A call record as a worker left it (``cc_core/lua/call_claim.lua`` fields)."""
-    r.hset(keys.call("default", uuid), mapping={
-        "stage": stage, "owner": owner, "at": now_ms() - idle_ms, "dnis": "4008001234"})
-
-
-def _row(uuid: str, application: str = "park", callstate: str = "RINGING",
-         direction: str = "inbound", dest: str = "4008001234") -> dict[str, str]:
-    # The fields of a `show channels as json` row that reconcile reads, as captured
-    # (command_replies.json, show_channels_json_parked).
-    return {"uuid": uuid, "direction": direction, "dest": dest, "application": application,
-            "callstate": callstate, "state": "CS_EXECUTE"}
-
-
-def test_reconcile_resumes_each_call_from_the_stage_it_reached(redis_url: str) -> None:
-    flow, r = _flow(redis_url)
-    link = RecordingLink()
-    unclaimed, answering, greeting, ending, hanging = (
-        f"{i}1111111-2222-3333-4444-555555555555" for i in range(5))
-    for uuid, stage in ((answering, "answering"), (greeting, "greeting"), (ending, "hangup"),
-                        (hanging, "answering")):
-        _seed(r, uuid, stage)     # left by a worker that died (no heartbeat key)
-    flow.reconcile("fs1", [
-        _row(unclaimed),
-        _row(answering, callstate="ACTIVE"),
-        _row(greeting, application="playback", callstate="ACTIVE"),
-        _row(ending, application="playback", callstate="ACTIVE"),
-        _row(hanging, callstate="HANGUP"),
-        _row("b-leg", direction="outbound", dest="agent1"),
-    ], link)
-    answered = [c[1] for c in link.sent if c[0] == "api" and c[1].startswith("uuid_answer")]
-    assert answered == [f"uuid_answer {unclaimed}", f"uuid_answer {answering}"]
-    # Before resuming "answering" the channel is asked whether its greeting already runs.
-    assert ("api", f"uuid_getvar {answering} current_application") in link.sent
-    assert link.sent.count(HANGUP) == 3     # unclaimed, answering (whole step), greeting (hang-up)
-    assert len([c for c in link.sent if c[0] == "sendmsg" and c != HANGUP]) == 2
-    for uuid in (unclaimed, answering, greeting, ending):
-        assert r.hget(keys.call("default", uuid), "stage") == b"hangup"
-    assert not any("b-leg" in str(c) or hanging in str(c) for c in link.sent)
-
-
-def test_reconcile_leaves_a_call_whose_step_is_running_here_alone(redis_url: str) -> None:
-    # A reconnect of our own link reconciles while a handler of ours still waits for the
-    # switch's reply: the step must not run twice.
-    flow, r = _flow(redis_url)
-    reconciled = RecordingLink()
-
-    class SlowLink(RecordingLink):
-        def api(self, cmd: str, timeout: float | None = None) -> str:
-            flow.reconcile("fs1", [_row(UUID, callstate="ACTIVE")], reconciled)
-            return super().api(cmd, timeout)
-
-    flow.on_park(_park(), SlowLink())
-    assert reconciled.sent == []
-
-
-def test_reconcile_asks_the_channel_when_show_channels_lags_behind_its_park(redis_url) -> None:
-    # show channels reads FreeSWITCH's core db, written from a queue after the events: a call
-    # parked just before we subscribed can still read application=set there.
-    flow, _ = _flow(redis_url)
-    link = RecordingLink()
-    flow.reconcile("fs1", [_row(UUID, application="set")], link)
-    assert link.sent[0] == ("api", f"uuid_getvar {UUID} current_application")
-    assert ("api", f"uuid_answer {UUID}") in link.sent
-
-    still_in_dialplan = RecordingLink()
-    still_in_dialplan.current_application = "set"
-    other = "99999999-2222-3333-4444-555555555555"
-    flow.reconcile("fs1", [_row(other, application="set")], still_in_dialplan)
-    assert still_in_dialplan.sent == [("api", f"uuid_getvar {other} current_application")]
-
-
-def test_a_stage_written_after_the_call_ended_does_not_leak(redis_url) -> None:
-    # Reconcile runs beside the call's lane: its write may follow HANGUP_COMPLETE's delete.
-    flow, r = _flow(redis_url)
-    key = keys.call("default", UUID)
-    _seed(r, UUID, "greeting")
-
-    class EndingLink(RecordingLink):
-        def sendmsg(self, uuid: str, headers: dict[str, str], timeout: float | None = None) -> str:
-            flow.on_hangup_complete(Event.from_headers({"Event-Name": "CHANNEL_HANGUP_COMPLETE",
-                                                        "Unique-ID": UUID}), self)
-            return super().sendmsg(uuid, headers, timeout)
-
-    flow.reconcile("fs1", [_row(UUID, application="playback", callstate="ACTIVE")], EndingLink())
-    assert not r.exists(key), "the record of an ended call is not written again"
-
-
-def test_reconcile_during_the_claim_round_trip_does_not_run_the_step_twice(redis_url) -> None:
-    # While the claim script runs the handler waits on Redis; a reconcile that runs then must
-    # recognise the step as ours, still running.
-    flow, r = _flow(redis_url)
-    reconciled = RecordingLink()
-    claim = flow.store.claim
-
-    def claim_with_reconcile(*args):
-        flow.reconcile("fs1", [_row(UUID)], reconciled)
-        return claim(*args)
-
-    flow.store.claim = claim_with_reconcile
-    link = RecordingLink()
-    flow.on_park(_park(), link)
-    assert reconciled.sent == [] and link.sent.count(("api", f"uuid_answer {UUID}")) == 1
-
-
-# ---- the sweep, takeovers and the standby's memory -------------------------------------------
-class Swept:
-    """A stand-in for the swept-calls counter: counts per (node, reason)."""
+class Counts:
+    """A stand-in for a labelled counter: counts per label values."""
 
     def __init__(self) -> None:
         self.counts: dict[tuple[str, ...], int] = {}
 
-    def labels(self, *values: str) -> Swept:
+    def labels(self, *values: str) -> Counts:
         self._key = values
         return self
 
@@ -226,74 +74,212 @@ class Swept:
         self.counts[self._key] = self.counts.get(self._key, 0) + 1
 
 
-def _sweeping_flow(redis_url: str, worker_id: str = "w-me") -> tuple[GreetingFlow, Swept,
-                                                                      redis.Redis]:
+def _park(dnis: str = "4008001234", direction: str = "inbound") -> Event:
+    return Event.from_headers({"Event-Name": "CHANNEL_PARK", "Unique-ID": UUID,
+                               "Call-Direction": direction, "Caller-Destination-Number": dnis,
+                               "Caller-Caller-ID-Number": "13311112222"})
+
+
+def _machine(redis_url: str, worker_id: str = "w-me", draining: bool = False,
+             tenant: Tenant = TENANT) -> tuple[CallMachine, Counts, redis.Redis]:
     r = redis.Redis.from_url(redis_url)
-    swept = Swept()
-    return GreetingFlow(redis=r, greeting="tone_stream://%(500,0,440)", is_draining=lambda: False,
-                        worker_id=worker_id, swept=swept), swept, r
+    store = CallStore(r, worker_id)
+    swept = Counts()
+    m = CallMachine(store=store, decider=Decider(StaticTenants([tenant]), _REGIONS),
+                    hangups=HangupPipeline([CallSummaryStream(r)], ForgetLiveRecord(store)),
+                    is_draining=lambda: draining, swept=swept)
+    return m, swept, r
+
+
+def _seed(r: redis.Redis, uuid: str, state: str, owner: str = "dead-worker",
+          idle_ms: int = 0, **data: object) -> None:
+    """A call record as a worker left it (``cc_core/lua/call_claim.lua`` fields)."""
+    blob = CallData(tenant="t1", dnis="4008001234", **data).pack()  # type: ignore[arg-type]
+    r.hset(keys.call("t1", uuid), mapping={"state": state, "owner": owner,
+                                           "at": now_ms() - idle_ms, "data": blob})
+
+
+def _row(uuid: str, application: str = "park", callstate: str = "RINGING",
+         direction: str = "inbound", dest: str = "4008001234") -> dict[str, str]:
+    # The fields of a `show channels as json` row that the machine reads, as captured
+    # (command_replies.json, show_channels_json_parked).
+    return {"uuid": uuid, "direction": direction, "dest": dest, "application": application,
+            "callstate": callstate, "state": "CS_EXECUTE", "cid_num": "13311112222"}
+
+
+def _state(r: redis.Redis, uuid: str = UUID) -> bytes | None:
+    return r.hget(keys.call("t1", uuid), "state")  # type: ignore[return-value]
+
+
+# ---- claims -------------------------------------------------------------------------------------
+def test_a_replayed_park_is_answered_and_greeted_once(redis_url: str) -> None:
+    m, _, r = _machine(redis_url)
+    link = RecordingLink()
+    m.on_park(_park(), link)
+    m.on_park(_park(), link)  # seen again after a reconnect
+    assert link.answers() == 1 and link.apps() == ["playback"]
+    assert link.sent.count(HANGUP) == 1
+    assert _state(r) == b"announcing"
+    assert 0 < r.ttl(keys.call("t1", UUID)) <= keys.CALL_TTL_S
+
+
+def test_the_hangup_is_queued_behind_an_event_locked_announcement(redis_url: str) -> None:
+    # The switch, not a worker, ends the call after the prompt: nothing is lost when no
+    # worker watches any more (the prompt's EXECUTE_COMPLETE may reach nobody).
+    m, _, r = _machine(redis_url)
+    link = RecordingLink()
+    m.on_park(_park(), link)
+    assert link.sent == [
+        ("api", f"uuid_answer {UUID}"),
+        ("sendmsg", {"call-command": "execute", "execute-app-name": "playback",
+                     "execute-app-arg": GREETING, "event-lock": "true"}),
+        HANGUP]
+
+
+def test_non_400_outbound_and_unknown_numbers(redis_url: str) -> None:
+    m, _, r = _machine(redis_url)
+    link = RecordingLink()
+    m.on_park(_park(dnis="1000"), link)
+    m.on_park(_park(direction="outbound"), link)
+    assert link.sent == []
+    m.on_park(_park(dnis="4009999999"), link)
+    assert link.sent == [("api", f"uuid_kill {UUID} UNALLOCATED_NUMBER")], "never answered"
+
+
+def test_a_draining_worker_leaves_new_calls_to_the_next_owner(redis_url: str) -> None:
+    m, _, r = _machine(redis_url, draining=True)
+    link = RecordingLink()
+    m.on_park(_park(), link)
+    assert link.sent == [] and not r.exists(keys.call("t1", UUID))
+
+
+def test_a_caller_gone_before_the_prompt_is_queued_is_left_quietly(redis_url: str) -> None:
+    m, _, r = _machine(redis_url)
+    link = RecordingLink(sendmsg_reply=f"-ERR invalid session id [{UUID}]")
+    m.on_park(_park(), link)      # no exception, no hang-up sent after the refusal
+    assert [c[0] for c in link.sent] == ["api", "sendmsg"]
+
+
+def test_the_hangup_pipeline_summarises_then_forgets_the_call(redis_url: str) -> None:
+    m, _, r = _machine(redis_url)
+    link = RecordingLink()
+    m.on_park(_park(), link)
+    m.on_hangup_complete(Event.from_headers({
+        "Event-Name": "CHANNEL_HANGUP_COMPLETE", "Unique-ID": UUID,
+        "Hangup-Cause": "NORMAL_CLEARING", "variable_billsec": "3"}), link)
+    entries = r.xrange(keys.calls_stream("t1"))
+    assert len(entries) == 1 and not r.exists(keys.call("t1", UUID))
+    import msgpack
+
+    summary = msgpack.unpackb(entries[0][1][b"call"], raw=False)
+    assert (summary["outcome"], summary["path"], summary["hangup_cause"]) == (
+        "announced", ["announce:greeting"], "NORMAL_CLEARING")
+
+
+# ---- reconcile, sweep, takeover ----------------------------------------------------------------
+def test_reconcile_resumes_each_call_from_the_state_it_reached(redis_url: str) -> None:
+    m, _, r = _machine(redis_url)
+    link = RecordingLink()
+    unclaimed, new, announcing, hanging = (f"{i}1111111-2222-3333-4444-555555555555"
+                                           for i in range(4))
+    _seed(r, new, "new")                        # claimed, nothing sent: the whole step
+    _seed(r, announcing, "announcing", hangup_cause="NORMAL_CLEARING")
+    _seed(r, hanging, "new")
+    m.reconcile("fs1", [_row(unclaimed), _row(new), _row(announcing, application="playback"),
+                        _row(hanging, callstate="HANGUP"),
+                        _row("b-leg", direction="outbound", dest="agent1")], link)
+    answered = [c for k, c in link.sent if k == "api" and str(c).startswith("uuid_answer")]
+    assert answered == [f"uuid_answer {unclaimed}", f"uuid_answer {new}"]
+    assert link.apps() == ["playback", "playback"]
+    assert link.sent.count(HANGUP) == 3   # unclaimed, new (whole step), announcing (hang-up)
+    assert not any("b-leg" in str(c) or hanging in str(c) for c in link.sent)
+
+
+def test_reconcile_leaves_a_call_whose_step_is_running_here_alone(redis_url: str) -> None:
+    m, _, r = _machine(redis_url)
+    reconciled = RecordingLink()
+
+    class SlowLink(RecordingLink):
+        def api(self, cmd: str, timeout: float | None = None) -> str:
+            m.reconcile("fs1", [_row(UUID, callstate="ACTIVE")], reconciled)
+            return super().api(cmd, timeout)
+
+    m.on_park(_park(), SlowLink())
+    assert reconciled.sent == []
+
+
+def test_reconcile_asks_the_channel_when_show_channels_lags_behind_its_park(redis_url) -> None:
+    m, _, _ = _machine(redis_url)
+    link = RecordingLink()
+    m.reconcile("fs1", [_row(UUID, application="set")], link)
+    assert link.sent[0] == ("api", f"uuid_getvar {UUID} current_application")
+    assert ("api", f"uuid_answer {UUID}") in link.sent
+    still = RecordingLink()
+    still.variables["current_application"] = "set"
+    other = "99999999-2222-3333-4444-555555555555"
+    m.reconcile("fs1", [_row(other, application="set")], still)
+    assert still.sent == [("api", f"uuid_getvar {other} current_application")]
 
 
 def test_the_sweep_takes_a_parked_call_nobody_claimed_after_its_grace_only(redis_url) -> None:
-    flow, swept, r = _sweeping_flow(redis_url)
+    m, swept, _ = _machine(redis_url)
     link = RecordingLink()
-    flow.sweep("fs1", [_row(UUID)], link)
+    m.sweep("fs1", [_row(UUID)], link)
     assert link.sent == [], "a call that just parked is left to its own PARK first"
-    flow._unclaimed_since[UUID] -= callflow.SWEEP_GRACE_S   # the grace has passed
-    flow.sweep("fs1", [_row(UUID)], link)
-    assert ("api", f"uuid_answer {UUID}") in link.sent and link.sent.count(HANGUP) == 1
+    m._unclaimed_since[UUID] -= flow_machine.SWEEP_GRACE_S   # the grace has passed
+    m.sweep("fs1", [_row(UUID)], link)
+    assert link.answers() == 1 and link.sent.count(HANGUP) == 1
     assert swept.counts == {("fs1", "unclaimed"): 1}
-    # Its PARK arrives late (a slow lane): nothing is answered or played a second time.
-    flow.on_park(_park(), link)
-    assert link.sent.count(("api", f"uuid_answer {UUID}")) == 1 and link.sent.count(HANGUP) == 1
-
-
-def test_a_call_whose_park_event_came_first_is_left_alone_by_the_sweep(redis_url) -> None:
-    flow, swept, r = _sweeping_flow(redis_url)
-    link = RecordingLink()
-    flow.on_park(_park(), link)
-    before = list(link.sent)
-    flow._unclaimed_since[UUID] = 0.0
-    flow.sweep("fs1", [_row(UUID, application="playback", callstate="ACTIVE")], link)
-    assert link.sent == before and swept.counts == {}
+    m.on_park(_park(), link)          # its PARK arrives late: nothing happens twice
+    assert link.answers() == 1 and link.sent.count(HANGUP) == 1
 
 
 def test_a_live_holder_keeps_its_call_a_dead_or_stalled_one_loses_it(redis_url) -> None:
-    from cc_core.calls import STALL_MS
-    from esl_handlers import keys as esl_keys
-
-    flow, swept, r = _sweeping_flow(redis_url)
+    m, swept, r = _machine(redis_url)
     live, dead, stalled = (f"{i}2222222-2222-3333-4444-555555555555" for i in range(3))
     r.set(esl_keys.worker("w-live"), "1")
-    _seed(r, live, "greeting", owner="w-live", idle_ms=1000)
-    _seed(r, dead, "greeting", owner="w-dead", idle_ms=1000)
     r.set(esl_keys.worker("w-stuck"), "1")
-    _seed(r, stalled, "greeting", owner="w-stuck", idle_ms=STALL_MS + 1000)
+    for uuid, owner, idle in ((live, "w-live", 1000), (dead, "w-dead", 1000),
+                              (stalled, "w-stuck", STALL_MS + 1000)):
+        _seed(r, uuid, "new", owner=owner, idle_ms=idle)
     link = RecordingLink()
-    rows = [_row(u, application="playback", callstate="ACTIVE") for u in (live, dead, stalled)]
-    flow.sweep("fs1", rows, link)
-    assert link.sent == [HANGUP, HANGUP], "the dead and the stalled holders' calls"
+    m.sweep("fs1", [_row(u) for u in (live, dead, stalled)], link)
+    assert link.answers() == 2, "the dead and the stalled holders' calls"
     assert swept.counts == {("fs1", "stalled"): 2}
-    assert r.hget(keys.call("default", live), "owner") == b"w-live"
-    assert r.hget(keys.call("default", dead), "owner") == b"w-me"
-    assert r.hget(keys.call("default", dead), "stage") == b"hangup"
+    assert r.hget(keys.call("t1", live), "owner") == b"w-live"
+    assert r.hget(keys.call("t1", dead), "owner") == b"w-me"
 
 
-def test_resuming_a_call_whose_greeting_already_plays_never_plays_it_twice(redis_url) -> None:
-    flow, _, r = _sweeping_flow(redis_url)
-    _seed(r, UUID, "answering")      # the holder died after the greeting went out
+def test_a_menu_resumed_while_its_prompt_runs_waits_for_its_result(redis_url) -> None:
+    m, _, r = _machine(redis_url)
+    _seed(r, UUID, "menu", menu_stack=["main"], pending=f"menu.1.{UUID}",
+          pending_var="cc_in_1", path=["menu:main"])
     link = RecordingLink()
-    link.current_application = "playback"
-    flow.reconcile("fs1", [_row(UUID, callstate="ACTIVE")], link)
-    assert link.sent == [("api", f"uuid_getvar {UUID} current_application"), HANGUP]
-    assert r.hget(keys.call("default", UUID), "stage") == b"hangup"
+    link.variables["current_application"] = "play_and_get_digits"
+    m.reconcile("fs1", [_row(UUID, application="play_and_get_digits")], link)
+    assert link.apps() == [] and link.answers() == 0, "nothing replayed while it runs"
+    # Its result reaches the new owner as an event, and the flow goes on from there.
+    m.on_execute_complete(Event.from_headers({
+        "Event-Name": "CHANNEL_EXECUTE_COMPLETE", "Unique-ID": UUID,
+        "Application": "play_and_get_digits", "Application-UUID": f"menu.1.{UUID}",
+        "variable_cc_in_1": "1"}), link)
+    assert link.apps() == ["playback"] and link.sent.count(HANGUP) == 1
 
 
-def test_a_holder_that_was_taken_over_stops_at_its_next_stage(redis_url) -> None:
-    # A worker paused in the middle of a step (SIGSTOP, a stalled VM) wakes after another took
-    # the call over: its stage write is refused and it sends nothing more.
-    old, _, r = _sweeping_flow(redis_url, worker_id="w-old")
-    new, _, _ = _sweeping_flow(redis_url, worker_id="w-new")
+def test_a_menu_whose_result_nobody_saw_is_taken_from_the_channel(redis_url) -> None:
+    m, _, r = _machine(redis_url)
+    _seed(r, UUID, "menu", menu_stack=["main"], pending=f"menu.1.{UUID}",
+          pending_var="cc_in_1", path=["menu:main"])
+    link = RecordingLink()
+    link.variables.update({"current_application": "play_and_get_digits",
+                           "read_result": "success", "cc_in_1": "1"})
+    m.reconcile("fs1", [_row(UUID, application="play_and_get_digits")], link)
+    assert link.apps() == ["playback"], "key 1 acted on, the menu not replayed"
+
+
+def test_a_holder_that_was_taken_over_stops_at_its_next_save(redis_url) -> None:
+    old, _, r = _machine(redis_url, worker_id="w-old")
+    new, _, _ = _machine(redis_url, worker_id="w-new")
 
     class PausedLink(RecordingLink):
         def api(self, cmd: str, timeout: float | None = None) -> str:
@@ -305,24 +291,21 @@ def test_a_holder_that_was_taken_over_stops_at_its_next_stage(redis_url) -> None
     taker = RecordingLink()
     paused = PausedLink()
     old.on_park(_park(), paused)
-    # The taker resumed the whole step (the channel was still in park); the old holder's
-    # greeting went out before it could know, but its hang-up and stage writes did not.
     assert taker.sent.count(HANGUP) == 1 and paused.sent.count(HANGUP) == 0
-    assert r.hget(keys.call("default", UUID), "owner") == b"w-new"
+    assert paused.apps() == [], "the old holder's save is refused before it sends anything"
+    assert r.hget(keys.call("t1", UUID), "owner") == b"w-new"
 
 
 def test_a_park_seen_as_standby_is_taken_when_show_channels_has_not_caught_up(redis_url) -> None:
-    flow, _, r = _sweeping_flow(redis_url)
-    flow.on_standby_event("fs1", _park())
+    m, _, _ = _machine(redis_url)
+    m.on_standby_event("fs1", _park())
     link = RecordingLink()
-    flow.reconcile("fs1", [], link)      # the core database does not list it yet
+    m.reconcile("fs1", [], link)      # the core database does not list it yet
     assert link.sent[:2] == [("api", f"uuid_getvar {UUID} current_application"),
                              ("api", f"uuid_answer {UUID}")]
-    assert link.sent.count(HANGUP) == 1
-    # One that hung up before the takeover is forgotten, not asked about.
-    flow.on_standby_event("fs1", _park())
-    flow.on_standby_event("fs1", Event.from_headers({
+    m.on_standby_event("fs1", _park())
+    m.on_standby_event("fs1", Event.from_headers({
         "Event-Name": "CHANNEL_HANGUP_COMPLETE", "Unique-ID": UUID}))
     later = RecordingLink()
-    flow.reconcile("fs1", [], later)
+    m.reconcile("fs1", [], later)
     assert later.sent == []

@@ -1,0 +1,88 @@
+"""What happens once a call is over: ordered consumers of its final state.
+
+The order is fixed at construction and consumers are told apart by name, so later capabilities
+plug in where they belong (call record, then billing, then clean-up) without reordering; the
+clean-up (the live record's deletion) always runs last, after every consumer that reads it. A
+consumer that fails is logged with the call's UUID and tenant; the ones after it still run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import msgpack
+
+from cc_core import keys
+from cc_core.flow.record import CallData, CallStore
+
+log = logging.getLogger(__name__)
+
+# Finished calls kept on a tenant's stream for the consumers that read it (records, reports).
+CALLS_STREAM_MAXLEN = 100_000
+
+
+class Ended(Protocol):
+    uuid: str
+    data: CallData
+    cause: str
+    event: Any
+
+
+class HangupConsumer(Protocol):
+    name: str
+
+    def on_hangup(self, ended: Ended) -> None: ...
+
+
+class HangupPipeline:
+    def __init__(self, consumers: Sequence[HangupConsumer], cleanup: HangupConsumer) -> None:
+        names = [c.name for c in (*consumers, cleanup)]
+        if len(set(names)) != len(names):
+            raise ValueError(f"hang-up consumers need distinct names, got {names}")
+        self.consumers = (*consumers, cleanup)
+
+    def run(self, ended: Ended) -> None:
+        for consumer in self.consumers:
+            try:
+                consumer.on_hangup(ended)
+            except Exception:  # noqa: BLE001 - one consumer's fault must not skip the others
+                log.exception("hang-up consumer %s failed", consumer.name,
+                              extra={"call_uuid": ended.uuid, "tenant": ended.data.tenant})
+
+
+class CallSummaryStream:
+    """Appends each finished call's summary to its tenant's stream (``keys.calls_stream``), the
+    source of call records and reports."""
+
+    name = "call_summary"
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+
+    def on_hangup(self, ended: Ended) -> None:
+        d = ended.data
+        ev = ended.event
+        summary = {
+            "uuid": ended.uuid, "tenant": d.tenant, "dnis": d.dnis, "caller": d.caller,
+            "caller_kind": d.caller_kind, "province": d.province, "city": d.city,
+            "priority": d.priority, "answer_mode": d.answer_mode, "answered": d.answered,
+            "path": d.path, "vars": d.vars, "outcome": d.outcome or "caller_hung_up",
+            "hangup_cause": ended.cause, "ended_at_ms": int(time.time() * 1000),
+            "billsec": ev.get("variable_billsec") or "0" if ev is not None else "0",
+        }
+        self.redis.xadd(keys.calls_stream(d.tenant),
+                        {"call": msgpack.packb(summary, use_bin_type=True)},
+                        maxlen=CALLS_STREAM_MAXLEN, approximate=True)
+
+
+class ForgetLiveRecord:
+    name = "cleanup"
+
+    def __init__(self, store: CallStore) -> None:
+        self.store = store
+
+    def on_hangup(self, ended: Ended) -> None:
+        self.store.forget(ended.data.tenant, ended.uuid)

@@ -1,0 +1,44 @@
+"""Traffic mixes for the example tenants (``examples/tenants``): which callers call, which
+number, which keys they press, and how the simulated agents behave. The demo plays them; each
+script exercises one branch of the call flow."""
+
+from __future__ import annotations
+
+from loadtest.simdriver import CallerScript
+
+# The example tenant's agents: answer after a short ring, talk a little (sim_endpoint syntax).
+AGENTS = {
+    "user/1001@default": "answer 300 2000", "user/1002@default": "answer 300 2000",
+    "user/2001@default": "answer 500 1500", "user/3001@default": "answer 300 1500",
+    "user/4001@default": "noanswer",       # the north queue overflows (no overflow: ends)
+    "sofia/gateway/carrier/13800000001": "answer 400 1000",
+}
+
+FULL = (
+    CallerScript("menu → sales queue", "4008001234", "13911112222", ("1", "1"), 4),
+    CallerScript("menu → service → order no. → support", "4008001234", "13611113333",
+                 ("2", "1", "20261130#"), 2),
+    CallerScript("menu → hours → hang up", "4008001234", "15811114444", ("3", "9"), 1),
+    CallerScript("menu → operator", "4008001234", "13711115555", ("0",), 1),
+    CallerScript("menu → sales → transfer out", "4008001234", "18611116666", ("1", "2"), 1),
+    CallerScript("menu → service → voicemail", "4008001234", "13511117777", ("2", "2"), 1),
+    CallerScript("silent caller → menu default", "4008001234", "13411118888", (), 1),
+    CallerScript("invalid key then sales", "4008001234", "13311119999", ("7", "1", "1"), 1),
+    CallerScript("VIP caller", "4008001234", "13800138000", ("1", "1"), 1),
+    CallerScript("Guangdong landline → south", "4008001234", "075512345678", (), 1),
+    CallerScript("Beijing landline → north", "4008001234", "01088886666", (), 1),
+    CallerScript("Tibet mobile (blocked region)", "4008001234", "13989001234", (), 1),
+    CallerScript("blacklisted 号段 170", "4008001234", "17012345678", (), 1),
+    CallerScript("anonymous caller", "4008001234", "anonymous", (), 1),
+    CallerScript("greeting mode → sales", "4008005678", "13922223333", (), 2),
+    CallerScript("information line", "4008001111", "13822224444", (), 1),
+    CallerScript("suspended number", "4008009999", "13722225555", (), 1),
+    CallerScript("reserved number", "4008000000", "13622226666", (), 1),
+    CallerScript("unknown 400 number", "4007770000", "13522227777", (), 1),
+    CallerScript("after hours → voicemail", "4006660000", "13422228888", (), 1),
+)
+
+# The cheapest flow, for load: every call hears the information line and is hung up.
+ANNOUNCE = (CallerScript("information line", "4008001111", "13822224444", ()),)
+
+MIXES = {"full": FULL, "announce": ANNOUNCE}
