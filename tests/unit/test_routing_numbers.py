@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from cc_core.routing.numbers import CallerNumber, NumberKind, normalise
 
-M, L, A, S, I, X = (
+M, L, A, S, INTL, X = (
     NumberKind.MOBILE,
     NumberKind.LANDLINE,
     NumberKind.ANONYMOUS,
@@ -64,10 +64,10 @@ TABLE: list[tuple[str, NumberKind, str, str | None]] = [
     ("12593", S, "12593", None),  # the prefix alone is a service number, not stripped
     ("110", S, "110", None),
     # international
-    ("+85223456789", I, "85223456789", None),
-    ("00852 2345 6789", I, "85223456789", None),
-    ("+1 (415) 555-0100", I, "14155550100", None),
-    ("+44 20 7946 0958", I, "442079460958", None),
+    ("+85223456789", INTL, "85223456789", None),
+    ("00852 2345 6789", INTL, "85223456789", None),
+    ("+1 (415) 555-0100", INTL, "14155550100", None),
+    ("+44 20 7946 0958", INTL, "442079460958", None),
     # anonymous forms FreeSWITCH and carriers use
     ("anonymous", A, "", None),
     ("Anonymous", A, "", None),
