@@ -125,17 +125,18 @@ def _read(digits: str, plus: bool) -> _Read | None:
     found = _domestic(digits)
     if found is not None:
         return found
-    if digits.startswith("86") and len(digits) >= 12:
-        # Longer than any domestic number and not starting with 0: a country code
-        # written without + or 00.
+    if digits.startswith("86"):
+        # No domestic number starts with 86 (landlines start with 0, mobiles with 1),
+        # so this is a country code written without + or 00.
         found = _national_significant(digits[2:])
         if found is not None:
             return found
     for prefix in CARRIER_PREFIXES:
         if digits.startswith(prefix) and len(digits) > len(prefix):
             rest = digits[len(prefix):]
-            found = _read(rest, False) if not rest.startswith(CARRIER_PREFIXES) else None
-            if found is not None and found[0] is not NumberKind.INTERNATIONAL:
+            # One prefix only: two in a row is not something a caller dials.
+            found = None if rest.startswith(CARRIER_PREFIXES) else _read(rest, False)
+            if found is not None:
                 return found
     return None
 
