@@ -3,7 +3,9 @@ region sends a Shenzhen customer to the Beijing office."""
 
 from __future__ import annotations
 
+import struct
 import time
+from pathlib import Path
 
 import pytest
 
@@ -157,3 +159,33 @@ def test_lookup_is_fast(directory: RegionDirectory) -> None:
     # About 0.2 µs here; the bound leaves room for a loaded CI box but fails a
     # per-call file read or scan.
     assert per_lookup_us < 5, per_lookup_us
+
+
+def _write_phone_dat(path: Path, rows: list[tuple[int, str, int]]) -> str:
+    """A phone.dat in the package's layout: header, NUL-ended records, sorted prefixes."""
+    records: dict[str, int] = {}
+    blob = b""
+    for _, record, _ in rows:
+        if record not in records:
+            records[record] = 8 + len(blob)
+            blob += record.encode() + b"\0"
+    body = b"".join(
+        struct.pack("<iiB", prefix, records[record], carrier) for prefix, record, carrier in sorted(rows)
+    )
+    path.write_bytes(struct.pack("<4si", b"test", 8 + len(blob)) + blob + body)
+    return str(path)
+
+
+def test_municipality_is_its_own_city_whatever_the_mobile_data_says(tmp_path: Path) -> None:
+    # In this data only 万州 uses 023; a landline on 023 must still be 重庆/重庆, as
+    # Chongqing's code covers the whole municipality.
+    dat = _write_phone_dat(
+        tmp_path / "phone.dat",
+        [(1300231, "重庆|万州|404000|023", 2), (1390755, "广东|深圳|518000|0755", 1)],
+    )
+    directory = RegionDirectory(phone_dat=dat)
+    assert directory.lookup(normalise("02363456789")) == Region("重庆", "重庆", "023")
+    assert directory.lookup(normalise("13002310000")) == Region("重庆", "万州", "023")
+    assert directory.lookup(normalise("13907550000")) == Region("广东", "深圳", "0755")
+    assert directory.lookup(normalise("13800138000")) is None
+    assert directory.mobile_prefix_count == 2
