@@ -12,7 +12,7 @@ from cc_core.routing.numbers import normalise
 
 RULES = NumberRules.build(
     exact=["+86 138-0013-8000", "010-8888 6666", "400 800 1234", "+852 2345 6789"],
-    prefixes=["170", "1380013", "+44"],
+    prefixes=["170", "1380013", "+44", "95588"],
     area_codes=["0755", "21"],
 )
 
@@ -30,6 +30,7 @@ CASES: list[tuple[str, str | None]] = [
     ("+86 170 0000 0000", "prefix 170"),
     ("13800131234", "prefix 1380013"),
     ("+442079460958", "prefix 44"),
+    ("95588", "prefix 95588"),  # a prefix as long as the number still matches
     ("075512345678", "area 0755"),
     ("0755-1234567", "area 0755"),
     ("02161234567", "area 021"),
@@ -87,7 +88,7 @@ def test_rules_are_frozen_and_keep_what_was_written() -> None:
     with pytest.raises(AttributeError):
         RULES.anonymous = True  # type: ignore[misc]
     assert RULES.exact[0] == "+86 138-0013-8000"
-    assert len(RULES) == 9
+    assert len(RULES) == 10
 
 
 def test_a_yaml_list_is_accepted() -> None:
