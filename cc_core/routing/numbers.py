@@ -151,11 +151,10 @@ def _after_country_code(digits: str) -> _Read | None:
 
 def _national_significant(nsn: str) -> _Read | None:
     """Digits after +86: no trunk 0 in principle, though "+86 (0)755..." is common."""
-    if _MOBILE.fullmatch(nsn) or _SERVICE.fullmatch(nsn):
-        return _domestic(nsn)
-    if nsn.startswith("0"):
-        return _landline(nsn)
-    return _landline("0" + nsn)
+    found = _domestic(nsn)
+    if found is None and not nsn.startswith("0"):
+        found = _landline("0" + nsn)
+    return found
 
 
 def _domestic(digits: str) -> _Read | None:
