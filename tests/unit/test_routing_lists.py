@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cc_core.routing.lists import Match, NumberRules, RuleKind
 from cc_core.routing.numbers import normalise
@@ -150,3 +152,31 @@ def test_hundred_thousand_rules_cost_no_more_than_ten() -> None:
     # A scan over the rules would be ~10,000x slower; the factor allows for cache effects
     # of big sets and a noisy shared machine.
     assert _time_matches(big, callers) < 5 * _time_matches(small, callers)
+
+
+_mobiles = st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True)
+
+
+@given(data=st.data())
+def test_agrees_with_a_plain_scan(data: st.DataObject) -> None:
+    # The oracle is the obvious O(rules) scan; only the answer must be the same. Half
+    # the callers are built to start with one of the prefixes, or a random number would
+    # almost never hit a 7-digit one.
+    prefixes = data.draw(st.lists(st.from_regex(r"1[3-9][0-9]{0,6}", fullmatch=True), max_size=30))
+    exact = data.draw(st.lists(_mobiles, max_size=10))
+    start = data.draw(st.sampled_from([*prefixes, *exact, ""]))
+    caller = (start + data.draw(st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True)))[:11]
+    rules = NumberRules.build(exact=exact, prefixes=prefixes)
+    expected = caller in exact or any(caller.startswith(p) for p in prefixes)
+    got = rules.match(normalise(caller))
+    assert (got is not None) is expected
+    if got is not None and got.kind is RuleKind.PREFIX:
+        assert got.value in prefixes and caller.startswith(got.value)
+
+
+@given(mobile=_mobiles)
+def test_a_rule_matches_however_either_side_is_dressed(mobile: str) -> None:
+    rule = f"+86 {mobile[:3]}-{mobile[3:7]}-{mobile[7:]}"
+    rules = NumberRules.build(exact=[rule])
+    for caller in (mobile, "0086" + mobile, "0" + mobile, "12593" + mobile):
+        assert rules.match(normalise(caller)) == Match(RuleKind.EXACT, mobile)
