@@ -4,11 +4,15 @@ region sends a Shenzhen customer to the Beijing office."""
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from cc_core.routing import build_area_codes
+from cc_core.routing.area_codes import AREA_CODES
 from cc_core.routing.numbers import normalise
 from cc_core.routing.region import PROVINCES, Region, RegionDirectory
 
@@ -183,9 +187,30 @@ def test_municipality_is_its_own_city_whatever_the_mobile_data_says(tmp_path: Pa
         tmp_path / "phone.dat",
         [(1300231, "重庆|万州|404000|023", 2), (1390755, "广东|深圳|518000|0755", 1)],
     )
-    directory = RegionDirectory(phone_dat=dat)
+    table = build_area_codes.derive(phone_dat=dat)
+    assert table["023"] == ("重庆", "重庆")
+    assert table["0755"] == ("广东", "深圳")
+    directory = RegionDirectory(phone_dat=dat, area_codes=table)
     assert directory.lookup(normalise("02363456789")) == Region("重庆", "重庆", "023")
     assert directory.lookup(normalise("13002310000")) == Region("重庆", "万州", "023")
     assert directory.lookup(normalise("13907550000")) == Region("广东", "深圳", "0755")
     assert directory.lookup(normalise("13800138000")) is None
     assert directory.mobile_prefix_count == 2
+
+
+def test_shipped_area_code_table_matches_the_installed_packages() -> None:
+    # Fails after a phonenumbers or phone upgrade until the table is regenerated with
+    # python -m cc_core.routing.build_area_codes
+    assert build_area_codes.derive() == AREA_CODES
+    assert build_area_codes.main(["--check"]) == 0
+
+
+def test_workers_do_not_pay_for_the_geocoder() -> None:
+    # Importing phonenumbers' geocoder costs ~100 MB per process; a worker only needs
+    # the generated table.
+    code = (
+        "import sys; from cc_core.routing.region import RegionDirectory; RegionDirectory(); "
+        "print('phonenumbers.geocoder' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
