@@ -117,7 +117,7 @@ def _invalid(raw: str) -> CallerNumber:
 _Read = tuple[NumberKind, str, str | None]
 
 
-def _read(digits: str, plus: bool) -> _Read | None:
+def _read(digits: str, plus: bool, carrier: bool = True) -> _Read | None:
     if plus:
         return _after_country_code(digits)
     if digits.startswith("00"):
@@ -131,11 +131,13 @@ def _read(digits: str, plus: bool) -> _Read | None:
         found = _national_significant(digits[2:])
         if found is not None:
             return found
+    if not carrier:
+        return None
     for prefix in CARRIER_PREFIXES:
         if digits.startswith(prefix) and len(digits) > len(prefix):
-            rest = digits[len(prefix):]
-            # One prefix only: two in a row is not something a caller dials.
-            found = None if rest.startswith(CARRIER_PREFIXES) else _read(rest, False)
+            # One prefix only: two in a row is not something a caller dials, but what
+            # follows may itself start with the same digits (a 179 mobile).
+            found = _read(digits[len(prefix):], False, carrier=False)
             if found is not None:
                 return found
     return None

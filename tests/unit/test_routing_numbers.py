@@ -41,6 +41,8 @@ TABLE: list[tuple[str, NumberKind, str, str | None]] = [
     ("17951013800138000", M, "13800138000", None),
     ("179518613800138000", M, "13800138000", None),
     ("1795117951 13800138000", X, "", None),  # one prefix, never two
+    ("1795117900000000", M, "17900000000", None),  # found by hypothesis: a mobile
+    # that starts like a carrier prefix is not a second prefix
     # landlines
     ("01088886666", L, "01088886666", "010"),
     ("(010) 8888-6666", L, "01088886666", "010"),
