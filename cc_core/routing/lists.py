@@ -41,7 +41,6 @@ class Match:
 _SEPARATORS = re.compile(r"[ \-().]", re.ASCII)
 _DIGITS = re.compile(r"[0-9]{1,15}", re.ASCII)
 _AREA_CODE = re.compile(r"010|02[0-9]|0[3-9][0-9]{2}", re.ASCII)
-_MAX_PREFIX = 15  # E.164 length; no national form is longer
 
 
 @dataclass(frozen=True)
@@ -94,12 +93,13 @@ class NumberRules:
             return Match(RuleKind.ANONYMOUS) if self.anonymous else None
         if number.kind is NumberKind.INVALID:
             return Match(RuleKind.INVALID) if self.invalid else None
-        national = number.national
-        if national in self._exact:
-            return Match(RuleKind.EXACT, national)
+        key = _key(number)
+        if key in self._exact:
+            return Match(RuleKind.EXACT, key)
         if self._prefixes:
-            for end in range(1, min(len(national), _MAX_PREFIX) + 1):
-                head = national[:end]
+            # len(key) is at most 16 ("+" and E.164's 15 digits): normalise bounds it.
+            for end in range(1, len(key) + 1):
+                head = key[:end]
                 if head in self._prefixes:
                     return Match(RuleKind.PREFIX, head)
         if number.area_code is not None and number.area_code in self._areas:
@@ -122,33 +122,42 @@ def _exact_rule(rule: object) -> str:
             "13800138000, 010-88886666 (landlines with their area code), 4008001234 or "
             "+852 2345 6789, or use prefixes/area_codes for a range"
         )
-    return number.national
+    return _key(number)
+
+
+def _key(number: CallerNumber) -> str:
+    # International numbers keep their "+": "+1 415..." and the mobile "141..." share
+    # digits, and a rule for one must never catch the other.
+    return "+" + number.national if number.kind is NumberKind.INTERNATIONAL else number.national
 
 
 def _prefix_rule(rule: object) -> str:
     if not isinstance(rule, str):
         raise ValueError(f"prefix rule {rule!r} is not a string; quote it in the config: '{rule}'")
     text = _SEPARATORS.sub("", rule.strip())
+    international = False
     if text.startswith("+86"):
         text = text[3:]
     elif text.startswith("0086"):
         text = text[4:]
     elif text.startswith("+"):
-        text = text[1:]  # other country codes: national form of international callers
+        text, international = text[1:], True
     elif text.startswith("00") and len(text) > 2:
-        text = text[2:]
+        text, international = text[2:], True
     if not _DIGITS.fullmatch(text):
         raise ValueError(
             f"prefix rule {rule!r} is not a run of 1 to 15 digits; write the leading "
             "digits of the numbers to match, e.g. '170' or '1380013' for a mobile segment "
             "or '0755' for a landline area"
         )
+    if international:
+        return "+" + text
     if text.startswith("01") and not text.startswith("010"):
         raise ValueError(
             f"prefix rule {rule!r} puts a 0 before a mobile segment, but callers are "
             f"compared without it; write '{text[1:]}'"
         )
-    if text.startswith("86") and not rule.strip().startswith(("+", "00")):
+    if text.startswith("86"):
         raise ValueError(
             f"prefix rule {rule!r} starts with 86, which no Chinese number does once "
             f"normalised; drop the country code and write '{text[2:]}'"

@@ -27,11 +27,11 @@ CASES: list[tuple[str, str | None]] = [
     ("01088886666", "exact 01088886666"),
     ("+86 10 8888 6666", "exact 01088886666"),
     ("4008001234", "exact 4008001234"),
-    ("0085223456789", "exact 85223456789"),
+    ("0085223456789", "exact +85223456789"),
     ("17012345678", "prefix 170"),
     ("+86 170 0000 0000", "prefix 170"),
     ("13800131234", "prefix 1380013"),
-    ("+442079460958", "prefix 44"),
+    ("+442079460958", "prefix +44"),
     ("95588", "prefix 95588"),  # a prefix as long as the number still matches
     ("075512345678", "area 0755"),
     ("0755-1234567", "area 0755"),
@@ -78,6 +78,20 @@ def test_flags(caller: str | None, anonymous: bool, invalid: bool, expected: str
     rules = NumberRules.build(anonymous=anonymous, invalid=invalid)
     got = rules.match(normalise(caller))
     assert (str(got) if got else None) == expected
+
+
+def test_international_rules_never_catch_domestic_callers() -> None:
+    # +1 415 555 0100 and the mobile 141 5555 0100 share every digit.
+    rules = NumberRules.build(exact=["+1 415 555 0100"], prefixes=["+1", "001 212"])
+    assert str(rules.match(normalise("+14155550100"))) == "exact +14155550100"
+    assert str(rules.match(normalise("0012125550100"))) == "prefix +1"
+    assert rules.match(normalise("14155550100")) is None
+    assert rules.match(normalise("13800138000")) is None
+    assert rules.match(normalise("12125")) is None  # a domestic service number
+    domestic = NumberRules.build(exact=["14155550100"], prefixes=["1"])
+    assert rules.match(normalise("14155550100")) is None
+    assert str(domestic.match(normalise("14155550100"))) == "exact 14155550100"
+    assert domestic.match(normalise("+14155550101")) is None
 
 
 def test_empty_rules_match_nothing() -> None:
