@@ -33,7 +33,7 @@ DEFAULT_TIMEZONE = "Asia/Shanghai"
 _MONDAY = 0
 
 
-class Reason(enum.Enum):
+class Reason(enum.StrEnum):
     WORKING_HOURS = "working_hours"
     OUTSIDE_HOURS = "outside_hours"
     WEEKEND = "weekend"

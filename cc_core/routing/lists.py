@@ -21,7 +21,7 @@ from cc_core.routing.numbers import CallerNumber, NumberKind, normalise
 __all__ = ["Match", "NumberRules", "RuleKind"]
 
 
-class RuleKind(enum.Enum):
+class RuleKind(enum.StrEnum):
     EXACT = "exact"
     PREFIX = "prefix"
     AREA = "area"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 __all__ = ["CallerNumber", "NumberKind", "normalise", "CARRIER_PREFIXES", "ANONYMOUS_WORDS"]
 
 
-class NumberKind(enum.Enum):
+class NumberKind(enum.StrEnum):
     MOBILE = "mobile"
     LANDLINE = "landline"
     ANONYMOUS = "anonymous"

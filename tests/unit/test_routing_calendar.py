@@ -70,6 +70,12 @@ def test_status_carries_the_local_time(shanghai: WorkCalendar) -> None:
     assert (got.local_time.hour, got.local_time.minute) == (9, 30)
 
 
+def test_reason_compares_equal_to_its_string(shanghai: WorkCalendar) -> None:
+    # Call-flow config and log/metric labels use the plain strings.
+    assert shanghai.status(cst(2025, 11, 29, 10)).reason == "weekend"
+    assert f"{shanghai.status(cst(2025, 10, 1, 10)).reason}" == "official_holiday"
+
+
 def test_reason_values_are_the_documented_strings() -> None:
     assert {r.value for r in Reason} == {
         "working_hours", "outside_hours", "weekend", "official_holiday",
