@@ -2,7 +2,9 @@
 
 A list is built once from config and asked at the start of every call. Rules are put
 through the same normaliser as callers, so "+86 138-0013-8000" in a tenant's list
-matches the caller 13800138000 however the trunk presented it.
+matches the caller 13800138000 however the trunk presented it. Rules and match values
+for international callers keep a leading "+" ("exact +85223456789", "prefix +1"), so
+they never catch a domestic number with the same digits.
 
 Cost of ``match``: a set lookup for the exact number, one per leading digit string of
 the number for prefixes (at most 15), one for the area code; independent of how many
