@@ -7,7 +7,7 @@ for international callers keep a leading "+" ("exact +85223456789", "prefix +1")
 they never catch a domestic number with the same digits.
 
 Cost of ``match``: a set lookup for the exact number, one per leading digit string of
-the number for prefixes (at most 15), one for the area code; independent of how many
+the number for prefixes (at most 16), one for the area code; independent of how many
 rules a tenant has.
 """
 
