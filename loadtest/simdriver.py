@@ -53,6 +53,7 @@ class TrafficPlan:
     numbers: tuple[str, ...] = ("4008001234", "4008005678", "4006660000")
     scripts: tuple[CallerScript, ...] = ()   # a mix of callers; empty: numbers in turn
     key_delay_s: float = 0.15                # a caller keys this long after a prompt starts
+    message_s: float = 2.0                   # how long a voicemail message lasts
 
 
 @dataclass
@@ -138,6 +139,9 @@ class TrafficGenerator:
             rec = self._record(uuid)
             if rec.keys:
                 gevent.spawn_later(self.plan.key_delay_s, self._press, rec, rec.keys.pop(0))
+        elif name == "CHANNEL_EXECUTE" and ev.get("Application") == "record":
+            # A caller at the voicemail beep leaves a short message, then hangs up.
+            gevent.spawn_later(self.plan.message_s, self._caller_hangs_up, self._record(uuid))
         elif name == "CHANNEL_HANGUP_COMPLETE":
             rec = self._record(uuid)
             if not rec.ended:

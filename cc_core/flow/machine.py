@@ -269,6 +269,8 @@ class CallMachine:
             call.data.path.append(f"vip:{d.priority}")
         if d.after_hours:
             call.data.path.append(f"after_hours:{d.reason}")
+        elif d.reason == "region" and d.region is not None:
+            call.data.path.append(f"region:{d.region.province}")
         tenant = d.tenant
         if d.answer_mode is AnswerMode.GREETING and tenant.greeting:
             call.data.dest = str(d.destination)
