@@ -476,6 +476,7 @@ class EslConnection(greenswitch.InboundESL):
             self._framing_error("ESL framing error (event body unreadable)", exc)
             self.abort("framing error")
             return
+        event.received_at = self.last_frame_at   # stamped when its bytes were read
         if self.core_uuid is None:
             self.core_uuid = event.core_uuid
         if self._jobs and event.name == "BACKGROUND_JOB":

@@ -87,9 +87,13 @@ def _int(value: str | None) -> int | None:
 
 
 class Event:
-    """One FreeSWITCH event. Build with :meth:`from_frame` or :meth:`from_headers`."""
+    """One FreeSWITCH event. Build with :meth:`from_frame` or :meth:`from_headers`.
 
-    __slots__ = ()
+    ``received_at`` is the monotonic time the connection read the event (None when built by
+    hand): handlers measure their own delay from it, free of the switch's clock."""
+
+    __slots__ = ("received_at",)
+    received_at: float | None
 
     format: str = ""
 

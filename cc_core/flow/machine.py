@@ -78,6 +78,7 @@ class Call:
     state: CallState
     data: CallData
     link: Link
+    setup_from: float | None = None    # when its PARK was read, until the first command
 
 
 @dataclass
@@ -104,7 +105,8 @@ class CallMachine:
     def __init__(self, *, store: CallStore, decider: Decider,
                  hangups: HangupPipeline | None = None, is_draining: Callable[[], bool],
                  may_act: Callable[[Any], bool] | None = None, swept: Counter | None = None,
-                 outcomes: Counter | None = None, voicemail_dir: str = "voicemail",
+                 outcomes: Counter | None = None, setup: Any = None,
+                 voicemail_dir: str = "voicemail",
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.store = store
         self.worker_id = store.worker_id
@@ -114,6 +116,7 @@ class CallMachine:
         self.may_act = may_act or (lambda link: True)
         self.swept = swept
         self.outcomes = outcomes
+        self.setup = setup      # a histogram: PARK read -> first command (seconds)
         self.voicemail_dir = voicemail_dir.rstrip("/")
         self.clock = clock
         self._calls: dict[str, Call] = {}
@@ -138,7 +141,8 @@ class CallMachine:
         dnis = event.get("Caller-Destination-Number") or ""
         if not NUMBER_400.match(dnis) or uuid in self._calls:
             return
-        self.start(uuid, dnis, event.get("Caller-Caller-ID-Number") or "", link)
+        self.start(uuid, dnis, event.get("Caller-Caller-ID-Number") or "", link,
+                   received_at=getattr(event, "received_at", None))
 
     def on_execute_complete(self, event: EventLike, link: Link) -> None:
         uuid = event.unique_id
@@ -177,7 +181,8 @@ class CallMachine:
             self.hangups.run(_Ended(uuid, call.data, cause, event))
 
     # ==== claiming a call ===========================================================================
-    def start(self, uuid: str, dnis: str, caller: str, link: Link) -> bool:
+    def start(self, uuid: str, dnis: str, caller: str, link: Link,
+              received_at: float | None = None) -> bool:
         """Decide, claim and run the call's first step; False when it is not ours to run."""
         if self.is_draining():
             log.info("draining: leaving parked call to the next owner", extra=self._ctx(uuid))
@@ -188,6 +193,8 @@ class CallMachine:
                 # No tenant, so no record: killing twice is harmless. Never answered.
                 log.info("unknown 400 number: rejected", extra={
                     **self._ctx(uuid), "dnis": dnis, "reason": decision.reason})
+                if received_at is not None and self.setup is not None:
+                    self.setup.observe(time.monotonic() - received_at)
                 link.api(commands.uuid_kill(uuid, decision.cause))
                 if self.outcomes is not None:
                     self.outcomes.labels("", "unallocated").inc()
@@ -197,7 +204,7 @@ class CallMachine:
             if held is not None:
                 return False
             self._unclaimed_since.pop(uuid, None)
-            call = Call(uuid, CallState.NEW, data, link)
+            call = Call(uuid, CallState.NEW, data, link, setup_from=received_at)
             self._calls[uuid] = call
             self._guarded(call, lambda: self._begin(call, decision))
             return True
@@ -295,8 +302,13 @@ class CallMachine:
         call.state = state
 
     def _act(self, call: Call) -> None:
+        """Called before every command sent for the call (fencing, and setup latency)."""
         if not self.may_act(call.link):
             raise StepLost("this worker no longer owns the call's node")
+        if call.setup_from is not None:
+            if self.setup is not None:
+                self.setup.observe(time.monotonic() - call.setup_from)
+            call.setup_from = None
 
     def _app_uuid(self, call: Call, state: CallState) -> str:
         call.data.seq += 1
