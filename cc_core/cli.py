@@ -238,6 +238,58 @@ def show(tenant: str, redis_url: str | None) -> None:
     click.echo(text, nl=False)
 
 
+@cli.command()
+@click.argument("number")
+@click.option("--dtmf", default="", metavar="KEYS",
+              help="Keys to press, one entry per menu prompt, comma-separated (e.g. 1,2,1234#).")
+@click.option("--caller", default="13800138000", show_default=True,
+              help="Caller ID the test call presents (lists and regional rules apply to it).")
+@click.option("--node", default=None, metavar="NAME|NAME=HOST:PORT",
+              help="The node to call through: a name from --config, or NAME=HOST:PORT "
+                   "(default: the config's first node).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="YAML config file (nodes, esl); the node's ESL password comes from it.")
+@click.option("--password", default=None, help="ESL password for a NAME=HOST:PORT --node.")
+@click.option("--redis-url", envvar="CC_REDIS_URL", default=None,
+              help="Redis holding the applied tenant config and the calls' records "
+                   "(default: CC_REDIS_URL).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(1, 600), default=60.0,
+              show_default=True, help="Give up (and hang up) after this many seconds.")
+def selftest(number: str, dtmf: str, caller: str, node: str | None, config_path: str | None,
+             password: str | None, redis_url: str | None, timeout_s: float) -> None:
+    """Place a test call (拨测) to a 400 number through FreeSWITCH, walk its menus with --dtmf,
+    print each step; exit 0 only if it reached the destination its configuration predicts."""
+    from gevent import monkey
+
+    monkey.patch_all()
+    import redis as redis_lib
+
+    from cc_core import config as config_mod
+    from cc_core.errors import ConfigError
+    from cc_core.routing.region import RegionDirectory
+    from cc_core.selftest import run_selftest
+    from cc_core.tenants.store import TenantDirectory
+
+    try:
+        if not redis_url:
+            raise ConfigError("selftest needs the Redis holding the applied tenant config: "
+                              "--redis-url redis://HOST:PORT/DB or CC_REDIS_URL")
+        overrides = _run_overrides(config_path, (node,) if node and "=" in node else (),
+                                   password, redis_url, None, None)
+        cfg = config_mod.load(config_path, overrides=overrides)
+        chosen = [n for n in cfg.nodes if node is None or "=" in node or n.name == node]
+        if not chosen:
+            raise ConfigError(f"--node {node!r}: no such node in the config "
+                              f"({', '.join(n.name for n in cfg.nodes) or 'none configured'})")
+        client = redis_lib.Redis.from_url(redis_url, socket_timeout=5)
+        keys_ = [k.strip() for k in dtmf.split(",") if k.strip()]
+        code = run_selftest(chosen[0], client, TenantDirectory(client), RegionDirectory(),
+                            number, keys_, caller, timeout_s=timeout_s, out=click.echo)
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+    sys.exit(code)
+
+
 def main() -> None:
     cli()
 

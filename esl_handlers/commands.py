@@ -223,6 +223,16 @@ def uuid_getvar(uuid: str, name: str) -> str:
     return f"uuid_getvar {_uuid(uuid)} {name}"
 
 
+_DTMF = re.compile(r"^[0-9*#A-Da-d]{1,64}$")
+
+
+def uuid_send_dtmf(uuid: str, digits: str) -> str:
+    """``uuid_send_dtmf <uuid> <digits>``: DTMF sent out of a leg (a loopback twin hears it)."""
+    if not _DTMF.match(check_arg(digits, "DTMF digits", allow_space=False)):
+        raise ValueError(f"DTMF digits {digits!r} must be 0-9, *, # or A-D")
+    return f"uuid_send_dtmf {_uuid(uuid)} {digits}"
+
+
 def uuid_break(uuid: str, all_: bool = False) -> str:
     return f"uuid_break {_uuid(uuid)}" + (" all" if all_ else "")
 

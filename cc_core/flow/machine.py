@@ -440,9 +440,10 @@ class CallMachine:
         else:
             dial = f"{tenant.gateway}/{dest.target}"
             call.data.outcome = "transferred"
-        variables = ",".join(f"{k}={v}" for k, v in common.items())
-        for name, value in call.data.vars.items():
-            variables += f",cc_var_{name}={value}"
+        common.update({f"cc_var_{name}": value for name, value in call.data.vars.items()})
+        # Values can come from a caller (their number, keys): escaped for the switch's parser.
+        variables = ",".join(f"{k}={commands.escape_originate_value(v, k)}"
+                             for k, v in common.items())
         call.data.pending = self._app_uuid(call, CallState.BRIDGING)
         self._save(call, CallState.BRIDGING)
         self._sendmsg(call, commands.execute_headers(
