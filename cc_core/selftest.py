@@ -28,6 +28,7 @@ from cc_core.tenants.model import Destination, DestinationKind, Tenant
 from esl_handlers import commands
 from esl_handlers.config import EslConfig, NodeConfig
 from esl_handlers.connection import EslConnection
+from esl_handlers.errors import EslError
 from esl_handlers.events import Event
 
 EVENTS = ["CHANNEL_CREATE", "CHANNEL_PARK", "CHANNEL_ANSWER", "CHANNEL_PROGRESS_MEDIA",
@@ -182,11 +183,18 @@ def _on_event(ev: Event, walk: Walk, conn: EslConnection, out: Callable[[str], N
         elif app in _REACHED_BY:
             walk.say(f"{app} {ev.get('Application-Data') or ''}", out)
             # Arrived: do not leave agents ringing for a test call.
-            gevent.spawn_later(0.2, conn.api, commands.uuid_kill(walk.b_leg))
+            gevent.spawn_later(0.2, _kill, conn, walk.b_leg)
     elif name == "CHANNEL_HANGUP_COMPLETE":
         walk.cause = ev.get("Hangup-Cause") or ""
         walk.say(f"ended: {walk.cause}", out)
         walk.ended.set()
+
+
+def _kill(conn: EslConnection, uuid: str) -> None:
+    try:
+        conn.api(commands.uuid_kill(uuid))
+    except EslError:
+        pass  # the call, or the test, is over already
 
 
 def _send(conn: EslConnection, a_leg: str, key: str) -> None:

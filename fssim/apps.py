@@ -332,10 +332,13 @@ def app_bridge(engine: Engine, ch: Channel, arg: str) -> None:
     winner, cause = engine.originate(arg, on_answer=b_side, originator=ch, timeout=timeout)
     if winner is None:
         v["originate_disposition"] = cause
+        v["originate_failed_cause"] = cause
         v["DIALSTATUS"] = {"USER_BUSY": "BUSY", "NO_ANSWER": "NOANSWER",
                            "NO_USER_RESPONSE": "NOANSWER"}.get(cause, cause)
         if ch.answered and ch.callstate == "RING_WAIT" and ch.alive:
             engine.set_callstate(ch, "ACTIVE")
+        if ch.alive and not _continues_on_fail(v, cause):
+            engine.hangup(ch, cause)
         return
     v["originate_disposition"] = "SUCCESS"
     v["DIALSTATUS"] = "SUCCESS"
@@ -363,6 +366,27 @@ def app_bridge(engine: Engine, ch: Channel, arg: str) -> None:
                                            ("Bridge-B-Unique-ID", winner.uuid)])
     engine._mark_bridged(ch, winner, stamp=False)
     engine._bridge_wait(ch, winner, "app")
+
+
+def _continues_on_fail(v: dict[str, str], cause: str) -> bool:
+    """switch_channel.c:switch_channel_handle_cause, which audio_bridge_function calls when the
+    originate fails: the caller is hung up with the cause unless ``continue_on_fail`` is true
+    or lists it (by name or Q.850 number), ``failure_causes`` does not list it, or, with
+    neither set, the cause is NO_ANSWER, NO_USER_RESPONSE or ORIGINATOR_CANCEL."""
+    from fssim.channels import cause_q850
+
+    names = {cause.lower(), str(cause_q850(cause))}
+    failure = v.get("failure_causes")
+    cont = v.get("continue_on_fail")
+    if failure is not None and not names & {c.strip().lower() for c in failure.split(",")}:
+        return True
+    if cont is not None:
+        if cont.strip().lower() in ("true", "yes", "on", "enabled", "active", "allow", "1"):
+            return True
+        return bool(names & {c.strip().lower() for c in cont.split(",")})
+    if failure is None:
+        return cause in ("NO_ANSWER", "NO_USER_RESPONSE", "ORIGINATOR_CANCEL")
+    return False
 
 
 def app_noop(engine: Engine, ch: Channel, arg: str) -> None:

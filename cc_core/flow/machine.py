@@ -446,6 +446,10 @@ class CallMachine:
                              for k, v in common.items())
         call.data.pending = self._app_uuid(call, CallState.BRIDGING)
         self._save(call, CallState.BRIDGING)
+        self._act(call)
+        # Without it a busy or failed contact hangs the caller up with that cause
+        # (switch_channel_handle_cause): the flow decides what a failed bridge leads to.
+        call.link.api(commands.uuid_setvar(call.uuid, "continue_on_fail", "true"))
         self._sendmsg(call, commands.execute_headers(
             "bridge", "{" + variables + "}" + dial, event_uuid=call.data.pending))
 
@@ -456,7 +460,9 @@ class CallMachine:
         apps: list[tuple[str, str]] = []
         if vm.prompt:
             apps.append(("playback", _prompt_path(tenant, vm.prompt)))
-        path = f"{self.voicemail_dir}/{tenant.tenant}/{box}/{call.uuid}.wav"
+        # One flat folder: FreeSWITCH's record does not create directories, so the folder
+        # must exist on the switch (freeswitch_conf), and nothing below it is assumed.
+        path = f"{self.voicemail_dir}/{tenant.tenant}-{box}-{call.uuid}.wav"
         apps.append(("record", f"{path} {vm.max_s}"))
         call.data.vars["voicemail_file"] = path
         self._then_hang_up(call, CallState.VOICEMAIL, apps)

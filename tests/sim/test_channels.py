@@ -460,11 +460,21 @@ def test_originate_to_an_extension_and_sync_api(client: SimClient) -> None:
     ended(client, uid)
 
 
-def test_bridge_app_failure_keeps_the_caller_parked(client: SimClient) -> None:
+def test_a_failed_bridge_app_hangs_the_caller_up_unless_continue_on_fail(
+        client: SimClient) -> None:
+    # switch_channel_handle_cause: a busy contact ends the caller with USER_BUSY (seen on the
+    # lab switch with an unreachable contact: NORMAL_TEMPORARY_FAILURE) ...
     contact = "sofia/internal/busy2@127.0.0.1:5070"
     client.api(f"sim_endpoint {contact} busy 100")
+    gone = parked_call(client, "4915550024", "4005550124")
+    client.api(f"uuid_answer {gone}")
+    client.send(f"sendmsg {gone}\ncall-command: execute\nexecute-app-name: bridge\n"
+                f"execute-app-arg: {contact}")
+    assert ended(client, gone).get("Hangup-Cause") == "USER_BUSY"
+    # ... and keeps it with continue_on_fail=true, where the controller decides what follows.
     uid = parked_call(client, "4915550023", "4005550123")
     client.api(f"uuid_answer {uid}")
+    assert client.api(f"uuid_setvar {uid} continue_on_fail true") == "+OK\n"
     client.send(f"sendmsg {uid}\ncall-command: execute\nexecute-app-name: bridge\n"
                 f"execute-app-arg: {contact}")
     done = client.wait_event(uid, "CHANNEL_EXECUTE_COMPLETE", Application="bridge")
