@@ -237,3 +237,65 @@ def test_a_standby_resumes_a_call_in_the_middle_of_a_menu(cluster: Cluster,
     finally:
         obs.close()
 
+
+
+# ---- configuration applied while calls flow ------------------------------------------------------
+def test_a_new_config_version_reaches_running_workers_during_traffic(
+        cluster: Cluster, tmp_path) -> None:
+    import redis as redis_lib
+
+    from cc_core.tenants.loader import load_path
+    from cc_core.tenants.store import TenantStore
+
+    store = TenantStore(redis_lib.Redis.from_url(cluster.redis_url))
+    store.apply(load_path(TENANT))
+    cluster.start_workers(1, ttl_ms=FAILOVER_TTL_MS, app="cc_core.app:build")   # from Redis
+    cluster.wait_owner(cluster.workers, timeout=START_TIMEOUT_S)
+    obs = Observer(cluster.sim.port)
+    try:
+        before = [obs.call(CALLER, "4001110006") for _ in range(5)]   # announce:closed
+        changed = TENANT.read_text(encoding="utf-8").replace(
+            '"4001110006": {entry: "announce:closed"}', '"4001110006": {entry: "hangup"}')
+        assert changed != TENANT.read_text(encoding="utf-8")
+        (tmp_path / "flowtest.yaml").write_text(changed, encoding="utf-8")
+        version = store.apply(load_path(tmp_path / "flowtest.yaml")).version
+        # Within the directory's refresh period (1 s) the worker routes by the new version.
+        wait_for(lambda: _routes_to_hangup(cluster, obs), timeout=10,
+                 message=f"config version {version} to take effect")
+        for uuid in before:
+            assert ended(cluster, obs, uuid)["path"] == ["announce:closed"]
+        assert cluster.workers[0].alive, "no restart"
+    finally:
+        obs.close()
+
+
+def _routes_to_hangup(cluster: Cluster, obs: Observer) -> bool:
+    uuid = obs.call(CALLER, "4001110006")
+    return ended(cluster, obs, uuid)["path"] == ["hangup"]
+
+
+# ---- bad input --------------------------------------------------------------------------------
+def test_a_dtmf_storm_a_missing_prompt_and_a_caller_gone_mid_step_end_cleanly(flow) -> None:
+    cluster, obs = flow
+    storm = obs.call(CALLER, IVR)
+    reading(obs, storm, 1)
+    press(obs, storm, "7*#*#7777777777*#1")          # keys beyond the menu's one digit
+    gone = obs.call(CALLER, IVR)
+    reading(obs, gone, 1)
+    assert obs.conn.api(f"sim_hangup {gone}") == "+OK\n"   # mid-prompt
+    wait_for(lambda: storm in obs.ended or obs.ran(storm, "play_and_get_digits") >= 2,
+             timeout=10, message="the storm to be read as one key at a time")
+    for uuid in (storm, gone):
+        obs.conn.api(f"uuid_kill {uuid}")
+        ended(cluster, obs, uuid)
+    missing = obs.call(CALLER, IVR)
+    reading(obs, missing, 1)
+    press(obs, missing, "4")                          # information whose file is missing:
+    reading(obs, missing, 2)                          # FILE NOT FOUND, back to the menu
+    press(obs, missing, "9")
+    assert ended(cluster, obs, missing)["path"][-3:] == ["menu:main", "key:9", "hangup"]
+    fine = obs.call(CALLER, IVR)                      # the worker still serves every call
+    reading(obs, fine, 1)
+    press(obs, fine, "9")
+    assert ended(cluster, obs, fine)["outcome"] == "hung_up_by_menu"
+    assert "Traceback" not in cluster.workers[0].log_tail(200_000)
