@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     server = PrivateRedis().start()
     redis_port = server.port
     r = redis.Redis.from_url(server.url, socket_timeout=2)
+    _apply_greeting_tenant(server.url, work)
     try:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for i in range(2):
@@ -156,6 +157,24 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
 
 
+def _apply_greeting_tenant(redis_url: str, work: Path) -> None:
+    """The callers' number answers, plays a 2 s greeting and hangs up (as a real tenant's
+    information line would): each call then has the same, short life."""
+    from cc_core.tenants.loader import load_path
+    from cc_core.tenants.store import TenantStore
+
+    path = work / "chaos.yaml"
+    path.write_text("tenant: chaos\nentry: announce:greeting\n"
+                    f"numbers: {{'{DNIS}': {{}}}}\n"
+                    "prompts: {greeting: 'tone_stream://%(2000,0,440);loops=1'}\n",
+                    encoding="utf-8")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        TenantStore(client).apply(load_path(path))
+    finally:
+        client.close()
+
+
 def _act(args: argparse.Namespace, r: redis.Redis, procs: list[subprocess.Popen[bytes]],
          redis_port: int, server: PrivateRedis) -> PrivateRedis | None:
     if args.action in ("kill-owner", "warm-stop"):
@@ -170,7 +189,11 @@ def _act(args: argparse.Namespace, r: redis.Redis, procs: list[subprocess.Popen[
     elif args.action == "redis-restart":
         server.stop()
         gevent.sleep(3)
-        return PrivateRedis(port=redis_port).start()
+        fresh = PrivateRedis(port=redis_port).start()
+        # An empty Redis lost the tenant config too: the operator applies it again (workers
+        # keep routing by the version they hold meanwhile).
+        _apply_greeting_tenant(fresh.url, Path(tempfile.mkdtemp(prefix="cc-chaos-")))
+        return fresh
     elif args.action == "switch-restart" and args.restart_cmd:
         subprocess.run(args.restart_cmd, shell=True, check=False)  # noqa: S602 - the user's own
     return None

@@ -300,6 +300,12 @@ class _Snapshot:
     tenants: dict[str, Tenant]
     numbers: dict[str, tuple[Tenant, NumberConfig]]
     global_config: GlobalConfig
+    applied_at_ms: int = 0
+
+    def newer_than(self, other: _Snapshot) -> bool:
+        # A Redis that lost its data restarts version numbers at 1: a configuration applied
+        # after that is newer by its time even with a lower number.
+        return self.version >= other.version or self.applied_at_ms > other.applied_at_ms > 0
 
 
 _EMPTY = _Snapshot(0, {}, {}, {}, GlobalConfig())
@@ -359,7 +365,7 @@ class TenantDirectory:
                 loaded = self._load(snap or _EMPTY)
                 # Threads sharing this object may finish loads out of order: never go back.
                 current = self._snap
-                if current is None or loaded.version >= current.version:
+                if current is None or loaded.newer_than(current):
                     self._snap = current = loaded
                 return current
             return snap
@@ -405,6 +411,6 @@ class TenantDirectory:
             log.info("tenant config: version %s loaded (%s tenants, %s fetched)",
                      directory.version, len(tenants), len(missing))
             return _Snapshot(directory.version, dict(directory.tenants), tenants, numbers,
-                             global_config)
+                             global_config, directory.applied_at_ms)
         raise CcCoreError(f"tenant config: the directory kept moving past its blobs for "
                           f"{READ_ATTEMPTS} reads; is something applying in a loop?")

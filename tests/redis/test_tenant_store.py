@@ -447,3 +447,25 @@ def test_config_commands_without_redis_say_how_to_name_one(tmp_path: Path) -> No
         res = CliRunner().invoke(cli, ["config", *args], env={"CC_REDIS_URL": ""})
         assert res.exit_code == 2
         assert "pass --redis-url redis://HOST:PORT/DB or set CC_REDIS_URL" in res.output
+
+
+def test_a_config_applied_again_after_redis_lost_its_data_reaches_running_workers(
+        redis_url: str, tmp_path: Path) -> None:
+    # Redis restarted empty (no persistence): workers keep the version they hold; when the
+    # operator applies the configuration again its number restarts at 1, and it must still win.
+    r = redis.Redis.from_url(redis_url)
+    clock = FakeClock()
+    store = TenantStore(r, clock=clock)
+    for i in range(3):
+        clock.now += 60
+        store.apply(load_path(folder(tmp_path / "cfg", {"beta": ["4006660001"]},
+                                     names={"beta": f"v{i}"})))
+    workers = TenantDirectory(r, refresh_s=0)
+    assert workers.version == 3 and workers.tenant("beta").name == "v2"  # type: ignore[union-attr]
+    r.flushall()
+    assert workers.tenant("beta").name == "v2", "kept while Redis is empty"  # type: ignore[union-attr]
+    clock.now += 60     # applied later, as an operator would
+    again = TenantStore(r, clock=clock).apply(load_path(folder(tmp_path / "cfg", {"beta": ["4006660001"]},
+                                                  names={"beta": "after"})))
+    assert again.version == 1
+    assert workers.tenant("beta").name == "after"  # type: ignore[union-attr]
