@@ -120,6 +120,25 @@ def _outcomes(redis_url: str, tenants: list[str]) -> Counter[str]:
     return counts
 
 
+def _selftest(redis_url: str, port: int) -> int:
+    """What a provider runs after activating a number (拨测): three menu levels deep."""
+    import redis
+
+    from cc_core.routing.region import RegionDirectory
+    from cc_core.selftest import run_selftest
+    from cc_core.tenants.store import TenantDirectory
+
+    print("\nselftest: cc-core selftest 4008001234 --dtmf 1,3,2", flush=True)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return run_selftest(NodeConfig(name=NODE, port=port, password=SIM_PASSWORD), client,
+                            TenantDirectory(client), RegionDirectory(), "4008001234",
+                            ["1", "3", "2"], "13705711234", timeout_s=30,
+                            out=lambda line: print(f"  {line}", flush=True))
+    finally:
+        client.close()
+
+
 def _set_agents(port: int) -> None:
     conn = EslConnection(NodeConfig(name=NODE, port=port, password=SIM_PASSWORD),
                          EslConfig(connect_timeout_s=3, command_timeout_s=3))
@@ -294,6 +313,7 @@ def run_demo(opts: DemoOptions) -> int:
             if is_tty:
                 print(flush=True)
             final = [_scrape(p) for p in ports]
+            _selftest(redis_srv.url, sim_port)
             outcomes = _outcomes(redis_srv.url, tenants)
             outcomes["unallocated"] += stats.causes.get("UNALLOCATED_NUMBER", 0)
             _print_summary(stats, gen.unanswered(), _lag_quantiles(final), workdir, outcomes)

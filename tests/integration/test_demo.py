@@ -32,6 +32,8 @@ def test_demo_plays_the_example_tenants_through_every_kind_of_outcome() -> None:
                                                "unallocated", "not_in_service")}
     assert all(v > 0 for v in outcomes.values()), outcomes
     assert int(_row(out, "after hours")) > 0, "the generated tenant closed today"
+    assert "selftest 4008001234 from 13705711234, keys 1,3,2: expecting queue:support" in out
+    assert "result: reached queue:support" in out
     # Callers the flow refused are never answered: the ones the summary counts as such.
     refused = sum(outcomes[k] for k in ("blacklisted", "unallocated", "not_in_service"))
     assert int(_row(out, "never answered")) >= refused
