@@ -3,8 +3,9 @@
 Each recorded exchange is replayed on the simulator as it was sent to FreeSWITCH 1.10.12:
 the originate (bgapi, with its ``origination_uuid``), ``uuid_getvar`` polled until the
 a-leg exists, ``uuid_kill``, then the job's BACKGROUND_JOB body. Every reply must equal the
-recorded one. This holds fssim/fsstrings.py (the simulator's model of FreeSWITCH's string
-splitting) to the switch itself, for ``{}``, ``[]`` and ``<>`` blocks and unescaped values.
+recorded one. This holds fssim/endpoints.py + fssim/fsstrings.py (the simulator's model of
+how FreeSWITCH reads a dial string) to the switch itself, for ``{}``, ``[]`` and ``<>``
+blocks and unescaped values.
 """
 
 from __future__ import annotations
@@ -23,27 +24,8 @@ CAPTURE = Path(__file__).resolve().parents[1] / "data" / "originate_escaping.jso
 DATA: dict[str, Any] = json.loads(CAPTURE.read_text())
 NO_CHANNEL = "-ERR No such channel!\n"
 
-# Simulator defects this capture exposes (strict: fix them, then drop the mark). The
-# originate path lives in fssim/callapi.py + fssim/engine.py, held by another change now.
-_ENTERPRISE = ("simulator: no '<...>' block at the start of an originate (the call fails); "
-               "FreeSWITCH 1.10.12 read each value back as in '{...}'")
-_PER_LEG = ("simulator: reads '[...]' with the passes of '{...}'; FreeSWITCH splits the "
-            "per-leg dial strings first (',' '|', unescaping once more) and ends the block "
-            "at the first ']', so '\\', '\\s', edge spaces, '|' and ']' read differently")
-_SPLIT = ("simulator: does not split the originate argument on ':_:' (enterprise "
-          "originate) before reading the blocks; FreeSWITCH does (CHAN_NOT_IMPLEMENTED)")
-KNOWN_DEFECTS: dict[tuple[str, str, str], str] = {
-    **{("<>", "builder", c["value"]): _ENTERPRISE for c in DATA["cases"]
-       if c["block"] == "<>" and c["value"] != "x:_:y"},
-    ("<>", "builder", "x:_:y"): _ENTERPRISE,
-    **{("[]", "builder", v): _PER_LEG for v in ("back\\slash", "\\s", "  two  spaces  ",
-                                                  "x|y", "a[b]c")},
-    ("[]", "builder", "x:_:y"): _SPLIT,
-    ("{}", "builder", "x:_:y"): _SPLIT,
-    ("{}", "raw", "John Doe"): ("simulator: an unescaped space ends the originate's dial "
-                                "string; its rest is not an endpoint: the simulator says "
-                                "CHAN_NOT_IMPLEMENTED, FreeSWITCH DESTINATION_OUT_OF_ORDER"),
-}
+# Simulator defects this capture exposes (strict: fix them, then drop the mark).
+KNOWN_DEFECTS: dict[tuple[str, str, str], str] = {}
 
 
 @pytest.fixture(scope="module")
