@@ -63,6 +63,7 @@ class Replay:
         self.order: list[tuple[str, str, str]] = []  # (label or "", event name, extra)
         self.reply_mismatches: list[str] = []
         self.ghosts: list[str] = []  # events of a channel that is none of the legs
+        self.barrier: str | None = None  # Job-UUID of the closing bgapi (see run)
         self.others: list[tuple[str, ...]] = []  # other_key of channel-less events
 
     def assign(self, label: str, uid: str) -> None:
@@ -83,6 +84,10 @@ class Replay:
             if uid and not label:
                 self.ghosts.append(f"{ev.name} Unique-ID={uid} "
                                    f"Hangup-Cause={ev.get('Hangup-Cause')}")
+            elif self.barrier is not None and (
+                    ev.job_uuid == self.barrier
+                    or (ev.name == "API" and ev.get("API-Command") == "status")):
+                continue    # the replay's own closing bgapi, not the scenario's
             elif not uid and other_compared(ev):
                 self.others.append(other_key(ev, self.to_captured(
                     ev.get("API-Command-Argument") or ev.body)))
@@ -138,6 +143,14 @@ class Replay:
         if not self.client.wait(lambda: self._all_destroyed(), STEP_TIMEOUT):
             raise AssertionError(f"{self.scn.name}: not every leg reached CHANNEL_DESTROY: "
                                  f"{sorted(self.destroyed())} of {sorted(self.label_sim)}")
+        # A barrier: a BACKGROUND_JOB travels the event stream behind everything fired
+        # before it, so whatever the simulator sent after the last CHANNEL_DESTROY (a ghost
+        # channel, an extra event) is read before the comparison.
+        self.barrier = self.client.send("bgapi status").get("Job-UUID") or ""
+        if not self.client.wait(lambda: any(e.name == "BACKGROUND_JOB" and
+                                            e.job_uuid == self.barrier
+                                            for e in self.client.events), STEP_TIMEOUT):
+            raise AssertionError(f"{self.scn.name}: no BACKGROUND_JOB for the closing bgapi")
         self.absorb()
 
     def destroyed(self) -> set[str]:
