@@ -41,6 +41,8 @@ def main() -> int:
             status = 1
             continue
         print(_table(rows))
+        for note in getattr(mod, "NOTES", ()):
+            print(note)
         print(f"({time.monotonic() - t0:.1f} s)", flush=True)
     return status
 

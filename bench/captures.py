@@ -39,8 +39,28 @@ def plain_event_frames() -> tuple[bytes, int]:
     return segment, segment.count(b"\nContent-Type: text/event-plain\n\n")
 
 
-def repeated_plain_events(min_events: int) -> tuple[bytes, int]:
-    """The plain event frames repeated until at least ``min_events`` events; (stream, count)."""
+def only_events(segment: bytes, names: frozenset[str]) -> tuple[bytes, int]:
+    """The frames of ``segment`` whose Event-Name is in ``names`` (what a client subscribed
+    to those names receives), and how many."""
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(segment):
+        head_end = segment.index(b"\n\n", pos) + 2
+        length = int(segment[pos:head_end].split(b"\n", 1)[0].split(b": ", 1)[1])
+        frame = segment[pos:head_end + length]
+        name_at = frame.index(b"Event-Name: ") + len(b"Event-Name: ")
+        if frame[name_at:frame.index(b"\n", name_at)].decode() in names:
+            out.append(frame)
+        pos = head_end + length
+    return b"".join(out), len(out)
+
+
+def repeated_plain_events(min_events: int,
+                          names: frozenset[str] | None = None) -> tuple[bytes, int]:
+    """The plain event frames (only those named in ``names`` when given) repeated until at
+    least ``min_events`` events; (stream, count)."""
     segment, per_copy = plain_event_frames()
+    if names is not None:
+        segment, per_copy = only_events(segment, names)
     copies = -(-min_events // per_copy)
     return segment * copies, per_copy * copies

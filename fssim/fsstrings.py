@@ -106,11 +106,22 @@ def split_blank(buf: str, maxn: int = 10) -> list[str]:
 
 
 def bracket_vars(block: str) -> dict[str, str]:
-    """The inside of a ``{...}`` / ``[...]`` / ``<...>`` block as switch_event_create_brackets
-    reads it: comma-separated ``name=value`` pairs; a pair without ``=`` is ignored."""
+    """The inside of a ``{...}`` / ``<...>`` block as switch_event_create_brackets reads it:
+    comma-separated ``name=value`` pairs, as :func:`block_vars` sets them."""
+    return block_vars(split_char(block, ","))
+
+
+def block_vars(items: list[str]) -> dict[str, str]:
+    """``name=value`` items (already split) as channel variables: an item without ``=`` is
+    ignored, and an empty value unsets the name (switch_channel.c:
+    switch_channel_set_variable_var_check deletes a variable set to ""; the real switch
+    read such a variable back as ``_undef_``, tests/data/originate_escaping.json)."""
     out: dict[str, str] = {}
-    for item in split_char(block, ","):
+    for item in items:
         kv = split_char(item, "=", 2)
         if len(kv) == 2:
-            out[kv[0]] = kv[1]
+            if kv[1]:
+                out[kv[0]] = kv[1]
+            else:
+                out.pop(kv[0], None)
     return out

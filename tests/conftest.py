@@ -42,6 +42,12 @@ def redis_url(redis_server: PrivateRedis) -> Iterator[str]:
     redis.Redis.from_url(redis_server.url).flushall()
 
 
+def pytest_report_header() -> str:
+    from tests.props import EXPLORE_SEED, REPLAY
+
+    return f"hypothesis exploration seed: {EXPLORE_SEED} (replay: {REPLAY})"
+
+
 def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.01,
              message: str = "condition") -> object:
     """Poll ``predicate`` until it returns something truthy or the deadline passes.

@@ -140,6 +140,7 @@ class ScriptedPeer:
         self.conns: list[PeerConn] = []
         self.seq = 0
         self.silent = False          # stop sending anything at all (watchdog tests)
+        self.heartbeats_sent = 0     # HEARTBEATs broadcast so far (tests wait on it)
         self.hold_replies = False    # read commands, answer none (timeout tests)
         self.port = 0
         self._server: StreamServer | None = None
@@ -209,6 +210,7 @@ class ScriptedPeer:
             gevent.sleep(self.heartbeat_interval or 1.0)
             if not self.silent:
                 self.broadcast_event("HEARTBEAT", {"Event-Info": "System Ready"})
+                self.heartbeats_sent += 1
 
     def _handle(self, sock, _addr) -> None:
         conn = PeerConn(self, sock)

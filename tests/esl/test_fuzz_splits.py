@@ -1,4 +1,5 @@
-"""Random splits and corruptions of real captures (hypothesis, derandomised, bounded).
+"""Random splits and corruptions of real captures (hypothesis, bounded; each property runs
+with fixed examples and again with new ones, seed printed: tests/props.py).
 
 Splits: however the bytes of a capture are cut into reads, the frames and events are the
 same. Corruptions (flipped bytes, deletions, truncations, garbage inserted): the parser gives
@@ -14,16 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event
 from hypothesis import strategies as st
 
 from cc_core.errors import FrameError
 from esl_handlers.events import Event
 from esl_handlers.framing import Frame, FrameParser
+from tests.props import twice
 
 EVENT_TYPES = ("text/event-plain", "text/event-json")
-FUZZ = settings(derandomize=True, max_examples=200, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = twice(200, data=st.data())
 
 
 @dataclass(frozen=True)
@@ -83,14 +84,15 @@ def feed_in_pieces(blob: bytes, cuts: list[int]) -> tuple[list[Frame], FramePars
     return frames, parser
 
 
-@FUZZ
-@given(data=st.data())
-def test_random_splits_give_identical_frames_and_events(corpus: list[Capture],
-                                                        data: st.DataObject) -> None:
+def _random_splits(corpus: list[Capture], data: st.DataObject) -> None:
     cap = data.draw(st.sampled_from(corpus), label="capture")
     frames, parser = feed_in_pieces(cap.data, cut_points(data, cap, len(cap.data)))
     assert parser.at_frame_boundary()
     assert summary(frames) == cap.frames
+
+
+(test_random_splits_give_identical_frames_and_events,
+ test_random_splits_give_identical_frames_and_events_explored) = FUZZ(_random_splits)
 
 
 def test_one_byte_reads_of_a_whole_scenario(corpus: list[Capture]) -> None:
@@ -167,10 +169,7 @@ def touch_events(frames: list[Frame]) -> None:
             "Event-Name" in ev  # noqa: B015
 
 
-@FUZZ
-@given(data=st.data())
-def test_corruptions_parse_or_raise_frame_error_and_never_hang(corpus: list[Capture],
-                                                              data: st.DataObject) -> None:
+def _corruptions(corpus: list[Capture], data: st.DataObject) -> None:
     cap = data.draw(st.sampled_from(corpus), label="capture")
     blob = corrupt(data, cap)
     t0 = time.monotonic()
@@ -188,6 +187,10 @@ def test_corruptions_parse_or_raise_frame_error_and_never_hang(corpus: list[Capt
     elif whole_failed:
         # Only a CRLF block cut into tiny reads is seen later, and then no frame follows it.
         assert not split_parser.at_frame_boundary()
+
+
+(test_corruptions_parse_or_raise_frame_error_and_never_hang,
+ test_corruptions_parse_or_raise_frame_error_and_never_hang_explored) = FUZZ(_corruptions)
 
 
 def summary_safe(frames: list[Frame]) -> list[tuple[Any, ...]]:

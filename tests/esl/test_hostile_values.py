@@ -17,11 +17,11 @@ from urllib.parse import unquote
 
 import pytest
 from greenswitch.esl import ESLEvent
-from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from esl_handlers.events import Event
 from esl_handlers.framing import FrameParser
+from tests.props import twice
 
 TRUE_UID = "fa845888-87a0-4c28-92e6-f430702be511"
 FORGED_UID = "00000000-dead-beef-0000-000000000000"
@@ -159,10 +159,7 @@ values = st.text(alphabet=st.characters(codec="utf-8"), max_size=60) | st.sample
 ])
 
 
-@settings(derandomize=True, max_examples=200, deadline=None)
-@given(name_value=values, header_value=values)
-def test_any_value_round_trips_without_touching_other_headers(name_value: str,
-                                                               header_value: str) -> None:
+def _round_trip(name_value: str, header_value: str) -> None:
     pairs = channel_create(name_value, header_value)
     ev = ours(plain_event(pairs))
     assert ev.unique_id == TRUE_UID and ev.name == "CHANNEL_CREATE"
@@ -174,11 +171,19 @@ def test_any_value_round_trips_without_touching_other_headers(name_value: str,
             assert ev.get(header) == (value or "_undef_")
 
 
-@settings(derandomize=True, max_examples=200, deadline=None)
-@given(value=values)
-def test_simulator_encoder_agrees_with_the_documented_encoding(value: str) -> None:
+(test_any_value_round_trips_without_touching_other_headers,
+ test_any_value_round_trips_without_touching_other_headers_explored) = twice(
+    200, name_value=values, header_value=values)(_round_trip)
+
+
+def _encoder_agrees(value: str) -> None:
     wire = pytest.importorskip("fssim.wire")
     encode = getattr(wire, "url_encode", None)
     if encode is None:
         pytest.skip("fssim.wire has no url_encode")
     assert encode(value) == fs_url_encode(value)
+
+
+(test_simulator_encoder_agrees_with_the_documented_encoding,
+ test_simulator_encoder_agrees_with_the_documented_encoding_explored) = twice(
+    200, value=values)(_encoder_agrees)

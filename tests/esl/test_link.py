@@ -3,6 +3,7 @@ scripted raw ESL peer, and (when the simulator is importable) against ``cc-core 
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from typing import Any
@@ -177,9 +178,14 @@ def test_a_command_sent_while_the_connection_is_going_waits_for_the_next_one(pee
         body = b"killed listener because of lost events\n"
         old.send(b"Content-Type: text/disconnect-notice\nContent-Length: %d\n\n" % len(body)
                  + body)
-        gwait(lambda: not link._conns["commands"].connected, message="the notice seen")
+        going = link._conns["commands"]
+        gwait(lambda: not going.connected, message="the notice seen")
+        waiters = going.closed.linkcount()
         pending = gevent.spawn(link.api, "status")
-        gevent.sleep(0)
+        # the call is waiting on the going connection (not yet sent, not failed)
+        gwait(lambda: going.closed.linkcount() > waiters or pending.ready(),
+              message="the api call to wait on the going connection")
+        assert not pending.ready(), pending.exception
         old.close()
         pending.join(3)
         assert pending.successful(), pending.exception
@@ -192,11 +198,17 @@ def test_a_command_sent_while_the_connection_is_going_waits_for_the_next_one(pee
 def test_heartbeat_watchdog_declares_a_silent_node_dead(metrics):
     with ScriptedPeer(password=PW, heartbeat_interval=0.05) as peer:
         rec = Recorder()
+        interval, misses = 0.1, 3
         link = _link(peer, rec, metrics, consume=True, dispatcher=None,
-                     heartbeat_interval_s=0.1, heartbeat_misses=3, command_timeout_s=0.3)
+                     heartbeat_interval_s=interval, heartbeat_misses=misses,
+                     command_timeout_s=0.3)
         try:
             gwait(lambda: rec.ups == [False])
-            gevent.sleep(0.5)     # several windows: heartbeats keep the link alive
+            # two whole watchdog windows of heartbeats (counted, not slept): they keep it up
+            start = peer.heartbeats_sent
+            needed = math.ceil(2 * interval * misses / peer.heartbeat_interval)
+            gwait(lambda: peer.heartbeats_sent - start >= needed, timeout=10,
+                  message=f"{needed} heartbeats")
             assert link.is_up and rec.downs == 0
             peer.silent = True    # the switch hangs: socket open, nothing sent
             gwait(lambda: rec.downs == 1, timeout=3, message="node declared dead")

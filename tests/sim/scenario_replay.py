@@ -1,6 +1,7 @@
 """Turn a captured scenario (``scenarios/<name>/``) into a script for the simulator.
 
-From ``wire.raw`` (parsed with the project's FrameParser/Event), ``sent.log`` and
+From ``wire.raw`` (read with ``tests/capreader.py``, which shares nothing with the product's
+parser, so a parser bug cannot hide by affecting both sides), ``sent.log`` and
 ``replies.json`` this builds:
 
 * the per-leg event sequences to compare (leaving out API, CODEC, HEARTBEAT, RE_SCHEDULE,
@@ -20,9 +21,10 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-from esl_handlers.events import Event
-from esl_handlers.framing import Frame, FrameParser
+from tests.capreader import CapEvent, CapFrame
+from tests.capreader import frames as read_frames
 
 EXCLUDED = frozenset({"API", "CODEC", "HEARTBEAT", "RE_SCHEDULE", "PRESENCE_IN", "CALL_UPDATE",
                       "PRIVATE_COMMAND"})
@@ -36,12 +38,40 @@ ENDPOINT_FAILURES = {"USER_BUSY": "busy", "CALL_REJECTED": "reject", "LOSE_RACE"
                      "NO_ANSWER": "noanswer"}
 
 
-def compared(ev: Event) -> bool:
+class EventLike(Protocol):
+    """What this module reads of an event: the capture's (CapEvent) or the simulator's."""
+
+    @property
+    def name(self) -> str | None: ...
+    def get(self, name: str, default: str | None = None) -> str | None: ...
+    def __contains__(self, name: object) -> bool: ...
+
+
+def compared(ev: EventLike) -> bool:
     name = ev.name or ""
     return name not in EXCLUDED and not name.startswith("MEDIA_BUG_")
 
 
-def key(ev: Event) -> tuple[str, ...]:
+# Events without a channel that a replay cannot reproduce in number or place: timers.
+UNCOMPARED_OTHERS = frozenset({"HEARTBEAT", "RE_SCHEDULE"})
+
+
+def other_compared(ev: EventLike) -> bool:
+    """An event without a Unique-ID that the replay compares (BACKGROUND_JOB, API, CUSTOM):
+    every one but the timers, and the API events of the simulator's own ``sim_*`` controls
+    (they stand in for SIPp, which sent nothing on the event socket)."""
+    if ev.name in UNCOMPARED_OTHERS:
+        return False
+    return not (ev.name == "API" and (ev.get("API-Command") or "").startswith("sim_"))
+
+
+def other_key(ev: EventLike, body: str) -> tuple[str, ...]:
+    """A channel-less event reduced to what is compared; ``body`` with UUIDs mapped."""
+    return (ev.name or "", ev.get("Event-Subclass") or "",
+            ev.get("API-Command") or ev.get("Job-Command") or "", body)
+
+
+def key(ev: EventLike) -> tuple[str, ...]:
     """An event reduced to what the scenario tests compare."""
     return (ev.name or "",) + tuple(f"{h}={ev.get(h)}" for h in KEY_HEADERS if h in ev)
 
@@ -70,9 +100,10 @@ class Scenario:
     legs: dict[str, str]  # captured uuid -> label (A, B, B2 ...)
     first_seen: list[str]  # labels in order of first event
     sequences: dict[str, list[tuple[str, ...]]]  # label -> compared keys
-    events: list[Event]  # every captured event, in delivery order
+    events: list[CapEvent]  # every captured event, in delivery order
     actions: list[Action]
     jobs: list[str]  # BACKGROUND_JOB bodies in order (captured UUIDs)
+    others: list[tuple[str, ...]]  # other_key of each compared channel-less event, in order
 
     def label_of(self, uid: str | None) -> str | None:
         return self.legs.get(uid or "")
@@ -95,23 +126,18 @@ def load(directory: Path) -> Scenario:
     replies = json.loads((directory / "replies.json").read_text())
 
     offsets = sorted({int(m) for m in re.findall(r"rx_offset=(\d+)", sent)})
-    parser = FrameParser()
-    frames: list[Frame] = []
-    count_at: dict[int, int] = {}
-    last = 0
-    for off in offsets + [len(raw)]:
-        frames.extend(parser.feed(raw[last:off]))
-        count_at[off] = len(frames)
-        last = off
+    frames: list[CapFrame] = read_frames(raw)
+    assert frames and frames[-1].end == len(raw), f"{directory}: wire.raw is not whole frames"
+    count_at = {off: sum(1 for f in frames if f.end <= off) for off in offsets + [len(raw)]}
     commands: list[Command] = []
     for text, label, off in _parse_sent_log(sent, []):
         commands.append(Command(text, label, count_at[off]))
 
-    events: list[Event] = []
+    events: list[CapEvent] = []
     event_pos: list[int] = []  # frame index of each event
     for index, frame in enumerate(frames):
         if frame.is_event:
-            events.append(Event.from_frame(frame))
+            events.append(CapEvent.from_frame(frame))
             event_pos.append(index)
 
     # per-leg compared sequences and counts at each frame position
@@ -215,10 +241,12 @@ def load(directory: Path) -> Scenario:
 
     ordered = [a for _, a in sorted(positioned, key=lambda pa: (pa[0], pa[1].order))]
     jobs = [ev.body for ev in events if ev.name == "BACKGROUND_JOB"]
-    return Scenario(directory.name, legs, first_seen, sequences, events, ordered, jobs)
+    others = [other_key(ev, ev.get("API-Command-Argument") or ev.body) for ev in events
+              if not ev.unique_id and other_compared(ev)]
+    return Scenario(directory.name, legs, first_seen, sequences, events, ordered, jobs, others)
 
 
-def _endpoints_for(text: str, events: list[Event], legs: dict[str, str]) -> list[tuple[str, str]]:
+def _endpoints_for(text: str, events: list[CapEvent], legs: dict[str, str]) -> list[tuple[str, str]]:
     """Agent contacts in an originate / bridge command and what their legs did."""
     from fssim.endpoints import parse_dial_string
 

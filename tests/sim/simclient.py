@@ -51,6 +51,7 @@ class SimClient:
         self.parser = FrameParser()
         self.events: list[Event] = []
         self.frames: list[Frame] = []
+        self.received = bytearray()  # every byte read, for readers other than the product's
         self.replies: gevent.queue.Queue[Frame] = gevent.queue.Queue()
         self.changed = gevent.event.Event()
         self.closed = False
@@ -82,6 +83,7 @@ class SimClient:
                 break
             if not data:
                 break
+            self.received += data
             for frame in self.parser.feed(data):
                 if frame.is_event:
                     self.events.append(Event.from_frame(frame))

@@ -5,6 +5,11 @@ For each ``scenarios/<name>/`` of the FreeSWITCH 1.10.12 captures: the same comm
 then per leg the compared events must equal the captured ones in exact order, with their key
 headers; every reply text must equal the captured one. Cross-leg order is checked only for
 the facts the captures README names.
+
+Nothing extra may pass unseen: an event of a channel that is none of the captured legs fails
+the replay, the events without a channel (API, BACKGROUND_JOB, CUSTOM) must equal the
+captured ones in delivery order, and every leg must reach CHANNEL_DESTROY. The expected side
+is read with ``tests/capreader.py``, not with the product's parser.
 """
 
 from __future__ import annotations
@@ -15,7 +20,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.sim.scenario_replay import Scenario, compared, key, load, normalise_reply, substitute
+from tests.sim.scenario_replay import (
+    Scenario,
+    compared,
+    key,
+    load,
+    normalise_reply,
+    other_compared,
+    other_key,
+    substitute,
+)
 from tests.sim.simclient import SimClient, running_sim
 
 TIME_SCALE = 5.0
@@ -48,6 +62,9 @@ class Replay:
             label: [] for label in scn.legs.values()}
         self.order: list[tuple[str, str, str]] = []  # (label or "", event name, extra)
         self.reply_mismatches: list[str] = []
+        self.ghosts: list[str] = []  # events of a channel that is none of the legs
+        self.barrier: str | None = None  # Job-UUID of the closing bgapi (see run)
+        self.others: list[tuple[str, ...]] = []  # other_key of channel-less events
 
     def assign(self, label: str, uid: str) -> None:
         self.label_sim[label] = uid
@@ -64,6 +81,16 @@ class Replay:
                 if free:
                     self.assign(free[0], uid)
             label = self.sim_label.get(uid, "")
+            if uid and not label:
+                self.ghosts.append(f"{ev.name} Unique-ID={uid} "
+                                   f"Hangup-Cause={ev.get('Hangup-Cause')}")
+            elif self.barrier is not None and (
+                    ev.job_uuid == self.barrier
+                    or (ev.name == "API" and ev.get("API-Command") == "status")):
+                continue    # the replay's own closing bgapi, not the scenario's
+            elif not uid and other_compared(ev):
+                self.others.append(other_key(ev, self.to_captured(
+                    ev.get("API-Command-Argument") or ev.body)))
             if ev.name == "BACKGROUND_JOB":
                 self.order.append(("", "BACKGROUND_JOB", ev.body))
             elif label:
@@ -113,13 +140,25 @@ class Replay:
         # the end of every leg: its CHANNEL_STATE CS_DESTROY
         final = {lb: len(seq) for lb, seq in self.scn.sequences.items()}
         self.wait_counts(final, "the end of the call")
-        self.client.wait(lambda: self._all_destroyed(), STEP_TIMEOUT)
+        if not self.client.wait(lambda: self._all_destroyed(), STEP_TIMEOUT):
+            raise AssertionError(f"{self.scn.name}: not every leg reached CHANNEL_DESTROY: "
+                                 f"{sorted(self.destroyed())} of {sorted(self.label_sim)}")
+        # A barrier: a BACKGROUND_JOB travels the event stream behind everything fired
+        # before it, so whatever the simulator sent after the last CHANNEL_DESTROY (a ghost
+        # channel, an extra event) is read before the comparison.
+        self.barrier = self.client.send("bgapi status").get("Job-UUID") or ""
+        if not self.client.wait(lambda: any(e.name == "BACKGROUND_JOB" and
+                                            e.job_uuid == self.barrier
+                                            for e in self.client.events), STEP_TIMEOUT):
+            raise AssertionError(f"{self.scn.name}: no BACKGROUND_JOB for the closing bgapi")
         self.absorb()
+
+    def destroyed(self) -> set[str]:
+        return {lb for lb, n, extra in self.order if n == "CHANNEL_DESTROY"}
 
     def _all_destroyed(self) -> bool:
         self.absorb()
-        done = {lb for lb, n, extra in self.order if n == "CHANNEL_DESTROY"}
-        return done >= set(self.scn.legs.values())
+        return self.destroyed() >= set(self.scn.legs.values())
 
     def command(self, text: str, expected: str | None) -> None:
         sim_text = self.to_sim(text)
@@ -151,12 +190,16 @@ def test_scenario_matches_capture(directory: Path, captures_dir: Path,
         replay = Replay(scn, client)
         replay.run()
     assert not replay.reply_mismatches, "\n".join(replay.reply_mismatches)
+    assert not replay.ghosts, f"{scn.name}: events of unknown channels:\n" + "\n".join(
+        replay.ghosts)
     for label, want in scn.sequences.items():
         have = replay.sim_sequences[label]
         assert have == want, _diff(scn.name, label, want, have)
     # BACKGROUND_JOB bodies (UUIDs mapped back to the captured legs)
     sim_jobs = [replay.to_captured(body) for lb, n, body in replay.order if n == "BACKGROUND_JOB"]
     assert sim_jobs == scn.jobs
+    assert replay.others == scn.others, _diff(scn.name, "(no channel)", scn.others,
+                                              replay.others)
     _cross_leg_facts(scn, replay)
     assert time.monotonic() - started < 20
 
