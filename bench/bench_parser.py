@@ -13,7 +13,7 @@ profiles, each reading on every event:
 
 * ``dispatcher``: the headers the dispatcher itself reads (routing, lanes, lag metric);
 * ``call flow``: the headers the product reads with its call flow registered: the
-  dispatcher's plus the handlers' (``cc_core/callflow.py``);
+  dispatcher's plus the handlers' (``cc_core/flow/machine.py``);
 * ``every header``: every header, decoded (``items()``; greenswitch's ``headers`` dict);
 
 and, as an upper bound rather than a profile of the product, the call flow's names read on
@@ -21,8 +21,8 @@ every event (what handlers reading all of them everywhere would cost).
 
 The first two sets are measured, not listed by hand: ``measure_profiles`` records every
 header name read from ``PlainEvent`` while events go through a real ``Dispatcher`` with the
-product's ``GreetingFlow`` registered (an in-memory Redis stand-in): first the captures'
-events (esl_plain.raw and every scenario's wire.raw, a stub link answering ``+OK``), then
+product's ``CallMachine`` registered (the example tenants, a private Redis): first the
+captures' events (esl_plain.raw and every scenario's wire.raw, a stub link answering ``+OK``), then
 calls the flow drives itself on an in-process simulator (so the greeting's own events, which
 no capture holds, are read as well), the events arriving through the product's
 ``EslConnection`` subscribed to the configured event list. Each profile reads the union of
@@ -46,6 +46,7 @@ import functools
 import io
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bench.captures import captures_dir, repeated_plain_events
@@ -133,43 +134,6 @@ def run_ours(stream: bytes, profile: Profile | None,
 
 
 # ---- which headers the product reads (measured) -------------------------------------------
-class _FakeRedis:
-    """The few Redis calls GreetingFlow makes, in memory (the bench measures reads only)."""
-
-    def __init__(self) -> None:
-        self.h: dict[str, dict[str, bytes]] = {}
-
-    def hsetnx(self, key: str, field: str, value: str) -> bool:
-        row = self.h.setdefault(key, {})
-        if field in row:
-            return False
-        row[field] = value.encode()
-        return True
-
-    def hset(self, key: str, field: str | None = None, value: str | None = None,
-             mapping: dict[str, str] | None = None) -> None:
-        row = self.h.setdefault(key, {})
-        if field is not None and value is not None:
-            row[field] = value.encode()
-        for k, v in (mapping or {}).items():
-            row[k] = v.encode()
-
-    def hget(self, key: str, field: str) -> bytes | None:
-        return self.h.get(key, {}).get(field)
-
-    def expire(self, key: str, seconds: int) -> None:
-        return None
-
-    def delete(self, key: str) -> None:
-        self.h.pop(key, None)
-
-    def pipeline(self) -> _FakeRedis:
-        return self
-
-    def execute(self) -> None:
-        return None
-
-
 class _StubLink:
     class node:  # noqa: N801 - read as link.node.name, like NodeLink
         name = "bench"
@@ -221,7 +185,8 @@ def _simulated_calls(dispatcher: Any, ended: list[int], flow: bool,
         events_conn.subscribe(list(esl.events) + ["HEARTBEAT"])
         before = len(ended)
         for i in range(SIM_CALLS):
-            reply = commands_conn.api(f"sim_inbound 1380000{i:04d} 4008001234")
+            # Shanghai mobiles: the example tenant's menus, not a regional queue.
+            reply = commands_conn.api(f"sim_inbound 1330161{i:04d} 4008001234")
             if not reply.startswith("+OK"):
                 raise AssertionError(f"sim_inbound refused: {reply!r}")
             if not flow:
@@ -243,9 +208,16 @@ def measure_profiles() -> tuple[Profile, Profile]:
     """(what the dispatcher reads, what dispatcher + call flow read), per Event-Name, as
     recorded while events go through a real Dispatcher, first with the call flow's event
     names registered to handlers that do nothing, then with the call flow itself."""
+    import redis
     from prometheus_client import CollectorRegistry
 
-    from cc_core.callflow import GreetingFlow
+    from cc_core.flow.decide import Decider
+    from cc_core.flow.machine import CallMachine
+    from cc_core.flow.record import CallStore
+    from cc_core.redis_server import PrivateRedis
+    from cc_core.routing.region import RegionDirectory
+    from cc_core.tenants.loader import load_path
+    from cc_core.tenants.static import StaticTenants
     from esl_handlers import events
     from esl_handlers.dispatch import Dispatcher
     from metrics.esl import EslMetrics
@@ -258,12 +230,22 @@ def measure_profiles() -> tuple[Profile, Profile]:
         read.setdefault(event_name, set()).add(name)
         return original(self, name)
 
-    def run(with_flow: bool) -> Profile:
+    import tempfile
+
+    from cc_core.demo import _demo_tenants
+
+    # The demo's copy of the example tenants: open around the clock, so the menus run
+    # whatever the hour of the bench.
+    loaded = load_path(_demo_tenants(Path(tempfile.mkdtemp(prefix="bench-tenants-"))))
+    decider = Decider(StaticTenants(loaded.tenants.values(), loaded.global_config),
+                      RegionDirectory())
+
+    def run(with_flow: bool, redis_url: str) -> Profile:
         read.clear()
         dispatcher = Dispatcher(queue_size=100_000, pool_size=4,
                                 metrics=EslMetrics(CollectorRegistry()))
-        flow = GreetingFlow(redis=_FakeRedis(), greeting="tone_stream://%(100,0,440)",
-                            is_draining=lambda: False)
+        flow = CallMachine(store=CallStore(redis.Redis.from_url(redis_url), "bench"),
+                           decider=decider, is_draining=lambda: False)
         ended: list[int] = []
         if with_flow:
             flow.register(dispatcher)
@@ -286,7 +268,8 @@ def measure_profiles() -> tuple[Profile, Profile]:
 
     events.PlainEvent.wire = recording_wire  # type: ignore[method-assign]
     try:
-        return run(False), run(True)
+        with PrivateRedis() as server:
+            return run(False, server.url), run(True, server.url)
     finally:
         events.PlainEvent.wire = original  # type: ignore[method-assign]
 

@@ -683,13 +683,18 @@ class CallMachine:
         """Continue the call from its saved state, asking the channel what already ran."""
         state = call.state
         link = call.link
+        app = self._current_application(call.uuid, link)
+        if state in (CallState.ANNOUNCING, CallState.VOICEMAIL) and app == "park":
+            # Saved, but its prompt never reached the switch (the holder stopped in between):
+            # the caller has heard nothing yet, so the step runs again.
+            self.goto(call, Destination.parse(call.data.dest))
+            return
         if state.done:
             if call.data.hangup_cause:
                 # The hang-up may not have been queued before the holder stopped; a second
                 # one queued behind the first is harmless, a missing one strands the caller.
                 self._sendmsg(call, commands.hangup_headers(call.data.hangup_cause))
             return
-        app = self._current_application(call.uuid, link)
         if state is CallState.NEW:
             if app == "park":
                 decision = self.decider.decide(call.data.dnis, call.data.caller, self.clock())

@@ -1,7 +1,7 @@
 """A new owner resumes a call from each stage a dead owner can leave in Redis.
 
-For each stage the call flow stores (``{t:default}:call:<uuid>`` field ``stage``), the test
-plays the dead owner itself: it places a parked 400 call on the simulator, does on the
+For each state the call machine stores (``cc_core/flow/record.py``: state, holder, data), the
+test plays the dead owner itself: it places a parked 400 call on the simulator, does on the
 switch what that owner had done by then, writes the stage as the owner would have left it,
 and only then starts a worker, which takes the node and reconciles from ``show channels``.
 What is asserted is what the caller experiences, read from the simulator's own events (with
@@ -13,36 +13,51 @@ tests/capreader.py, not the product's parser):
 * the worker's reconcile (its ``show channels`` API event) happened while the call was up,
   so a stage left behind is really seen by the new owner.
 
-Stages (as of this writing; a rename in cc_core/callflow.py changes only ``STAGES``):
-``None`` nothing stored (PARK never handled), ``answering`` claimed, ``greeting`` greeting
-queued but not the hang-up, ``hangup`` both queued.
+States a dead owner of an announcement (``entry: announce:greeting``) can leave: ``None``
+nothing stored (PARK never handled); ``new`` claimed, nothing sent, or answered only;
+``announcing`` saved before its prompt was sent, after it was sent, and with the hang-up
+queued behind it.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import redis
 
+from cc_core import keys
+from cc_core.flow.record import CallData, now_ms
 from tests.capreader import CapEvent
 from tests.capreader import events as read_events
 from tests.conftest import wait_for
-from tests.integration.cluster import FAILOVER_TTL_MS, START_TIMEOUT_S, Cluster
+from tests.integration.cluster import FAILOVER_TTL_MS, START_TIMEOUT_S, Cluster, greeting_tenant
 from tests.sim.simclient import SimClient
 
 pytestmark = pytest.mark.slow
 
-TENANT_KEY = "{{t:default}}:call:{uuid}"
 # A greeting long enough to outlast a worker's start on a loaded 2-core machine, so the
 # reconcile meets the call still up (asserted, not assumed).
 GREETING_MS = 4000
 GREETING = f"tone_stream://%({GREETING_MS},0,440);loops=1"
 # what the dead owner had done on the switch by the time it stored each stage
 STAGES = {
-    None: (),
-    "answering": (),
-    "greeting": ("answer", "greeting"),
-    "hangup": ("answer", "greeting", "hangup"),
+    None: (None, ()),
+    "new": ("new", ()),
+    "new-answered": ("new", ("answer",)),
+    "announcing": ("announcing", ("answer",)),
+    "announcing-playing": ("announcing", ("answer", "greeting")),
+    "announcing-queued": ("announcing", ("answer", "greeting", "hangup")),
 }
+
+
+def seed(r: redis.Redis, uuid: str, state: str, answered: bool) -> None:
+    """The record as the dead owner left it (a holder with no heartbeat key)."""
+    data = CallData(tenant="default", dnis="4008001234", dest="announce:greeting",
+                    path=["announce:greeting"], answered=answered,
+                    hangup_cause="NORMAL_CLEARING" if state == "announcing" else "")
+    r.hset(keys.call("default", uuid), mapping={
+        "state": state, "owner": "w-dead", "at": now_ms(), "data": data.pack()})
 
 
 def owner_did(client: SimClient, uuid: str, step: str) -> None:
@@ -52,7 +67,7 @@ def owner_did(client: SimClient, uuid: str, step: str) -> None:
     elif step == "greeting":
         frame = client.send(f"sendmsg {uuid}\ncall-command: execute\n"
                             f"execute-app-name: playback\nexecute-app-arg: {GREETING}\n"
-                            f"event-lock: true\nEvent-UUID: greet-{uuid}")
+                            "event-lock: true")
         assert frame.get("Reply-Text") == "+OK"
     elif step == "hangup":
         frame = client.send(f"sendmsg {uuid}\ncall-command: hangup\n"
@@ -67,18 +82,20 @@ def of_call(evs: list[CapEvent], uuid: str, name: str, **headers: str) -> list[i
 
 @pytest.mark.parametrize("stage", list(STAGES), ids=lambda s: s or "none")
 def test_a_new_owner_finishes_the_call_from_each_stage(
-        stage: str | None, cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CC_GREETING", GREETING)
+        stage: str | None, cluster: Cluster, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    monkeypatch.setenv("CC_TENANTS", str(greeting_tenant(tmp_path, GREETING)))
+    state, steps = STAGES[stage]
     r = redis.Redis.from_url(cluster.redis_url, socket_timeout=2)
     with SimClient(cluster.sim.host, cluster.sim.port) as client:
         reply = client.api("sim_inbound 13800000009 4008001234")
         assert reply.startswith("+OK "), reply
         uuid = reply.split()[1]
         client.wait_event(uuid, "CHANNEL_PARK")
-        for step in STAGES[stage]:
+        for step in steps:
             owner_did(client, uuid, step)
-        if stage is not None:
-            r.hset(TENANT_KEY.format(uuid=uuid), mapping={"stage": stage, "dnis": "4008001234"})
+        if state is not None:
+            seed(r, uuid, state, answered="answer" in steps)
 
         workers = cluster.start_workers(1, ttl_ms=FAILOVER_TTL_MS, app="cc_core.app:build")
         cluster.wait_owner(workers, timeout=START_TIMEOUT_S)
@@ -101,5 +118,5 @@ def test_a_new_owner_finishes_the_call_from_each_stage(
     assert evs[hangup[0]].get("Hangup-Cause") == "NORMAL_CLEARING"
     kills = [e for e in evs if e.name == "API" and e.get("API-Command") in ("uuid_kill", "hupall")]
     assert not kills, "the call was killed, not ended by the queued hang-up"
-    wait_for(lambda: r.hget(TENANT_KEY.format(uuid=uuid), "stage") is None, timeout=5,
+    wait_for(lambda: not r.exists(keys.call("default", uuid)), timeout=5,
              message="the call's state to be cleared after its end")
