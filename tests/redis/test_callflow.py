@@ -37,12 +37,14 @@ class RecordingLink:
         self.sent: list[tuple[str, object]] = []
         self.sendmsg_reply = sendmsg_reply
         self.variables = {"current_application": "park"}
+        self.per_call: dict[str, dict[str, str]] = {}
 
     def api(self, cmd: str, timeout: float | None = None) -> str:
         self.sent.append(("api", cmd))
         if cmd.startswith("uuid_getvar "):
             # uuid_getvar answers the bare value, or _undef_ (command_replies.json).
-            return self.variables.get(cmd.split()[2], "_undef_")
+            _, uuid, name = cmd.split()
+            return self.per_call.get(uuid, {}).get(name) or self.variables.get(name, "_undef_")
         return "+OK\n"
 
     def sendmsg(self, uuid: str, headers: dict[str, str], timeout: float | None = None) -> str:
@@ -183,7 +185,9 @@ def test_reconcile_resumes_each_call_from_the_state_it_reached(redis_url: str) -
     unclaimed, new, announcing, hanging = (f"{i}1111111-2222-3333-4444-555555555555"
                                            for i in range(4))
     _seed(r, new, "new")                        # claimed, nothing sent: the whole step
-    _seed(r, announcing, "announcing", hangup_cause="NORMAL_CLEARING")
+    _seed(r, announcing, "announcing", hangup_cause="NORMAL_CLEARING",
+          dest="announce:greeting")
+    link.per_call[announcing] = {"current_application": "playback"}   # its prompt runs
     _seed(r, hanging, "new")
     m.reconcile("fs1", [_row(unclaimed), _row(new), _row(announcing, application="playback"),
                         _row(hanging, callstate="HANGUP"),

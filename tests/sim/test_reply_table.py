@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from tests.capreader import frames
-from tests.conftest import CAPTURES
+from tests.conftest import CAPTURES, wait_for
 from tests.sim.conftest import RawEsl, RawFrame, SimHandle
 
 FS = CAPTURES / "freeswitch-1.10.12"
@@ -186,6 +186,14 @@ def test_captured_reply(row: Row, sim: SimHandle, captures_dir: Path) -> None:
     while len(mapping) < captured_rows:
         mapping[f"extra-{len(mapping)}"] = _fresh_call(c)
     first = next(iter(mapping.values()), "")
+    if row.command.startswith("api show ") and captured_rows:
+        # `show` reads the core database, which trails the events (fssim/coredb.py, as on a
+        # real switch): wait until it lists the fresh calls, as a client of a switch must.
+        def listed() -> bool:
+            text = c.reply("api show channels as json").body.decode()
+            return json.loads(text).get("row_count", 0) >= len(mapping)
+
+        wait_for(listed, timeout=5, message="the core database to list the fresh calls")
     if row.api_name in BEFORE:
         assert c.reply(BEFORE[row.api_name].format(uuid=first)).headers["Reply-Text"] == "+OK"
     command = UUID.sub(lambda m: mapping.get(m.group(0), m.group(0)), row.command)
