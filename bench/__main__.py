@@ -43,8 +43,8 @@ def main() -> int:
             continue
         # A section returns one table, or several keyed by their caption.
         tables = rows if isinstance(rows, dict) else {"": rows}
-        for caption, table in tables.items():
-            print(f"{caption}\n{_table(table)}" if caption else _table(table))
+        for i, (caption, table) in enumerate(tables.items()):
+            print(("\n" if i else "") + (f"{caption}\n" if caption else "") + _table(table))
         print(f"({time.monotonic() - t0:.1f} s)", flush=True)
     return status
 
