@@ -14,7 +14,7 @@ WORKERS  ?= 2
 help:
 	@echo "make demo   - private Redis + simulator + $(WORKERS) workers + traffic (DURATION=$(DURATION) RATE=$(RATE))"
 	@echo "make test   - install what is missing, then run the whole test suite"
-	@echo "make bench  - parser/simulator throughput figures, side by side"
+	@echo "make bench  - parser/simulator throughput, call-flow latency and CPU, side by side"
 	@echo "make lint   - ruff and mypy"
 
 # System packages: redis-server (tests, demo, bench use a private instance on loopback).

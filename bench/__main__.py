@@ -27,11 +27,12 @@ def _table(rows: list[dict[str, object]]) -> str:
 
 def main() -> int:
     quick = os.environ.get("BENCH_QUICK") == "1"
-    from bench import bench_parser, bench_sim
+    from bench import bench_callflow, bench_parser, bench_sim
 
     status = 0
     for title, mod in (("ESL parsing: greenswitch 0.0.19 vs esl_handlers", bench_parser),
-                       ("FreeSWITCH simulator", bench_sim)):
+                       ("FreeSWITCH simulator", bench_sim),
+                       ("Call flow", bench_callflow)):
         t0 = time.monotonic()
         print(f"\n== {title}", flush=True)
         try:
@@ -40,7 +41,10 @@ def main() -> int:
             print(f"bench failed: {exc!r}", file=sys.stderr)
             status = 1
             continue
-        print(_table(rows))
+        # A section returns one table, or several keyed by their caption.
+        tables = rows if isinstance(rows, dict) else {"": rows}
+        for i, (caption, table) in enumerate(tables.items()):
+            print(("\n" if i else "") + (f"{caption}\n" if caption else "") + _table(table))
         for note in getattr(mod, "NOTES", ()):
             print(note)
         print(f"({time.monotonic() - t0:.1f} s)", flush=True)

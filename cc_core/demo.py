@@ -16,6 +16,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -221,16 +222,18 @@ def _scrape(port: int) -> _Scrape:
     return out
 
 
-def _lag_quantiles(scrapes: list[_Scrape]) -> tuple[float | None, float | None]:
-    """p50 and p99 event lag (ms) from the workers' histogram buckets, summed over workers."""
-    buckets: dict[float, float] = {}
-    for sc in scrapes:
-        for le, value in sc.lag_buckets:
-            bound = float("inf") if le in ("+Inf", "inf") else float(le)
-            buckets[bound] = buckets.get(bound, 0.0) + value
-    if not buckets or max(buckets.values()) == 0:
-        return None, None
-    ordered = sorted(buckets.items())
+def histogram_quantiles(buckets: Iterable[tuple[str, float]],
+                        fractions: Sequence[float]) -> list[float | None]:
+    """Quantiles (ms) of a Prometheus histogram from its cumulative ``(le, count)`` bucket
+    samples; samples with the same bound (several workers, several label sets) are summed.
+    None for each fraction when nothing was observed."""
+    summed: dict[float, float] = {}
+    for le, value in buckets:
+        bound = float("inf") if le in ("+Inf", "inf") else float(le)
+        summed[bound] = summed.get(bound, 0.0) + value
+    if not summed or max(summed.values()) == 0:
+        return [None for _ in fractions]
+    ordered = sorted(summed.items())
     total = ordered[-1][1]
 
     def q(frac: float) -> float:
@@ -247,7 +250,13 @@ def _lag_quantiles(scrapes: list[_Scrape]) -> tuple[float | None, float | None]:
             prev_bound, prev_count = bound, count
         return prev_bound * 1000
 
-    return q(0.5), q(0.99)
+    return [q(f) for f in fractions]
+
+
+def _lag_quantiles(scrapes: list[_Scrape]) -> tuple[float | None, float | None]:
+    """p50 and p99 event lag (ms) from the workers' histogram buckets, summed over workers."""
+    p50, p99 = histogram_quantiles([b for sc in scrapes for b in sc.lag_buckets], (0.5, 0.99))
+    return p50, p99
 
 
 def _fmt_ms(v: float | None) -> str:

@@ -43,4 +43,13 @@ FULL = (
 # The cheapest flow, for load: every call hears the information line and is hung up.
 ANNOUNCE = (CallerScript("information line", "4008001111", "13822224444", ()),)
 
-MIXES = {"full": FULL, "announce": ANNOUNCE}
+# Every call takes the IVR path on the example's IVR number: its decision at park runs every
+# check (tenant, lists, region, hours) and ends in the main menu; then the callers key through
+# to a queue, voicemail, a transfer or a hang-up. Only callers who key, so a bounded run drains
+# in seconds (a silent caller sits through every menu timeout). The call-flow bench plays it.
+IVR = tuple(s for s in FULL if s.dnis == "4008001234" and s.keys)
+
+# One complete IVR call: menu, key, submenu, key, queue, an agent answers, talk, hang-up.
+IVR_TO_AGENT = tuple(s for s in FULL if s.name == "menu → sales queue")
+
+MIXES = {"full": FULL, "announce": ANNOUNCE, "ivr": IVR, "ivr_to_agent": IVR_TO_AGENT}
