@@ -266,6 +266,11 @@ def escape_originate_value(value: str, what: str = "originate variable") -> str:
     if "{" in value or "}" in value:
         raise ValueError(f"{what} {value!r} holds '{{' or '}}', which FreeSWITCH cannot escape "
                          "inside a {...} variable block")
+    if ":_:" in value:
+        # switch_ivr_enterprise_originate splits the whole originate argument on ':_:' before
+        # any {} block is read (tests/data/originate_escaping.json: the call failed).
+        raise ValueError(f"{what} {value!r} holds ':_:', which FreeSWITCH reads as an "
+                         "enterprise-originate separator; no escaping survives it")
     out = _escape_pass(value, _PASS_EQUALS)
     out = _escape_pass(out, _PASS_COMMA)
     return _escape_pass(out, _PASS_SPACE)

@@ -25,13 +25,8 @@ CAPTURE = Path(__file__).resolve().parents[1] / "data" / "originate_escaping.jso
 DATA: dict[str, Any] = json.loads(CAPTURE.read_text())
 
 # Product defects the capture exposes, each with its reason (strict: the row must fail
-# until the builder is fixed, then the mark must go).
-KNOWN_DEFECTS = {
-    "x:_:y": "esl_handlers/commands.py: FreeSWITCH splits the whole originate argument on "
-             "':_:' (enterprise originate) before it reads the {} block, so a value holding "
-             "':_:' fails the call (CHAN_NOT_IMPLEMENTED); the builder neither refuses nor "
-             "can escape it",
-}
+# until the builder is fixed, then the mark must go). ':_:' is refused since.
+KNOWN_DEFECTS: dict[str, str] = {}
 
 
 def rows(block: str, escaping: str) -> list[Any]:
