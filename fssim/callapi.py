@@ -253,10 +253,12 @@ class ChannelApi:
         if ch is None:
             return NO_CHANNEL
         fmt = parts[1] if len(parts) > 1 else "txt"
-        pairs = [("Event-Name", "CHANNEL_DATA"),
-                 ("Core-UUID", self.engine.switch.core_uuid),
-                 ("FreeSWITCH-Hostname", self.engine.switch.hostname)]
-        pairs += ch.headers(True)
+        # uuid_dump_function creates a CHANNEL_DATA event (switch_event_create: the standard
+        # block, numbered like any event) and adds the channel's data to it (captured,
+        # command_replies.json uuid_dump_json: mod_commands.c line 6468).
+        ev = self.engine.switch.new_event(
+            "CHANNEL_DATA", calling=("mod_commands.c", "uuid_dump_function", 6468))
+        pairs = ev.standard_headers() + ch.headers(True)
         if fmt == "json":
             return json.dumps(dict(pairs), separators=(",", ":"))
         if fmt == "plain":  # switch_event_serialize with encode off ("plain")

@@ -45,12 +45,7 @@ NOT_MODELLED = {
 }
 # Simulator defects this table found, to be fixed in the file named (held by another change
 # at the time of writing); strict, so the row fails the day the defect is fixed.
-KNOWN_DEFECTS = {
-    "uuid_dump_json": "fssim/callapi.py:uuid_dump builds its pairs without the standard "
-                      "event block: FreeSWITCH's CHANNEL_DATA has FreeSWITCH-Switchname/IPv4/"
-                      "IPv6, Event-Date-*, Event-Calling-* and Event-Sequence after "
-                      "FreeSWITCH-Hostname (command_replies.json uuid_dump_json)",
-}
+KNOWN_DEFECTS: dict[str, str] = {}
 # Replies that depend on the calls' own values (names, times, addresses) or on uptime.
 KEYS_ONLY = ("api show channels as json", "api show calls as json", "api uuid_dump ")
 STATUS = "api status"
