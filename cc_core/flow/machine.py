@@ -673,14 +673,19 @@ class CallMachine:
             data = CallData.unpack(rec.data, tenant, "")
             call = Call(uuid, rec.state, data, link)
             self._calls[uuid] = call
-            if counted:
-                self._count(node, "stalled")
             log.info("resuming a call", extra={**self._ctx(uuid, tenant),
                                                "state": rec.state.value})
-            self._guarded(call, lambda: self._resume_step(call))
+            repaired: list[bool] = []
+            self._guarded(call, lambda: repaired.append(self._resume_step(call)))
+            if counted and repaired and repaired[0]:
+                # Only calls the switch was not already finishing: a warm hand-over leaves
+                # every announcement in progress to its successor, and those are not lost.
+                self._count(node, "stalled")
 
-    def _resume_step(self, call: Call) -> None:
-        """Continue the call from its saved state, asking the channel what already ran."""
+    def _resume_step(self, call: Call) -> bool:
+        """Continue the call from its saved state, asking the channel what already ran.
+        True when the call needed more than the hang-up its holder may already have queued
+        (what the sweep counts as taken)."""
         state = call.state
         link = call.link
         app = self._current_application(call.uuid, link)
@@ -688,25 +693,25 @@ class CallMachine:
             # Saved, but its prompt never reached the switch (the holder stopped in between):
             # the caller has heard nothing yet, so the step runs again.
             self.goto(call, Destination.parse(call.data.dest))
-            return
+            return True
         if state.done:
             if call.data.hangup_cause:
                 # The hang-up may not have been queued before the holder stopped; a second
                 # one queued behind the first is harmless, a missing one strands the caller.
                 self._sendmsg(call, commands.hangup_headers(call.data.hangup_cause))
-            return
+            return False
         if state is CallState.NEW:
             if app == "park":
                 decision = self.decider.decide(call.data.dnis, call.data.caller, self.clock())
                 self._begin(call, decision)
-            return
+            return True
         tenant = self._tenant(call)
         if state in (CallState.MENU, CallState.COLLECTING):
             # play_and_get_digits clears read_result when it starts and sets it when it ends;
             # current_application keeps naming it after it ended.
             done = self._getvar(call, "read_result") != UNDEF
             if app == "play_and_get_digits" and not done:
-                return      # still running: its completion comes to this worker now
+                return False    # still running: its completion comes to this worker now
             value = self._finished_read(call)
             if state is CallState.MENU:
                 self._menu_input(call, tenant, value, None)
@@ -715,7 +720,7 @@ class CallMachine:
         elif state is CallState.BRIDGING:
             status = self._getvar(call, "DIALSTATUS")
             if app == "bridge" and status == UNDEF:
-                return      # ringing or talking: the completion comes to this worker now
+                return False    # ringing or talking: the completion comes to this worker now
             if status == UNDEF:
                 self._bridge(call, tenant, Destination.parse(call.data.dest))
             else:
@@ -724,6 +729,7 @@ class CallMachine:
             self.goto(call, Destination.parse(call.data.dest))
         elif state is CallState.INFO:
             self._back_to_menu(call, tenant)
+        return True
 
     def _getvar(self, call: Call, name: str) -> str:
         return call.link.api(commands.uuid_getvar(call.uuid, name)).strip()

@@ -313,3 +313,19 @@ def test_a_park_seen_as_standby_is_taken_when_show_channels_has_not_caught_up(re
     later = RecordingLink()
     m.reconcile("fs1", [], later)
     assert later.sent == []
+
+
+def test_the_sweep_counts_only_calls_that_needed_more_than_their_queued_hangup(redis_url) -> None:
+    # A dead holder's announcement still playing needs nothing but the hang-up it queued
+    # (queued again, harmlessly): not a lost call, so not counted; its unanswered twin is.
+    m, swept, r = _machine(redis_url)
+    playing, stuck = (f"{i}3333333-2222-3333-4444-555555555555" for i in range(2))
+    _seed(r, playing, "announcing", owner="w-dead", hangup_cause="NORMAL_CLEARING",
+          dest="announce:greeting")
+    _seed(r, stuck, "new", owner="w-dead")
+    link = RecordingLink()
+    link.per_call[playing] = {"current_application": "playback"}
+    m.sweep("fs1", [_row(playing, application="playback", callstate="ACTIVE"), _row(stuck)],
+            link)
+    assert link.sent.count(HANGUP) == 2 and link.answers() == 1
+    assert swept.counts == {("fs1", "stalled"): 1}
