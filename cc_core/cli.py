@@ -154,10 +154,40 @@ def validate(path: str) -> None:
         _fail(exc)
     for tid, tenant in sorted(loaded.tenants.items()):
         click.echo(_summary(tenant, loaded.sources[tid]))
+    for warning in _calendar_warnings(loaded.tenants.values()):
+        click.echo(f"warning: {warning}", err=True)
     if loaded.global_source is not None:
         click.echo(f"global ({loaded.global_source}): platform blacklist "
                    f"{len(loaded.global_config.blacklist.numbers)} numbers, "
                    f"{len(loaded.global_config.blacklist.prefixes)} prefixes")
+
+
+# How far ahead validate looks for official holidays the calendar data does not hold yet.
+CALENDAR_HORIZON_DAYS = 60
+
+
+def _calendar_warnings(tenants: Any, today: Any = None) -> list[str]:
+    """Tenants that route by China's official calendar, where the installed data stops before
+    the next CALENDAR_HORIZON_DAYS: those days would count as ordinary weekdays."""
+    from datetime import date, timedelta
+
+    from cc_core.routing.calendar import WorkCalendar
+
+    start = today or date.today()
+    horizon = start + timedelta(days=CALENDAR_HORIZON_DAYS)
+    calendar = WorkCalendar(hours={})
+    if calendar.covers(horizon):
+        return []
+    uncovered = next(start + timedelta(days=d) for d in range(CALENDAR_HORIZON_DAYS + 1)
+                     if not calendar.covers(start + timedelta(days=d)))
+    names = sorted(t.tenant for t in tenants
+                   if t.hours.official and t.hours.after_hours is not None)
+    if not names:
+        return []
+    return [f"China's official holidays and make-up working days from {uncovered} on are not "
+            f"in the installed chinesecalendar data; {', '.join(names)} would treat them as "
+            "ordinary days: list them under hours.holidays and hours.workdays, or upgrade "
+            "chinesecalendar once it publishes them"]
 
 
 def _store(redis_url: str | None) -> Any:

@@ -51,7 +51,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tenants"
 def test_config_validate_summarises_each_tenant_and_exits_0() -> None:
     res = CliRunner().invoke(cli, ["config", "validate", str(EXAMPLES)])
     assert res.exit_code == 0, res.output
-    assert res.output == (f"acme ({EXAMPLES / 'acme.yaml'}): 5 numbers (3 active), 4 menus, "
+    assert res.stdout == (f"acme ({EXAMPLES / 'acme.yaml'}): 5 numbers (3 active), 4 menus, "
                           "4 queues, 14 prompts, blacklist 3 entries, whitelist 1 entries\n")
 
 
@@ -77,3 +77,15 @@ def test_config_subcommands_have_help() -> None:
         res = CliRunner().invoke(cli, ["config", sub, "--help"])
         assert res.exit_code == 0 and "Usage" in res.output
     assert "--dry-run" in CliRunner().invoke(cli, ["config", "apply", "--help"]).output
+
+
+def test_validate_warns_when_official_holidays_run_out_within_sixty_days() -> None:
+    from datetime import date
+
+    from cc_core.cli import _calendar_warnings
+    from cc_core.tenants.loader import load_path
+
+    tenants = load_path(EXAMPLES).tenants.values()   # acme: official calendar, after hours
+    late = _calendar_warnings(tenants, today=date(2026, 11, 30))
+    assert len(late) == 1 and "from 2027-01-01 on" in late[0] and "acme" in late[0]
+    assert _calendar_warnings(tenants, today=date(2026, 6, 1)) == []
