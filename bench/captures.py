@@ -11,12 +11,13 @@ _REPO = Path(__file__).resolve().parents[1]
 
 
 def captures_dir() -> Path:
-    """``$CC_ESL_CAPTURES`` or ``../shared/esl-captures`` beside the repository."""
-    root = Path(os.environ.get("CC_ESL_CAPTURES", _REPO / ".." / "shared" / "esl-captures")).resolve()
+    """``$CC_ESL_CAPTURES`` or the repository's copy, ``tests/data/esl-captures``."""
+    root = Path(os.environ.get("CC_ESL_CAPTURES",
+                               _REPO / "tests" / "data" / "esl-captures")).resolve()
     if not (root / "freeswitch-1.10.12").is_dir():
         raise EnvironmentProblem(
-            f"ESL captures not found at {root}: put ../shared beside the repository or set "
-            "CC_ESL_CAPTURES to the esl-captures folder")
+            f"ESL captures not found at {root}: they ship in tests/data/esl-captures; unset "
+            "CC_ESL_CAPTURES or point it at a copy")
     return root
 
 

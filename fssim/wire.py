@@ -1,7 +1,7 @@
 """Bytes on the wire: event serialisation (plain, json, xml) and the fixed server frames.
 
 Every text here is a protocol fact of FreeSWITCH 1.10.12; where it comes from source rather
-than from the captures in ``../shared/esl-captures`` the comment names file and function.
+than from the captures in ``tests/data/esl-captures`` the comment names file and function.
 Serialisers are written for speed: the simulator encodes each fired event once per format and
 hands the same bytes to every subscriber, and per-value encodings are memoised because channel
 events repeat the same values (profile, variables) many times over.

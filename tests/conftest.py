@@ -13,16 +13,17 @@ import pytest
 from cc_core.redis_server import PrivateRedis
 
 CAPTURES = Path(
-    os.environ.get("CC_ESL_CAPTURES", Path(__file__).resolve().parents[1] / ".." / "shared" / "esl-captures")
+    os.environ.get("CC_ESL_CAPTURES", Path(__file__).resolve().parent / "data" / "esl-captures")
 ).resolve()
 
 
 @pytest.fixture(scope="session")
 def captures_dir() -> Path:
-    """``../shared/esl-captures``; tests that need it skip with a clear message when absent."""
+    """The repository's copy of the captures (``tests/data/esl-captures``, or
+    ``CC_ESL_CAPTURES``); a test that needs them fails loudly if they are missing."""
     if not (CAPTURES / "freeswitch-1.10.12").is_dir():
-        pytest.skip(f"ESL captures not found at {CAPTURES}: clone with ../shared beside the repo "
-                    "or set CC_ESL_CAPTURES")
+        pytest.fail(f"ESL captures not found at {CAPTURES}: they ship in tests/data/esl-captures; "
+                    "unset CC_ESL_CAPTURES or point it at a copy")
     return CAPTURES
 
 

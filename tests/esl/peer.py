@@ -1,6 +1,6 @@
 """A scripted raw ESL peer for tests: it plays FreeSWITCH's side of inbound ESL on a socket.
 
-It speaks just enough of the protocol (texts as in ``../shared/esl-captures`` and MES
+It speaks just enough of the protocol (texts as in ``tests/data/esl-captures`` and MES
 ``parse_command``) to authenticate a client, answer its commands, broadcast BACKGROUND_JOB
 and HEARTBEAT events to subscribers, and — what a well-behaved simulator cannot do — push
 arbitrary bytes (bad frames, replies nobody asked for), go silent, hold replies, die and come

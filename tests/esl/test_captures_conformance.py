@@ -1,4 +1,4 @@
-"""Every capture in ../shared/esl-captures replayed through the frame parser and event views.
+"""Every capture in tests/data/esl-captures replayed through the frame parser and event views.
 
 About public/: both folders were inspected byte by byte before writing this. They hold only
 what the server sent (no client lines interleaved), with LF line endings and exact
