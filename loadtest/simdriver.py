@@ -159,21 +159,20 @@ class TrafficGenerator:
                     self.stats.caller_hangups += 1
 
     def _press(self, rec: CallRecord, keys: str) -> None:
-        if rec.ended or self.conn is None:
-            return
-        try:
-            self.conn.api(f"sim_dtmf {rec.uuid} {keys}")
-        except EslError as exc:
-            log.warning("sim_dtmf failed: %s", exc, extra={"call_uuid": rec.uuid})
+        self._caller_does(rec, f"sim_dtmf {rec.uuid} {keys}")
 
     def _caller_hangs_up(self, rec: CallRecord) -> None:
+        # The reply is not looked at: HANGUP_COMPLETE says who ended the call.
+        self._caller_does(rec, f"sim_hangup {rec.uuid} NORMAL_CLEARING")
+
+    def _caller_does(self, rec: CallRecord, control: str) -> None:
+        """A caller's action on a call still up (a sim_* control of the simulator)."""
         if rec.ended or self.conn is None:
             return
         try:
-            # The reply is not looked at: HANGUP_COMPLETE says who ended the call.
-            self.conn.api(f"sim_hangup {rec.uuid} NORMAL_CLEARING")
+            self.conn.api(control)
         except EslError as exc:
-            log.warning("sim_hangup failed: %s", exc, extra={"call_uuid": rec.uuid})
+            log.warning("%s failed: %s", control.split()[0], exc, extra={"call_uuid": rec.uuid})
 
     # -- placing calls -----------------------------------------------------------------------
     def _place_one(self, seq: int) -> None:
