@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -50,6 +50,9 @@ SWEEP_GRACE_S = 1.0
 # What a standby remembers of PARKs it saw, for its first reconcile as owner.
 STANDBY_MEMORY_S = 30.0
 STANDBY_MEMORY_MAX = 50_000
+# A followed call missing from `show channels` this long is gone (longer than the core
+# database's lag behind a new channel).
+GONE_AFTER_S = 10.0
 CLAIM_ATTEMPTS = 3
 CLAIM_RETRY_S = 0.05
 #: What a standby subscribes to before it owns a node (``on_standby_event``).
@@ -79,6 +82,7 @@ class Call:
     data: CallData
     link: Link
     setup_from: float | None = None    # when its PARK was read, until the first command
+    known_since: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -626,6 +630,8 @@ class CallMachine:
             if found is not None:
                 tenants[uuid] = found[0].tenant
         self._unclaimed_since = {u: t for u, t in self._unclaimed_since.items() if u in rows}
+        if grace_s > 0:
+            self._forget_gone(node, {ch.get("uuid") for ch in channels})
         if not rows:
             return
         records = self.store.records([(t, u) for u, t in tenants.items()])
@@ -659,6 +665,20 @@ class CallMachine:
                 self._resume(node, uuid, tenants[uuid], rec, link, counted=sweeping)
             except (EslError, RedisError) as exc:
                 log.warning("taking over a call failed: %r", exc, extra=self._ctx(uuid))
+
+    def _forget_gone(self, node: str, listed: set[Any]) -> None:
+        """Calls this worker follows that the switch no longer has: their HANGUP_COMPLETE
+        was lost (a reconnect). Kept only past the core database's lag, then dropped from
+        memory; their records expire with their TTL."""
+        horizon = time.monotonic() - GONE_AFTER_S
+        for uuid, call in list(self._calls.items()):
+            if (uuid not in listed and uuid not in self._in_flight
+                    and call.known_since < horizon
+                    and getattr(getattr(call.link, "node", None), "name", node) == node):
+                del self._calls[uuid]
+                log.info("call gone from the switch without its end event",
+                         extra={**self._ctx(uuid, call.data.tenant),
+                                "state": call.state.value})
 
     def _resume(self, node: str, uuid: str, tenant: str, rec: CallRecord, link: Link, *,
                 counted: bool) -> None:

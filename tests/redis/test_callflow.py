@@ -329,3 +329,18 @@ def test_the_sweep_counts_only_calls_that_needed_more_than_their_queued_hangup(r
             link)
     assert link.sent.count(HANGUP) == 2 and link.answers() == 1
     assert swept.counts == {("fs1", "stalled"): 1}
+
+
+def test_a_call_whose_end_event_was_lost_is_forgotten_once_the_switch_no_longer_lists_it(
+        redis_url) -> None:
+    m, _, _ = _machine(redis_url)
+    link = RecordingLink()
+    m.on_park(_park(), link)
+    assert UUID in m._calls
+    m.sweep("fs1", [], link)                   # just parked: the core db may lag
+    assert UUID in m._calls
+    m._calls[UUID].known_since -= flow_machine.GONE_AFTER_S + 1
+    m.sweep("fs1", [_row(UUID)], link)         # still listed: kept
+    assert UUID in m._calls
+    m.sweep("fs1", [], link)                   # gone from the switch: forgotten
+    assert UUID not in m._calls
