@@ -79,6 +79,7 @@ class Call:
     data: CallData
     link: Link
     setup_from: float | None = None    # when its PARK was read, until the first command
+    node: str = ""                     # the node's configured name (a metrics label)
 
 
 @dataclass
@@ -101,11 +102,17 @@ def _prompt_path(tenant: Tenant, names: list[str]) -> str:
     return files[0] if len(files) == 1 else "file_string://" + "!".join(files)
 
 
+def _node_name(link: Any) -> str:
+    node = getattr(link, "node", None)
+    return str(getattr(node, "name", "") or "")
+
+
 class CallMachine:
     def __init__(self, *, store: CallStore, decider: Decider,
                  hangups: HangupPipeline | None = None, is_draining: Callable[[], bool],
                  may_act: Callable[[Any], bool] | None = None, swept: Counter | None = None,
                  outcomes: Counter | None = None, setup: Any = None,
+                 started: Counter | None = None,
                  voicemail_dir: str = "voicemail",
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.store = store
@@ -117,6 +124,7 @@ class CallMachine:
         self.swept = swept
         self.outcomes = outcomes
         self.setup = setup      # a histogram: PARK read -> first command (seconds)
+        self.started = started  # new calls by tenant, counted where first claimed
         self.voicemail_dir = voicemail_dir.rstrip("/")
         self.clock = clock
         self._calls: dict[str, Call] = {}
@@ -132,6 +140,17 @@ class CallMachine:
     @staticmethod
     def _ctx(uuid: str, tenant: str = "") -> dict[str, str]:
         return {"call_uuid": uuid, "tenant": tenant}
+
+    def live_calls(self) -> Iterator[tuple[str, str]]:
+        """(node, tenant) of each call this worker runs and may still act on: a call on a
+        node whose lease it lost is its successor's now, even before any event says so."""
+        for call in list(self._calls.values()):
+            if self.may_act(call.link):
+                yield call.node, call.data.tenant
+
+    def _started(self, tenant: str) -> None:
+        if self.started is not None:
+            self.started.labels(tenant).inc()
 
     # ==== events ================================================================================
     def on_park(self, event: EventLike, link: Link) -> None:
@@ -196,6 +215,7 @@ class CallMachine:
                 if received_at is not None and self.setup is not None:
                     self.setup.observe(time.monotonic() - received_at)
                 link.api(commands.uuid_kill(uuid, decision.cause))
+                self._started("")
                 if self.outcomes is not None:
                     self.outcomes.labels("", "unallocated").inc()
                 return True
@@ -204,7 +224,9 @@ class CallMachine:
             if held is not None:
                 return False
             self._unclaimed_since.pop(uuid, None)
-            call = Call(uuid, CallState.NEW, data, link, setup_from=received_at)
+            self._started(data.tenant)
+            call = Call(uuid, CallState.NEW, data, link, setup_from=received_at,
+                        node=_node_name(link))
             self._calls[uuid] = call
             self._guarded(call, lambda: self._begin(call, decision))
             return True
@@ -570,6 +592,9 @@ class CallMachine:
                               time.monotonic())
         else:
             seen.pop(uuid, None)
+            # A call of ours that ended after the node was handed over: no longer ours to
+            # count, and not to be resumed if this worker owns the node again.
+            self._calls.pop(uuid, None)
 
     def _forget_old(self, seen: dict[str, tuple[str, str, float]], force: bool = False) -> None:
         horizon = time.monotonic() - STANDBY_MEMORY_S
@@ -671,7 +696,7 @@ class CallMachine:
                     return
                 rec = taken
             data = CallData.unpack(rec.data, tenant, "")
-            call = Call(uuid, rec.state, data, link)
+            call = Call(uuid, rec.state, data, link, node=node)
             self._calls[uuid] = call
             log.info("resuming a call", extra={**self._ctx(uuid, tenant),
                                                "state": rec.state.value})
