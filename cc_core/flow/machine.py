@@ -638,6 +638,7 @@ class CallMachine:
 
     def take_over(self, node: str, channels: list[dict[str, Any]], link: Link, *,
                   grace_s: float) -> None:
+        self._forget_gone(node, {ch.get("uuid") for ch in channels})
         rows: dict[str, dict[str, Any]] = {}
         tenants: dict[str, str] = {}
         for ch in channels:
@@ -684,6 +685,22 @@ class CallMachine:
                 self._resume(node, uuid, tenants[uuid], rec, link, counted=sweeping)
             except (EslError, RedisError) as exc:
                 log.warning("taking over a call failed: %r", exc, extra=self._ctx(uuid))
+
+    def _forget_gone(self, node: str, listed: set[Any]) -> None:
+        """Drop calls of this node the switch no longer lists and whose record has ended or
+        is another worker's: their hang-up reached a successor while this worker was not
+        listening (a link down, a lease lost). Left in place they would count as in progress
+        again, and be resumed, when this worker owns the node once more. A call claimed here
+        that ``show channels`` does not list yet keeps its record, held by this worker."""
+        gone = [c for u, c in self._calls.items()
+                if c.node == node and u not in listed and u not in self._in_flight]
+        if not gone:
+            return
+        records = self.store.records([(c.data.tenant, c.uuid) for c in gone])
+        for call in gone:
+            rec = records.get(call.uuid)
+            if rec is None or rec.owner != self.worker_id:
+                self._calls.pop(call.uuid, None)
 
     def _resume(self, node: str, uuid: str, tenant: str, rec: CallRecord, link: Link, *,
                 counted: bool) -> None:

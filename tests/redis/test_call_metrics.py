@@ -155,6 +155,30 @@ def test_after_a_failover_the_new_owner_counts_the_calls_it_resumed_and_none_as_
     new.dispatcher.stop(1)
 
 
+def test_calls_that_ended_under_another_owner_are_not_counted_when_the_node_comes_back(
+        redis_url) -> None:
+    a, b = Worker(redis_url, "w-a"), Worker(redis_url, "w-b")
+    ended, fresh = str(uuid_mod.uuid4()), str(uuid_mod.uuid4())
+    a.submit(_park(ended, "4008001234"))
+    a.settle()
+    a.owns = False          # a's link to the node drops: it hears nothing more of it
+    b.link.variables["current_application"] = "play_and_get_digits"
+    b.machine.reconcile(NODE, [{"uuid": ended, "direction": "inbound", "dest": "4008001234",
+                                "application": "play_and_get_digits", "callstate": "ACTIVE"}],
+                        b.link)
+    b.submit(_hangup(ended))    # the caller hangs up while b owns the node
+    b.settle()
+    assert b.in_progress() == {}
+    a.owns = True           # b dies; a owns the node again and takes a new call at once
+    a.submit(_park(fresh, "4008001234"))
+    a.settle()
+    assert a.in_progress() == {(NODE, "t1"): 2}, "a ghost until the switch is asked"
+    a.machine.reconcile(NODE, [], a.link)   # show channels lists neither yet
+    assert a.in_progress() == {(NODE, "t1"): 1}, "the ghost goes, the fresh call stays"
+    a.dispatcher.stop(1)
+    b.dispatcher.stop(1)
+
+
 _HOSTILE = ['"} 1\ncccore_pwned 1', "{node=\"x\"}", "\\", "嘉兴市", "%0A%00", "'; DROP",
             "+8613" + "9" * 40, "", "anonymous", "\u202e4008001234"]
 
