@@ -54,6 +54,12 @@ CLAIM_ATTEMPTS = 3
 CLAIM_RETRY_S = 0.05
 #: What a standby subscribes to before it owns a node (``on_standby_event``).
 STANDBY_EVENTS = ("CHANNEL_PARK", "CHANNEL_HANGUP_COMPLETE")
+#: How a call can end, as the flow records it (summary, cccore_calls_total's outcome label):
+#: refusals by verdict, then where the flow left the call. The label is bounded by this list.
+OUTCOMES = frozenset({v.value for v in Verdict if v is not Verdict.ROUTE} | {
+    "answered_by_agent", "abandoned_in_queue", "transferred", "transfer_not_answered",
+    "queued", "overflowed", "not_answered", "voicemail", "announced", "hung_up_by_menu",
+    "failed", "caller_hung_up"})
 UNDEF = "_undef_"            # uuid_getvar of an unset variable (command_replies.json)
 SILENCE = "silence_stream://250"
 
@@ -195,7 +201,10 @@ class CallMachine:
                                       "outcome": call.data.outcome or "caller_hung_up",
                                       "path": call.data.path})
         if self.outcomes is not None:
-            self.outcomes.labels(call.data.tenant, call.data.outcome or "caller_hung_up").inc()
+            outcome = call.data.outcome or "caller_hung_up"
+            # A record resumed from Redis may come from another version of the flow.
+            self.outcomes.labels(call.data.tenant,
+                                 outcome if outcome in OUTCOMES else "other").inc()
         if self.hangups is not None:
             self.hangups.run(_Ended(uuid, call.data, cause, event))
 
