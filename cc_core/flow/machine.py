@@ -647,7 +647,7 @@ class CallMachine:
 
     def take_over(self, node: str, channels: list[dict[str, Any]], link: Link, *,
                   grace_s: float) -> None:
-        self._forget_gone(node, {ch.get("uuid") for ch in channels})
+        self._forget_ended_elsewhere(node, {ch.get("uuid") for ch in channels})
         rows: dict[str, dict[str, Any]] = {}
         tenants: dict[str, str] = {}
         for ch in channels:
@@ -695,7 +695,7 @@ class CallMachine:
             except (EslError, RedisError) as exc:
                 log.warning("taking over a call failed: %r", exc, extra=self._ctx(uuid))
 
-    def _forget_gone(self, node: str, listed: set[Any]) -> None:
+    def _forget_ended_elsewhere(self, node: str, listed: set[Any]) -> None:
         """Drop calls of this node the switch no longer lists and whose record has ended or
         is another worker's: their hang-up reached a successor while this worker was not
         listening (a link down, a lease lost). Left in place they would count as in progress
