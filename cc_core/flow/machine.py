@@ -84,8 +84,8 @@ class Call:
     state: CallState
     data: CallData
     link: Link
-    setup_from: float | None = None    # when its PARK was read, until the first command
     node: str = ""                     # the node's configured name (a metrics label)
+    setup_from: float | None = None    # when its PARK was read, until the first command
 
 
 @dataclass
@@ -627,6 +627,22 @@ class CallMachine:
             return True
         return self._current_application(uuid, link) == "park"
 
+    def _forget_ended_elsewhere(self, node: str, listed: set[Any]) -> None:
+        """Drop calls of this node the switch no longer lists and whose record has ended or
+        is another worker's: their hang-up reached a successor while this worker was not
+        listening (a link down, a lease lost). Left in place they would count as in progress
+        again, and be resumed, when this worker owns the node once more. A call claimed here
+        that ``show channels`` does not list yet keeps its record, held by this worker."""
+        gone = [c for u, c in self._calls.items()
+                if c.node == node and u not in listed and u not in self._in_flight]
+        if not gone:
+            return
+        records = self.store.records([(c.data.tenant, c.uuid) for c in gone])
+        for call in gone:
+            rec = records.get(call.uuid)
+            if rec is None or rec.owner != self.worker_id:
+                self._calls.pop(call.uuid, None)
+
     def reconcile(self, node: str, channels: list[dict[str, Any]], link: Link) -> None:
         """After (re)gaining a node's event stream: ``show channels`` rows plus the PARKs
         this worker saw as a standby (the snapshot may not list those yet)."""
@@ -694,22 +710,6 @@ class CallMachine:
                 self._resume(node, uuid, tenants[uuid], rec, link, counted=sweeping)
             except (EslError, RedisError) as exc:
                 log.warning("taking over a call failed: %r", exc, extra=self._ctx(uuid))
-
-    def _forget_ended_elsewhere(self, node: str, listed: set[Any]) -> None:
-        """Drop calls of this node the switch no longer lists and whose record has ended or
-        is another worker's: their hang-up reached a successor while this worker was not
-        listening (a link down, a lease lost). Left in place they would count as in progress
-        again, and be resumed, when this worker owns the node once more. A call claimed here
-        that ``show channels`` does not list yet keeps its record, held by this worker."""
-        gone = [c for u, c in self._calls.items()
-                if c.node == node and u not in listed and u not in self._in_flight]
-        if not gone:
-            return
-        records = self.store.records([(c.data.tenant, c.uuid) for c in gone])
-        for call in gone:
-            rec = records.get(call.uuid)
-            if rec is None or rec.owner != self.worker_id:
-                self._calls.pop(call.uuid, None)
 
     def _resume(self, node: str, uuid: str, tenant: str, rec: CallRecord, link: Link, *,
                 counted: bool) -> None:
