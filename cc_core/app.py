@@ -74,7 +74,8 @@ def build(ctx: WorkerContext) -> CallFlowApp:
     machine = CallMachine(
         store=store, decider=Decider(tenant_source(ctx), RegionDirectory()), hangups=hangups,
         is_draining=lambda: bool(ctx.draining), may_act=may_act, swept=metrics.swept,
-        outcomes=metrics.outcomes, setup=metrics.setup,
+        outcomes=metrics.outcomes, setup=metrics.setup, started=metrics.started,
         voicemail_dir=os.environ.get("CC_VOICEMAIL_DIR", DEFAULT_VOICEMAIL_DIR))
+    metrics.watch_live_calls(machine.live_calls)
     machine.register(ctx.dispatcher)
     return CallFlowApp(ctx, machine)

@@ -15,6 +15,8 @@ What it guarantees:
   events per listener and drops the listener after 500 more, MES ``event_handler``: a
   handler stall longer than that ends in a reconnect and a reconcile, not silent loss.)
 * A handler that raises is logged with the call UUID and counted; its lane carries on.
+* Each event read off a socket (``received_at`` set) is timed from that read to the end of
+  its handlers (``cccore_esl_handling_seconds``): the core's own delay, queueing included.
 
 Everything runs on the gevent hub of the worker process; ``submit`` is called by the reader
 greenlet only.
@@ -249,6 +251,10 @@ class Dispatcher:
                         m.handler_errors_total.labels(event_label(item.name)).inc()
         finally:
             self._release()
+            read_at = getattr(event, "received_at", None)   # unset on hand-built events
+            if m is not None and read_at is not None:
+                # After the handlers, not before: their time is most of the core's delay.
+                m.handling_seconds.observe(time.monotonic() - read_at)
 
     # --- stopping -------------------------------------------------------------------------
     def stop(self, timeout: float = 5.0) -> None:

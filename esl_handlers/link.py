@@ -88,6 +88,10 @@ class NodeLink:
         self.esl = esl
         self.dispatcher = dispatcher
         self.metrics = metrics
+        if metrics is not None:
+            # From the start: a node that never comes up must read 0, not be absent (an
+            # alert on node_up == 0 would never see it).
+            metrics.node_up.labels(node.name).set(0)
         self.on_up = on_up
         self.on_down = on_down
         self.core_uuid: str | None = None

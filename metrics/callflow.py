@@ -1,32 +1,90 @@
-"""Prometheus metrics of the call flow's safety nets, one set per worker process."""
+"""Prometheus metrics of the call flow, one set per worker process.
+
+Labels: ``node`` from config, ``tenant`` from the tenants' configuration (``""`` for a number no
+tenant has), ``outcome`` from the flow's own list, ``reason`` from the sweep's. Nothing a caller
+sends (number, name, keys) and no call UUID ever reaches a label.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from metrics import NAMESPACE, full_name
 
 # Sub-millisecond resolution where the target lives (p99 under 5 ms), coarse beyond.
 SETUP_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075,
                  0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
+#: (node, tenant) of each call this worker runs right now.
+LiveCalls = Callable[[], Iterable[tuple[str, str]]]
+
 
 class CallFlowMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        kw: dict[str, Any] = {} if registry is None else {"registry": registry}
+    """The call flow's metrics, registered on ``registry`` (nowhere if None)."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        ns = NAMESPACE
+        self.registry = registry
         self.swept = Counter(
-            "cccore_calls_swept_total",
-            "Live 400 calls the node owner's periodic sweep took because nothing else did, by "
-            "reason (unclaimed: parked and never claimed; stalled: its holder stopped). Any "
-            "increase means an event or a step was lost upstream.",
-            ["node", "reason"], **kw)
-        # Tenants come from configuration and outcomes from the flow's own list: bounded.
+            "swept", "Live 400 calls the node owner's periodic sweep took because nothing else "
+            "did, by reason (unclaimed: parked and never claimed; stalled: its holder "
+            "stopped). Any increase means an event or a step was lost upstream.",
+            ["node", "reason"], namespace=ns, subsystem="calls", registry=registry)
         self.outcomes = Counter(
-            "cccore_calls_total",
-            "Finished 400 calls by tenant and outcome (answered_by_agent, voicemail, "
-            "blacklisted, unallocated, caller_hung_up, ...)", ["tenant", "outcome"], **kw)
+            "calls", "Finished 400 calls by tenant and outcome (answered_by_agent, voicemail, "
+            "blacklisted, unallocated, caller_hung_up, ...)", ["tenant", "outcome"],
+            namespace=ns, registry=registry)
+        # Counted once per call, where it is first claimed (a resumed call is not new), so
+        # rate() of it is the new calls per second and it matches cccore_calls_total over time.
+        self.started = Counter(
+            "started", "New 400 calls this worker took (claimed, or refused as an unknown "
+            "number: tenant \"\"), by tenant; resumed calls are not counted again",
+            ["tenant"], namespace=ns, subsystem="calls", registry=registry)
         self.setup = Histogram(
-            "cccore_call_setup_seconds",
-            "From a parked call's CHANNEL_PARK read off the socket to the first command the "
-            "core sends for it (all decisions taken in between); the switch's own delay is not "
-            "in it", buckets=SETUP_BUCKETS, **kw)
+            "setup", "From a parked call's CHANNEL_PARK read off the socket to the first "
+            "command the core sends for it (all decisions taken in between); the switch's own "
+            "delay is not in it", unit="seconds", buckets=SETUP_BUCKETS, namespace=ns,
+            subsystem="call", registry=registry)
+
+    def watch_live_calls(self, live: LiveCalls) -> None:
+        """Export ``cccore_calls_in_progress{node,tenant}`` from ``live``, read at scrape time."""
+        if self.registry is not None:
+            self.registry.register(InProgressCollector(live))
+
+
+class InProgressCollector(Collector):
+    """Calls in progress per node and tenant, counted from the call machine's live state
+    at each scrape instead of a gauge moved by +1/-1.
+
+    Why: a call leaves a worker by many paths (hang-up, a step lost to another worker, a node
+    lost with its lease, a warm hand-over); a gauge misses a decrement on any path someone
+    forgets, and then drifts for ever. Reading the live state cannot drift, and asking it for
+    the calls on nodes this worker may still act on makes a failover show at once: the old
+    owner's count for the node drops to 0 when it loses the lease, the new owner's rises as it
+    resumes the calls.
+    """
+
+    NAME = full_name("calls", "in_progress")
+
+    def __init__(self, live: LiveCalls) -> None:
+        self._live = live
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Without it the registry calls collect() at registration to learn the names.
+        yield self._family()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = self._family()
+        for (node, tenant), n in sorted(Tally(self._live()).items()):
+            family.add_metric([node, tenant], n)
+        yield family
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            self.NAME, "400 calls this worker runs right now (claimed or resumed, not ended, on "
+            "a node it owns or is handing over), by node and tenant", labels=["node", "tenant"])

@@ -6,31 +6,35 @@ counters explain hand-overs (acquired, lost by reason, renew failures, fenced ev
 
 from __future__ import annotations
 
-from typing import Any
-
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from metrics import NAMESPACE
 
 
 class LeaseMetrics:
-    """Per-worker ownership metrics (each worker process has its own registry)."""
+    """Per-worker ownership metrics, registered on ``registry`` (nowhere if None)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        kw: dict[str, Any] = {} if registry is None else {"registry": registry}
-        self.owner = Gauge("cccore_node_owner",
-                           "1 while this worker holds the node's lease and consumes its events",
-                           ["node"], **kw)
-        self.acquired = Counter("cccore_lease_acquired_total",
-                                "Node leases this worker acquired", ["node"], **kw)
-        self.lost = Counter("cccore_lease_lost_total",
-                            "Node leases this worker stopped holding, by reason "
-                            "(lapsed, other_owner, stale_token, margin, released, link_down)",
-                            ["node", "reason"], **kw)
-        self.renew_failures = Counter("cccore_lease_renew_failures_total",
-                                      "Lease renewals that did not succeed (Redis error or "
-                                      "refusal)", ["node"], **kw)
-        self.fenced_events = Counter("cccore_lease_fenced_events_total",
-                                     "Events dropped because this worker did not hold the "
-                                     "node's lease when they arrived", ["node"], **kw)
-        self.reconciles = Counter("cccore_node_reconciles_total",
-                                  "Reconciliations of live calls after taking a node or a "
-                                  "reconnect, by result (ok, error)", ["node", "result"], **kw)
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        ns = NAMESPACE
+        self.registry = registry
+        self.owner = Gauge(
+            "owner", "1 while this worker holds the node's lease and consumes its events",
+            ["node"], namespace=ns, subsystem="node", registry=registry)
+        self.acquired = Counter(
+            "acquired", "Node leases this worker acquired", ["node"],
+            namespace=ns, subsystem="lease", registry=registry)
+        self.lost = Counter(
+            "lost", "Node leases this worker stopped holding, by reason "
+            "(lapsed, other_owner, stale_token, margin, released, link_down)",
+            ["node", "reason"], namespace=ns, subsystem="lease", registry=registry)
+        self.renew_failures = Counter(
+            "renew_failures", "Lease renewals that did not succeed (Redis error or refusal)",
+            ["node"], namespace=ns, subsystem="lease", registry=registry)
+        self.fenced_events = Counter(
+            "fenced_events", "Events dropped because this worker did not hold the node's "
+            "lease when they arrived", ["node"], namespace=ns, subsystem="lease",
+            registry=registry)
+        self.reconciles = Counter(
+            "reconciles", "Reconciliations of live calls after taking a node or a reconnect, "
+            "by result (ok, error)", ["node", "result"], namespace=ns, subsystem="node",
+            registry=registry)

@@ -57,6 +57,12 @@ CLAIM_ATTEMPTS = 3
 CLAIM_RETRY_S = 0.05
 #: What a standby subscribes to before it owns a node (``on_standby_event``).
 STANDBY_EVENTS = ("CHANNEL_PARK", "CHANNEL_HANGUP_COMPLETE")
+#: How a call can end, as the flow records it (summary, cccore_calls_total's outcome label):
+#: refusals by verdict, then where the flow left the call. The label is bounded by this list.
+OUTCOMES = frozenset({v.value for v in Verdict if v is not Verdict.ROUTE} | {
+    "answered_by_agent", "abandoned_in_queue", "transferred", "transfer_not_answered",
+    "queued", "overflowed", "not_answered", "voicemail", "announced", "hung_up_by_menu",
+    "failed", "caller_hung_up"})
 UNDEF = "_undef_"            # uuid_getvar of an unset variable (command_replies.json)
 SILENCE = "silence_stream://250"
 
@@ -81,6 +87,7 @@ class Call:
     state: CallState
     data: CallData
     link: Link
+    node: str = ""                     # the node's configured name (a metrics label)
     setup_from: float | None = None    # when its PARK was read, until the first command
     known_since: float = field(default_factory=time.monotonic)
 
@@ -105,11 +112,17 @@ def _prompt_path(tenant: Tenant, names: list[str]) -> str:
     return files[0] if len(files) == 1 else "file_string://" + "!".join(files)
 
 
+def _node_name(link: Any) -> str:
+    node = getattr(link, "node", None)
+    return str(getattr(node, "name", "") or "")
+
+
 class CallMachine:
     def __init__(self, *, store: CallStore, decider: Decider,
                  hangups: HangupPipeline | None = None, is_draining: Callable[[], bool],
                  may_act: Callable[[Any], bool] | None = None, swept: Counter | None = None,
                  outcomes: Counter | None = None, setup: Any = None,
+                 started: Counter | None = None,
                  voicemail_dir: str = "voicemail",
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.store = store
@@ -121,6 +134,7 @@ class CallMachine:
         self.swept = swept
         self.outcomes = outcomes
         self.setup = setup      # a histogram: PARK read -> first command (seconds)
+        self.started = started  # new calls by tenant, counted where first claimed
         self.voicemail_dir = voicemail_dir.rstrip("/")
         self.clock = clock
         self._calls: dict[str, Call] = {}
@@ -136,6 +150,17 @@ class CallMachine:
     @staticmethod
     def _ctx(uuid: str, tenant: str = "") -> dict[str, str]:
         return {"call_uuid": uuid, "tenant": tenant}
+
+    def live_calls(self) -> Iterator[tuple[str, str]]:
+        """(node, tenant) of each call this worker runs and may still act on: a call on a
+        node whose lease it lost is its successor's now, even before any event says so."""
+        for call in list(self._calls.values()):
+            if self.may_act(call.link):
+                yield call.node, call.data.tenant
+
+    def _started(self, tenant: str) -> None:
+        if self.started is not None:
+            self.started.labels(tenant).inc()
 
     # ==== events ================================================================================
     def on_park(self, event: EventLike, link: Link) -> None:
@@ -180,7 +205,10 @@ class CallMachine:
                                       "outcome": call.data.outcome or "caller_hung_up",
                                       "path": call.data.path})
         if self.outcomes is not None:
-            self.outcomes.labels(call.data.tenant, call.data.outcome or "caller_hung_up").inc()
+            outcome = call.data.outcome or "caller_hung_up"
+            # A record resumed from Redis may come from another version of the flow.
+            self.outcomes.labels(call.data.tenant,
+                                 outcome if outcome in OUTCOMES else "other").inc()
         if self.hangups is not None:
             self.hangups.run(_Ended(uuid, call.data, cause, event))
 
@@ -200,6 +228,7 @@ class CallMachine:
                 if received_at is not None and self.setup is not None:
                     self.setup.observe(time.monotonic() - received_at)
                 link.api(commands.uuid_kill(uuid, decision.cause))
+                self._started("")
                 if self.outcomes is not None:
                     self.outcomes.labels("", "unallocated").inc()
                 return True
@@ -208,7 +237,9 @@ class CallMachine:
             if held is not None:
                 return False
             self._unclaimed_since.pop(uuid, None)
-            call = Call(uuid, CallState.NEW, data, link, setup_from=received_at)
+            self._started(data.tenant)
+            call = Call(uuid, CallState.NEW, data, link, setup_from=received_at,
+                        node=_node_name(link))
             self._calls[uuid] = call
             self._guarded(call, lambda: self._begin(call, decision))
             return True
@@ -574,6 +605,9 @@ class CallMachine:
                               time.monotonic())
         else:
             seen.pop(uuid, None)
+            # A call of ours that ended after the node was handed over: no longer ours to
+            # count, and not to be resumed if this worker owns the node again.
+            self._calls.pop(uuid, None)
 
     def _forget_old(self, seen: dict[str, tuple[str, str, float]], force: bool = False) -> None:
         horizon = time.monotonic() - STANDBY_MEMORY_S
@@ -597,6 +631,22 @@ class CallMachine:
             return True
         return self._current_application(uuid, link) == "park"
 
+    def _forget_ended_elsewhere(self, node: str, listed: set[Any]) -> None:
+        """Drop calls of this node the switch no longer lists and whose record has ended or
+        is another worker's: their hang-up reached a successor while this worker was not
+        listening (a link down, a lease lost). Left in place they would count as in progress
+        again, and be resumed, when this worker owns the node once more. A call claimed here
+        that ``show channels`` does not list yet keeps its record, held by this worker."""
+        gone = [c for u, c in self._calls.items()
+                if c.node == node and u not in listed and u not in self._in_flight]
+        if not gone:
+            return
+        records = self.store.records([(c.data.tenant, c.uuid) for c in gone])
+        for call in gone:
+            rec = records.get(call.uuid)
+            if rec is None or rec.owner != self.worker_id:
+                self._calls.pop(call.uuid, None)
+
     def reconcile(self, node: str, channels: list[dict[str, Any]], link: Link) -> None:
         """After (re)gaining a node's event stream: ``show channels`` rows plus the PARKs
         this worker saw as a standby (the snapshot may not list those yet)."""
@@ -617,6 +667,7 @@ class CallMachine:
 
     def take_over(self, node: str, channels: list[dict[str, Any]], link: Link, *,
                   grace_s: float) -> None:
+        self._forget_ended_elsewhere(node, {ch.get("uuid") for ch in channels})
         rows: dict[str, dict[str, Any]] = {}
         tenants: dict[str, str] = {}
         for ch in channels:
@@ -691,7 +742,7 @@ class CallMachine:
                     return
                 rec = taken
             data = CallData.unpack(rec.data, tenant, "")
-            call = Call(uuid, rec.state, data, link)
+            call = Call(uuid, rec.state, data, link, node=node)
             self._calls[uuid] = call
             log.info("resuming a call", extra={**self._ctx(uuid, tenant),
                                                "state": rec.state.value})

@@ -481,3 +481,20 @@ def test_sim_killed_mid_stream_and_restarted_is_seen_as_a_restart(sim, metrics):
     finally:
         link.stop()
         d.stop(1)
+
+
+def test_a_node_that_never_answers_reads_down_not_absent(metrics):
+    # A switch down since the worker started must show as 0 (an alert on it fires); a
+    # missing series would look the same as a node nobody configured.
+    with ScriptedPeer(password=PW) as gone:
+        port = gone.port            # closed when the block ends: nothing listens there
+    rec = Recorder()
+    link = NodeLink(NodeConfig(name="fs9", port=port, password=PW), _esl(), consume_events=True,
+                    dispatcher=None, metrics=metrics, on_up=rec.on_up, on_down=rec.on_down)
+    link.start()
+    try:
+        gwait(lambda: link.metrics is not None and metrics.registry.get_sample_value(
+            "cccore_esl_node_up", {"node": "fs9"}) == 0, message="node_up{fs9} reads 0")
+        assert not link.is_up and rec.ups == []
+    finally:
+        link.stop()

@@ -299,3 +299,65 @@ def test_a_dtmf_storm_a_missing_prompt_and_a_caller_gone_mid_step_end_cleanly(fl
     press(obs, fine, "9")
     assert ended(cluster, obs, fine)["outcome"] == "hung_up_by_menu"
     assert "Traceback" not in cluster.workers[0].log_tail(200_000)
+
+
+# ---- what the metrics may say about callers -----------------------------------------------------
+def _scrape(worker: WorkerProc) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=2) as resp:
+        text = resp.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items())))
+            for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
+def _hostile_calls(obs: Observer, start: int, n: int) -> list[str]:
+    """Calls from distinct callers whose numbers and SIP names carry label syntax, to the IVR,
+    an announcement, a suspended and unknown numbers; each caller hangs up or is ended."""
+    numbers = (IVR, "4001110006", "4001110003", "4009999999")
+    uuids = []
+    for i in range(start, start + n):
+        caller = ['"}evil{', "x\\\\y", "%0A#", "嘉兴", "'or'1"][i % 5] + f"{i:011d}"
+        extra = f' caller_id_name={{node="x{i}"}}\\n' if i % 2 else ""
+        reply = obs.conn.api(f"sim_inbound {caller} {numbers[i % 4]}{extra}")
+        assert reply.startswith("+OK "), reply
+        uuids.append(reply[4:].strip())
+    return uuids
+
+
+def test_hostile_callers_leave_no_trace_in_metric_labels_and_series_stay_flat(flow) -> None:
+    from esl_handlers.event_names import EVENT_NAMES
+
+    cluster, obs = flow
+    worker = cluster.workers[0]
+
+    def settle(uuids: list[str]) -> None:
+        for u in uuids:
+            if u not in obs.ended:
+                obs.conn.api(f"sim_hangup {u}")
+        wait_for(lambda: all(u in obs.ended for u in uuids), timeout=20,
+                 message="every hostile call to end")
+        # The worker sees each hang-up after the observer does.
+        wait_for(lambda: not [s for s in _scrape(worker) if s[0] == "cccore_calls_in_progress"
+                              and dict(s[1]).get("tenant")], timeout=5,
+                 message="no call left in progress")
+
+    settle(_hostile_calls(obs, 0, 12))
+    first = _scrape(worker)
+    settle(_hostile_calls(obs, 12, 36))
+    after = _scrape(worker)
+    values: dict[str, set[str]] = {}
+    for _, labels in after:
+        for k, v in labels:
+            values.setdefault(k, set()).add(v)
+    assert values["node"] == {"fs1"}
+    assert values["tenant"] <= {"flowtest", ""}
+    assert values["event"] <= set(EVENT_NAMES) | {"other", "unknown"}
+    leaked = {v for vs in values.values() for v in vs if any(
+        bit in v for bit in ("evil", "嘉兴", "#", "'", "x1", "000000000"))}
+    assert not leaked, leaked
+    assert ("cccore_calls_started_total", (("tenant", "flowtest"),)) in after
+    # Four times the callers, the same series (counters and buckets move, none is added).
+    assert after == first, sorted(after ^ first)[:10]

@@ -44,11 +44,19 @@ def test_calls_are_finished_by_the_standby_after_the_owner_dies(
         assert not any(u in obs.answered for u in orphans)
 
         cluster.wait_owner([standby], timeout=FAILOVER_TTL_MS / 1000 + 2)
+        in_progress = {"node": "fs1", "tenant": "default"}
+        # A supervisor sees the new owner carrying the calls while their greetings play.
+        wait_for(lambda: (standby.metric("cccore_calls_in_progress", in_progress) or 0) >= 2,
+                 timeout=5, message="the standby's calls in progress")
         calls = [mid_greeting, *orphans]
         wait_for(lambda: all(u in obs.ended for u in calls), timeout=15,
                  message="every call to be greeted and hung up after the takeover")
         assert all(obs.answered.get(u) == 1 for u in calls), obs.answered
         assert [obs.ended[u] for u in calls] == ["NORMAL_CLEARING"] * 3
+        wait_for(lambda: not standby.metric("cccore_calls_in_progress", in_progress),
+                 timeout=5, message="no call left in progress once all ended")
+        # The two that parked while nobody owned the node are new; the resumed one is not.
+        assert standby.metric("cccore_calls_started_total", {"tenant": "default"}) == 2
     finally:
         obs.conn.close()
 

@@ -25,6 +25,11 @@ def test_demo_plays_the_example_tenants_through_every_kind_of_outcome() -> None:
     assert res.returncode == 0, out + res.stderr
     assert "owned by worker" in out and "applied as config version" in out
     assert re.search(r"\[\s*\d+s\] calls\s+\d+ active\s+\d+ answered", out), "no progress line"
+    # The core's own delay per event is shown, apart from the switch clock's 20 ms steps.
+    assert re.search(r"\| core p50 [\d.]+ p99 [\d.]+ ms \|", out), "no core delay on progress"
+    core_p50, core_p99 = (float(v) for v in _row(out, "core delay per event p50/p99 ms").split(" / "))
+    assert 0 < core_p50 <= core_p99
+    assert re.fullmatch(r"[\d.]+ / [\d.]+", _row(out, "switch clock lag p50/p99 ms"))
     placed = int(_row(out, "calls placed"))
     assert placed == 60 and int(_row(out, "ended")) == placed
     assert int(_row(out, "still active")) == 0

@@ -1,0 +1,86 @@
+"""Metric names are a contract with dashboards and alert rules: one scheme, no surprises."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from esl_handlers.event_names import EVENT_NAMES
+from metrics.callflow import CallFlowMetrics
+from metrics.esl import EslMetrics, event_label
+from metrics.lease import LeaseMetrics
+
+# What README "Observability", the demo, the bench, chaos.py and the integration tests read.
+EXPORTED = {
+    "cccore_esl_events_total", "cccore_esl_handling_seconds", "cccore_esl_event_lag_seconds",
+    "cccore_esl_dispatch_queue_depth", "cccore_esl_shed_events_total",
+    "cccore_esl_backpressure_seconds_total", "cccore_esl_handler_errors_total",
+    "cccore_esl_reconnects_total", "cccore_esl_command_seconds",
+    "cccore_esl_command_errors_total", "cccore_esl_heartbeat_missed_total",
+    "cccore_esl_node_restarts_total", "cccore_esl_framing_errors_total",
+    "cccore_esl_unsolicited_replies_total", "cccore_esl_node_up",
+    "cccore_node_owner", "cccore_lease_acquired_total", "cccore_lease_lost_total",
+    "cccore_lease_renew_failures_total", "cccore_lease_fenced_events_total",
+    "cccore_node_reconciles_total",
+    "cccore_calls_swept_total", "cccore_calls_total", "cccore_calls_started_total",
+    "cccore_call_setup_seconds", "cccore_calls_in_progress",
+}
+
+
+def _worker_registry() -> CollectorRegistry:
+    """What a worker process exports (cc_core.worker and cc_core.app build the same)."""
+    reg = CollectorRegistry()
+    EslMetrics(reg)
+    LeaseMetrics(reg)
+    CallFlowMetrics(reg).watch_live_calls(lambda: [("fs1", "t1")])
+    return reg
+
+
+def _exported(reg: CollectorRegistry) -> dict[str, str]:
+    """Exposed name (counters with their ``_total``) -> type."""
+    out = {}
+    for fam in reg.collect():
+        name = fam.name + "_total" if fam.type == "counter" else fam.name
+        out[name] = fam.type
+    return out
+
+
+def test_every_metric_a_worker_exports_keeps_its_contracted_name() -> None:
+    assert set(_exported(_worker_registry())) == EXPORTED
+
+
+def test_names_carry_the_namespace_and_base_units() -> None:
+    for name, kind in _exported(_worker_registry()).items():
+        assert name.startswith("cccore_"), name
+        if kind == "counter":
+            assert name.endswith("_total"), name
+        if kind == "histogram":
+            # Every histogram here measures a time, in seconds.
+            assert name.endswith("_seconds"), name
+        assert "_ms" not in name and "millis" not in name, name
+
+
+def test_without_a_registry_nothing_is_registered_and_sets_can_be_built_again() -> None:
+    before = {fam.name for fam in REGISTRY.collect()}
+    for _ in range(2):      # a second set on a shared registry would raise "Duplicated"
+        esl, lease, flow = EslMetrics(None), LeaseMetrics(None), CallFlowMetrics(None)
+        lease.owner.labels("fs1").set(1)
+        esl.events_total.labels("fs1", "CHANNEL_PARK").inc()
+        flow.started.labels("t1").inc()
+        flow.watch_live_calls(lambda: [])
+    assert {fam.name for fam in REGISTRY.collect()} == before
+
+
+def test_the_lag_help_says_it_is_the_switch_clock_not_the_core() -> None:
+    helps = {fam.name: fam.documentation for fam in _worker_registry().collect()}
+    assert "20 ms" in helps["cccore_esl_event_lag_seconds"]
+    assert "cccore_esl_handling_seconds" in helps["cccore_esl_event_lag_seconds"]
+
+
+def test_an_event_label_is_one_of_freeswitchs_names() -> None:
+    assert event_label("CHANNEL_PARK") == "CHANNEL_PARK"
+    assert event_label("CUSTOM") == "CUSTOM"
+    assert event_label("") == event_label(None) == "unknown"
+    # Shaped like an event name but not one: would open a series per distinct word.
+    assert event_label("CHANNEL_PARK_0C8296CC") == "other"
+    assert event_label("channel_park") == "other"
+    assert {event_label(n) for n in EVENT_NAMES} <= set(EVENT_NAMES) | {"other"}
