@@ -73,6 +73,9 @@ class Fallback(_Model):
     """What the switch does by itself with a 400 call no worker took in time."""
 
     after_s: int = Field(20, ge=3, le=600)
+    # Signal 180 Ringing before parking: until a worker or the fallback acts, the caller hears
+    # their network's ringback instead of silence. Nothing is answered by it.
+    ring_while_parked: bool = True
     # Played after answering (a file path the switch can read, or a tone_stream:// spec).
     announce: str = "tone_stream://%(400,200,425);loops=3"
     # How long callers wait in the switch's own queue for an agent before voicemail

@@ -300,6 +300,9 @@ _SIP_COMMON = {
     # China's networks carry G.711 A-law first.
     "inbound-codec-prefs": "PCMA,PCMU", "outbound-codec-prefs": "PCMA,PCMU",
     "dtmf-type": "rfc2833", "rfc2833-pt": "101",
+    # Without a timer a channel's media is paced by the far end's RTP: a caller whose side
+    # sends none (measured with SIPp) stalls every prompt and sleep on the switch.
+    "rtp-timer-name": "soft",
     "manage-presence": "false", "accept-blind-reg": "false", "accept-blind-auth": "false",
 }
 
@@ -419,15 +422,18 @@ def _dialplan(cfg: Config, loaded: LoadedConfig, node: str) -> tuple[bytes, int,
         ext = _x("extension", default, name=f"cc_400_{tid}")
         cond = _x("condition", ext, field="destination_number",
                   expression=_alternation(numbers))
-        for app, data in (
+        apps = [
             ("set", f"cc_tenant={tid}"), ("set", "cc_dnis=$1"),
             ("set", "cc_caller=${caller_id_number}"), ("set", f"cc_node={node}"),
             ("set", f"cc_fallback_s={fb.after_s}"),
             # Filed under this channel's uuid: the worker that takes the call cancels it
             # with `sched_del <uuid>`; if none does, the switch serves the caller itself.
             ("sched_transfer", f"+{fb.after_s} $1 XML {FALLBACK_CONTEXT}"),
-            ("park", ""),
-        ):
+        ]
+        if fb.ring_while_parked:
+            apps.append(("ring_ready", ""))
+        apps.append(("park", ""))
+        for app, data in apps:
             _x("action", cond, application=app, **({"data": data} if data else {}))
         if active:
             _fallback_extensions(fallback, tid, active, cfg)

@@ -180,8 +180,11 @@ def test_a_configured_400_number_parks_with_the_variables_the_core_reads(tree: P
     assert sets["cc_tenant"] == "acme" and sets["cc_dnis"] == "4008001234"
     assert sets["cc_caller"] == "${caller_id_number}" and sets["cc_node"] == "fs1"
     assert apps[-1] == ("park", "")
-    # The fallback is armed before the call parks (the core cancels it: sched_del <uuid>).
-    assert apps[-2] == ("sched_transfer", "+20 4008001234 XML cc_fallback")
+    # The fallback is armed before the call parks (the core cancels it: sched_del <uuid>),
+    # and the caller hears ringback, not silence, while it waits; nothing answers it.
+    assert apps[-3:-1] == [("sched_transfer", "+20 4008001234 XML cc_fallback"),
+                           ("ring_ready", "")]
+    assert not {"answer", "pre_answer"} & {a for a, _ in apps}
     # Suspended and reserved numbers park too: the core plays their announcement.
     assert route(tree, "default", "4008009999")[-1] == ("park", "")
 
@@ -221,6 +224,15 @@ def test_a_suspended_number_falls_back_to_the_cores_cause_never_answered(tree: P
     assert route(tree, "cc_fallback", "4008000000") == [("hangup", "UNALLOCATED_NUMBER")]
 
 
+def test_ringback_while_parked_can_be_turned_off(tmp_path: Path) -> None:
+    cfg = base_config()
+    cfg["freeswitch"]["fallback"]["ring_while_parked"] = False
+    res, out = render(tmp_path, cfg)
+    assert res.exit_code == 0, res.output
+    apps = route(out, "default", "4008001234")
+    assert "ring_ready" not in [a for a, _ in apps] and apps[-1] == ("park", "")
+
+
 def test_without_agents_the_fallback_goes_straight_to_voicemail(tmp_path: Path) -> None:
     res, out = render(tmp_path, base_config(agents=[]))
     assert res.exit_code == 0, res.output
@@ -231,6 +243,17 @@ def test_without_agents_the_fallback_goes_straight_to_voicemail(tmp_path: Path) 
 def test_agents_dial_400_numbers_only(tree: Path) -> None:
     assert route(tree, "agents", "4008001234") == [("transfer", "4008001234 XML default")]
     assert route(tree, "agents", "13800138000") == [("hangup", "CALL_REJECTED")]
+
+
+def test_both_sip_profiles_pace_media_by_the_switchs_clock(tree: Path) -> None:
+    """Measured on 1.10.12: without rtp-timer-name, an answered caller who sends no RTP hears
+    nothing and the fallback's announcement never ends."""
+    sofia = ET.parse(tree / "autoload_configs/sofia.conf.xml").getroot()
+    for profile in sofia.iter("profile"):
+        box = profile.find("settings")
+        assert box is not None
+        settings = {p.get("name"): p.get("value") for p in box}
+        assert settings.get("rtp-timer-name") == "soft", profile.get("name")
 
 
 # -- core settings and ESL ----------------------------------------------------------------------
