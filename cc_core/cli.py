@@ -320,6 +320,45 @@ def selftest(number: str, dtmf: str, caller: str, node: str | None, config_path:
     sys.exit(code)
 
 
+@cli.group()
+def fsconf() -> None:
+    """FreeSWITCH configuration for a node run by this core."""
+
+
+@fsconf.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True,
+              help="YAML config file: nodes (ESL address, password) and freeswitch: "
+                   "(trunks, agents, addresses, fallback).")
+@click.option("--tenants", "tenants_path", type=click.Path(), required=True,
+              help="Tenant folder or file: the 400 numbers the node parks.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Folder to write (replaced whole); FreeSWITCH's -conf.")
+@click.option("--node", default=None, metavar="NAME",
+              help="Which node of the config (needed when it lists several).")
+def render(config_path: str, tenants_path: str, out_dir: str, node: str | None) -> None:
+    """Write the node's whole FreeSWITCH configuration into --out.
+
+    The ESL password is the node's, or $CC_ESL_PASSWORD; files holding secrets are 0600."""
+    from cc_core import config as config_mod
+    from cc_core.tenants.loader import load_path
+    from freeswitch_conf import render as fs
+
+    try:
+        cfg = config_mod.load(config_path)
+        tenants = load_path(tenants_path)
+        rendered = fs.render(cfg, tenants, node)
+        target = fs.write(rendered, out_dir)
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+    sw = cfg.freeswitch
+    click.echo(f"node {rendered.node}: {rendered.numbers} numbers of {rendered.tenants} tenants "
+               f"park, {len(sw.trunks)} trunks, {len(sw.agents)} agents; fallback after "
+               f"{sw.fallback.after_s} s; written to {target} "
+               f"(secrets, mode 0600: {', '.join(sorted(rendered.secret))})")
+    click.echo(f"on the switch: create {sw.voicemail_dir} (writable by FreeSWITCH) and give "
+               "the workers the same CC_VOICEMAIL_DIR")
+
+
 def main() -> None:
     cli()
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cc_core.errors import ConfigError
 from esl_handlers.config import DEFAULT_EVENTS, EslConfig, NodeConfig
+from freeswitch_conf.model import SwitchConfig
 
 __all__ = ["DEFAULT_EVENTS", "Config", "EslConfig", "NodeConfig", "load"]
 
@@ -31,6 +32,8 @@ class Config(_Model):
     metrics_host: str = "127.0.0.1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     timezone: str = "Asia/Shanghai"
+    # What `cc-core fsconf render` needs beyond the nodes: trunks, agents, addresses, fallback.
+    freeswitch: SwitchConfig = Field(default_factory=SwitchConfig)
 
     @field_validator("nodes")
     @classmethod
