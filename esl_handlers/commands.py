@@ -233,6 +233,12 @@ def uuid_send_dtmf(uuid: str, digits: str) -> str:
     return f"uuid_send_dtmf {_uuid(uuid)} {digits}"
 
 
+def sched_del(group: str) -> str:
+    """``sched_del <uuid>``: delete the channel's scheduled tasks (a sched_transfer fallback
+    armed by the dialplan); FreeSWITCH answers ``+OK Deleted: <n>``."""
+    return f"sched_del {_uuid(group)}"
+
+
 def uuid_break(uuid: str, all_: bool = False) -> str:
     return f"uuid_break {_uuid(uuid)}" + (" all" if all_ else "")
 

@@ -389,6 +389,29 @@ def _continues_on_fail(v: dict[str, str], cause: str) -> bool:
     return False
 
 
+def app_sched_transfer(engine: Engine, ch: Channel, arg: str) -> None:
+    """mod_dptools.c:sched_transfer_function, ``[+]<time> <extension> [<dialplan>]
+    [<context>]``: switch_ivr_schedule_transfer adds a task in the channel's uuid group
+    (switch_ivr_async.c) that transfers it when due; the id goes to ``last_sched_id``."""
+    parts = arg.split()
+    if len(parts) < 2:
+        return
+    when = parts[0]
+    try:
+        delay = float(when[1:]) if when.startswith("+") else float(when) - engine.clock.now()
+    except ValueError:
+        return
+    dest, dialplan_name = parts[1], (parts[2] if len(parts) > 2 else "XML")
+
+    def transfer() -> None:
+        if ch.alive:
+            ch.bridge_request = ("transfer", dest, dialplan_name)
+            ch.wake()
+
+    task_id = engine.schedule(ch.uuid, max(0.0, delay), transfer)
+    ch.variables["last_sched_id"] = str(task_id)
+
+
 def app_noop(engine: Engine, ch: Channel, arg: str) -> None:
     """Applications cc-core may send that have no effect worth simulating."""
 
@@ -398,7 +421,7 @@ APPS: dict[str, Callable[[Engine, Channel, str], None]] = {
     "set": app_set, "export": app_export, "unset": app_unset, "sleep": app_sleep,
     "hangup": app_hangup, "park": app_park, "playback": app_playback,
     "play_and_get_digits": app_play_and_get_digits, "record_session": app_record_session,
-    "record": app_record,
+    "record": app_record, "sched_transfer": app_sched_transfer,
     "stop_record_session": app_stop_record_session, "bridge": app_bridge,
     "log": app_noop, "info": app_noop, "echo": app_noop, "set_zombie_exec": app_noop,
 }

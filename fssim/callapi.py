@@ -244,6 +244,13 @@ class ChannelApi:
             self.engine.spawn(self.engine.feed_dtmf, twin, digits, "UNKNOWN")
         return f"+OK {ch.uuid} sent DTMF {digits}.\n"
 
+    def sched_del(self, req: ApiRequest) -> str:
+        """mod_commands.c:sched_del_function: a task id (digits) or a group name."""
+        key = req.args.strip()
+        if not key:
+            return "-ERR Invalid syntax\n"
+        return f"+OK Deleted: {self.engine.unschedule(key)}\n"
+
     def uuid_dump(self, req: ApiRequest) -> str:
         """mod_commands.c:uuid_dump_function (json and plain formats)."""
         parts = req.args.split()
@@ -521,6 +528,7 @@ def register(switch: Switch, engine: Engine) -> ChannelApi:
         "uuid_exists": api.uuid_exists, "uuid_break": api.uuid_break,
         "uuid_send_dtmf": api.uuid_send_dtmf, "uuid_dump": api.uuid_dump,
         "hupall": api.hupall, "originate": api.originate, "show": api.show,
+        "sched_del": api.sched_del,
         "sim_inbound": api.sim_inbound, "sim_dtmf": api.sim_dtmf,
         "sim_hangup": api.sim_hangup, "sim_endpoint": api.sim_endpoint,
     }

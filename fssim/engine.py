@@ -9,6 +9,7 @@ transfer, DTMF) and wake it; the few events FreeSWITCH fires from the caller's t
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid as uuidlib
 from collections.abc import Callable
@@ -149,6 +150,9 @@ class Engine:
         self.clock = switch.clock
         self.channels: dict[str, Channel] = {}
         self.endpoints = Endpoints()
+        # switch_scheduler.c: tasks by id, each in a group (sched_transfer's is the uuid)
+        self.tasks: dict[int, tuple[str, gevent.Greenlet]] = {}
+        self._task_ids = itertools.count(1)
         self.sessions_since_start = 0
 
     @property
@@ -374,6 +378,29 @@ class Engine:
         self.fire(ch, "CHANNEL_EXECUTE_COMPLETE",
                   extra=head + [("Application-Response", ch.app_response or "_none_"),
                                 ("Application-UUID", uid)])
+
+    def schedule(self, group: str, sim_delay_s: float, fn: Callable[[], None]) -> int:
+        """switch_scheduler_add_task: run ``fn`` after the delay; returns the task id."""
+        task_id = next(self._task_ids)
+
+        def run() -> None:
+            self.clock.sleep(sim_delay_s)
+            if self.tasks.pop(task_id, None) is not None:
+                fn()
+
+        self.tasks[task_id] = (group, self.spawn(run))
+        return task_id
+
+    def unschedule(self, key: str) -> int:
+        """switch_scheduler_del_task_id / _group: how many tasks were deleted."""
+        if key.isdigit():
+            found = [int(key)] if int(key) in self.tasks else []
+        else:
+            found = [tid for tid, (group, _) in self.tasks.items() if group == key]
+        for tid in found:
+            _, greenlet = self.tasks.pop(tid)
+            greenlet.kill(block=False)
+        return len(found)
 
     def park(self, ch: Channel) -> None:
         """switch_ivr.c:switch_ivr_park: run queued sendmsg apps until hang-up, bridge or

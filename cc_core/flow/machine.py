@@ -62,7 +62,7 @@ STANDBY_EVENTS = ("CHANNEL_PARK", "CHANNEL_HANGUP_COMPLETE")
 OUTCOMES = frozenset({v.value for v in Verdict if v is not Verdict.ROUTE} | {
     "answered_by_agent", "abandoned_in_queue", "transferred", "transfer_not_answered",
     "queued", "overflowed", "not_answered", "voicemail", "announced", "hung_up_by_menu",
-    "failed", "caller_hung_up"})
+    "failed", "caller_hung_up", "fallback"})
 UNDEF = "_undef_"            # uuid_getvar of an unset variable (command_replies.json)
 SILENCE = "silence_stream://250"
 
@@ -171,7 +171,8 @@ class CallMachine:
         if not NUMBER_400.match(dnis) or uuid in self._calls:
             return
         self.start(uuid, dnis, event.get("Caller-Caller-ID-Number") or "", link,
-                   received_at=getattr(event, "received_at", None))
+                   received_at=getattr(event, "received_at", None),
+                   fallback=bool(event.get("variable_cc_fallback_s")))
 
     def on_execute_complete(self, event: EventLike, link: Link) -> None:
         uuid = event.unique_id
@@ -214,7 +215,7 @@ class CallMachine:
 
     # ==== claiming a call ===========================================================================
     def start(self, uuid: str, dnis: str, caller: str, link: Link,
-              received_at: float | None = None) -> bool:
+              received_at: float | None = None, fallback: bool = True) -> bool:
         """Decide, claim and run the call's first step; False when it is not ours to run."""
         if self.is_draining():
             log.info("draining: leaving parked call to the next owner", extra=self._ctx(uuid))
@@ -233,6 +234,7 @@ class CallMachine:
                     self.outcomes.labels("", "unallocated").inc()
                 return True
             data = self._data(decision, dnis, caller)
+            data.fallback = fallback
             held = self._claim(data.tenant, uuid, data)
             if held is not None:
                 return False
@@ -241,8 +243,25 @@ class CallMachine:
             call = Call(uuid, CallState.NEW, data, link, setup_from=received_at,
                         node=_node_name(link))
             self._calls[uuid] = call
-            self._guarded(call, lambda: self._begin(call, decision))
+            self._guarded(call, lambda: self._take_from_switch(call, decision))
             return True
+
+    def _take_from_switch(self, call: Call, decision: Decision) -> None:
+        """Cancel the fallback the dialplan armed (freeswitch_conf: sched_transfer into
+        cc_fallback when no worker takes the call in time), then run the first step; a call
+        the fallback already took is the switch's, and left to it."""
+        if call.data.fallback:
+            self._act(call)
+            reply = call.link.api(commands.sched_del(call.uuid))
+            if reply.startswith("+OK Deleted: 0") and self._getvar(call, "cc_fallback") == "taken":
+                log.warning("the switch's fallback took the call before this worker did",
+                            extra=self._ctx(call.uuid, call.data.tenant))
+                call.data.outcome = "fallback"
+                self._calls.pop(call.uuid, None)
+                self.store.forget(call.data.tenant, call.uuid)
+                return
+            call.data.fallback = False
+        self._begin(call, decision)
 
     def _data(self, d: Decision, dnis: str, caller: str) -> CallData:
         assert d.tenant is not None
@@ -774,7 +793,7 @@ class CallMachine:
         if state is CallState.NEW:
             if app == "park":
                 decision = self.decider.decide(call.data.dnis, call.data.caller, self.clock())
-                self._begin(call, decision)
+                self._take_from_switch(call, decision)
             return True
         tenant = self._tenant(call)
         if state in (CallState.MENU, CallState.COLLECTING):

@@ -88,6 +88,7 @@ class CallData:
     seq: int = 0
     path: list[str] = field(default_factory=list)   # what the caller went through
     vars: dict[str, str] = field(default_factory=dict)
+    fallback: bool = False            # the dialplan armed the switch's fallback: cancel it
     outcome: str = ""                 # how the flow ended the call (summary and demo counts)
     hangup_cause: str = ""            # the cause the flow asked for, if it hung up
 

@@ -305,8 +305,10 @@ def test_a_park_seen_as_standby_is_taken_when_show_channels_has_not_caught_up(re
     m.on_standby_event("fs1", _park())
     link = RecordingLink()
     m.reconcile("fs1", [], link)      # the core database does not list it yet
-    assert link.sent[:2] == [("api", f"uuid_getvar {UUID} current_application"),
-                             ("api", f"uuid_answer {UUID}")]
+    # Taken without its PARK event, so whether a fallback is armed is unknown: cancelled
+    # anyway (`+OK Deleted: 0` when there was none).
+    assert link.sent[:3] == [("api", f"uuid_getvar {UUID} current_application"),
+                             ("api", f"sched_del {UUID}"), ("api", f"uuid_answer {UUID}")]
     m.on_standby_event("fs1", _park())
     m.on_standby_event("fs1", Event.from_headers({
         "Event-Name": "CHANNEL_HANGUP_COMPLETE", "Unique-ID": UUID}))
@@ -344,3 +346,49 @@ def test_a_call_whose_end_event_was_lost_is_forgotten_once_the_switch_no_longer_
     assert UUID in m._calls
     m.sweep("fs1", [], link)                   # gone from the switch: forgotten
     assert UUID not in m._calls
+
+
+# ---- the switch's own fallback (freeswitch_conf: sched_transfer into cc_fallback) -------------
+def _park_with_fallback() -> Event:
+    return Event.from_headers({"Event-Name": "CHANNEL_PARK", "Unique-ID": UUID,
+                               "Call-Direction": "inbound",
+                               "Caller-Destination-Number": "4008001234",
+                               "Caller-Caller-ID-Number": "13311112222",
+                               "variable_cc_fallback_s": "8"})
+
+
+def test_a_call_with_a_fallback_armed_cancels_it_before_anything_else(redis_url) -> None:
+    m, _, r = _machine(redis_url)
+
+    class Switch(RecordingLink):
+        def api(self, cmd: str, timeout: float | None = None) -> str:
+            if cmd.startswith("sched_del "):
+                self.sent.append(("api", cmd))
+                return "+OK Deleted: 1\n"          # mod_commands.c sched_del_function
+            return super().api(cmd, timeout)
+
+    link = Switch()
+    m.on_park(_park_with_fallback(), link)
+    assert link.sent[:2] == [("api", f"sched_del {UUID}"), ("api", f"uuid_answer {UUID}")]
+    plain = RecordingLink()
+    m.on_hangup_complete(Event.from_headers({"Event-Name": "CHANNEL_HANGUP_COMPLETE",
+                                             "Unique-ID": UUID}), plain)
+    m.on_park(_park(), plain)                  # no fallback armed: nothing to cancel
+    assert not any(str(c).startswith("sched_del") for _, c in plain.sent)
+
+
+def test_a_call_the_fallback_already_took_is_left_to_the_switch(redis_url) -> None:
+    m, _, r = _machine(redis_url)
+
+    class Switch(RecordingLink):
+        def api(self, cmd: str, timeout: float | None = None) -> str:
+            if cmd.startswith("sched_del "):
+                self.sent.append(("api", cmd))
+                return "+OK Deleted: 0\n"
+            return super().api(cmd, timeout)
+
+    link = Switch()
+    link.variables["cc_fallback"] = "taken"
+    m.on_park(_park_with_fallback(), link)
+    assert link.answers() == 0 and link.apps() == [], "never answered twice, nothing played"
+    assert not r.exists(keys.call("t1", UUID)) and UUID not in m._calls

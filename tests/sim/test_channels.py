@@ -630,3 +630,24 @@ def test_originate_reads_its_arguments_as_freeswitch_does(client: SimClient) -> 
     # (braces protect nothing): the dial string is cut at the space.
     job = client.bgapi(f"originate {{cc_note=a b}}{contact} &park()")
     assert not job.startswith("+OK "), job
+
+
+def test_sched_transfer_fires_unless_sched_del_removes_it_first(client: SimClient) -> None:
+    # mod_dptools sched_transfer schedules a task in the channel's uuid group;
+    # mod_commands sched_del deletes by group and says how many (freeswitch_conf's fallback).
+    kept = parked_call(client, "4915550031", "4005550131")
+    frame = client.send(f"sendmsg {kept}\ncall-command: execute\nexecute-app-name: "
+                        "sched_transfer\nexecute-app-arg: +2 9999 XML default")
+    assert frame.get("Reply-Text") == "+OK"
+    client.wait_event(kept, "CHANNEL_EXECUTE_COMPLETE", Application="sched_transfer")
+    assert client.api(f"sched_del {kept}") == "+OK Deleted: 1\n"
+    assert client.api(f"sched_del {kept}") == "+OK Deleted: 0\n"
+    assert client.api("sched_del") == "-ERR Invalid syntax\n"
+    moved = parked_call(client, "4915550032", "4005550132")
+    client.send(f"sendmsg {moved}\ncall-command: execute\nexecute-app-name: sched_transfer\n"
+                "execute-app-arg: +1 9999 XML default")
+    # 9999 routes nowhere in the simulator's dialplan: the transfer shows as that hang-up.
+    assert ended(client, moved).get("Hangup-Cause") == "NO_ROUTE_DESTINATION"
+    assert client.api(f"uuid_exists {kept}") == "true"
+    client.api(f"uuid_kill {kept}")
+    ended(client, kept)
