@@ -47,7 +47,7 @@ def expected_destination(tenant: Tenant, start: Destination, digits: list[str]) 
     dest = start
     stack: list[str] = []
     keys_left = list(digits)
-    for _ in range(64):    # a menu that loops back to itself ends the walk
+    for _ in range(64 + 4 * len(digits)):    # a menu that loops to itself ends the walk
         if dest.kind in _FINAL:
             return dest
         if dest.kind is DestinationKind.MENU:
