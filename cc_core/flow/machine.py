@@ -650,21 +650,26 @@ class CallMachine:
             return True
         return self._current_application(uuid, link) == "park"
 
-    def _forget_ended_elsewhere(self, node: str, listed: set[Any]) -> None:
-        """Drop calls of this node the switch no longer lists and whose record has ended or
-        is another worker's: their hang-up reached a successor while this worker was not
-        listening (a link down, a lease lost). Left in place they would count as in progress
-        again, and be resumed, when this worker owns the node once more. A call claimed here
-        that ``show channels`` does not list yet keeps its record, held by this worker."""
+    def _forget_gone(self, node: str, listed: set[Any]) -> None:
+        """Drop calls of this node that the switch no longer lists: at once when their record
+        has ended or is another worker's (their hang-up reached a successor while this worker
+        was not listening: left in place they would count as in progress, and be resumed,
+        when this worker owns the node again); past the core database's lag when the record
+        is still ours (their HANGUP_COMPLETE was lost in a reconnect; the record expires with
+        its TTL). A call claimed here that ``show channels`` does not list yet is kept."""
         gone = [c for u, c in self._calls.items()
                 if c.node == node and u not in listed and u not in self._in_flight]
         if not gone:
             return
         records = self.store.records([(c.data.tenant, c.uuid) for c in gone])
+        horizon = time.monotonic() - GONE_AFTER_S
         for call in gone:
             rec = records.get(call.uuid)
-            if rec is None or rec.owner != self.worker_id:
+            if rec is None or rec.owner != self.worker_id or call.known_since < horizon:
                 self._calls.pop(call.uuid, None)
+                log.info("call gone from the switch without its end event here",
+                         extra={**self._ctx(call.uuid, call.data.tenant),
+                                "state": call.state.value})
 
     def reconcile(self, node: str, channels: list[dict[str, Any]], link: Link) -> None:
         """After (re)gaining a node's event stream: ``show channels`` rows plus the PARKs
@@ -686,7 +691,7 @@ class CallMachine:
 
     def take_over(self, node: str, channels: list[dict[str, Any]], link: Link, *,
                   grace_s: float) -> None:
-        self._forget_ended_elsewhere(node, {ch.get("uuid") for ch in channels})
+        self._forget_gone(node, {ch.get("uuid") for ch in channels})
         rows: dict[str, dict[str, Any]] = {}
         tenants: dict[str, str] = {}
         for ch in channels:
@@ -700,8 +705,6 @@ class CallMachine:
             if found is not None:
                 tenants[uuid] = found[0].tenant
         self._unclaimed_since = {u: t for u, t in self._unclaimed_since.items() if u in rows}
-        if grace_s > 0:
-            self._forget_gone(node, {ch.get("uuid") for ch in channels})
         if not rows:
             return
         records = self.store.records([(t, u) for u, t in tenants.items()])
@@ -735,20 +738,6 @@ class CallMachine:
                 self._resume(node, uuid, tenants[uuid], rec, link, counted=sweeping)
             except (EslError, RedisError) as exc:
                 log.warning("taking over a call failed: %r", exc, extra=self._ctx(uuid))
-
-    def _forget_gone(self, node: str, listed: set[Any]) -> None:
-        """Calls this worker follows that the switch no longer has: their HANGUP_COMPLETE
-        was lost (a reconnect). Kept only past the core database's lag, then dropped from
-        memory; their records expire with their TTL."""
-        horizon = time.monotonic() - GONE_AFTER_S
-        for uuid, call in list(self._calls.items()):
-            if (uuid not in listed and uuid not in self._in_flight
-                    and call.known_since < horizon
-                    and getattr(getattr(call.link, "node", None), "name", node) == node):
-                del self._calls[uuid]
-                log.info("call gone from the switch without its end event",
-                         extra={**self._ctx(uuid, call.data.tenant),
-                                "state": call.state.value})
 
     def _resume(self, node: str, uuid: str, tenant: str, rec: CallRecord, link: Link, *,
                 counted: bool) -> None:

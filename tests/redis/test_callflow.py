@@ -33,6 +33,9 @@ _REGIONS = RegionDirectory()
 class RecordingLink:
     """Stands in for a NodeLink: records commands, answers as FreeSWITCH would."""
 
+    class node:  # noqa: N801 - read as link.node.name, like NodeLink
+        name = "fs1"
+
     def __init__(self, sendmsg_reply: str = "+OK") -> None:
         self.sent: list[tuple[str, object]] = []
         self.sendmsg_reply = sendmsg_reply
