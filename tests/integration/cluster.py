@@ -33,8 +33,11 @@ _OWNER_RE = re.compile(r'^cccore_node_owner\{node="(?P<node>[^"]+)"\} (?P<v>\S+)
 
 
 # ---- processes --------------------------------------------------------------------------------
-def start_sim(tmp_path: Path) -> SimProcess:
-    return SimProcess.start(password=SIM_PASSWORD, stderr_path=tmp_path / "sim.log", cwd=REPO)
+def start_sim(tmp_path: Path, *args: str, port: int = 0) -> SimProcess:
+    """The simulator with ``args`` (CLI flags); ``port`` to come back on the same one."""
+    return SimProcess.start(*args, password=SIM_PASSWORD, cwd=REPO,
+                            stderr_path=tmp_path / f"sim-{time.monotonic_ns()}.log",
+                            listen=f"127.0.0.1:{port}")
 
 
 @dataclass
@@ -180,8 +183,8 @@ class Cluster:
         self.r.close()
 
 
-def running_cluster(tmp_path: Path, redis_url: str) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, redis_url, start_sim(tmp_path))
+def running_cluster(tmp_path: Path, redis_url: str, *sim_args: str) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, redis_url, start_sim(tmp_path, *sim_args))
     try:
         yield c
     finally:

@@ -23,13 +23,13 @@ from cc_core.redis_server import PrivateRedis
 from fssim.process import SimProcess
 from tests.conftest import wait_for
 from tests.integration.cluster import (
-    REPO,
-    SIM_PASSWORD,
     START_TIMEOUT_S,
     Cluster,
     Observer,
     WorkerProc,
     greeting_tenant,
+    running_cluster,
+    start_sim,
 )
 
 pytestmark = pytest.mark.slow
@@ -45,19 +45,13 @@ GREETING = "tone_stream://%(300,0,440);loops=1"
 
 
 def _sim(tmp_path: Path, port: int = 0) -> SimProcess:
-    return SimProcess.start("--db-lag-ms", str(DB_LAG_MS), password=SIM_PASSWORD,
-                            stderr_path=tmp_path / f"sim-{time.monotonic_ns()}.log", cwd=REPO,
-                            listen=f"127.0.0.1:{port}")
+    return start_sim(tmp_path, "--db-lag-ms", str(DB_LAG_MS), port=port)
 
 
 @pytest.fixture
 def lagging(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
     monkeypatch.setenv("CC_TENANTS", str(greeting_tenant(tmp_path, GREETING)))
-    c = Cluster(tmp_path, redis_url, _sim(tmp_path))
-    try:
-        yield c
-    finally:
-        c.close()
+    yield from running_cluster(tmp_path, redis_url, "--db-lag-ms", str(DB_LAG_MS))
 
 
 class Traffic:
