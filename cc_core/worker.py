@@ -69,7 +69,6 @@ EXIT_FAILED = 1
 REDIS_POOL_SPARE = 16
 
 AppFactory = Callable[["WorkerContext"], Any]
-Reconcile = Callable[[str, list[dict[str, Any]]], None]
 
 
 def _no_reconcile(node_name: str, channels: list[dict[str, Any]]) -> None:
