@@ -64,3 +64,79 @@ def tenant_config(tenant: str, version: int) -> str:
 
 def tenant_config_versions(tenant: str) -> str:
     return f"{_tenant(tenant)}:config:versions"
+
+
+# -- the ACD (acd/) ---------------------------------------------------------------------------
+#
+# Every ACD key of a tenant carries ``{t:<tenant>}``: the dispatch scripts touch one tenant's
+# agents, queues and callers together, in one Cluster slot. Values are strings/ints in hashes
+# (read field by field inside Lua); payloads on the stream are msgpack.
+#
+# | key                                   | type   | holds                                   |
+# |---------------------------------------|--------|-----------------------------------------|
+# | ``cc:{t:T}:acd:agents``               | set    | the tenant's agent ids                  |
+# | ``cc:{t:T}:acd:agent:<id>``           | hash   | one agent: config fields + live status, |
+# |                                       |        | state, reservation, daily counters      |
+# | ``cc:{t:T}:acd:agent:<id>:queues``    | zset   | the agent's queues, score level*10^5+pos |
+# | ``cc:{t:T}:acd:queues``               | set    | the tenant's queue names                |
+# | ``cc:{t:T}:acd:queue:<q>``            | hash   | one queue's settings and counters       |
+# | ``cc:{t:T}:acd:queue:<q>:tiers``      | zset   | agent ids, score level*10^5+position    |
+# | ``cc:{t:T}:acd:queue:<q>:waiting``    | zset   | waiting callers' uuids by rank          |
+# | ``cc:{t:T}:acd:member:<uuid>``        | hash   | one caller in a queue                   |
+# | ``cc:{t:T}:acd:timers``               | zset   | "kind|id" due at score (ms): wrap-up     |
+# |                                       |        | ends, delays, reservation deadlines     |
+# | ``cc:{t:T}:acd:seq``                  | string | INCR: reservation tokens                |
+# | ``cc:{t:T}:acd:events``               | stream | callcenter::info-style queue events     |
+
+ACD_CHANNEL = "cc:acd"  # PUBLISH: offers for another worker, "queue has a free agent" nudges
+
+
+def acd_agents(tenant: str) -> str:
+    return f"{_tenant(tenant)}:acd:agents"
+
+
+def acd_agent(tenant: str, agent: str) -> str:
+    return f"{_tenant(tenant)}:acd:agent:{agent}"
+
+
+def acd_agent_queues(tenant: str, agent: str) -> str:
+    return f"{_tenant(tenant)}:acd:agent:{agent}:queues"
+
+
+def acd_queues(tenant: str) -> str:
+    return f"{_tenant(tenant)}:acd:queues"
+
+
+def acd_queue(tenant: str, queue: str) -> str:
+    return f"{_tenant(tenant)}:acd:queue:{queue}"
+
+
+def acd_queue_tiers(tenant: str, queue: str) -> str:
+    return f"{_tenant(tenant)}:acd:queue:{queue}:tiers"
+
+
+def acd_queue_waiting(tenant: str, queue: str) -> str:
+    return f"{_tenant(tenant)}:acd:queue:{queue}:waiting"
+
+
+def acd_member(tenant: str, call_uuid: str) -> str:
+    return f"{_tenant(tenant)}:acd:member:{call_uuid}"
+
+
+def acd_timers(tenant: str) -> str:
+    return f"{_tenant(tenant)}:acd:timers"
+
+
+def acd_seq(tenant: str) -> str:
+    return f"{_tenant(tenant)}:acd:seq"
+
+
+def acd_events(tenant: str) -> str:
+    return f"{_tenant(tenant)}:acd:events"
+
+
+def acd_prefix(tenant: str) -> str:
+    """What the scripts prepend to build an agent/queue/member key they only learn inside
+    Redis (an agent id read from a tier): ``<prefix>:agent:<id>`` is ``acd_agent``, so keys
+    built in Lua stay in the tenant's slot."""
+    return f"{_tenant(tenant)}:acd"

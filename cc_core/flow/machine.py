@@ -489,7 +489,8 @@ class CallMachine:
             queue = tenant.queues[dest.target]
             # '|': one contact after the other, each rung for originate_timeout.
             common["originate_timeout"] = str(queue.ring_timeout_s)
-            dial = "|".join(queue.contacts)
+            agents = sorted(queue.tiers, key=lambda t: (t.level, t.position))
+            dial = "|".join(tenant.agents[t.agent].contact for t in agents)
             call.data.outcome = "queued"
         else:
             dial = f"{tenant.gateway}/{dest.target}"
@@ -600,8 +601,9 @@ class CallMachine:
             return
         call.data.path.append(f"no_answer:{disposition or dialstatus}")
         dest = Destination.parse(call.data.dest)
-        overflow = tenant.queues[dest.target].overflow \
-            if dest.kind is DestinationKind.QUEUE else None
+        chain = tenant.queues[dest.target].overflow \
+            if dest.kind is DestinationKind.QUEUE else []
+        overflow = chain[0] if chain else None
         if overflow is not None:
             call.data.outcome = "overflowed"
             self.goto(call, overflow)

@@ -6,7 +6,7 @@ queue) is checked when the tenant is built, so a worker never meets a dangling n
 
 Where a call goes is a *destination*, written ``kind:target`` (``menu:main``, ``queue:support``,
 ``transfer:13800138000``, ``voicemail:general``, ``info:hours``, ``collect:order``,
-``announce:closed``, ``hangup``), parsed into ``Destination``.
+``announce:closed``, ``callback:support``, ``hangup``), parsed into ``Destination``.
 """
 
 from __future__ import annotations
@@ -32,13 +32,14 @@ class _Model(BaseModel):
 
 class DestinationKind(enum.Enum):
     MENU = "menu"            # an IVR menu of this tenant
-    QUEUE = "queue"          # a queue (the ACD's; until then its contacts are rung in turn)
+    QUEUE = "queue"          # a queue of the tenant's ACD
     TRANSFER = "transfer"    # an external number, through the tenant's gateway
     VOICEMAIL = "voicemail"  # record a message into one of the tenant's boxes
     INFO = "info"            # play a prompt, then back to the menu the caller came from
     COLLECT = "collect"      # collect digits into a call variable, then go on
     ANNOUNCE = "announce"    # play a prompt, then hang up
     HANGUP = "hangup"
+    CALLBACK = "callback"    # leave the number to be called back by a queue's agent
 
 
 _TARGETLESS = {DestinationKind.HANGUP}
@@ -200,6 +201,10 @@ class Menu(_Model):
     back_key: str | None = "*"             # to the menu the caller came from
     repeat_key: str | None = "#"
     operator: Dest | None = None           # key 0 when configured
+    # What an option tells the queue it leads to: the caller's required skills and priority
+    # (e.g. "2" -> {english: 5} for an English-speaking agent, VIP keys a higher priority).
+    skills: dict[str, dict[str, int]] = Field(default_factory=dict)
+    priority: dict[str, int] = Field(default_factory=dict)
 
     @field_validator("prompt", mode="before")
     @classmethod
@@ -222,8 +227,17 @@ class Menu(_Model):
     _parse = field_validator("default", "operator", mode="before")(
         lambda cls, v: _destination(v))
 
+    @field_validator("skills", mode="before")
+    @classmethod
+    def _option_skills(cls, v: Any) -> Any:
+        return {str(k): _skills(s) for k, s in v.items()} if isinstance(v, dict) else v
+
     @model_validator(mode="after")
     def _keys(self) -> Menu:
+        stray = sorted((set(self.skills) | set(self.priority)) - set(self.options))
+        if stray:
+            raise ValueError(f"skills/priority name keys {', '.join(stray)} that are not "
+                             "options of this menu")
         reserved = {k for k in (self.back_key, self.repeat_key) if k}
         reserved |= {"0"} if self.operator is not None else set()
         clash = sorted(reserved & set(self.options))
@@ -249,15 +263,182 @@ class Collect(_Model):
     _parse = field_validator("then", mode="before")(lambda cls, v: _destination(v))
 
 
+class Strategy(enum.Enum):
+    """How a queue picks among its free agents (mod_callcenter's names, plus two of ours).
+
+    Every strategy orders by tier level first (lower level first), as mod_callcenter does."""
+
+    RING_ALL = "ring-all"
+    RING_PROGRESSIVELY = "ring-progressively"
+    LONGEST_IDLE_AGENT = "longest-idle-agent"
+    ROUND_ROBIN = "round-robin"
+    TOP_DOWN = "top-down"
+    LEAST_TALK_TIME = "agent-with-least-talk-time"
+    FEWEST_CALLS = "agent-with-fewest-calls"
+    SEQUENTIALLY_BY_AGENT_ORDER = "sequentially-by-agent-order"
+    RANDOM = "random"
+    PERCENTAGE = "percentage"          # 按百分比: weights per agent or agent group
+    AGENT_LEVEL = "agent-level"        # A before B before C, longest idle among equals
+
+
+class AgentType(enum.Enum):
+    CALLBACK = "callback"              # the contact is dialled for each offer
+    UUID_STANDBY = "uuid-standby"      # the contact is a parked channel's uuid, bridged to
+
+
+class AgentStatus(enum.Enum):
+    LOGGED_OUT = "Logged Out"
+    AVAILABLE = "Available"
+    AVAILABLE_ON_DEMAND = "Available (On Demand)"
+    ON_BREAK = "On Break"
+
+
+class AgentState(enum.Enum):
+    WAITING = "Waiting"
+    RECEIVING = "Receiving"
+    IN_A_QUEUE_CALL = "In a queue call"
+    IDLE = "Idle"                      # wrap-up, or a delay after busy/no answer/reject
+    RESERVED = "Reserved"
+
+
+AGENT_ID = r"^[A-Za-z0-9_.@-]{1,64}$"
+SKILL = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def _skills(value: Any) -> Any:
+    """``{billing: 8}`` or ``[billing]`` (proficiency 1: any agent with the skill)."""
+    if isinstance(value, (list, tuple)):
+        value = {str(s): 1 for s in value}
+    if isinstance(value, dict):
+        for skill, level in value.items():
+            if not SKILL.match(str(skill)):
+                raise ValueError(f"skill {skill!r} must be lower-case letters, digits, _ or -, "
+                                 "starting with a letter (e.g. billing, english)")
+            if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= 10:
+                raise ValueError(f"skill {skill!r}: proficiency {level!r} must be a whole "
+                                 "number from 1 to 10")
+    return value
+
+
+class Agent(_Model):
+    """One agent of the tenant: how to reach them and how the ACD treats their misses."""
+
+    name: str = ""
+    contact: str = Field(min_length=1, description="dial string (user/1001@domain, "
+                         "sofia/gateway/gw/138..., ...) or, for uuid-standby, the parked uuid")
+    type: AgentType = AgentType.CALLBACK
+    max_no_answer: int = Field(3, ge=0, le=100)         # 0: never put On Break
+    no_answer_status: AgentStatus = AgentStatus.ON_BREAK
+    wrap_up_s: int = Field(10, ge=0, le=3600)
+    reject_delay_s: int = Field(10, ge=0, le=3600)
+    busy_delay_s: int = Field(30, ge=0, le=3600)
+    no_answer_delay_s: int = Field(15, ge=0, le=3600)
+    not_registered_delay_s: int = Field(30, ge=0, le=3600)
+    skills: dict[str, int] = Field(default_factory=dict)  # skill -> proficiency 1..10
+    level: str = Field("B", pattern=r"^[ABC]$")          # agent-level strategy: A > B > C
+    group: str | None = Field(None, pattern=NAME)        # percentage split by group
+    weight: int = Field(1, ge=0, le=1000)                # percentage split by agent
+
+    _skills = field_validator("skills", mode="before")(lambda cls, v: _skills(v))
+
+    @field_validator("contact")
+    @classmethod
+    def _contact(cls, v: str) -> str:
+        if any(c in v for c in "\r\n\t ") or v.count("{") != v.count("}"):
+            raise ValueError(f"contact {v!r} is not a dial string: no spaces or line breaks, "
+                             "balanced {...}; e.g. user/1001@default or "
+                             "sofia/gateway/carrier/13800138000")
+        return v
+
+
+class Tier(_Model):
+    agent: str = Field(pattern=AGENT_ID)
+    level: int = Field(1, ge=0, le=100)       # lower levels are offered first
+    position: int = Field(1, ge=0, le=10_000)  # order inside a level (top-down, sequential)
+
+
+class SkillRelax(_Model):
+    """After ``after_s`` in the queue, a caller's required proficiencies drop to
+    ``min_proficiency`` (``0``: any agent, skills ignored)."""
+
+    after_s: int = Field(ge=1, le=86_400)
+    min_proficiency: int = Field(0, ge=0, le=10)
+
+
+class Announce(_Model):
+    prompt: str | None = None          # a periodic prompt, every ``every_s``
+    every_s: int = Field(30, ge=5, le=3600)
+    position: bool = False             # "you are caller number N"
+    wait: bool = False                 # "your expected wait is about N minutes"
+
+
+class Callback(_Model):
+    """Queued callback: the caller hangs up and keeps their place; when an agent is free the
+    agent is offered the call and, on answer, the caller is dialled."""
+
+    retries: int = Field(2, ge=0, le=10)
+    retry_after_s: int = Field(60, ge=5, le=86_400)
+    give_up_after_s: int = Field(4 * 3600, ge=60, le=7 * 86_400)
+    confirm_prompt: str | None = None  # played to the caller before hanging up
+
+
 class Queue(_Model):
-    """Until the ACD lands: a queue is its contacts, rung one after the other."""
+    """A queue in the style of mod_callcenter (``esl-protocol.md``, last section)."""
 
-    contacts: list[str] = Field(min_length=1)
-    ring_timeout_s: int = Field(20, ge=5, le=120)
-    skills: list[str] = Field(default_factory=list)
-    overflow: Dest | None = None
+    strategy: Strategy = Strategy.LONGEST_IDLE_AGENT
+    tiers: list[Tier] = Field(default_factory=list)
+    ring_timeout_s: int = Field(20, ge=5, le=120)     # per offer to one agent
+    ring_progressively_delay_s: int = Field(10, ge=1, le=120)
+    weights: dict[str, int] = Field(default_factory=dict)  # percentage: agent or group -> %
+    skills: dict[str, int] = Field(default_factory=dict)   # every caller's required skills
+    skills_relax: list[SkillRelax] = Field(default_factory=list)
+    moh: str = "local_stream://moh"
+    announce: Announce = Field(default_factory=Announce)
+    whisper: str | None = None          # prompt played to the agent before the bridge
+    caller_id: str = Field("caller", pattern=r"^(caller|number)$")  # or the 400 number
+    exit_keys: dict[str, Dest] = Field(default_factory=dict)
+    max_wait_s: int = Field(0, ge=0, le=86_400)              # 0: no limit
+    max_wait_no_agent_s: int = Field(0, ge=0, le=86_400)     # 0: wait even with no agent
+    max_wait_no_agent_reached_s: int = Field(5, ge=0, le=3600)
+    time_base_score: str = Field("queue", pattern=r"^(queue|system)$")
+    tier_rules_apply: bool = False
+    tier_rule_wait_s: int = Field(30, ge=0, le=3600)
+    tier_rule_wait_multiply_level: bool = True
+    tier_rule_no_agent_no_wait: bool = False
+    discard_abandoned_after_s: int = Field(60, ge=0, le=86_400)
+    abandoned_resume_allowed: bool = False
+    overflow: list[Dest] = Field(default_factory=list)  # tried in order after a max wait
+    callback: Callback = Field(default_factory=Callback)
 
-    _parse = field_validator("overflow", mode="before")(lambda cls, v: _destination(v))
+    _skills = field_validator("skills", mode="before")(lambda cls, v: _skills(v))
+
+    @field_validator("overflow", mode="before")
+    @classmethod
+    def _overflow(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [v]
+        return [_destination(d) for d in v] if isinstance(v, list) else v
+
+    @field_validator("exit_keys", mode="before")
+    @classmethod
+    def _exit_keys(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            out = {}
+            for key, dest in v.items():
+                if not DTMF_KEY.match(str(key)):
+                    raise ValueError(f"exit key {key!r} must be one DTMF key: 0-9, * or #")
+                out[str(key)] = _destination(dest)
+            return out
+        return v
+
+    @model_validator(mode="after")
+    def _tiers(self) -> Queue:
+        seen = [t.agent for t in self.tiers]
+        twice = sorted({a for a in seen if seen.count(a) > 1})
+        if twice:
+            raise ValueError(f"agents {', '.join(twice)} have two tiers in this queue: "
+                             "keep one (level and position) per agent")
+        return self
 
 
 class Voicemail(_Model):
@@ -283,6 +464,7 @@ class Tenant(_Model):
     prompts: dict[str, str] = Field(default_factory=dict)
     menus: dict[str, Menu] = Field(default_factory=dict)
     collects: dict[str, Collect] = Field(default_factory=dict)
+    agents: dict[str, Agent] = Field(default_factory=dict)
     queues: dict[str, Queue] = Field(default_factory=dict)
     voicemail: dict[str, Voicemail] = Field(default_factory=dict)
 
@@ -300,6 +482,16 @@ class Tenant(_Model):
                                      "written as a quoted string, e.g. \"4008001234\"")
         return {str(k): ({} if val is None else val) for k, val in v.items()} \
             if isinstance(v, dict) else v
+
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _agents(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            for agent in v:
+                if not re.match(AGENT_ID, str(agent)):
+                    raise ValueError(f"agent id {agent!r}: use 1-64 letters, digits, _ . @ -")
+            return {str(k): val for k, val in v.items()}
+        return v
 
     @field_validator("timezone")
     @classmethod
@@ -338,13 +530,16 @@ class Tenant(_Model):
         for name, col in self.collects.items():
             out.append((f"collects.{name}.then", col.then))
         for name, q in self.queues.items():
-            if q.overflow is not None:
-                out.append((f"queues.{name}.overflow", q.overflow))
+            for i, dest in enumerate(q.overflow):
+                out.append((f"queues.{name}.overflow.{i}", dest))
+            for key, dest in q.exit_keys.items():
+                out.append((f"queues.{name}.exit_keys.{key}", dest))
         return out
 
     def dangling(self) -> list[str]:
         tables: dict[DestinationKind, Mapping[str, object]] = {
                   DestinationKind.MENU: self.menus, DestinationKind.QUEUE: self.queues,
+                  DestinationKind.CALLBACK: self.queues,
                   DestinationKind.VOICEMAIL: self.voicemail,
                   DestinationKind.COLLECT: self.collects,
                   DestinationKind.INFO: self.prompts, DestinationKind.ANNOUNCE: self.prompts}
@@ -358,6 +553,16 @@ class Tenant(_Model):
             if dest.kind is DestinationKind.TRANSFER and not re.fullmatch(r"\+?\d{3,20}",
                                                                          dest.target):
                 problems.append(f"{where}: transfer target {dest.target!r} must be digits")
+        for name, q in self.queues.items():
+            for i, tier in enumerate(q.tiers):
+                if tier.agent not in self.agents:
+                    problems.append(f"queues.{name}.tiers.{i}: agent {tier.agent!r} is not in "
+                                    f"agents (defined: {', '.join(sorted(self.agents)) or 'none'})")
+            groups = {a.group for a in self.agents.values() if a.group}
+            for who in q.weights:
+                if who not in self.agents and who not in groups:
+                    problems.append(f"queues.{name}.weights: {who!r} is neither an agent nor "
+                                    "an agent group")
         for where, names in self._prompt_uses():
             for name in names:
                 if name not in self.prompts:
@@ -375,6 +580,9 @@ class Tenant(_Model):
                 [col.invalid_prompt] if col.invalid_prompt else [])]))
         for name, vm in self.voicemail.items():
             uses.append((f"voicemail.{name}", vm.prompt))
+        for name, q in self.queues.items():
+            uses.append((f"queues.{name}", [p for p in (
+                q.announce.prompt, q.whisper, q.callback.confirm_prompt) if p]))
         ann = [p for p in (self.lists.blacklist.announce, self.regions.blocked_announce,
                            *(n.announce for n in self.numbers.values())) if p]
         uses.append(("announcements", ann))

@@ -134,7 +134,7 @@ def test_bad_time_interval_is_reported_at_the_interval(tmp_path: Path) -> None:
 
 
 def test_bad_value_type_shows_what_was_found(tmp_path: Path) -> None:
-    write(tmp_path, "beta.yaml", BETA + "queues:\n  q: {contacts: [user/1], ring_timeout_s: 2}\n")
+    write(tmp_path, "beta.yaml", BETA + "agents:\n  a: {contact: user/1}\nqueues:\n  q: {tiers: [{agent: a}], ring_timeout_s: 2}\n")
     text = problems(tmp_path)
     assert "at queues.q.ring_timeout_s: Input should be greater than or equal to 5" in text
     assert "(got 2)" in text
