@@ -12,21 +12,36 @@ it, the configuration applied to Redis with ``cc-core config apply`` (picked up 
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import gevent
+from redis.exceptions import RedisError
+
+from acd.store import Acd
+from cc_core import keys
 from cc_core.flow.decide import Decider, TenantSource
 from cc_core.flow.hangup import CallSummaryStream, ForgetLiveRecord, HangupPipeline
 from cc_core.flow.machine import STANDBY_EVENTS, CallMachine
+from cc_core.flow.queue import QueueFlow
 from cc_core.flow.record import CallStore
 from cc_core.routing.region import RegionDirectory
+from metrics.acd import AcdMetrics
 from metrics.callflow import CallFlowMetrics
 
 if TYPE_CHECKING:
     from cc_core.worker import WorkerContext
 
+log = logging.getLogger(__name__)
+
 DEFAULT_VOICEMAIL_DIR = "/var/lib/freeswitch/recordings/voicemail"
+# How often a worker runs the ACD's timers (wrap-ups, delays, lapsed reservations), and how
+# often it dispatches every queue whatever happened (an agent logged in through the API).
+ACD_TICK_S = 0.2
+ACD_SWEEP_S = 1.0
 
 
 class CallFlowApp:
@@ -77,5 +92,63 @@ def build(ctx: WorkerContext) -> CallFlowApp:
         outcomes=metrics.outcomes, setup=metrics.setup, started=metrics.started,
         voicemail_dir=os.environ.get("CC_VOICEMAIL_DIR", DEFAULT_VOICEMAIL_DIR))
     metrics.watch_live_calls(machine.live_calls)
+    acd = Acd(ctx.redis)
+    acd_metrics = AcdMetrics(ctx.registry)
+    machine.queues = queues = QueueFlow(
+        machine, acd, post=ctx.dispatcher.post,
+        publish=lambda blob: ctx.redis.publish(keys.ACD_CHANNEL, blob),
+        observe_dispatch=acd_metrics.dispatch.observe,
+        observe_offer=acd_metrics.join_to_offer.observe,
+        link_for=lambda node: ctx.links.get(node))
     machine.register(ctx.dispatcher)
+    source = machine.decider.tenants
+    ctx.group.spawn(_acd_loop, ctx, acd, queues, source)
+    ctx.group.spawn(_offers_listener, ctx, queues)
     return CallFlowApp(ctx, machine)
+
+
+def _acd_loop(ctx: WorkerContext, acd: Acd, queues: QueueFlow, source: Any) -> None:
+    """Keep the ACD's Redis copy of each tenant's agents and queues in step with the applied
+    configuration, run its timers, and dispatch: never raises (it would stop the worker)."""
+    synced: dict[str, int] = {}
+    last_sweep = 0.0
+    while not ctx.draining:
+        try:
+            tenants = [t for t in source.all_tenants() if t.queues or t.agents]
+            for tenant in tenants:
+                if synced.get(tenant.tenant) != id(tenant):
+                    acd.sync(tenant)
+                    synced[tenant.tenant] = id(tenant)
+            now = time.monotonic()
+            sweep = now - last_sweep >= ACD_SWEEP_S
+            if sweep:
+                last_sweep = now
+            for tenant in tenants:
+                due = set(acd.tick(tenant.tenant))
+                for name in (tenant.queues if sweep else due):
+                    queues.dispatch(tenant.tenant, name)
+        except (RedisError, OSError) as exc:
+            log.warning("ACD tick failed: %r", exc)
+        except Exception:  # noqa: BLE001 - logged; the next tick tries again
+            log.exception("ACD tick crashed")
+        gevent.sleep(ACD_TICK_S)
+
+
+def _offers_listener(ctx: WorkerContext, queues: QueueFlow) -> None:
+    """Offers other workers found for callers this worker may hold."""
+    while not ctx.draining:
+        pubsub = ctx.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(keys.ACD_CHANNEL)
+            while not ctx.draining:
+                msg = pubsub.get_message(timeout=1.0)
+                if msg and isinstance(msg.get("data"), bytes):
+                    queues.on_published(msg["data"])
+        except (RedisError, OSError) as exc:
+            log.warning("ACD offers channel lost: %r; resubscribing", exc)
+            gevent.sleep(1.0)
+        finally:
+            try:
+                pubsub.close()
+            except (RedisError, OSError):
+                pass

@@ -205,6 +205,8 @@ class _Scrape:
     owner: bool = False
     lag_buckets: list[tuple[str, float]] = field(default_factory=list)
     handling_buckets: list[tuple[str, float]] = field(default_factory=list)
+    dispatch_buckets: list[tuple[str, float]] = field(default_factory=list)
+    offer_buckets: list[tuple[str, float]] = field(default_factory=list)
 
 
 def _scrape(port: int) -> _Scrape:
@@ -222,6 +224,10 @@ def _scrape(port: int) -> _Scrape:
                 out.lag_buckets.append((s.labels.get("le", "+Inf"), s.value))
             elif s.name == "cccore_esl_handling_seconds_bucket":
                 out.handling_buckets.append((s.labels.get("le", "+Inf"), s.value))
+            elif s.name == "cccore_acd_dispatch_seconds_bucket":
+                out.dispatch_buckets.append((s.labels.get("le", "+Inf"), s.value))
+            elif s.name == "cccore_acd_join_to_offer_seconds_bucket":
+                out.offer_buckets.append((s.labels.get("le", "+Inf"), s.value))
     return out
 
 
@@ -261,6 +267,37 @@ def _lag_quantiles(scrapes: list[_Scrape]) -> tuple[float | None, float | None]:
     workers. Mostly FreeSWITCH's 20 ms timestamp steps, not the core."""
     p50, p99 = histogram_quantiles([b for sc in scrapes for b in sc.lag_buckets], (0.5, 0.99))
     return p50, p99
+
+
+def _acd_quantiles(scrapes: list[_Scrape]) -> dict[str, tuple[float | None, float | None]]:
+    """p50/p99 (ms) of the ACD's dispatch round trip and of queue join -> agent originate."""
+    out = {}
+    for name, pick in (("dispatch", lambda sc: sc.dispatch_buckets),
+                       ("join_to_offer", lambda sc: sc.offer_buckets)):
+        p50, p99 = histogram_quantiles([b for sc in scrapes for b in pick(sc)], (0.5, 0.99))
+        out[name] = (p50, p99)
+    return out
+
+
+def _queue_counts(redis_url: str, tenants: list[str]) -> list[tuple[str, str]]:
+    """One row per queue: waiting now, answered, abandoned and overflowed today."""
+    import redis
+
+    from acd.store import Acd
+
+    client = redis.Redis.from_url(redis_url)
+    rows = []
+    try:
+        acd = Acd(client)
+        for tenant in tenants:
+            for view in acd.queues(tenant):
+                rows.append((f"  {tenant}/{view.name}",
+                             f"waiting {view.waiting}, answered {view.answered_today}, "
+                             f"abandoned {view.abandoned_today}, "
+                             f"overflowed {view.overflowed_today}"))
+    finally:
+        client.close()
+    return rows
 
 
 def _handling_quantiles(scrapes: list[_Scrape]) -> tuple[float | None, float | None]:
@@ -344,7 +381,8 @@ def run_demo(opts: DemoOptions) -> int:
             outcomes = _outcomes(redis_srv.url, tenants)
             outcomes["unallocated"] += stats.causes.get("UNALLOCATED_NUMBER", 0)
             _print_summary(stats, gen.unanswered(), _handling_quantiles(final),
-                           _lag_quantiles(final), workdir, outcomes)
+                           _lag_quantiles(final), workdir, outcomes, _acd_quantiles(final),
+                           _queue_counts(redis_srv.url, tenants))
             ok = stats.placed > 0 and stats.ended == stats.placed
             return 0 if ok else 1
         finally:
@@ -365,7 +403,10 @@ def _wait_for_owner(ports: list[int]) -> int:
 def _print_summary(stats: TrafficStats, unanswered: int,
                    handling: tuple[float | None, float | None],
                    lag: tuple[float | None, float | None], workdir: Path,
-                   outcomes: Counter[str]) -> None:
+                   outcomes: Counter[str],
+                   acd: dict[str, tuple[float | None, float | None]] | None = None,
+                   queues: list[tuple[str, str]] | None = None) -> None:
+    acd = acd or {}
     elapsed = time.monotonic() - stats.started_mono
     placed = max(stats.placed, 1)
     rows = [
@@ -388,6 +429,12 @@ def _print_summary(stats: TrafficStats, unanswered: int,
         ("outcomes", ""),
         *((f"  {name}", f"{count}") for name, count in sorted(
             outcomes.items(), key=lambda kv: (-kv[1], kv[0])) if not name.startswith("[")),
+        ("queues", ""),
+        *(queues or []),
+        ("ACD dispatch p50/p99 ms", " / ".join(
+            _fmt_fine_ms(v) for v in acd.get("dispatch", (None, None)))),
+        ("queue join -> agent rung p50/p99 ms", " / ".join(
+            _fmt_fine_ms(v) for v in acd.get("join_to_offer", (None, None)))),
         ("branches taken", ""),
         *((f"  {name[9:]}", f"{count}") for name, count in sorted(
             outcomes.items(), key=lambda kv: (-kv[1], kv[0])) if name.startswith("[")),

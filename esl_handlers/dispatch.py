@@ -64,6 +64,17 @@ class _Item:
         self.done = False     # handled or shed: a worker skips it
 
 
+class _Posted:
+    """Stands in for the event of a posted item (``Dispatcher.post``)."""
+
+    __slots__ = ("unique_id",)
+    timestamp_us = None
+    received_at = None
+
+    def __init__(self, key: str) -> None:
+        self.unique_id = key
+
+
 def lane_key(event: Event) -> str:
     uid = event.unique_id
     if uid:
@@ -205,6 +216,24 @@ class Dispatcher:
             self._idle.set()
         if self.metrics is not None:
             self.metrics.queue_depth.set(self._count)
+
+    def post(self, key: str, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` in lane ``key`` (a call's Unique-ID), in order with that call's events:
+        how work that does not come as the call's own event (a timer, an offer found by another
+        call's step, an event of another leg) is kept from racing the call's handlers. Never
+        blocks and is never shed: what is posted is already bounded by the calls in progress."""
+        if self._stopping:
+            return
+        item = _Item(_Posted(key), None, "POSTED", [lambda _event, _link: fn()])
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = deque()
+        lane.append(item)
+        self._count += 1
+        self._idle.clear()
+        if key not in self._busy:
+            self._busy.add(key)
+            self._ready.put(key)
 
     # --- workers --------------------------------------------------------------------------
     def _work(self) -> None:

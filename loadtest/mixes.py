@@ -10,9 +10,10 @@ from loadtest.simdriver import CallerScript
 
 # The example tenant's agents: answer after a short ring, talk a little (sim_endpoint syntax).
 AGENTS = {
-    "user/1001@default": "answer 300 2000", "user/1002@default": "answer 300 2000",
-    "user/2001@default": "answer 500 1500", "user/3001@default": "answer 300 1500",
-    "user/4001@default": "noanswer",       # the north queue overflows (no overflow: ends)
+    **{f"user/100{i}@default": "answer 300 2000" for i in range(1, 7)},
+    **{f"user/200{i}@default": f"answer {200 + 150 * i} 1500" for i in range(1, 5)},
+    "user/3001@default": "answer 300 1500", "user/3002@default": "answer 300 1500",
+    "user/4001@default": "noanswer",       # the north queue overflows to a callback
     "sofia/gateway/carrier/13800000001": "answer 400 1000",
 }
 

@@ -62,7 +62,7 @@ STANDBY_EVENTS = ("CHANNEL_PARK", "CHANNEL_HANGUP_COMPLETE")
 OUTCOMES = frozenset({v.value for v in Verdict if v is not Verdict.ROUTE} | {
     "answered_by_agent", "abandoned_in_queue", "transferred", "transfer_not_answered",
     "queued", "overflowed", "not_answered", "voicemail", "announced", "hung_up_by_menu",
-    "failed", "caller_hung_up", "fallback"})
+    "failed", "caller_hung_up", "fallback", "callback_requested"})
 UNDEF = "_undef_"            # uuid_getvar of an unset variable (command_replies.json)
 SILENCE = "silence_stream://250"
 
@@ -141,11 +141,15 @@ class CallMachine:
         self._in_flight: dict[str, int] = {}
         self._unclaimed_since: dict[str, float] = {}
         self._standby_seen: dict[str, dict[str, tuple[str, str, float]]] = {}
+        self.queues: Any = None     # cc_core.flow.queue.QueueFlow, when the ACD is wired in
 
     def register(self, dispatcher: Any) -> None:
         dispatcher.on("CHANNEL_PARK", self.on_park)
         dispatcher.on("CHANNEL_EXECUTE_COMPLETE", self.on_execute_complete)
         dispatcher.on("CHANNEL_HANGUP_COMPLETE", self.on_hangup_complete)
+        dispatcher.on("DTMF", self.on_dtmf)
+        if self.queues is not None:
+            self.queues.register(dispatcher)
 
     @staticmethod
     def _ctx(uuid: str, tenant: str = "") -> dict[str, str]:
@@ -194,6 +198,13 @@ class CallMachine:
         if call is None:
             return
         cause = event.get("Hangup-Cause") or ""
+        if call.state.waits_long and self.queues is not None:
+            try:
+                self.queues.caller_gone(call, cause)
+            except (EslError, RedisError) as exc:
+                # The ACD's own expiry frees what this could not (reservation deadlines).
+                log.warning("could not release the caller's queue place: %r", exc,
+                            extra=self._ctx(uuid, call.data.tenant))
         if call.state is CallState.BRIDGING:
             # The bridge app's EXECUTE_COMPLETE comes only after the hang-up (captures), so
             # this may be the first word of how the bridge went: the channel's own variable.
@@ -212,6 +223,15 @@ class CallMachine:
                                  outcome if outcome in OUTCOMES else "other").inc()
         if self.hangups is not None:
             self.hangups.run(_Ended(uuid, call.data, cause, event))
+
+    def on_dtmf(self, event: EventLike, link: Link) -> None:
+        uuid = event.unique_id
+        call = self._calls.get(uuid or "")
+        if call is None or call.state is not CallState.QUEUED or self.queues is None:
+            return
+        digit = event.get("DTMF-Digit") or ""
+        with self._running(call.uuid):
+            self._guarded(call, lambda: self.queues.exit_key(call, digit))
 
     # ==== claiming a call ===========================================================================
     def start(self, uuid: str, dnis: str, caller: str, link: Link,
@@ -443,6 +463,10 @@ class CallMachine:
         elif kind is DestinationKind.INFO:
             self._media(call, answer=False)
             self._play(call, CallState.INFO, tenant.prompts[dest.target])
+        elif kind is DestinationKind.QUEUE and self.queues is not None:
+            self.queues.join(call, tenant, dest.target)
+        elif kind is DestinationKind.CALLBACK and self.queues is not None:
+            self.queues.callback(call, tenant, dest.target)
         elif kind in (DestinationKind.QUEUE, DestinationKind.TRANSFER):
             self._bridge(call, tenant, dest)
         elif kind is DestinationKind.VOICEMAIL:
@@ -539,6 +563,8 @@ class CallMachine:
         elif state is CallState.BRIDGING:
             self._bridge_done(call, tenant, event.get("variable_DIALSTATUS") or "",
                               event.get("variable_originate_disposition") or "")
+        elif state is CallState.QUEUED and self.queues is not None:
+            self.queues.moh_ended(call)
 
     def _back_to_menu(self, call: Call, tenant: Tenant) -> None:
         if call.data.menu_stack:
@@ -553,6 +579,9 @@ class CallMachine:
         if digit:
             call.data.path.append(f"key:{digit}")
             if digit in menu.options:
+                # What the option tells a queue about the caller (skills, priority).
+                call.data.skills.update(menu.skills.get(digit, {}))
+                call.data.priority = max(call.data.priority, menu.priority.get(digit, 0))
                 self.goto(call, menu.options[digit])
                 return
             if digit == menu.back_key and len(call.data.menu_stack) > 1:
@@ -733,9 +762,10 @@ class CallMachine:
                     continue
                 idle = rec.idle_ms(stamp)
                 if rec.owner == self.worker_id:
-                    if uuid in self._calls and (not sweeping or idle < STALL_MS):
+                    if uuid in self._calls and (not sweeping or idle < STALL_MS
+                                                or rec.state.waits_long):
                         continue     # ours, waiting for the switch: nothing is stuck
-                elif rec.owner in alive and idle < STALL_MS:
+                elif rec.owner in alive and (idle < STALL_MS or rec.state.waits_long):
                     continue         # its holder is alive and may be in the middle of a step
                 self._resume(node, uuid, tenants[uuid], rec, link, counted=sweeping)
             except (EslError, RedisError) as exc:
@@ -810,6 +840,8 @@ class CallMachine:
             self.goto(call, Destination.parse(call.data.dest))
         elif state is CallState.INFO:
             self._back_to_menu(call, tenant)
+        elif state.waits_long and self.queues is not None:
+            return bool(self.queues.resume(call, app))
         return True
 
     def _getvar(self, call: Call, name: str) -> str:

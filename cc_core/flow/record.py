@@ -52,10 +52,17 @@ class CallState(enum.Enum):
     MENU = "menu"              # an IVR menu's play_and_get_digits runs
     COLLECTING = "collecting"  # digits collected into a variable
     INFO = "info"              # a prompt, then back to the menu
-    BRIDGING = "bridging"      # ringing a queue's contacts or an external number
+    BRIDGING = "bridging"      # ringing an external number (the bridge app)
+    QUEUED = "queued"          # waiting in an ACD queue: music on hold, agents maybe ringing
+    CONNECTED = "connected"    # bridged to the agent who answered
     VOICEMAIL = "voicemail"    # a message being recorded, hang-up queued behind it
     ANNOUNCING = "announcing"  # a prompt with the hang-up queued behind it
     ENDING = "ending"          # hang-up queued: the switch ends the call by itself
+
+    @property
+    def waits_long(self) -> bool:
+        """A state that may rightly stay unchanged for minutes while its holder lives."""
+        return self in (CallState.QUEUED, CallState.CONNECTED)
 
     @property
     def done(self) -> bool:
@@ -91,6 +98,12 @@ class CallData:
     fallback: bool = False            # the dialplan armed the switch's fallback: cancel it
     outcome: str = ""                 # how the flow ended the call (summary and demo counts)
     hangup_cause: str = ""            # the cause the flow asked for, if it hung up
+    skills: dict[str, int] = field(default_factory=dict)  # required of the agent (IVR)
+    queue: str = ""                   # the ACD queue the caller waits in, or waited in last
+    offer: dict[str, Any] = field(default_factory=dict)   # the offer ringing agents now
+    agent: str = ""                   # the agent who answered
+    chain: list[str] = field(default_factory=list)         # overflow steps still to try
+    joined_ms: int = 0                # when the caller joined the queue
 
     def pack(self) -> bytes:
         return msgpack.packb(asdict(self), use_bin_type=True)

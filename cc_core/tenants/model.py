@@ -338,6 +338,9 @@ class Agent(_Model):
     level: str = Field("B", pattern=r"^[ABC]$")          # agent-level strategy: A > B > C
     group: str | None = Field(None, pattern=NAME)        # percentage split by group
     weight: int = Field(1, ge=0, le=1000)                # percentage split by agent
+    # The status an agent gets when the ACD first learns of them (a new agent in the config);
+    # after that only logins, logouts and breaks change it.
+    status: AgentStatus = AgentStatus.LOGGED_OUT
 
     _skills = field_validator("skills", mode="before")(lambda cls, v: _skills(v))
 

@@ -23,3 +23,6 @@ class StaticTenants:
 
     def global_config(self) -> GlobalConfig:
         return self._global
+
+    def all_tenants(self) -> list[Tenant]:
+        return list(self._tenants.values())

@@ -344,6 +344,9 @@ class TenantDirectory:
     def global_config(self) -> GlobalConfig:
         return self._current().global_config
 
+    def all_tenants(self) -> list[Tenant]:
+        return list(self._current().tenants.values())
+
     def refresh(self) -> int:
         """Check for a new version now (e.g. on a ``cc:config`` message); returns the version."""
         return self._check(self._clock()).version

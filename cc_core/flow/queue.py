@@ -1,0 +1,625 @@
+"""A caller in an ACD queue, on the switch: music on hold, offers to agents, the bridge, leaving.
+
+The choice of agent is the ACD's (``acd.store.Acd``: atomic scripts in Redis); this module is
+what the worker holding the caller does with it over ESL:
+
+* **join**: the caller is answered (IVR mode) or kept in early media (greeting mode), hears the
+  queue's music on hold, and is enqueued; a dispatch runs at once, so a caller reaching a queue
+  with a free agent rings that agent within one Redis round trip and one ``bgapi``.
+* **offers**: whoever runs a dispatch (this worker, another worker when an agent became free
+  there, the periodic tick) gets offers; an offer for a caller this worker holds is run in that
+  caller's lane (``Dispatcher.post``), others are published on ``keys.ACD_CHANNEL`` for the
+  worker that holds the caller. An offer nobody runs lapses in Redis (its reservation's
+  deadline): the agent is free again and the caller keeps its place.
+* **ringing**: each offered agent gets ``bgapi originate {origination_uuid=<leg>,cc_member=...}
+  <contact> &park()``; the leg's events name the caller (``variable_cc_member``) and are
+  handled in the caller's lane. The first agent to answer wins (``Acd.answered``); every other
+  ringing or answered leg of the offer is hung up at once. The winner hears the whisper, if
+  any, and is bridged with ``uuid_bridge``.
+* **leaving**: the caller's hang-up frees every agent reserved or ringing for it at once (and
+  hangs up their legs); a wait past ``max_wait_s`` (or ``max_wait_no_agent_s`` with nobody
+  logged in) leads along the overflow chain. A bridged agent's hang-up starts its wrap-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid as uuidlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import gevent
+import msgpack
+
+from acd.store import Acd, Offer, OfferedAgent
+from cc_core.errors import EslError
+from cc_core.flow.record import CallState, now_ms
+from cc_core.tenants.model import AgentType, Destination, DestinationKind, Queue, Tenant
+from esl_handlers import commands
+
+if TYPE_CHECKING:
+    from cc_core.flow.machine import Call, CallMachine
+
+log = logging.getLogger(__name__)
+
+# Beyond the ring timeout, how long a bgapi originate may take to report (job timeout).
+JOB_SLACK_S = 10.0
+# At most this many queue-to-queue hops for one caller (an overflow chain naming queues whose
+# own chains lead back would otherwise loop).
+MAX_QUEUE_HOPS = 6
+# Causes an agent leg ends with when it lost: not the agent's miss.
+_LOST = ("LOSE_RACE", "ORIGINATOR_CANCEL", "MANAGER_REQUEST")
+# Members that are queued callbacks, not live callers: "cb-<call uuid>[~<retry>]".
+CALLBACK_PREFIX = "cb-"
+
+
+def _offer_of(data: dict[str, Any], tenant: str, call_uuid: str, node: str) -> Offer:
+    return Offer(tenant=tenant, queue=data.get("queue", ""), call_uuid=call_uuid, node=node,
+                 token=str(data.get("token", "")), deadline_ms=int(data.get("deadline_ms", 0)),
+                 agents=tuple(OfferedAgent(agent=a, contact="", type="callback", delay_ms=0)
+                              for a in data.get("agents", [])))
+
+
+def pack_offer(offer: Offer) -> bytes:
+    return msgpack.packb({
+        "tenant": offer.tenant, "queue": offer.queue, "call_uuid": offer.call_uuid,
+        "node": offer.node, "token": offer.token, "deadline_ms": offer.deadline_ms,
+        "callback": offer.callback,
+        "agents": [[a.agent, a.contact, a.type, a.delay_ms] for a in offer.agents]},
+        use_bin_type=True)
+
+
+def unpack_offer(blob: bytes) -> Offer:
+    raw = msgpack.unpackb(blob, raw=False)
+    return Offer(tenant=raw["tenant"], queue=raw["queue"], call_uuid=raw["call_uuid"],
+                 node=raw["node"], token=raw["token"], deadline_ms=raw["deadline_ms"],
+                 callback=raw.get("callback", ""),
+                 agents=tuple(OfferedAgent(agent=a, contact=c, type=t, delay_ms=d)
+                              for a, c, t, d in raw["agents"]))
+
+
+class QueueFlow:
+    """The queue steps of one worker's call machine (``CallMachine.queues``)."""
+
+    def __init__(self, machine: CallMachine, acd: Acd, *, post: Callable[[str, Callable[[], None]], None],
+                 publish: Callable[[bytes], Any] | None = None,
+                 observe_dispatch: Callable[[float], None] | None = None,
+                 observe_offer: Callable[[float], None] | None = None,
+                 link_for: Callable[[str], Any] | None = None) -> None:
+        self.m = machine
+        self.acd = acd
+        self.post = post
+        self.publish = publish
+        self.observe_dispatch = observe_dispatch   # dispatch script round trip (seconds)
+        self.observe_offer = observe_offer         # queue join -> agent originate sent
+        self.link_for = link_for                   # node name -> its link (callbacks)
+        self._timers: dict[str, Any] = {}          # caller uuid -> its wait greenlet
+        self._won: set[str] = set()                # agent legs bridged by this worker
+        self._joined_at: dict[str, float] = {}     # caller uuid -> monotonic join time
+
+    def register(self, dispatcher: Any) -> None:
+        dispatcher.on("CHANNEL_ANSWER", self.on_leg_answer)
+        dispatcher.on("CHANNEL_HANGUP_COMPLETE", self.on_leg_hangup)
+        dispatcher.on("CHANNEL_EXECUTE_COMPLETE", self.on_leg_execute_complete)
+
+    # ==== joining =================================================================================
+    def join(self, call: Call, tenant: Tenant, name: str) -> None:
+        queue = tenant.queues[name]
+        hops = sum(1 for p in call.data.path if p.startswith("queue:"))
+        if hops > MAX_QUEUE_HOPS:
+            log.warning("overflow chain loops between queues; ending the call",
+                        extra=self.m._ctx(call.uuid, call.data.tenant))
+            call.data.outcome = "not_answered"
+            self.m._then_hang_up(call, CallState.ENDING, [])
+            return
+        call.data.queue = name
+        call.data.outcome = "queued"
+        call.data.offer = {}
+        call.data.joined_ms = now_ms()
+        self._joined_at[call.uuid] = time.monotonic()
+        self.m._media(call, answer=False)
+        call.data.pending = self.m._app_uuid(call, CallState.QUEUED)
+        self.m._save(call, CallState.QUEUED)
+        skills = {**queue.skills, **call.data.skills}
+        self.acd.enqueue(tenant.tenant, name, call.uuid, node=call.node,
+                         priority=call.data.priority, skills=skills, caller=call.data.caller)
+        self._moh(call, queue)
+        self._arm(call, queue)
+        self.dispatch(tenant.tenant, name)
+
+    def _moh(self, call: Call, queue: Queue) -> None:
+        self.m._sendmsg(call, commands.execute_headers("playback", queue.moh,
+                                                       event_uuid=call.data.pending))
+
+    def moh_ended(self, call: Call) -> None:
+        """The hold music stopped (a file ran out, or a break let an announcement through):
+        play it again while the caller waits."""
+        tenant = self.m._tenant(call)
+        queue = tenant.queues.get(call.data.queue)
+        if queue is None:
+            return
+        call.data.pending = self.m._app_uuid(call, CallState.QUEUED)
+        self.m._save(call, CallState.QUEUED)
+        self._moh(call, queue)
+
+    # ==== dispatching ==================================================================================
+    def dispatch(self, tenant: str, queue: str) -> None:
+        t0 = time.perf_counter()
+        offers = self.acd.dispatch(tenant, queue)
+        if self.observe_dispatch is not None:
+            self.observe_dispatch(time.perf_counter() - t0)
+        self.deliver(offers)
+
+    def deliver(self, offers: list[Offer]) -> None:
+        for offer in offers:
+            if offer.callback:
+                gevent.spawn(self._call_back, offer)
+            elif offer.call_uuid in self.m._calls:
+                self.post(offer.call_uuid, lambda o=offer: self._offer(o))  # type: ignore[misc]
+            elif self.publish is not None:
+                self.publish(pack_offer(offer))
+
+    def on_published(self, blob: bytes) -> None:
+        """An offer another worker found: ours to run when we hold its caller."""
+        try:
+            offer = unpack_offer(blob)
+        except (ValueError, KeyError, TypeError, msgpack.UnpackException):
+            log.warning("unreadable offer on the ACD channel; ignored")
+            return
+        if offer.call_uuid in self.m._calls:
+            self.post(offer.call_uuid, lambda: self._offer(offer))
+
+    def _offer(self, offer: Offer) -> None:
+        call = self.m._calls.get(offer.call_uuid)
+        if call is None or call.state is not CallState.QUEUED or call.data.offer:
+            return      # gone, or ringing someone already: the reservation lapses in Redis
+        self.m._guarded(call, lambda: self._start_offer(call, offer))
+
+    def _start_offer(self, call: Call, offer: Offer) -> None:
+        call.data.offer = {"token": offer.token, "queue": offer.queue, "won": "",
+                           "deadline_ms": offer.deadline_ms,
+                           "agents": [a.agent for a in offer.agents],
+                           "left": len(offer.agents), "legs": {}}
+        self.m._save(call, CallState.QUEUED)
+        for oa in offer.agents:
+            if oa.delay_ms > 0:
+                gevent.spawn_later(oa.delay_ms / 1000, self.post, call.uuid,
+                                   lambda o=oa: self._ring_later(call.uuid, offer, o))
+            else:
+                self._ring(call, offer, oa)
+
+    def _ring_later(self, call_uuid: str, offer: Offer, oa: OfferedAgent) -> None:
+        call = self.m._calls.get(call_uuid)
+        if call is not None and call.data.offer.get("token") == offer.token:
+            self.m._guarded(call, lambda: self._ring(call, offer, oa))
+
+    def _ring(self, call: Call, offer: Offer, oa: OfferedAgent) -> None:
+        data = call.data.offer
+        if data.get("won") or call.state is not CallState.QUEUED:
+            return
+        if not self.acd.offering(offer, oa.agent):
+            self._agent_done(call, oa.agent)
+            return
+        tenant = self.m._tenant(call)
+        queue = tenant.queues[offer.queue]
+        if oa.type == AgentType.UUID_STANDBY.value:
+            data["legs"][oa.contact] = oa.agent
+            self.m._save(call, CallState.QUEUED)
+            self._answered(call, oa.contact)
+            return
+        leg = str(uuidlib.uuid4())
+        data["legs"][leg] = oa.agent
+        self.m._save(call, CallState.QUEUED)
+        shown = call.data.dnis if queue.caller_id == "number" else (
+            "".join(c for c in call.data.caller if c.isdigit() or c == "+")[:32]
+            or call.data.dnis)
+        variables = {
+            "origination_uuid": leg, "cc_member": call.uuid, "cc_tenant": tenant.tenant,
+            "cc_queue": offer.queue, "cc_agent": oa.agent, "cc_offer": offer.token,
+            "origination_caller_id_number": shown, "origination_caller_id_name": shown,
+            "originate_timeout": str(queue.ring_timeout_s), "ignore_early_media": "true",
+            "cc_400_number": call.data.dnis}
+        self.m._act(call)
+        job = call.link.bgapi(commands.originate(oa.contact, variables=variables))
+        joined = self._joined_at.pop(call.uuid, None)
+        if joined is not None and self.observe_offer is not None:
+            self.observe_offer(time.monotonic() - joined)
+        gevent.spawn(self._await_job, call.uuid, leg, oa.agent, job,
+                     queue.ring_timeout_s + JOB_SLACK_S)
+
+    def _await_job(self, call_uuid: str, leg: str, agent: str, job: Any, timeout: float) -> None:
+        try:
+            body = job.get(timeout) if hasattr(job, "get") else job.wait_event(timeout).body
+        except (EslError, gevent.Timeout) as exc:
+            body = f"-ERR {type(exc).__name__}"
+        text = str(body or "").strip()
+        if text.startswith("-ERR"):
+            cause = text[4:].strip() or "NORMAL_TEMPORARY_FAILURE"
+            self.post(call_uuid, lambda: self._leg_failed(call_uuid, leg, agent, cause))
+
+    # ==== agent legs' events (in the agent leg's lane: each hops to the caller's lane) ============
+    def on_leg_answer(self, event: Any, link: Any) -> None:
+        member = event.get("variable_cc_member")
+        leg = event.unique_id
+        if member and leg and member != leg:
+            self.post(member, lambda: self._leg_answered(member, leg, link))
+
+    def on_leg_hangup(self, event: Any, link: Any) -> None:
+        member = event.get("variable_cc_member")
+        leg = event.unique_id
+        if not member or not leg or member == leg:
+            return
+        cause = event.get("Hangup-Cause") or ""
+        agent = event.get("variable_cc_agent") or ""
+        if member.startswith(CALLBACK_PREFIX):
+            self._callback_leg_ended(member, leg, event)
+        billsec = int(event.get("variable_billsec") or 0)
+        answered = bool(event.get("variable_answer_epoch") not in (None, "", "0"))
+        fallback = {"tenant": event.get("variable_cc_tenant") or "",
+                    "queue": event.get("variable_cc_queue") or "",
+                    "token": event.get("variable_cc_offer") or ""}
+        self.post(member, lambda: self._leg_ended(member, leg, agent, cause, answered,
+                                                  billsec, fallback))
+
+    def on_leg_execute_complete(self, event: Any, link: Any) -> None:
+        app_uuid = event.get("Application-UUID") or ""
+        if not app_uuid.startswith("whisper."):
+            return
+        member = app_uuid.rsplit(".", 1)[-1]
+        leg = event.unique_id or ""
+        self.post(member, lambda: self._whispered(member, leg))
+
+    def _leg_answered(self, member: str, leg: str, link: Any) -> None:
+        call = self.m._calls.get(member)
+        if call is None or leg not in call.data.offer.get("legs", {}):
+            # The caller left (or this leg is not of its live offer): nobody to talk to.
+            self._kill(link, leg, "ORIGINATOR_CANCEL")
+            return
+        self.m._guarded(call, lambda: self._answered(call, leg))
+
+    def _answered(self, call: Call, leg: str) -> None:
+        data = call.data.offer
+        agent = data["legs"][leg]
+        if data.get("won"):
+            self._kill(call.link, leg, "LOSE_RACE")
+            return
+        offer = _offer_of(data, call.data.tenant, call.uuid, call.node)
+        if not self.acd.answered(offer, agent):
+            self._kill(call.link, leg, "LOSE_RACE")
+            return
+        data["won"] = leg
+        call.data.agent = agent
+        self._won.add(leg)
+        for other in list(data["legs"]):
+            if other != leg:
+                self._kill(call.link, other, "LOSE_RACE")
+        self._disarm(call.uuid)
+        tenant = self.m._tenant(call)
+        queue = tenant.queues[data["queue"]]
+        self.m._save(call, CallState.QUEUED)
+        if queue.whisper and leg in data["legs"] and not self._standby(tenant, agent):
+            self.m._act(call)
+            call.link.sendmsg(leg, commands.execute_headers(
+                "playback", tenant.prompts[queue.whisper],
+                event_uuid=f"whisper.{call.data.seq}.{call.uuid}"))
+            return
+        self._bridge(call, leg)
+
+    @staticmethod
+    def _standby(tenant: Tenant, agent: str) -> bool:
+        cfg = tenant.agents.get(agent)
+        return cfg is not None and cfg.type is AgentType.UUID_STANDBY
+
+    def _whispered(self, member: str, leg: str) -> None:
+        call = self.m._calls.get(member)
+        if call is not None and call.data.offer.get("won") == leg:
+            self.m._guarded(call, lambda: self._bridge(call, leg))
+
+    def _bridge(self, call: Call, leg: str) -> None:
+        self.m._media(call, answer=True)     # greeting mode: answered when the agent is
+        call.data.outcome = "answered_by_agent"
+        call.data.pending = ""
+        self.m._save(call, CallState.CONNECTED)
+        self.m._act(call)
+        reply = call.link.api(commands.uuid_bridge(call.uuid, leg))
+        if not reply.startswith("+OK"):
+            log.warning("bridge to the agent refused: %s", reply.strip(),
+                        extra=self.m._ctx(call.uuid, call.data.tenant))
+            self._kill(call.link, leg, "NORMAL_TEMPORARY_FAILURE")
+
+    def _leg_failed(self, member: str, leg: str, agent: str, cause: str) -> None:
+        """The originate to an agent failed before any channel (or with one: busy, no answer,
+        rejected, not registered)."""
+        call = self.m._calls.get(member)
+        if call is None:
+            return     # the caller left: leave() released the agent already
+        data = call.data.offer
+        if leg not in data.get("legs", {}):
+            return     # already counted from the leg's own hang-up
+        del data["legs"][leg]
+        if data.get("won"):
+            return     # a loser of a ring-all: released by answered()
+        self.acd.agent_failed(_offer_of(data, call.data.tenant, call.uuid, call.node),
+                              agent, cause)
+        self.m._guarded(call, lambda: self._agent_done(call, agent))
+
+    def _agent_done(self, call: Call, agent: str) -> None:
+        data = call.data.offer
+        data["left"] = int(data.get("left", 1)) - 1
+        if data["left"] > 0 or data.get("won") or call.state is not CallState.QUEUED:
+            self.m._save(call, call.state)
+            return
+        call.data.offer = {}
+        self.m._save(call, CallState.QUEUED)
+        # Nobody of this offer took the call: the caller is Waiting again, in its place.
+        self.dispatch(call.data.tenant, call.data.queue)
+
+    def _leg_ended(self, member: str, leg: str, agent: str, cause: str, answered: bool,
+                   billsec: int, fallback: dict[str, str]) -> None:
+        call = self.m._calls.get(member)
+        if leg in self._won:
+            self._won.discard(leg)
+            self.acd.call_ended(fallback["tenant"], agent, member, billsec * 1000)
+            self._after_free(fallback["tenant"], agent)
+            return
+        if call is not None and leg in call.data.offer.get("legs", {}):
+            if answered and call.data.offer.get("won") != leg:
+                del call.data.offer["legs"][leg]   # answered too late: released already
+                return
+            self._leg_failed(member, leg, agent, cause)
+            self._after_free(fallback["tenant"], agent)
+            return
+        if call is None and fallback["tenant"] and agent:
+            # Not known here (the caller's holder changed, or the caller is gone): the ACD
+            # refuses what no longer applies (a dead token, an agent not in this call).
+            if answered and billsec > 0:
+                self.acd.call_ended(fallback["tenant"], agent, member, billsec * 1000)
+            elif cause not in _LOST:
+                self.acd.agent_failed(Offer(
+                    tenant=fallback["tenant"], queue=fallback["queue"], call_uuid=member,
+                    node="", token=fallback["token"], deadline_ms=0,
+                    agents=(OfferedAgent(agent=agent, contact="", type="callback",
+                                         delay_ms=0),)), agent, cause)
+            self._after_free(fallback["tenant"], agent)
+
+    def _after_free(self, tenant: str, agent: str) -> None:
+        """An agent may be free again (no wrap-up or delay): offer them a waiting caller."""
+        if tenant and agent:
+            self.deliver(self.acd.dispatch_agent(tenant, agent))
+
+    # ==== leaving ===================================================================================
+    def caller_gone(self, call: Call, cause: str) -> None:
+        """The caller's channel ended (hang-up, or the bridge to the agent ended)."""
+        self._disarm(call.uuid)
+        self._joined_at.pop(call.uuid, None)
+        reason = "answered" if call.state is CallState.CONNECTED else "abandoned"
+        if call.state is CallState.QUEUED and call.data.outcome == "queued":
+            call.data.outcome = "abandoned_in_queue"
+        self.acd.leave(call.data.tenant, call.uuid, reason)
+        for leg in list(call.data.offer.get("legs", {})):
+            if leg != call.data.offer.get("won"):
+                self._kill(call.link, leg, "ORIGINATOR_CANCEL")
+
+    def leave_for(self, call: Call, reason: str) -> None:
+        """The caller stops waiting (timeout, no agent, exit key) but stays on the line."""
+        self._disarm(call.uuid)
+        self._joined_at.pop(call.uuid, None)
+        self.acd.leave(call.data.tenant, call.uuid, reason)
+        for leg in list(call.data.offer.get("legs", {})):
+            self._kill(call.link, leg, "ORIGINATOR_CANCEL")
+        call.data.offer = {}
+
+    def _kill(self, link: Any, leg: str, cause: str) -> None:
+        try:
+            link.api(commands.uuid_kill(leg, cause))
+        except (EslError, ValueError) as exc:
+            log.info("could not hang up an agent leg: %r", exc, extra={"call_uuid": leg})
+
+    # ==== waiting: max wait, no agent, announcements ====================================================
+    def _arm(self, call: Call, queue: Queue) -> None:
+        self._disarm(call.uuid)
+        self._timers[call.uuid] = gevent.spawn(self._wait_loop, call.uuid, call.data.tenant,
+                                               call.data.queue, queue)
+
+    def _disarm(self, call_uuid: str) -> None:
+        g = self._timers.pop(call_uuid, None)
+        if g is not None and g is not gevent.getcurrent():
+            g.kill(block=False)
+
+    def _wait_loop(self, call_uuid: str, tenant: str, name: str, queue: Queue) -> None:
+        start = time.monotonic()
+        next_announce = start + queue.announce.every_s
+        no_agent_since: float | None = None
+        while True:
+            gevent.sleep(1.0)
+            now = time.monotonic()
+            if queue.max_wait_s and now - start >= queue.max_wait_s:
+                self.post(call_uuid, lambda: self._timed_out(call_uuid, "timeout"))
+                return
+            if queue.max_wait_no_agent_s:
+                try:
+                    staffed = self.acd.queue_view(tenant, name).agents_logged_in > 0
+                except Exception:  # noqa: BLE001 - a Redis blip must not end the wait loop
+                    staffed = True
+                if staffed:
+                    no_agent_since = None
+                else:
+                    no_agent_since = no_agent_since or now
+                    limit = queue.max_wait_no_agent_s if now - start < queue.max_wait_no_agent_s \
+                        else queue.max_wait_no_agent_reached_s
+                    if now - no_agent_since >= limit:
+                        self.post(call_uuid, lambda: self._timed_out(call_uuid, "no_agent"))
+                        return
+            if (queue.announce.prompt or queue.announce.position) and now >= next_announce:
+                next_announce = now + queue.announce.every_s
+                self.post(call_uuid, lambda: self._announce(call_uuid))
+
+    def _timed_out(self, call_uuid: str, reason: str) -> None:
+        call = self.m._calls.get(call_uuid)
+        if call is None or call.state is not CallState.QUEUED or call.data.offer.get("won"):
+            return
+        self.m._guarded(call, lambda: self._overflow(call, reason))
+
+    def _overflow(self, call: Call, reason: str) -> None:
+        tenant = self.m._tenant(call)
+        queue = tenant.queues[call.data.queue]
+        self.leave_for(call, reason)
+        call.data.path.append(f"left_queue:{reason}")
+        if not call.data.chain:
+            call.data.chain = [str(d) for d in queue.overflow]
+        if not call.data.chain:
+            call.data.outcome = "not_answered"
+            self.m._then_hang_up(call, CallState.ENDING, [])
+            return
+        dest = Destination.parse(call.data.chain.pop(0))
+        call.data.outcome = "overflowed"
+        self.m.goto(call, dest)
+        if dest.kind is DestinationKind.QUEUE and call.data.outcome == "queued":
+            call.data.outcome = "queued"
+
+    def exit_key(self, call: Call, digit: str) -> bool:
+        """A key pressed while waiting; True when the queue has it as an exit key."""
+        tenant = self.m._tenant(call)
+        queue = tenant.queues.get(call.data.queue)
+        if queue is None or digit not in queue.exit_keys or call.data.offer.get("won"):
+            return False
+        self.leave_for(call, "exit_key")
+        call.data.path.append(f"exit_key:{digit}")
+        call.data.outcome = "overflowed"
+        self.m.goto(call, queue.exit_keys[digit])
+        return True
+
+    def _announce(self, call_uuid: str) -> None:
+        call = self.m._calls.get(call_uuid)
+        if call is None or call.state is not CallState.QUEUED or call.data.offer:
+            return
+        self.m._guarded(call, lambda: self._play_announcement(call))
+
+    def _play_announcement(self, call: Call) -> None:
+        tenant = self.m._tenant(call)
+        queue = tenant.queues[call.data.queue]
+        files = []
+        if queue.announce.prompt:
+            files.append(tenant.prompts[queue.announce.prompt])
+        if queue.announce.position:
+            pos, _ = self.acd.position(call.data.tenant, call.uuid)
+            if pos > 0:
+                files.append(f"tone_stream://%(100,100,440);loops={min(pos, 20)}")
+        if not files:
+            return
+        path = files[0] if len(files) == 1 else "file_string://" + "!".join(files)
+        # Queued behind the music, which the break then stops: the music's completion plays
+        # it again after the announcement (moh_ended).
+        self.m._sendmsg(call, commands.execute_headers("playback", path, event_lock=True))
+        self.m._act(call)
+        call.link.api(commands.uuid_break(call.uuid))
+
+    # ==== callbacks ======================================================================================
+    def callback(self, call: Call, tenant: Tenant, name: str) -> None:
+        """The caller leaves their number: they hang up and keep their place in the queue."""
+        queue = tenant.queues[name]
+        number = "".join(c for c in call.data.caller if c.isdigit())[:20]
+        if not number:
+            call.data.outcome = "not_answered"
+            self.m._then_hang_up(call, CallState.ENDING, [])
+            return
+        self.acd.enqueue(tenant.tenant, name, f"{CALLBACK_PREFIX}{call.uuid}", node=call.node,
+                         priority=call.data.priority, caller=number, callback=number,
+                         skills={**queue.skills, **call.data.skills})
+        call.data.outcome = "callback_requested"
+        call.data.path.append(f"callback:{name}")
+        apps = []
+        if queue.callback.confirm_prompt:
+            apps.append(("playback", tenant.prompts[queue.callback.confirm_prompt]))
+        self.m._media(call, answer=True)
+        self.m._then_hang_up(call, CallState.ANNOUNCING, apps)
+
+    def _call_back(self, offer: Offer) -> None:
+        """A queued callback reached an agent: ring the agent first; when they answer, dial the
+        caller from the agent's leg (the agent hears the ringing). Runs in its own greenlet:
+        nothing else acts on this pseudo-member."""
+        oa = offer.agents[0]
+        tenant = self.m.decider.tenants.tenant(offer.tenant) if hasattr(
+            self.m.decider.tenants, "tenant") else None
+        link = self.link_for(offer.node) if self.link_for is not None else None
+        if tenant is None or link is None or offer.queue not in tenant.queues:
+            return      # not ours to run: the reservation lapses and another worker tries
+        if not self.acd.offering(offer, oa.agent):
+            return
+        queue = tenant.queues[offer.queue]
+        leg = str(uuidlib.uuid4())
+        variables = {
+            "origination_uuid": leg, "cc_member": offer.call_uuid, "cc_tenant": tenant.tenant,
+            "cc_queue": offer.queue, "cc_agent": oa.agent, "cc_offer": offer.token,
+            "cc_node": offer.node, "origination_caller_id_number": offer.callback,
+            "origination_caller_id_name": "callback", "originate_timeout":
+            str(queue.ring_timeout_s)}
+        try:
+            reply = link.api(commands.originate(oa.contact, variables=variables),
+                             timeout=queue.ring_timeout_s + JOB_SLACK_S)
+        except EslError as exc:
+            reply = f"-ERR {type(exc).__name__}"
+        if not reply.startswith("+OK"):
+            self.acd.agent_failed(offer, oa.agent, reply[4:].strip() or "NORMAL_TEMPORARY_FAILURE")
+            self._after_free(offer.tenant, oa.agent)
+            return
+        if not self.acd.answered(offer, oa.agent):
+            self._kill(link, leg, "LOSE_RACE")
+            return
+        self._won.add(leg)
+        number = "".join(c for c in offer.callback if c.isdigit())
+        # The caller sees the 400 number they called (the first of the tenant's, if unknown).
+        shown = next(iter(tenant.numbers), "")
+        dial_vars = f"{{origination_caller_id_number={shown}}}" if shown else ""
+        link.sendmsg(leg, commands.execute_headers(
+            "bridge", f"{dial_vars}{tenant.gateway}/{number}", event_lock=True))
+        link.sendmsg(leg, commands.hangup_headers())
+
+    def _callback_leg_ended(self, member: str, leg: str, event: Any) -> None:
+        """Retry a callback whose caller did not answer, up to the queue's retries."""
+        if leg not in self._won and not event.get("variable_answer_epoch"):
+            return      # the agent did not answer: the ACD put the callback back in place
+        if event.get("variable_DIALSTATUS") == "SUCCESS":
+            return
+        tenant_id = event.get("variable_cc_tenant") or ""
+        queue_name = event.get("variable_cc_queue") or ""
+        tenant = self.m.decider.tenants.tenant(tenant_id) if hasattr(
+            self.m.decider.tenants, "tenant") else None
+        if tenant is None or queue_name not in tenant.queues:
+            return
+        base, _, attempt = member[len(CALLBACK_PREFIX):].partition("~")
+        tries = int(attempt or 0) + 1
+        cfg = tenant.queues[queue_name].callback
+        number = event.get("variable_origination_caller_id_number") or ""
+        if tries > cfg.retries or not number:
+            log.info("callback given up: the caller did not answer",
+                     extra={"call_uuid": base, "tenant": tenant_id, "tries": tries})
+            return
+        gevent.spawn_later(cfg.retry_after_s, self.acd.enqueue, tenant_id, queue_name,
+                           f"{CALLBACK_PREFIX}{base}~{tries}", node=event.get(
+                               "variable_cc_node") or "", caller=number, callback=number)
+
+    # ==== resuming after a failover ==========================================================================
+    def resume(self, call: Call, app: str) -> bool:
+        """A queued or connected call this worker now holds. True when it needed more than
+        waiting for its next event."""
+        if call.state is CallState.CONNECTED:
+            return False        # bridged: the agent leg's hang-up comes to this worker now
+        if app in ("playback",) and not call.data.offer:
+            tenant = self.m._tenant(call)
+            queue = tenant.queues.get(call.data.queue)
+            if queue is not None:
+                self._arm(call, queue)
+                self.dispatch(call.data.tenant, call.data.queue)
+            return False
+        # Its music stopped or an offer was in flight with the old holder: the caller waits
+        # again (the old offer lapses in Redis) with music.
+        call.data.offer = {}
+        self.moh_ended(call)
+        tenant = self.m._tenant(call)
+        queue = tenant.queues.get(call.data.queue)
+        if queue is not None:
+            self._arm(call, queue)
+            self.dispatch(call.data.tenant, call.data.queue)
+        return True

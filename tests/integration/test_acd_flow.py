@@ -1,0 +1,225 @@
+"""Callers in ACD queues end to end: simulator over TCP, real Redis, a real worker process.
+
+The tenant is ``tests/data/tenants/acdtest.yaml`` (one 400 number per queue). What callers and
+agents experience is read from the switch's own events: which agent legs were rung, answered,
+hung up and with which cause, what the caller heard; what the flow decided, from the finished
+calls' stream; where agents stand, from the ACD in Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import msgpack
+import pytest
+
+from acd.store import Acd
+from cc_core import keys
+from esl_handlers.events import Event
+from tests.conftest import wait_for
+from tests.integration.cluster import (
+    FAILOVER_TTL_MS,
+    REPO,
+    START_TIMEOUT_S,
+    Cluster,
+    Observer,
+)
+
+pytestmark = pytest.mark.slow
+
+TENANT = REPO / "tests" / "data" / "tenants" / "acdtest.yaml"
+T = "acdtest"
+CALLER = "13311112222"
+
+
+class LegObserver(Observer):
+    """Also records each agent leg: which caller it was for, its agent, how it ended."""
+
+    def __init__(self, port: int) -> None:
+        self.legs: dict[str, dict[str, Any]] = {}
+        super().__init__(port)
+
+    def _on_event(self, ev: Event) -> None:
+        super()._on_event(ev)
+        member = ev.get("variable_cc_member")
+        if not member or ev.unique_id == member:
+            return
+        leg = self.legs.setdefault(ev.unique_id or "", {
+            "member": member, "agent": ev.get("variable_cc_agent"), "answered": False,
+            "cause": None, "cid": ev.get("Caller-Caller-ID-Number")})
+        if ev.name == "CHANNEL_ANSWER":
+            leg["answered"] = True
+        elif ev.name == "CHANNEL_HANGUP_COMPLETE":
+            leg["cause"] = ev.get("Hangup-Cause")
+
+    def legs_of(self, member: str) -> list[dict[str, Any]]:
+        return [leg for leg in self.legs.values() if leg["member"] == member]
+
+
+@pytest.fixture
+def acd_flow(cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+             ) -> Iterator[tuple[Cluster, LegObserver, Acd]]:
+    monkeypatch.setenv("CC_TENANTS", str(TENANT))
+    obs = LegObserver(cluster.sim.port)
+    for contact, how in (("a1", "answer 100 600"), ("a2", "answer 100 600"),
+                         ("r1", "answer 300 800"), ("r2", "answer 100 800"),
+                         ("r3", "answer 600 800"), ("busy", "busy"),
+                         ("next", "answer 100 500"), ("slow", "noanswer"),
+                         ("w1", "answer 100 500"), ("late", "answer 100 500")):
+        reply = obs.conn.api(f"sim_endpoint user/{contact}@default {how}")
+        assert reply.startswith("+OK"), reply
+    assert obs.conn.api("sim_endpoint sofia/gateway/carrier/13311112222 answer 200 500"
+                        ).startswith("+OK")
+    cluster.start_workers(1, ttl_ms=FAILOVER_TTL_MS, app="cc_core.app:build")
+    cluster.wait_owner(cluster.workers, timeout=START_TIMEOUT_S)
+    acd = Acd(cluster.r)
+    wait_for(lambda: acd.agents(T), timeout=10, message="the worker to sync the tenant's agents")
+    try:
+        yield cluster, obs, acd
+    finally:
+        obs.close()
+
+
+def summaries(cluster: Cluster) -> dict[str, dict]:
+    out = {}
+    for _, fields in cluster.r.xrange(keys.calls_stream(T)):
+        call = msgpack.unpackb(fields[b"call"], raw=False)
+        out[call["uuid"]] = call
+    return out
+
+
+def ended(cluster: Cluster, obs: Observer, uuid: str, timeout: float = 20) -> dict:
+    wait_for(lambda: uuid in obs.ended and uuid in summaries(cluster), timeout=timeout,
+             message=f"call {uuid} to end and be summarised")
+    return summaries(cluster)[uuid]
+
+
+def state(acd: Acd, agent: str) -> tuple[str, str]:
+    view = acd.agent(T, agent)
+    return view.status, view.state
+
+
+def test_a_caller_is_offered_to_an_agent_bridged_and_the_agent_wraps_up(acd_flow) -> None:
+    cluster, obs, acd = acd_flow
+    uuid = obs.call(CALLER, "4002220001")
+    summary = ended(cluster, obs, uuid)
+    assert summary["outcome"] == "answered_by_agent"
+    legs = obs.legs_of(uuid)
+    assert len(legs) == 1 and legs[0]["answered"], legs
+    agent = legs[0]["agent"]
+    assert agent in ("a1", "a2")
+    # The agent sees the caller's number; the hold music played before the bridge.
+    assert legs[0]["cid"] == CALLER
+    assert obs.ran(uuid, "playback") >= 1
+    # After the call: wrap-up (1 s), then Waiting again, with today's counter moved.
+    wait_for(lambda: state(acd, agent) == ("Available", "Waiting"), timeout=10,
+             message="the agent back to Waiting after wrap-up")
+    assert acd.agent(T, agent).calls_answered_today == 1
+
+
+def test_ring_all_bridges_the_first_to_answer_and_hangs_up_every_other_leg(acd_flow) -> None:
+    cluster, obs, acd = acd_flow
+    uuid = obs.call(CALLER, "4002220002")
+    summary = ended(cluster, obs, uuid)
+    assert summary["outcome"] == "answered_by_agent"
+    wait_for(lambda: all(leg["cause"] for leg in obs.legs_of(uuid)) and
+             len(obs.legs_of(uuid)) == 3, timeout=10, message="all three legs to end")
+    legs = {leg["agent"]: leg for leg in obs.legs_of(uuid)}
+    assert set(legs) == {"r1", "r2", "r3"}
+    # r2 answers first (100 ms): it wins; r1 (300 ms) may have answered too: hung up at once.
+    assert summary.get("agent") == "r2" or legs["r2"]["cause"] == "NORMAL_CLEARING"
+    assert legs["r1"]["cause"] == "LOSE_RACE" and legs["r3"]["cause"] == "LOSE_RACE"
+    for agent in ("r1", "r2", "r3"):
+        wait_for(lambda a=agent: state(acd, a) == ("Available", "Waiting"), timeout=10,
+                 message=f"{agent} free again")
+
+
+def test_a_busy_agent_gets_the_busy_delay_and_the_next_agent_answers(acd_flow) -> None:
+    cluster, obs, acd = acd_flow
+    uuid = obs.call(CALLER, "4002220003")
+    summary = ended(cluster, obs, uuid)
+    assert summary["outcome"] == "answered_by_agent"
+    order = [leg["agent"] for leg in obs.legs_of(uuid)]
+    assert order == ["busy", "next"], order
+    busy = acd.agent(T, "busy")
+    assert busy.state == "Idle" and busy.status == "Available"   # its 60 s busy delay
+
+
+def test_the_callers_hang_up_frees_the_ringing_agent_at_once(acd_flow) -> None:
+    cluster, obs, acd = acd_flow
+    uuid = obs.call(CALLER, "4002220004")
+    wait_for(lambda: obs.legs_of(uuid), timeout=10, message="the agent to be rung")
+    wait_for(lambda: state(acd, "slow")[1] == "Receiving", timeout=5,
+             message="the agent Receiving")
+    assert obs.conn.api(f"uuid_kill {uuid} NORMAL_CLEARING").startswith("+OK")
+    wait_for(lambda: obs.legs_of(uuid)[0]["cause"] is not None, timeout=5,
+             message="the agent leg hung up")
+    assert obs.legs_of(uuid)[0]["cause"] == "ORIGINATOR_CANCEL"
+    wait_for(lambda: state(acd, "slow") == ("Available", "Waiting"), timeout=5,
+             message="the agent Waiting again")
+    assert acd.agent(T, "slow").no_answers_today == 0      # not the agent's miss
+    assert ended(cluster, obs, uuid)["outcome"] == "abandoned_in_queue"
+
+
+def test_max_wait_leads_along_the_overflow_chain_to_voicemail(acd_flow) -> None:
+    cluster, obs, acd = acd_flow
+    uuid = obs.call(CALLER, "4002220005")       # nobody logged in: wait 2 s, twice
+    summary = ended(cluster, obs, uuid, timeout=30)
+    assert summary["outcome"] == "voicemail" and obs.ran(uuid, "record") == 1
+    path = summary["path"]
+    assert path.index("queue:empty") < path.index("queue:empty2") < path.index(
+        "voicemail:general"), path
+    assert path.count("left_queue:timeout") == 2
+    assert not obs.legs_of(uuid)
+
+
+def test_an_exit_key_leaves_the_queue_for_voicemail(acd_flow) -> None:
+    cluster, obs, acd = acd_flow
+    uuid = obs.call(CALLER, "4002220006")
+    wait_for(lambda: obs.ran(uuid, "playback") >= 1, timeout=10, message="hold music")
+    assert obs.conn.api(f"sim_dtmf {uuid} 1") == "+OK\n"
+    summary = ended(cluster, obs, uuid)
+    assert "exit_key:1" in summary["path"] and summary["outcome"] == "voicemail"
+    assert acd.queue_view(T, "exits").waiting == 0
+
+
+def test_a_queued_callback_rings_the_agent_then_dials_the_caller(acd_flow) -> None:
+    cluster, obs, acd = acd_flow
+    uuid = obs.call(CALLER, "4002220006")
+    wait_for(lambda: obs.ran(uuid, "playback") >= 1, timeout=10, message="hold music")
+    assert obs.conn.api(f"sim_dtmf {uuid} 2") == "+OK\n"
+    summary = ended(cluster, obs, uuid)
+    assert summary["outcome"] == "callback_requested"
+    assert acd.queue_view(T, "exits").waiting == 1      # the callback keeps the place
+    acd.login(T, "late")
+    wait_for(lambda: any(leg["agent"] == "late" and leg["answered"]
+                         for leg in obs.legs.values()), timeout=10,
+             message="the agent rung for the callback")
+    leg = next(leg for leg in obs.legs.values() if leg["agent"] == "late")
+    assert leg["cid"] == CALLER     # the agent sees whom they call back
+    wait_for(lambda: any(a == "bridge" and d.endswith("sofia/gateway/carrier/13311112222")
+                         for apps in obs.apps.values() for a, d in apps), timeout=10,
+             message="the caller dialled from the agent's leg")
+
+
+def test_the_agent_hears_the_whisper_before_the_bridge(acd_flow) -> None:
+    cluster, obs, acd = acd_flow
+    uuid = obs.call(CALLER, "4002220007")
+    ended(cluster, obs, uuid)
+    leg_uuid = next(u for u, leg in obs.legs.items() if leg["member"] == uuid)
+    assert ("playback", "/sounds/whisper_400.wav") in obs.apps[leg_uuid]
+
+
+def test_a_vip_overtakes_callers_who_waited_longer(acd_flow) -> None:
+    cluster, obs, acd = acd_flow
+    plain = [obs.call(f"1331111000{i}", "4002220008") for i in range(2)]
+    wait_for(lambda: acd.queue_view(T, "vip").waiting == 2, timeout=10, message="two waiting")
+    vip = obs.call("13900000001", "4002220008")
+    wait_for(lambda: acd.queue_view(T, "vip").waiting == 3, timeout=10, message="VIP waiting")
+    assert acd.position(T, vip)[0] == 1
+    acd.login(T, "late")
+    wait_for(lambda: obs.legs_of(vip), timeout=10, message="the VIP offered first")
+    assert not obs.legs_of(plain[0]) and not obs.legs_of(plain[1])
+    for uuid in plain:
+        obs.conn.api(f"uuid_kill {uuid}")
