@@ -268,6 +268,16 @@ class Acd:
             pipe.srem(keys.acd_queues(t), qname)
         pipe.execute()
         self._tz[t] = ZoneInfo(tenant.timezone)
+        # An agent new to the ACD starts with the status its config gives; after that only
+        # logins, logouts and breaks change it (a re-sync keeps what they did).
+        for aid in set(tenant.agents) - old_agents:
+            status = tenant.agents[aid].status
+            if status is AgentStatus.AVAILABLE:
+                self._agent_set(t, aid, "login", "0")
+            elif status is AgentStatus.AVAILABLE_ON_DEMAND:
+                self._agent_set(t, aid, "login", "1")
+            elif status is AgentStatus.ON_BREAK:
+                self._agent_set(t, aid, "break", "")
 
     @staticmethod
     def _queue_fields(q: Queue) -> dict[str, Any]:

@@ -291,7 +291,7 @@ def _queue_counts(redis_url: str, tenants: list[str]) -> list[tuple[str, str]]:
         acd = Acd(client)
         for tenant in tenants:
             for view in acd.queues(tenant):
-                rows.append((f"  {tenant}/{view.name}",
+                rows.append((f"  {tenant}/{view.queue}",
                              f"waiting {view.waiting}, answered {view.answered_today}, "
                              f"abandoned {view.abandoned_today}, "
                              f"overflowed {view.overflowed_today}"))

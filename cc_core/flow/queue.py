@@ -154,7 +154,7 @@ class QueueFlow:
     def deliver(self, offers: list[Offer]) -> None:
         for offer in offers:
             if offer.callback:
-                gevent.spawn(self._call_back, offer)
+                gevent.spawn(self._guard_callback, offer)
             elif offer.call_uuid in self.m._calls:
                 self.post(offer.call_uuid, lambda o=offer: self._offer(o))  # type: ignore[misc]
             elif self.publish is not None:
@@ -242,7 +242,8 @@ class QueueFlow:
     def on_leg_answer(self, event: Any, link: Any) -> None:
         member = event.get("variable_cc_member")
         leg = event.unique_id
-        if member and leg and member != leg:
+        # A callback's agent leg is run by the greenlet that rang it (_call_back).
+        if member and leg and member != leg and not member.startswith(CALLBACK_PREFIX):
             self.post(member, lambda: self._leg_answered(member, leg, link))
 
     def on_leg_hangup(self, event: Any, link: Any) -> None:
@@ -393,10 +394,9 @@ class QueueFlow:
         """The caller's channel ended (hang-up, or the bridge to the agent ended)."""
         self._disarm(call.uuid)
         self._joined_at.pop(call.uuid, None)
-        reason = "answered" if call.state is CallState.CONNECTED else "abandoned"
         if call.state is CallState.QUEUED and call.data.outcome == "queued":
             call.data.outcome = "abandoned_in_queue"
-        self.acd.leave(call.data.tenant, call.uuid, reason)
+        self.acd.leave(call.data.tenant, call.uuid, "hangup")
         for leg in list(call.data.offer.get("legs", {})):
             if leg != call.data.offer.get("won"):
                 self._kill(call.link, leg, "ORIGINATOR_CANCEL")
@@ -439,7 +439,7 @@ class QueueFlow:
                 return
             if queue.max_wait_no_agent_s:
                 try:
-                    staffed = self.acd.queue_view(tenant, name).agents_logged_in > 0
+                    staffed = self.acd.queue_view(tenant, name).agents_available > 0
                 except Exception:  # noqa: BLE001 - a Redis blip must not end the wait loop
                     staffed = True
                 if staffed:
@@ -449,7 +449,8 @@ class QueueFlow:
                     limit = queue.max_wait_no_agent_s if now - start < queue.max_wait_no_agent_s \
                         else queue.max_wait_no_agent_reached_s
                     if now - no_agent_since >= limit:
-                        self.post(call_uuid, lambda: self._timed_out(call_uuid, "no_agent"))
+                        self.post(call_uuid, lambda: self._timed_out(call_uuid,
+                                                                     "no_agent_timeout"))
                         return
             if (queue.announce.prompt or queue.announce.position) and now >= next_announce:
                 next_announce = now + queue.announce.every_s
@@ -535,6 +536,13 @@ class QueueFlow:
         self.m._media(call, answer=True)
         self.m._then_hang_up(call, CallState.ANNOUNCING, apps)
 
+    def _guard_callback(self, offer: Offer) -> None:
+        try:
+            self._call_back(offer)
+        except Exception:  # noqa: BLE001 - logged; the reservation lapses, the callback stays
+            log.exception("callback failed", extra={"call_uuid": offer.call_uuid,
+                                                    "tenant": offer.tenant})
+
     def _call_back(self, offer: Offer) -> None:
         """A queued callback reached an agent: ring the agent first; when they answer, dial the
         caller from the agent's leg (the agent hears the ringing). Runs in its own greenlet:
@@ -544,7 +552,10 @@ class QueueFlow:
             self.m.decider.tenants, "tenant") else None
         link = self.link_for(offer.node) if self.link_for is not None else None
         if tenant is None or link is None or offer.queue not in tenant.queues:
-            return      # not ours to run: the reservation lapses and another worker tries
+            log.warning("callback offer for a node or tenant this worker does not know",
+                        extra={"call_uuid": offer.call_uuid, "tenant": offer.tenant,
+                               "node": offer.node})
+            return      # the reservation lapses and another worker tries
         if not self.acd.offering(offer, oa.agent):
             return
         queue = tenant.queues[offer.queue]
@@ -561,6 +572,9 @@ class QueueFlow:
         except EslError as exc:
             reply = f"-ERR {type(exc).__name__}"
         if not reply.startswith("+OK"):
+            log.info("callback: the agent did not take it", extra={
+                "call_uuid": offer.call_uuid, "tenant": offer.tenant, "agent": oa.agent,
+                "reply": reply.strip()})
             self.acd.agent_failed(offer, oa.agent, reply[4:].strip() or "NORMAL_TEMPORARY_FAILURE")
             self._after_free(offer.tenant, oa.agent)
             return
