@@ -6,12 +6,13 @@ Domain errors are mapped to exit codes here and nowhere else.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from cc_core import __version__
-from cc_core.errors import DOMAIN_ERRORS, CcCoreError, EslError, LeaseLost
+from cc_core.errors import DOMAIN_ERRORS, CcCoreError, ConfigError, EslError, LeaseLost
 
 
 def _fail(exc: CcCoreError | EslError | LeaseLost) -> NoReturn:
@@ -357,6 +358,43 @@ def render(config_path: str, tenants_path: str, out_dir: str, node: str | None) 
                f"(secrets, mode 0600: {', '.join(sorted(rendered.secret))})")
     click.echo(f"on the switch: create {sw.voicemail_dir} (writable by FreeSWITCH) and give "
                "the workers the same CC_VOICEMAIL_DIR")
+
+
+@cli.group()
+def queue() -> None:
+    """The ACD's queues: import a mod_callcenter config; list, show and see who is waiting."""
+
+
+@queue.command("import")
+@click.argument("xml_path", metavar="CALLCENTER_CONF_XML",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tenant", default=None, metavar="ID",
+              help="Tenant id (default: the @domain every queue name shares).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write the tenant YAML here (default: standard output).")
+def import_(xml_path: Path, tenant: str | None, out_path: Path | None) -> None:
+    """Convert mod_callcenter's callcenter.conf.xml into a tenant YAML file (agents, queues,
+    tiers); everything not imported is printed as a warning saying what cc-core does instead."""
+    from acd.importer import convert
+
+    try:
+        try:
+            raw = xml_path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{xml_path}: cannot read the file ({exc.strerror})") from exc
+        result = convert(raw, tenant=tenant, source=xml_path.name)
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if out_path is None:
+        click.echo(result.text, nl=False)
+        return
+    out_path.write_text(result.text, encoding="utf-8")
+    t = result.tenant
+    click.echo(f"wrote tenant {t.tenant} to {out_path}: {len(t.agents)} agents, "
+               f"{len(t.queues)} queues, {sum(len(q.tiers) for q in t.queues.values())} tiers "
+               f"({len(result.warnings)} warnings)")
 
 
 def main() -> None:
