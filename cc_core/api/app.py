@@ -44,6 +44,8 @@ def _error(req: Any, resp: Any, exc: Exception, params: Any) -> None:
     if status >= 500:
         log.exception("API: %s %s failed", req.method, req.path, exc_info=exc)
     resp.status = status
+    if status == 401:
+        resp.set_header("WWW-Authenticate", "Bearer")
     resp.media = body.model_dump(mode="json", exclude_none=True)
 
 
