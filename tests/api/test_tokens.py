@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from cc_core import keys
-from cc_core.api.tokens import Role, TokenStore, UnknownToken
+from cc_core.api.tokens import Role, UnknownToken
 from cc_core.cli import cli
 
 
