@@ -152,3 +152,30 @@ def acd_prefix(tenant: str) -> str:
     Redis (an agent id read from a tier): ``<prefix>:agent:<id>`` is ``acd_agent``, so keys
     built in Lua stay in the tenant's slot."""
     return f"{_tenant(tenant)}:acd"
+
+
+# Added with the ACD's Lua core (acd/store.py):
+#
+# | key                                        | type   | holds                              |
+# |--------------------------------------------|--------|------------------------------------|
+# | ``cc:{t:T}:acd:free``                      | set    | agents free to offer right now     |
+# | ``cc:{t:T}:acd:available``                 | set    | agents Available (On Demand)       |
+# | ``cc:{t:T}:acd:tenant``                    | hash   | tenant-wide ACD settings (timezone)|
+# | ``cc:{t:T}:acd:queue:<q>:abandoned:<num>`` | string | "score|wait base" of a caller who  |
+# |                                            |        | abandoned, kept for a resume (PX)  |
+
+
+def acd_free(tenant: str) -> str:
+    return f"{_tenant(tenant)}:acd:free"
+
+
+def acd_available(tenant: str) -> str:
+    return f"{_tenant(tenant)}:acd:available"
+
+
+def acd_tenant(tenant: str) -> str:
+    return f"{_tenant(tenant)}:acd:tenant"
+
+
+def acd_abandoned(tenant: str, queue: str, caller: str) -> str:
+    return f"{_tenant(tenant)}:acd:queue:{queue}:abandoned:{caller}"

@@ -1,0 +1,255 @@
+-- _dispatch.lua: the dispatch pass over one queue, shared by dispatch.lua and
+-- dispatch_agent.lua (acd/store.py prepends _lib.lua and this file to both).
+--
+-- One pass: the queue's free agents (its tiers zset, intersected with the tenant's free set,
+-- then HMGET of the fields a strategy reads), then its waiting callers in rank order (priority
+-- first, then time waited); each caller is paired with the agent(s) its strategy picks among
+-- the free agents it may have (tier rules, skills), which are reserved at once under a new
+-- token. A caller nobody free can serve does not block the callers behind it.
+
+local LEVEL_SPAN = 100000   -- tier score = level * LEVEL_SPAN + position
+local AGENT_LEVELS = {A = 1, B = 2, C = 3}
+
+local function queue_setup(q)
+  local qk = queue_key(q)
+  local c = redis.call('HMGET', qk, 'strategy', 'ring_s', 'prog_s', 'weights', 'skills',
+                       'relax', 'tra', 'trw', 'trm', 'trn', 'rr_last')
+  if not c[1] then return nil end
+  local relax = {}
+  for after, floor in string.gmatch(c[6] or '', '(%d+):(%d+)') do
+    relax[#relax + 1] = {tonumber(after) * 1000, tonumber(floor)}
+  end
+  return {q = q, qk = qk, strategy = c[1], prog_ms = tonumber(c[3] or 10) * 1000,
+          weights = parse_kv(c[4]), has_weights = (c[4] or '') ~= '',
+          skills = parse_kv(c[5]), relax = relax, tra = c[7] == '1',
+          trw_ms = tonumber(c[8] or 0) * 1000, trm = c[9] == '1', trn = c[10] == '1',
+          rr_last = tonumber(c[11] or -1)}
+end
+
+-- The queue's free agents, in tier order (level, position, id), with what strategies read.
+local function free_candidates(cfg)
+  local tiers = redis.call('ZRANGE', tiers_key(cfg.q), 0, -1, 'WITHSCORES')
+  local n = #tiers / 2
+  local cands, ids, scores = {}, {}, {}
+  if n == 0 then return cands, ids, scores end
+  for i = 1, n do ids[i] = tiers[2 * i - 1]; scores[i] = tonumber(tiers[2 * i]) end
+  local free = redis.call('SMISMEMBER', FREE, unpack(ids))
+  for i = 1, n do
+    if free[i] == 1 then
+      local a = ids[i]
+      local f = redis.call('HMGET', agent_key(a), 'busy_until', 'skills', 'idle_since',
+                           'alevel', 'grp', 'weight', 'day', 'calls', 'talk_ms', 'contact',
+                           'type')
+      if tonumber(f[1] or 0) <= NOW and f[10] then
+        local today = f[7] == DAY
+        cands[#cands + 1] = {
+          id = a, ts = scores[i], level = math.floor(scores[i] / LEVEL_SPAN),
+          skills = parse_kv(f[2]), idle = tonumber(f[3] or 0),
+          alevel = AGENT_LEVELS[f[4] or 'B'] or 2, grp = f[5] or '',
+          weight = tonumber(f[6] or 1), calls = today and tonumber(f[8] or 0) or 0,
+          talk = today and tonumber(f[9] or 0) or 0, contact = f[10], type = f[11] or 'callback'}
+      end
+    end
+  end
+  return cands, ids, scores
+end
+
+-- Tier rules: per distinct level (ascending), how many agents are logged in (Available).
+local function level_table(cfg, ids, scores)
+  if not cfg.tra or #ids == 0 then return nil end
+  local avail = nil
+  if cfg.trn then avail = redis.call('SMISMEMBER', AVAIL, unpack(ids)) end
+  local levels, count = {}, {}
+  for i = 1, #ids do
+    local l = math.floor(scores[i] / LEVEL_SPAN)
+    if count[l] == nil then count[l] = 0; levels[#levels + 1] = l end
+    if avail and avail[i] == 1 then count[l] = count[l] + 1 end
+  end
+  table.sort(levels)
+  return {levels = levels, count = count}
+end
+
+-- The highest tier level a caller who waited `waited` ms may be offered.
+local function max_level(cfg, lt, waited)
+  if lt == nil then return math.huge end
+  local cur, seen = 1, 0
+  for _, l in ipairs(lt.levels) do
+    if l > cur then
+      if cfg.trn and seen == 0 then
+        cur = l
+      elseif waited >= (cfg.trm and l or 1) * cfg.trw_ms then
+        cur = l
+        seen = 0
+      else
+        break
+      end
+    end
+    seen = seen + lt.count[l]
+  end
+  return cur
+end
+
+-- The caller's required proficiencies after relaxation; nil: skills ignored.
+local function required(cfg, mskills, waited)
+  local floor = 11
+  for _, r in ipairs(cfg.relax) do
+    if waited >= r[1] and r[2] < floor then floor = r[2] end
+  end
+  if floor == 0 then return nil end
+  local req = {}
+  for s, v in pairs(cfg.skills) do req[s] = v end
+  for s, v in pairs(mskills) do if (req[s] or 0) < v then req[s] = v end end
+  for s, v in pairs(req) do if v > floor then req[s] = floor end end
+  return req
+end
+
+local function meets(c, req)
+  if req == nil then return true end
+  for s, v in pairs(req) do
+    if (c.skills[s] or 0) < v then return false end
+  end
+  return true
+end
+
+-- Lowest (best) key first, the agent id breaking ties.
+local function best_by(list, key)
+  local best, bk = nil, nil
+  for _, c in ipairs(list) do
+    local k = key(c)
+    if best == nil or k < bk or (k == bk and c.id < best.id) then best, bk = c, k end
+  end
+  return best
+end
+
+local function top_level(elig)
+  local l = elig[1].level
+  local out = {}
+  for _, c in ipairs(elig) do if c.level == l then out[#out + 1] = c end end
+  return out
+end
+
+-- Strategy: the agents to offer (one, or several for ring-all / ring-progressively) and
+-- their ring delays. `elig` is in tier order and non-empty; r is in [0, 1).
+local function pick(cfg, elig, r)
+  local s = cfg.strategy
+  if s == 'ring-all' then
+    local out, delays = top_level(elig), {}
+    for i = 1, #out do delays[i] = 0 end
+    return out, delays
+  elseif s == 'ring-progressively' then
+    local delays = {}
+    for i = 1, #elig do delays[i] = (i - 1) * cfg.prog_ms end
+    return elig, delays
+  elseif s == 'top-down' or s == 'sequentially-by-agent-order' then
+    return {elig[1]}, {0}
+  end
+  local lvl = top_level(elig)
+  local c
+  if s == 'round-robin' then
+    for _, x in ipairs(lvl) do
+      if c == nil and x.ts > cfg.rr_last then c = x end
+    end
+    c = c or lvl[1]
+  elseif s == 'agent-with-least-talk-time' then
+    c = best_by(lvl, function(x) return x.talk end)
+  elseif s == 'agent-with-fewest-calls' then
+    c = best_by(lvl, function(x) return x.calls end)
+  elseif s == 'random' then
+    c = lvl[math.min(#lvl, math.floor(r * #lvl) + 1)]
+  elseif s == 'agent-level' then
+    c = best_by(lvl, function(x) return x.alevel * 1e14 + x.idle end)
+  elseif s == 'percentage' then
+    local ents, w, total = {}, {}, 0
+    for _, x in ipairs(lvl) do
+      local e, wt = nil, 0
+      if cfg.has_weights then
+        if cfg.weights[x.id] then
+          e, wt = 'a:' .. x.id, cfg.weights[x.id]
+        elseif x.grp ~= '' and cfg.weights[x.grp] then
+          e, wt = 'g:' .. x.grp, cfg.weights[x.grp]
+        end
+      else
+        e, wt = 'a:' .. x.id, x.weight
+      end
+      if e and wt > 0 then
+        if w[e] == nil then ents[#ents + 1] = e; w[e] = wt; total = total + wt end
+      end
+    end
+    if total > 0 then
+      local at, chosen = r * total, ents[#ents]
+      for _, e in ipairs(ents) do
+        if at < w[e] then chosen = e; break end
+        at = at - w[e]
+      end
+      local members = {}
+      for _, x in ipairs(lvl) do
+        if ('a:' .. x.id) == chosen or ('g:' .. x.grp) == chosen then
+          members[#members + 1] = x
+        end
+      end
+      c = best_by(members, function(x) return x.idle end)
+    end
+  end
+  -- longest-idle-agent, and the fallback of a percentage split with nobody weighted free
+  c = c or best_by(lvl, function(x) return x.idle end)
+  return {c}, {0}
+end
+
+-- Reserve `picked` for caller `u` of queue cfg.q; appends the offer to `out`.
+local function reserve(cfg, u, m, picked, delays, reserve_ms, out)
+  local token = I(redis.call('INCR', SEQ))
+  local deadline = NOW + reserve_ms + delays[#delays]
+  redis.call('ZREM', waiting_key(cfg.q), u)
+  local names, flat = {}, {}
+  for i, c in ipairs(picked) do
+    names[i] = c.id
+    redis.call('HSET', agent_key(c.id), 'token', token, 'member', u, 'rq', cfg.q)
+    set_state(c.id, RESERVED)
+    flat[#flat + 1] = {c.id, c.contact, c.type, I(delays[i])}
+  end
+  redis.call('HSET', member_key(u), 'state', M_TRYING, 'token', token,
+             'deadline', I(deadline), 'agents', table.concat(names, ','), 'offered_ms', I(NOW))
+  redis.call('ZADD', TIMERS, deadline, 'r|' .. u)
+  if cfg.strategy == 'round-robin' then
+    redis.call('HSET', cfg.qk, 'rr_last', I(picked[1].ts))
+    cfg.rr_last = picked[1].ts
+  end
+  out[#out + 1] = {cfg.q, u, m[2] or '', token, I(deadline), m[4] or '', flat}
+end
+
+-- One pass over queue q, at most `budget` offers. Returns how many random numbers were used
+-- so far (`rands` are shared by the passes of one script call).
+local function dispatch_queue(q, budget, rands, ri, reserve_ms, scan, out)
+  local cfg = queue_setup(q)
+  if cfg == nil or budget <= 0 then return ri end
+  local wk = waiting_key(q)
+  if redis.call('ZCARD', wk) == 0 then return ri end
+  local cands, ids, scores = free_candidates(cfg)
+  if #cands == 0 then return ri end
+  local lt = level_table(cfg, ids, scores)
+  local members = redis.call('ZRANGE', wk, 0, scan - 1)
+  local offers = 0
+  for _, u in ipairs(members) do
+    if offers >= budget or #cands == 0 then break end
+    local m = redis.call('HMGET', member_key(u), 'jbase', 'node', 'skills', 'callback')
+    local waited = NOW - tonumber(m[1] or NOW)
+    local ml = max_level(cfg, lt, waited)
+    local req = required(cfg, parse_kv(m[3]), waited)
+    local elig = {}
+    for _, c in ipairs(cands) do
+      if c.level <= ml and meets(c, req) then elig[#elig + 1] = c end
+    end
+    if #elig > 0 then
+      ri = ri + 1
+      local picked, delays = pick(cfg, elig, tonumber(rands[ri] or 0))
+      reserve(cfg, u, m, picked, delays, reserve_ms, out)
+      offers = offers + 1
+      local taken = {}
+      for _, c in ipairs(picked) do taken[c.id] = true end
+      local rest = {}
+      for _, c in ipairs(cands) do if not taken[c.id] then rest[#rest + 1] = c end end
+      cands = rest
+    end
+  end
+  return ri
+end

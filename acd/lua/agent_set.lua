@@ -1,0 +1,41 @@
+-- agent_set.lua: an agent's status or registration changes (login, logout, break,
+-- available, registered).
+-- (Prefixed with _lib.lua: KEYS[1..6], ARGV[1..2] as described there.)
+-- KEYS[7]  keys.acd_agent(tenant, agent)
+-- ARGV[3]  agent id
+-- ARGV[4]  op: login | logout | break | available | registered
+-- ARGV[5]  login/available: "1" On Demand; break: the reason; registered: "1" or "0"
+-- Returns {code, status, state}: OK 1, UNKNOWN_AGENT -1, ALREADY_LOGGED_IN -2 (login while
+-- not Logged Out).
+local a, op, arg = ARGV[3], ARGV[4], ARGV[5]
+local ak = KEYS[7]
+if redis.call('EXISTS', ak) == 0 then return {-1, '', ''} end
+local f = redis.call('HMGET', ak, 'status', 'state', 'busy_until', 'idle_since')
+local function back_to_work()
+  set_status(a, arg == '1' and ON_DEMAND or AVAILABLE)
+  local st = f[2]
+  if st ~= IN_CALL and st ~= RECEIVING and st ~= RESERVED then
+    if st == IDLE and tonumber(f[3] or 0) > NOW then
+      refresh_sets(a)
+    else
+      set_state(a, WAITING)
+    end
+  end
+  if tonumber(f[4] or 0) == 0 then redis.call('HSET', ak, 'idle_since', I(NOW)) end
+end
+if op == 'login' then
+  if f[1] ~= LOGGED_OUT then return {-2, f[1], f[2]} end
+  back_to_work()
+elseif op == 'available' then
+  back_to_work()
+elseif op == 'logout' then
+  set_status(a, LOGGED_OUT)
+elseif op == 'break' then
+  redis.call('HSET', ak, 'break_reason', arg)
+  set_status(a, ON_BREAK)
+elseif op == 'registered' then
+  redis.call('HSET', ak, 'reg', arg)
+  refresh_sets(a)
+end
+local now = redis.call('HMGET', ak, 'status', 'state')
+return {1, now[1], now[2]}

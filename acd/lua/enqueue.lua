@@ -1,0 +1,49 @@
+-- enqueue.lua: a caller joins a queue (idempotent per call uuid).
+-- (Prefixed with _lib.lua: KEYS[1..6], ARGV[1..2] as described there.)
+-- KEYS[7]  keys.acd_queue(tenant, queue)
+-- KEYS[8]  keys.acd_queue_waiting(tenant, queue)
+-- KEYS[9]  keys.acd_member(tenant, call uuid)
+-- KEYS[10] keys.acd_abandoned(tenant, queue, caller): the place of this caller's abandoned
+--          call, if any (read only when ARGV[7] is not empty)
+-- ARGV[3]  queue     ARGV[4] call uuid   ARGV[5] node    ARGV[6] priority
+-- ARGV[7]  caller number ("" unknown)    ARGV[8] required skills "skill=N,..."
+-- ARGV[9]  wait base ms (join time, or the call's start with time_base_score: system)
+-- ARGV[10] rank score (priority first, then the wait base; computed by Python, kept verbatim)
+-- ARGV[11] callback number ("" for a live caller)
+-- Returns {code, position (0: not waiting), waiting, resumed (0/1), queue}:
+--   JOINED 1, ALREADY 2 (this uuid is already in this queue, nothing changed),
+--   UNKNOWN_QUEUE -1, IN_OTHER_QUEUE -3 (live in the queue named in the 5th element).
+local q, u, caller = ARGV[3], ARGV[4], ARGV[7]
+local qk, wk, mk = KEYS[7], KEYS[8], KEYS[9]
+if redis.call('EXISTS', qk) == 0 then return {-1, 0, 0, 0, q} end
+local old = redis.call('HMGET', mk, 'queue', 'state')
+if old[1] then
+  local live = old[2] == M_WAITING or old[2] == M_TRYING or old[2] == M_ANSWERED
+  if old[1] == q and (live or old[2] == M_DONE) then
+    local rank = redis.call('ZRANK', wk, u)
+    return {2, rank and rank + 1 or 0, redis.call('ZCARD', wk), 0, q}
+  elseif live then
+    return {-3, 0, 0, 0, old[1]}
+  end
+end
+local score, jbase, resumed = ARGV[10], ARGV[9], 0
+if caller ~= '' and redis.call('HGET', qk, 'resume') == '1' then
+  local v = redis.call('GET', KEYS[10])
+  if v then
+    local s, b = string.match(v, '^([^|]+)|([^|]+)$')
+    if s then score, jbase, resumed = s, b, 1 end
+    redis.call('DEL', KEYS[10])
+  end
+end
+redis.call('DEL', mk)
+redis.call('HSET', mk, 'queue', q, 'state', M_WAITING, 'node', ARGV[5], 'prio', ARGV[6],
+           'caller', caller, 'skills', ARGV[8], 'jbase', jbase, PLACE_SCORE, score,
+           'callback', ARGV[11], 'joined_ms', I(NOW))
+redis.call('EXPIRE', mk, MEMBER_TTL_S)
+redis.call('ZADD', wk, score, u)
+roll_qday(qk)
+event({'CC-Queue', q, 'CC-Action', resumed == 1 and 'member-queue-resume' or 'member-queue-start',
+       'CC-Member-UUID', u, 'CC-Member-Session-UUID', u, 'CC-Member-CID-Number', caller,
+       'CC-Member-Joined-Time', secs(NOW)})
+members_count(q)
+return {1, redis.call('ZRANK', wk, u) + 1, redis.call('ZCARD', wk), resumed, q}
