@@ -420,13 +420,8 @@ def _acd_call(redis_url: str | None, work: Any) -> Any:
             return work(Acd(_redis(redis_url)))
         except RedisError as exc:
             raise _redis_down(exc, redis_url) from exc
-    except DOMAIN_ERRORS as exc:
+    except DOMAIN_ERRORS as exc:   # acd.errors are CcCoreErrors too
         _fail(exc)
-    except Exception as exc:  # noqa: BLE001 - the ACD's own errors carry error_id
-        if getattr(exc, "error_id", None) and type(exc).__module__.startswith("acd."):
-            click.echo(f"cc-core: {exc} [{exc.error_id}]", err=True)  # type: ignore[attr-defined]
-            sys.exit(1)
-        raise
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -450,8 +445,8 @@ def _emit(data: Any, as_json: bool, rows: list[dict[str, Any]], columns: list[st
 
 _TENANT = click.option("--tenant", required=True, metavar="ID", help="The tenant.")
 _JSON = click.option("--json", "as_json", is_flag=True, help="JSON for scripts, not a table.")
-_AGENT_COLUMNS = ["agent", "name", "status", "state", "break_reason", "calls_answered",
-                  "talk_time_s", "no_answer_count"]
+_AGENT_COLUMNS = ["agent", "status", "state", "queue", "calls_today", "talk_s_today",
+                  "no_answers_today", "registered"]
 
 
 @cli.group()
@@ -523,10 +518,9 @@ def agent_list(tenant: str, redis_url: str | None, as_json: bool) -> None:
     _emit(rows, as_json, rows, _AGENT_COLUMNS)
 
 
-_QUEUE_COLUMNS = ["queue", "strategy", "waiting", "agents_available", "calls_answered",
-                  "calls_abandoned"]
-_MEMBER_COLUMNS = ["position", "call_uuid", "caller", "state", "wait_s", "priority",
-                   "callback", "agent"]
+_QUEUE_COLUMNS = ["queue", "strategy", "waiting", "agents_logged_in", "agents_free",
+                  "answered_today", "abandoned_today", "estimated_wait_s"]
+_MEMBER_COLUMNS = ["position", "call_uuid", "caller", "state", "priority", "callback"]
 
 
 @queue.command("list")
@@ -537,7 +531,7 @@ def queue_list(tenant: str, redis_url: str | None, as_json: bool) -> None:
     """Every queue of the tenant, live."""
     from cc_core.api.acd import queue_out
 
-    rows = [queue_out(q).model_dump(mode="json", exclude={"members", "agents"})
+    rows = [queue_out(q).model_dump(mode="json")
             for q in _acd_call(redis_url, lambda acd: acd.queues(tenant))]
     _emit(rows, as_json, rows, _QUEUE_COLUMNS)
 
@@ -549,15 +543,14 @@ def queue_list(tenant: str, redis_url: str | None, as_json: bool) -> None:
 @_JSON
 def queue_show(tenant: str, name: str, redis_url: str | None, as_json: bool) -> None:
     """One queue, live: counters, its agents and their states, the waiting callers."""
-    from cc_core.api.acd import queue_out
+    from cc_core.api.acd import queue_detail
 
-    out = queue_out(*_acd_call(redis_url, lambda acd: (
-        acd.queue_view(tenant, name), acd.members(tenant, name),
-        acd.estimated_wait_s(tenant, name)))).model_dump(mode="json")
+    out = _acd_call(redis_url, lambda acd: queue_detail(acd, tenant, name)).model_dump(
+        mode="json")
     if as_json:
         _emit(out, True, [], [])
         return
-    click.echo(_table([out], _QUEUE_COLUMNS + ["estimated_wait_s"]))
+    click.echo(_table([out], _QUEUE_COLUMNS))
     click.echo("\nagents:")
     _emit(None, False, out["agents"], ["agent", "status", "state", "level", "position"])
     click.echo("\nwaiting:")
@@ -573,11 +566,8 @@ def queue_members(tenant: str, name: str, redis_url: str | None, as_json: bool) 
     """The queue's callers and queued callbacks, in the order they will be served."""
     from cc_core.api.acd import member_out
 
-    def work(acd: Any) -> Any:
-        acd.queue_view(tenant, name)
-        return acd.members(tenant, name)
-
-    rows = [member_out(x).model_dump(mode="json") for x in _acd_call(redis_url, work)]
+    rows = [member_out(x).model_dump(mode="json")
+            for x in _acd_call(redis_url, lambda acd: acd.members(tenant, name))]
     _emit(rows, as_json, rows, _MEMBER_COLUMNS)
 
 

@@ -12,6 +12,8 @@ from typing import Any, ClassVar
 
 from spectree import Response
 
+from acd.store import Acd, AgentView, MemberView, QueueView
+from cc_core import keys
 from cc_core.api import models as m
 from cc_core.api.errors import ErrorBody
 from cc_core.api.spec import spec
@@ -25,55 +27,56 @@ def _resp(model: type, **extra: Any) -> Response:
     return Response(HTTP_200=model, **_ERRORS, **extra)
 
 
-# -- views of acd.store to API models (the one place that knows the store's view fields) -----
+# -- acd.store's views as API models ---------------------------------------------------------
 
-def _get(view: Any, *names: str, default: Any = None) -> Any:
-    for name in names:
-        value = getattr(view, name, None)
-        if value is not None:
-            return value
-    return default
-
-
-def _text(value: Any) -> str:
-    return str(getattr(value, "value", value) or "")
-
-
-def agent_out(view: Any) -> m.AgentOut:
+def agent_out(v: AgentView) -> m.AgentOut:
     return m.AgentOut(
-        agent=_text(_get(view, "agent", "id")), name=_text(_get(view, "name")),
-        status=_text(_get(view, "status")), state=_text(_get(view, "state")),
-        break_reason=_text(_get(view, "break_reason", "reason")),
-        queues=[str(q) for q in _get(view, "queues", default=())],
-        calls_answered=int(_get(view, "calls_answered", default=0)),
-        talk_time_s=int(_get(view, "talk_time_s", default=0)),
-        no_answer_count=int(_get(view, "no_answer_count", default=0)))
+        agent=v.agent, status=v.status, state=v.state, type=v.type, contact=v.contact,
+        registered=v.registered, queue=v.queue, call_uuid=v.call_uuid,
+        busy_until_ms=v.busy_until_ms, no_answer_count=v.no_answer_count,
+        calls_today=v.calls_today, talk_s_today=v.talk_ms_today // 1000,
+        no_answers_today=v.no_answers_today)
 
 
-def member_out(view: Any) -> m.MemberOut:
-    return m.MemberOut(
-        call_uuid=_text(_get(view, "call_uuid", "uuid")), caller=_text(_get(view, "caller")),
-        state=_text(_get(view, "state")), position=int(_get(view, "position", default=0)),
-        priority=int(_get(view, "priority", default=0)),
-        wait_s=int(_get(view, "wait_s", default=0)),
-        callback=_text(_get(view, "callback")), agent=_text(_get(view, "agent")))
+def member_out(v: MemberView) -> m.MemberOut:
+    return m.MemberOut(call_uuid=v.call_uuid, state=v.state, position=v.position,
+                       priority=v.priority, caller=v.caller, joined_ms=v.joined_ms,
+                       agents=list(v.agents), callback=v.callback)
 
 
-def queue_out(view: Any, members: list[Any] | None = None,
-              estimated_wait_s: int | None = None) -> m.QueueOut:
-    agents = [m.QueueAgentOut(agent=_text(_get(a, "agent", "id")), status=_text(_get(a, "status")),
-                              state=_text(_get(a, "state")),
-                              level=int(_get(a, "level", default=1)),
-                              position=int(_get(a, "position", default=1)))
-              for a in _get(view, "agents", default=())]
+def queue_out(v: QueueView) -> m.QueueOut:
     return m.QueueOut(
-        queue=_text(_get(view, "queue", "name")), strategy=_text(_get(view, "strategy")),
-        waiting=int(_get(view, "waiting", default=0)),
-        members=[member_out(x) for x in (members or [])], agents=agents,
-        agents_available=int(_get(view, "agents_available", default=0)),
-        calls_answered=int(_get(view, "calls_answered", default=0)),
-        calls_abandoned=int(_get(view, "calls_abandoned", default=0)),
-        estimated_wait_s=estimated_wait_s)
+        queue=v.queue, strategy=v.strategy, waiting=v.waiting,
+        answered_today=v.answered_today, abandoned_today=v.abandoned_today,
+        overflowed_today=v.overflowed_today, agents_logged_in=v.agents_logged_in,
+        agents_free=v.agents_free,
+        avg_handle_s=None if v.avg_handle_ms is None else round(v.avg_handle_ms / 1000),
+        estimated_wait_s=v.estimated_wait_s)
+
+
+def queue_agents(acd: Acd, tenant: str, queue: str) -> list[m.QueueAgentOut]:
+    """The queue's tiers, best first, with each agent's live status and state.
+
+    Acd has no method for this yet: the tiers are read from the zset Acd.sync writes
+    (``keys.acd_queue_tiers``, score level*10^5+position)."""
+    tiers = acd.redis.zrange(keys.acd_queue_tiers(tenant, queue), 0, -1, withscores=True)
+    by_id = {a.agent: a for a in acd.agents(tenant)}
+    out = []
+    for raw, score in tiers:
+        aid = raw.decode() if isinstance(raw, bytes) else str(raw)
+        view = by_id.get(aid)
+        level, position = divmod(int(score), 100_000)
+        out.append(m.QueueAgentOut(agent=aid, level=level, position=position,
+                                   status=view.status if view else "",
+                                   state=view.state if view else ""))
+    return out
+
+
+def queue_detail(acd: Acd, tenant: str, queue: str) -> m.QueueDetail:
+    base = queue_out(acd.queue_view(tenant, queue))
+    return m.QueueDetail(**base.model_dump(), members=[
+        member_out(x) for x in acd.members(tenant, queue)],
+        agents=queue_agents(acd, tenant, queue))
 
 
 def _ok(resp: Any, model: Any) -> None:
@@ -83,7 +86,7 @@ def _ok(resp: Any, model: Any) -> None:
 class _Resource:
     roles: ClassVar[dict[str, Role]] = {}
 
-    def __init__(self, acd: Any) -> None:
+    def __init__(self, acd: Acd) -> None:
         self.acd = acd
 
 
@@ -161,12 +164,10 @@ class QueueList(_Resource):
 class QueueItem(_Resource):
     roles = {"GET": Role.AGENT}
 
-    @spec.validate(resp=_resp(m.QueueOut), tags=["queues"])
+    @spec.validate(resp=_resp(m.QueueDetail), tags=["queues"])
     def on_get(self, req: Any, resp: Any, tenant: str, queue: str) -> None:
-        """One queue, live: its waiting callers in order, its agents and their states."""
-        view = self.acd.queue_view(tenant, queue)
-        members = self.acd.members(tenant, queue)
-        _ok(resp, queue_out(view, members, self.acd.estimated_wait_s(tenant, queue)))
+        """One queue, live: counters, its waiting callers in order, its agents and states."""
+        _ok(resp, queue_detail(self.acd, tenant, queue))
 
 
 class QueueMembers(_Resource):
@@ -175,7 +176,6 @@ class QueueMembers(_Resource):
     @spec.validate(resp=_resp(m.MemberList), tags=["queues"])
     def on_get(self, req: Any, resp: Any, tenant: str, queue: str) -> None:
         """The queue's callers (and queued callbacks), in the order they will be served."""
-        self.acd.queue_view(tenant, queue)    # unknown_queue rather than an empty list
         _ok(resp, m.MemberList(members=[member_out(x) for x in self.acd.members(tenant, queue)]))
 
 
@@ -185,26 +185,22 @@ class Callbacks(_Resource):
     @spec.validate(resp=_resp(m.CallbackList), tags=["callbacks"])
     def on_get(self, req: Any, resp: Any, tenant: str, queue: str) -> None:
         """The callbacks queued in this queue, in the order they will be served."""
-        self.acd.queue_view(tenant, queue)
         _ok(resp, m.CallbackList(callbacks=[member_out(x) for x in
-                                            self.acd.members(tenant, queue)
-                                            if _text(_get(x, "callback"))]))
+                                            self.acd.members(tenant, queue) if x.callback]))
 
     @spec.validate(json=m.CallbackIn, resp=_resp(m.CallbackOut), tags=["callbacks"])
     def on_post(self, req: Any, resp: Any, tenant: str, queue: str) -> None:
         """Queue a callback to a number: when an agent is free, the agent is offered the call
         and, on answer, the number is dialled. Same request_id twice: queued once."""
         body: m.CallbackIn = req.context.json
-        self.acd.queue_view(tenant, queue)
         call_uuid = f"callback-{body.request_id or uuid.uuid4()}"
         joined = self.acd.enqueue(tenant, queue, call_uuid, node="", caller=body.number,
                                   callback=body.number)
         _ok(resp, m.CallbackOut(call_uuid=call_uuid, queue=queue, number=body.number,
-                                position=int(_get(joined, "position", default=0)),
-                                waiting=int(_get(joined, "waiting", default=0))))
+                                position=joined.position, waiting=joined.waiting))
 
 
-def add_routes(app: Any, acd: Any) -> None:
+def add_routes(app: Any, acd: Acd) -> None:
     app.add_route(f"{T}/agents", AgentList(acd))
     app.add_route(f"{T}/agents/{{agent}}", AgentItem(acd))
     app.add_route(f"{T}/agents/{{agent}}/login", AgentLogin(acd))

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from acd.errors import AcdError
 from cc_core.errors import CcCoreError, UnknownTenant
 
 
@@ -58,8 +59,8 @@ class ValidationFailed(ApiError):
     error_id = "validation_error"
 
 
-# The ACD's error ids (acd.errors, each with a stable ``error_id``) -> HTTP status; any other
-# ACD error is a request that does not fit the agent's or queue's current state: 409.
+# The ACD's error ids (acd.errors) -> HTTP status; any other ACD error (already_queued, ...) is
+# a request that does not fit the agent's or queue's current state: 409.
 ACD_STATUS = {
     "unknown_agent": 404,
     "unknown_queue": 404,
@@ -75,10 +76,9 @@ def status_and_body(exc: Exception) -> tuple[int, ErrorBody]:
         return exc.status, ErrorBody(error=exc.error_id, message=str(exc), details=exc.details)
     if isinstance(exc, UnknownTenant):
         return 404, ErrorBody(error="unknown_tenant", message=str(exc))
-    error_id = getattr(exc, "error_id", None)
-    if isinstance(error_id, str) and type(exc).__module__.startswith("acd."):
-        return ACD_STATUS.get(error_id, ACD_DEFAULT_STATUS), ErrorBody(error=error_id,
-                                                                       message=str(exc))
+    if isinstance(exc, AcdError):
+        return ACD_STATUS.get(exc.error_id, ACD_DEFAULT_STATUS), ErrorBody(error=exc.error_id,
+                                                                           message=str(exc))
     return 500, ErrorBody(error="internal_error",
                           message="the server failed on this request; it is logged, "
                                   "try again or tell the operator")

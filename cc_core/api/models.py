@@ -54,14 +54,18 @@ class CallbackIn(_In):
 
 class AgentOut(BaseModel):
     agent: str
-    name: str = ""
     status: str = Field(description="Logged Out, Available, Available (On Demand), On Break")
     state: str = Field(description="Waiting, Reserved, Receiving, In a queue call, Idle")
-    break_reason: str = ""
-    queues: list[str] = Field(default_factory=list)
-    calls_answered: int = Field(0, description="today, in the tenant's time zone")
-    talk_time_s: int = Field(0, description="today, in the tenant's time zone")
-    no_answer_count: int = 0
+    type: str = Field(description="callback or uuid-standby")
+    contact: str
+    registered: bool
+    queue: str = Field("", description="the queue of the call it is reserved for or on")
+    call_uuid: str = Field("", description="the caller it is reserved for or talking to")
+    busy_until_ms: int = Field(0, description="end of a wrap-up or delay (ms since epoch)")
+    no_answer_count: int = Field(0, description="no-answers in a row")
+    calls_today: int = Field(0, description="today, in the tenant's time zone")
+    talk_s_today: int = 0
+    no_answers_today: int = 0
 
 
 class AgentList(BaseModel):
@@ -70,13 +74,13 @@ class AgentList(BaseModel):
 
 class MemberOut(BaseModel):
     call_uuid: str
-    caller: str = ""
-    state: str = Field(description="Waiting, Trying, Answered, ...")
-    position: int = Field(0, description="1-based place among the waiting, 0 if not waiting")
+    state: str = Field(description="Waiting, Trying, Answered, Abandoned, Done")
+    position: int = Field(description="1-based place among the waiting")
     priority: int = 0
-    wait_s: int = 0
+    caller: str = ""
+    joined_ms: int = 0
+    agents: list[str] = Field(default_factory=list, description="offered to or talking to")
     callback: str = Field("", description="a queued callback to this number")
-    agent: str = Field("", description="the agent offered or talking to this caller")
 
 
 class MemberList(BaseModel):
@@ -85,23 +89,28 @@ class MemberList(BaseModel):
 
 class QueueAgentOut(BaseModel):
     agent: str
+    level: int
+    position: int
     status: str
     state: str
-    level: int = 1
-    position: int = 1
 
 
 class QueueOut(BaseModel):
     queue: str
-    strategy: str = ""
-    waiting: int = Field(0, description="callers waiting now")
-    members: list[MemberOut] = Field(default_factory=list, description="waiting callers, "
-                                     "in the order they will be served")
-    agents: list[QueueAgentOut] = Field(default_factory=list)
-    agents_available: int = 0
-    calls_answered: int = Field(0, description="today")
-    calls_abandoned: int = Field(0, description="today")
-    estimated_wait_s: int | None = None
+    strategy: str
+    waiting: int = Field(description="callers waiting now")
+    answered_today: int
+    abandoned_today: int
+    overflowed_today: int
+    agents_logged_in: int
+    agents_free: int
+    avg_handle_s: int | None = Field(None, description="talk + wrap-up, moving average")
+    estimated_wait_s: int | None = Field(None, description="for a caller joining now")
+
+
+class QueueDetail(QueueOut):
+    members: list[MemberOut] = Field(description="waiting callers, in the order served")
+    agents: list[QueueAgentOut] = Field(description="the queue's tiers, best first")
 
 
 class QueueList(BaseModel):
