@@ -117,7 +117,7 @@ class QueueView:
     answered_today: int
     abandoned_today: int
     overflowed_today: int
-    agents_logged_in: int
+    agents_available: int
     agents_free: int
     avg_handle_ms: int | None
     estimated_wait_s: int | None
@@ -489,7 +489,7 @@ class Acd:
             answered_today=_int(f.get("answered")) if today else 0,
             abandoned_today=_int(f.get("abandoned")) if today else 0,
             overflowed_today=_int(f.get("overflowed")) if today else 0,
-            agents_logged_in=logged_in, agents_free=free, avg_handle_ms=aht,
+            agents_available=logged_in, agents_free=free, avg_handle_ms=aht,
             estimated_wait_s=ewt)
 
     def queues(self, tenant: str) -> list[QueueView]:

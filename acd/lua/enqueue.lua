@@ -3,8 +3,8 @@
 -- KEYS[7]  keys.acd_queue(tenant, queue)
 -- KEYS[8]  keys.acd_queue_waiting(tenant, queue)
 -- KEYS[9]  keys.acd_member(tenant, call uuid)
--- KEYS[10] keys.acd_abandoned(tenant, queue, caller): the place of this caller's abandoned
---          call, if any (read only when ARGV[7] is not empty)
+-- KEYS[10] keys.acd_abandoned(tenant, queue, caller): "score|wait base|until ms", the place
+--          of this caller's abandoned call, if any (read only when ARGV[7] is not empty)
 -- ARGV[3]  queue     ARGV[4] call uuid   ARGV[5] node    ARGV[6] priority
 -- ARGV[7]  caller number ("" unknown)    ARGV[8] required skills "skill=N,..."
 -- ARGV[9]  wait base ms (join time, or the call's start with time_base_score: system)
@@ -30,8 +30,8 @@ local score, jbase, resumed = ARGV[10], ARGV[9], 0
 if caller ~= '' and redis.call('HGET', qk, 'resume') == '1' then
   local v = redis.call('GET', KEYS[10])
   if v then
-    local s, b = string.match(v, '^([^|]+)|([^|]+)$')
-    if s then score, jbase, resumed = s, b, 1 end
+    local s, b, until_ms = string.match(v, '^([^|]+)|([^|]+)|(%d+)$')
+    if s and NOW < tonumber(until_ms) then score, jbase, resumed = s, b, 1 end
     redis.call('DEL', KEYS[10])
   end
 end

@@ -45,7 +45,9 @@ if counter == 'abandoned' and (m[5] or '') ~= '' then
   local qf = redis.call('HMGET', qk, 'resume', 'discard_s')
   local keep_ms = tonumber(qf[2] or 0) * 1000
   if qf[1] == '1' and keep_ms > 0 then
-    redis.call('SET', abandoned_key(q, m[5]), m[7] .. '|' .. m[8], 'PX', keep_ms)
+    -- the window is checked against ARGV now by enqueue; PX only cleans up
+    redis.call('SET', abandoned_key(q, m[5]), m[7] .. '|' .. m[8] .. '|' .. I(NOW + keep_ms),
+               'PX', keep_ms)
   end
 end
 event({'CC-Queue', q, 'CC-Action', 'member-queue-end', 'CC-Cause', 'Cancel',

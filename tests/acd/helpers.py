@@ -49,3 +49,24 @@ def make_acd(redis_url: str, cfg: Tenant, clock: Clock | None = None, *,
         for a in cfg.agents:
             acd.login(cfg.tenant, a)
     return acd, clock
+
+
+def serve(acd: Acd, clock: Clock, queue: str, call_uuid: str, *, talk_ms: int = 60_000,
+          tenant_id: str = "acme") -> str:
+    """One whole queue call: join, dispatch, ring, answer, hang up. Returns the agent."""
+    acd.enqueue(tenant_id, queue, call_uuid, node="n1")
+    offers = acd.dispatch(tenant_id, queue)
+    assert len(offers) == 1, offers
+    agent = offers[0].agents[0].agent
+    assert acd.offering(offers[0], agent)
+    assert acd.answered(offers[0], agent)
+    clock.advance(talk_ms)
+    acd.call_ended(tenant_id, agent, call_uuid, talk_ms)
+    return agent
+
+
+def picks(acd: Acd, queue: str, n: int, tenant_id: str = "acme", prefix: str = "c") -> list[str]:
+    """n callers join, one dispatch: the first agent of each offer, in caller order."""
+    for i in range(n):
+        acd.enqueue(tenant_id, queue, f"{prefix}{i}", node="n1")
+    return [o.agents[0].agent for o in acd.dispatch(tenant_id, queue)]
