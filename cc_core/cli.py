@@ -518,7 +518,7 @@ def agent_list(tenant: str, redis_url: str | None, as_json: bool) -> None:
     _emit(rows, as_json, rows, _AGENT_COLUMNS)
 
 
-_QUEUE_COLUMNS = ["queue", "strategy", "waiting", "agents_logged_in", "agents_free",
+_QUEUE_COLUMNS = ["queue", "strategy", "waiting", "agents_available", "agents_free",
                   "answered_today", "abandoned_today", "estimated_wait_s"]
 _MEMBER_COLUMNS = ["position", "call_uuid", "caller", "state", "priority", "callback"]
 

@@ -48,7 +48,7 @@ def queue_out(v: QueueView) -> m.QueueOut:
     return m.QueueOut(
         queue=v.queue, strategy=v.strategy, waiting=v.waiting,
         answered_today=v.answered_today, abandoned_today=v.abandoned_today,
-        overflowed_today=v.overflowed_today, agents_logged_in=v.agents_logged_in,
+        overflowed_today=v.overflowed_today, agents_available=v.agents_available,
         agents_free=v.agents_free,
         avg_handle_s=None if v.avg_handle_ms is None else round(v.avg_handle_ms / 1000),
         estimated_wait_s=v.estimated_wait_s)

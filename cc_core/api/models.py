@@ -102,7 +102,7 @@ class QueueOut(BaseModel):
     answered_today: int
     abandoned_today: int
     overflowed_today: int
-    agents_logged_in: int
+    agents_available: int = Field(description="tier agents whose status is Available or Available (On Demand)")
     agents_free: int
     avg_handle_s: int | None = Field(None, description="talk + wrap-up, moving average")
     estimated_wait_s: int | None = Field(None, description="for a caller joining now")

@@ -92,7 +92,7 @@ def test_queue_view_list_members_and_callbacks(api, acd, sup) -> None:
         ("call-1", 1), ("callback-req-00000001", 2)]
     assert [(a["agent"], a["level"], a["position"], a["status"]) for a in q["agents"]] == [
         ("1001", 1, 1, "Logged Out"), ("1002", 1, 2, "Available")]
-    assert q["agents_logged_in"] == 1
+    assert q["agents_available"] == 1
     res = api.simulate_get(f"{A}/queues", headers=sup)
     assert {x["queue"]: x["waiting"] for x in res.json["queues"]} == {"sales": 0, "support": 2}
     res = api.simulate_get(f"{A}/queues/support/members", headers=sup)
