@@ -6,12 +6,13 @@ Domain errors are mapped to exit codes here and nowhere else.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from cc_core import __version__
-from cc_core.errors import DOMAIN_ERRORS, CcCoreError, EslError, LeaseLost
+from cc_core.errors import DOMAIN_ERRORS, CcCoreError, ConfigError, EslError, LeaseLost
 
 
 def _fail(exc: CcCoreError | EslError | LeaseLost) -> NoReturn:
@@ -357,6 +358,335 @@ def render(config_path: str, tenants_path: str, out_dir: str, node: str | None) 
                f"(secrets, mode 0600: {', '.join(sorted(rendered.secret))})")
     click.echo(f"on the switch: create {sw.voicemail_dir} (writable by FreeSWITCH) and give "
                "the workers the same CC_VOICEMAIL_DIR")
+
+
+@cli.group()
+def queue() -> None:
+    """The ACD's queues: import a mod_callcenter config; list, show and see who is waiting."""
+
+
+@queue.command("import")
+@click.argument("xml_path", metavar="CALLCENTER_CONF_XML",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tenant", default=None, metavar="ID",
+              help="Tenant id (default: the @domain every queue name shares).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write the tenant YAML here (default: standard output).")
+def import_(xml_path: Path, tenant: str | None, out_path: Path | None) -> None:
+    """Convert mod_callcenter's callcenter.conf.xml into a tenant YAML file (agents, queues,
+    tiers); everything not imported is printed as a warning saying what cc-core does instead."""
+    from acd.importer import convert
+
+    try:
+        try:
+            raw = xml_path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{xml_path}: cannot read the file ({exc.strerror})") from exc
+        result = convert(raw, tenant=tenant, source=xml_path.name)
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if out_path is None:
+        click.echo(result.text, nl=False)
+        return
+    out_path.write_text(result.text, encoding="utf-8")
+    t = result.tenant
+    click.echo(f"wrote tenant {t.tenant} to {out_path}: {len(t.agents)} agents, "
+               f"{len(t.queues)} queues, {sum(len(q.tiers) for q in t.queues.values())} tiers "
+               f"({len(result.warnings)} warnings)")
+
+
+def _redis(redis_url: str | None) -> Any:
+    if not redis_url:
+        raise ConfigError("no Redis to use: pass --redis-url redis://HOST:PORT/DB or set "
+                          "CC_REDIS_URL")
+    import redis
+
+    try:
+        return redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5)
+    except ValueError as exc:
+        raise ConfigError(f"--redis-url {redis_url!r}: {exc}") from exc
+
+
+def _acd_call(redis_url: str | None, work: Any) -> Any:
+    """Run ``work(acd)`` against the ACD in Redis; domain errors exit with their code."""
+    from redis.exceptions import RedisError
+
+    try:
+        from acd.store import Acd
+
+        try:
+            return work(Acd(_redis(redis_url)))
+        except RedisError as exc:
+            raise _redis_down(exc, redis_url) from exc
+    except DOMAIN_ERRORS as exc:   # acd.errors are CcCoreErrors too
+        _fail(exc)
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip()]
+    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns).rstrip()
+              for r in rows]
+    return "\n".join(lines)
+
+
+def _emit(data: Any, as_json: bool, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    import json as json_lib
+
+    if as_json:
+        click.echo(json_lib.dumps(data, indent=2, ensure_ascii=False, sort_keys=True))
+    elif rows:
+        click.echo(_table(rows, columns))
+    else:
+        click.echo("(none)")
+
+
+_TENANT = click.option("--tenant", required=True, metavar="ID", help="The tenant.")
+_JSON = click.option("--json", "as_json", is_flag=True, help="JSON for scripts, not a table.")
+_AGENT_COLUMNS = ["agent", "status", "state", "queue", "calls_today", "talk_s_today",
+                  "no_answers_today", "registered"]
+
+
+@cli.group()
+def agent() -> None:
+    """An agent's status in the ACD: log in and out, Available or On Break, list."""
+
+
+def _agent_result(view: Any, as_json: bool) -> None:
+    from cc_core.api.acd import agent_out
+
+    out = agent_out(view).model_dump(mode="json")
+    _emit(out, as_json, [out], _AGENT_COLUMNS)
+
+
+@agent.command("login")
+@_TENANT
+@click.argument("agent_id", metavar="AGENT")
+@click.option("--on-demand", is_flag=True, help="Available (On Demand): one call, then a break.")
+@_REDIS_URL
+@_JSON
+def agent_login(tenant: str, agent_id: str, on_demand: bool, redis_url: str | None,
+                as_json: bool) -> None:
+    """Log AGENT in (Available, or Available (On Demand))."""
+    _agent_result(_acd_call(redis_url, lambda acd: acd.login(tenant, agent_id,
+                                                             on_demand=on_demand)), as_json)
+
+
+@agent.command("logout")
+@_TENANT
+@click.argument("agent_id", metavar="AGENT")
+@_REDIS_URL
+@_JSON
+def agent_logout(tenant: str, agent_id: str, redis_url: str | None, as_json: bool) -> None:
+    """Log AGENT out."""
+    _agent_result(_acd_call(redis_url, lambda acd: acd.logout(tenant, agent_id)), as_json)
+
+
+@agent.command("status")
+@_TENANT
+@click.argument("agent_id", metavar="AGENT")
+@click.argument("status", required=False,
+                type=click.Choice(["available", "on-demand", "break"]))
+@click.option("--reason", default="", help="With break: why (shown to supervisors).")
+@_REDIS_URL
+@_JSON
+def agent_status(tenant: str, agent_id: str, status: str | None, reason: str,
+                 redis_url: str | None, as_json: bool) -> None:
+    """Show AGENT, or set it: available, on-demand (Available (On Demand)) or break."""
+    def work(acd: Any) -> Any:
+        if status is None:
+            return acd.agent(tenant, agent_id)
+        if status == "break":
+            return acd.set_break(tenant, agent_id, reason)
+        return acd.set_available(tenant, agent_id, on_demand=status == "on-demand")
+
+    _agent_result(_acd_call(redis_url, work), as_json)
+
+
+@agent.command("list")
+@_TENANT
+@_REDIS_URL
+@_JSON
+def agent_list(tenant: str, redis_url: str | None, as_json: bool) -> None:
+    """Every agent of the tenant: status, state, today's counters."""
+    from cc_core.api.acd import agent_out
+
+    rows = [agent_out(a).model_dump(mode="json")
+            for a in _acd_call(redis_url, lambda acd: acd.agents(tenant))]
+    _emit(rows, as_json, rows, _AGENT_COLUMNS)
+
+
+_QUEUE_COLUMNS = ["queue", "strategy", "waiting", "agents_available", "agents_free",
+                  "answered_today", "abandoned_today", "estimated_wait_s"]
+_MEMBER_COLUMNS = ["position", "call_uuid", "caller", "state", "priority", "callback"]
+
+
+@queue.command("list")
+@_TENANT
+@_REDIS_URL
+@_JSON
+def queue_list(tenant: str, redis_url: str | None, as_json: bool) -> None:
+    """Every queue of the tenant, live."""
+    from cc_core.api.acd import queue_out
+
+    rows = [queue_out(q).model_dump(mode="json")
+            for q in _acd_call(redis_url, lambda acd: acd.queues(tenant))]
+    _emit(rows, as_json, rows, _QUEUE_COLUMNS)
+
+
+@queue.command("show")
+@_TENANT
+@click.argument("name", metavar="QUEUE")
+@_REDIS_URL
+@_JSON
+def queue_show(tenant: str, name: str, redis_url: str | None, as_json: bool) -> None:
+    """One queue, live: counters, its agents and their states, the waiting callers."""
+    from cc_core.api.acd import queue_detail
+
+    out = _acd_call(redis_url, lambda acd: queue_detail(acd, tenant, name)).model_dump(
+        mode="json")
+    if as_json:
+        _emit(out, True, [], [])
+        return
+    click.echo(_table([out], _QUEUE_COLUMNS))
+    click.echo("\nagents:")
+    _emit(None, False, out["agents"], ["agent", "status", "state", "level", "position"])
+    click.echo("\nwaiting:")
+    _emit(None, False, out["members"], _MEMBER_COLUMNS)
+
+
+@queue.command("members")
+@_TENANT
+@click.argument("name", metavar="QUEUE")
+@_REDIS_URL
+@_JSON
+def queue_members(tenant: str, name: str, redis_url: str | None, as_json: bool) -> None:
+    """The queue's callers and queued callbacks, in the order they will be served."""
+    from cc_core.api.acd import member_out
+
+    rows = [member_out(x).model_dump(mode="json")
+            for x in _acd_call(redis_url, lambda acd: acd.members(tenant, name))]
+    _emit(rows, as_json, rows, _MEMBER_COLUMNS)
+
+
+@cli.group()
+def token() -> None:
+    """API tokens of a tenant (only their SHA-256 is stored)."""
+
+
+def _tokens(redis_url: str | None) -> Any:
+    from cc_core.api.tokens import TokenStore
+
+    return TokenStore(_redis(redis_url))
+
+
+@token.command("create")
+@_TENANT
+@click.option("--role", type=click.Choice(["agent", "supervisor"]), default="agent",
+              show_default=True)
+@click.option("--agent", "agent_id", default=None, metavar="AGENT",
+              help="An agent token acting for this agent only.")
+@click.option("--label", default="", help="What the token is for (shown by list).")
+@_REDIS_URL
+def token_create(tenant: str, role: str, agent_id: str | None, label: str,
+                 redis_url: str | None) -> None:
+    """Create a token for the tenant; it is printed once and cannot be shown again."""
+    from redis.exceptions import RedisError
+
+    from cc_core.api.tokens import Role
+    from cc_core.errors import UnknownTenant
+    from cc_core.tenants.store import TenantDirectory
+
+    try:
+        if agent_id is not None and role != "agent":
+            raise ConfigError("--agent binds an agent token; drop it or use --role agent")
+        client = _redis(redis_url)
+        try:
+            applied = TenantDirectory(client).tenant(tenant)
+            if applied is None:
+                raise UnknownTenant(f"tenant {tenant!r} is not in the applied configuration; "
+                                    "apply it first: cc-core config apply PATH")
+            if agent_id is not None and agent_id not in applied.agents:
+                raise ConfigError(f"--agent {agent_id!r} is not an agent of {tenant!r} "
+                                  f"(agents: {', '.join(sorted(applied.agents)) or 'none'})")
+            secret, info = _tokens(redis_url).create(tenant, Role(role), agent=agent_id,
+                                                     label=label)
+        except RedisError as exc:
+            raise _redis_down(exc, redis_url) from exc
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+    click.echo(secret)
+    click.echo(f"token {info.id}: {role} of tenant {tenant}"
+               + (f" acting for agent {agent_id}" if agent_id else "")
+               + "; keep it secret, it is not shown again", err=True)
+
+
+@token.command("list")
+@_TENANT
+@_REDIS_URL
+@_JSON
+def token_list(tenant: str, redis_url: str | None, as_json: bool) -> None:
+    """The tenant's tokens (ids, roles; never the tokens themselves)."""
+    try:
+        infos = _tokens(redis_url).list(tenant)
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+    rows = [{"id": i.id, "role": i.role.value, "agent": i.agent or "", "label": i.label,
+             "created_ms": i.created_ms} for i in infos]
+    _emit(rows, as_json, rows, ["id", "role", "agent", "label", "created_ms"])
+
+
+@token.command("revoke")
+@_TENANT
+@click.argument("token_id", metavar="ID")
+@_REDIS_URL
+def token_revoke(tenant: str, token_id: str, redis_url: str | None) -> None:
+    """Revoke a token by its id (from list); it stops working at once."""
+    try:
+        info = _tokens(redis_url).revoke(tenant, token_id)
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+    click.echo(f"revoked token {info.id} ({info.role.value} of tenant {tenant})")
+
+
+@cli.group()
+def api() -> None:
+    """The HTTP JSON API for agents' desks and supervisors."""
+
+
+@api.command("serve")
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT")
+@_REDIS_URL
+def api_serve(listen: str, redis_url: str | None) -> None:
+    """Serve the API (gevent WSGIServer) until SIGTERM."""
+    from gevent import monkey
+
+    monkey.patch_all()
+    from cc_core.api.app import serve
+
+    try:
+        if not redis_url:
+            _redis(redis_url)
+        serve(listen, str(redis_url))
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+
+
+@api.command("openapi")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write here (default: standard output).")
+def api_openapi(out_path: Path | None) -> None:
+    """The OpenAPI document, generated from the API's request and response models."""
+    from cc_core.api.app import openapi_json
+
+    text = openapi_json()
+    if out_path is None:
+        click.echo(text, nl=False)
+    else:
+        out_path.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out_path}")
 
 
 def main() -> None:

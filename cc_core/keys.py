@@ -66,6 +66,18 @@ def tenant_config_versions(tenant: str) -> str:
     return f"{_tenant(tenant)}:config:versions"
 
 
+# -- the HTTP API (cc_core.api) ---------------------------------------------------------------
+#
+# | key                          | type | holds                                                |
+# |------------------------------|------|------------------------------------------------------|
+# | ``cc:{t:<tenant>}:api:tokens`` | hash | SHA-256 (hex) of a token -> msgpack: id, role, agent, |
+# |                              |      | label, created_ms; the token itself is never stored  |
+
+
+def api_tokens(tenant: str) -> str:
+    return f"{_tenant(tenant)}:api:tokens"
+
+
 # -- the ACD (acd/) ---------------------------------------------------------------------------
 #
 # Every ACD key of a tenant carries ``{t:<tenant>}``: the dispatch scripts touch one tenant's

@@ -1,0 +1,111 @@
+"""The API's composition root: ``create_app`` wires the store, tokens and routes into one WSGI
+app; ``serve`` runs it on gevent's WSGIServer; ``openapi_document`` is its generated spec."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import falcon
+
+from cc_core.api import acd as acd_routes
+from cc_core.api.auth import AuthMiddleware
+from cc_core.api.errors import ApiError, MethodNotAllowed, NotFound, status_and_body
+from cc_core.api.spec import spec
+from cc_core.api.tokens import TokenStore
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+OPENAPI_PATH = "/v1/openapi.json"
+
+
+class OpenApiDoc:
+    """The generated OpenAPI document; public, like any API's description."""
+
+    public = True
+
+    def on_get(self, req: Any, resp: Any) -> None:
+        resp.media = openapi_document()
+
+
+class _BodyLimit:
+    def process_request(self, req: Any, resp: Any) -> None:
+        if (req.content_length or 0) > MAX_BODY_BYTES:
+            raise ApiError(f"the request body is over {MAX_BODY_BYTES} bytes; these requests "
+                           "are small JSON objects", error_id="body_too_large")
+
+
+def _error(req: Any, resp: Any, exc: Exception, params: Any) -> None:
+    if isinstance(exc, falcon.HTTPError):
+        exc = _from_falcon(exc)
+    status, body = status_and_body(exc)
+    if status >= 500:
+        log.exception("API: %s %s failed", req.method, req.path, exc_info=exc)
+    resp.status = status
+    if status == 401:
+        resp.set_header("WWW-Authenticate", "Bearer")
+    resp.media = body.model_dump(mode="json", exclude_none=True)
+
+
+def _from_falcon(exc: falcon.HTTPError) -> Exception:
+    code = exc.status_code
+    if code == 404:
+        return NotFound(f"no such route: see {OPENAPI_PATH} for the API's routes")
+    if code == 405:
+        return MethodNotAllowed(f"this route does not take that method: see {OPENAPI_PATH}")
+    if isinstance(exc, falcon.MediaMalformedError | falcon.MediaNotFoundError):
+        return ApiError("the request body is not valid JSON; send a JSON object with "
+                        "Content-Type: application/json", error_id="invalid_json")
+    err = ApiError(f"{exc.title}: {exc.description or 'see ' + OPENAPI_PATH}",
+                   error_id=f"http_{code}")
+    err.status = code if 400 <= code < 500 else 400
+    return err
+
+
+def create_app(*, acd: Any, tokens: TokenStore) -> falcon.App:
+    middleware: list[Any] = [_BodyLimit(), AuthMiddleware(tokens)]
+    app = falcon.App(middleware=middleware)
+    app.req_options.strip_url_path_trailing_slash = True
+    app.add_error_handler(Exception, _error)
+    app.add_error_handler(falcon.HTTPError, _error)
+    acd_routes.add_routes(app, acd)
+    app.add_route(OPENAPI_PATH, OpenApiDoc())
+    spec.app = app     # spectree reads the routes from here (no doc pages are added)
+    return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document of every route, generated from the request/response models."""
+    if getattr(spec, "app", None) is None:
+        create_app(acd=None, tokens=TokenStore(None))
+    return dict(spec.spec)
+
+
+def openapi_json() -> str:
+    return json.dumps(openapi_document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def serve(listen: str, redis_url: str) -> None:
+    """Serve the API on ``listen`` (HOST:PORT) until SIGTERM/SIGINT. Call after gevent's
+    monkey-patching (the CLI does it first)."""
+    import signal
+
+    import gevent
+    import redis as redis_lib
+    from gevent.pywsgi import WSGIServer
+
+    from acd.store import Acd
+    from cc_core.errors import ConfigError
+
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    client = redis_lib.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5)
+    app = create_app(acd=Acd(client), tokens=TokenStore(client))
+    server = WSGIServer((host.strip("[]"), int(port)), app, log=None, error_log=log)
+    gevent.signal_handler(signal.SIGTERM, server.stop)
+    gevent.signal_handler(signal.SIGINT, server.stop)
+    log.info("API: serving on %s", listen)
+    server.serve_forever()

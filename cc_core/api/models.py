@@ -1,0 +1,129 @@
+"""Request and response bodies of the API; the OpenAPI document is generated from these."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- requests ----------------------------------------------------------------------------------
+
+class LoginIn(_In):
+    on_demand: bool = Field(False, description="log in as Available (On Demand): one call, "
+                            "then On Break")
+
+
+class StatusIn(_In):
+    status: Literal["Available", "Available (On Demand)"]
+
+
+class BreakIn(_In):
+    reason: str = Field("", max_length=100, description="why (shown to supervisors)")
+
+    @field_validator("reason")
+    @classmethod
+    def _printable(cls, v: str) -> str:
+        if any(ord(c) < 32 or ord(c) == 127 for c in v):
+            raise ValueError("the reason must be one line of text, without control characters")
+        return v
+
+
+class CallbackIn(_In):
+    number: str = Field(description="the number to call back: digits, optionally a leading +",
+                        examples=["13800138000"])
+    request_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9-]{8,64}$",
+        description="client-chosen id: sending the same request twice queues one callback")
+
+    @field_validator("number")
+    @classmethod
+    def _number(cls, v: str) -> str:
+        if not re.fullmatch(r"\+?\d{3,20}", v):
+            raise ValueError(f"{v!r} is not a phone number: write 3 to 20 digits, optionally "
+                             "after a +, e.g. 13800138000")
+        return v
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+class AgentOut(BaseModel):
+    agent: str
+    status: str = Field(description="Logged Out, Available, Available (On Demand), On Break")
+    state: str = Field(description="Waiting, Reserved, Receiving, In a queue call, Idle")
+    type: str = Field(description="callback or uuid-standby")
+    contact: str
+    registered: bool
+    queue: str = Field("", description="the queue of the call it is reserved for or on")
+    call_uuid: str = Field("", description="the caller it is reserved for or talking to")
+    busy_until_ms: int = Field(0, description="end of a wrap-up or delay (ms since epoch)")
+    no_answer_count: int = Field(0, description="no-answers in a row")
+    calls_today: int = Field(0, description="today, in the tenant's time zone")
+    talk_s_today: int = 0
+    no_answers_today: int = 0
+
+
+class AgentList(BaseModel):
+    agents: list[AgentOut]
+
+
+class MemberOut(BaseModel):
+    call_uuid: str
+    state: str = Field(description="Waiting, Trying, Answered, Abandoned, Done")
+    position: int = Field(description="1-based place among the waiting")
+    priority: int = 0
+    caller: str = ""
+    joined_ms: int = 0
+    agents: list[str] = Field(default_factory=list, description="offered to or talking to")
+    callback: str = Field("", description="a queued callback to this number")
+
+
+class MemberList(BaseModel):
+    members: list[MemberOut]
+
+
+class QueueAgentOut(BaseModel):
+    agent: str
+    level: int
+    position: int
+    status: str
+    state: str
+
+
+class QueueOut(BaseModel):
+    queue: str
+    strategy: str
+    waiting: int = Field(description="callers waiting now")
+    answered_today: int
+    abandoned_today: int
+    overflowed_today: int
+    agents_available: int = Field(description="tier agents whose status is Available or Available (On Demand)")
+    agents_free: int
+    avg_handle_s: int | None = Field(None, description="talk + wrap-up, moving average")
+    estimated_wait_s: int | None = Field(None, description="for a caller joining now")
+
+
+class QueueDetail(QueueOut):
+    members: list[MemberOut] = Field(description="waiting callers, in the order served")
+    agents: list[QueueAgentOut] = Field(description="the queue's tiers, best first")
+
+
+class QueueList(BaseModel):
+    queues: list[QueueOut]
+
+
+class CallbackOut(BaseModel):
+    call_uuid: str
+    queue: str
+    number: str
+    position: int
+    waiting: int
+
+
+class CallbackList(BaseModel):
+    callbacks: list[MemberOut]
