@@ -16,6 +16,7 @@ from acd.registration import contact_key
     ("sofia/internal/1001%default", "1001@default"),  # looks up the registration
     # not gated: the INVITE goes where it says, or to a carrier
     ("sofia/internal/1001@127.0.0.1:5090", None),
+    ("sofia/internal/1001%default@10.0.0.1", None),   # with an "@" sofia takes it as a URI
     ("sofia/gateway/carrier/13800138000", None),
     ("sofia/internal/1001", None),
     ("loopback/4005550100/default", None),
