@@ -38,7 +38,7 @@ __all__ = [
     "uuid_answer", "uuid_kill", "uuid_bridge", "uuid_transfer", "uuid_broadcast",
     "uuid_record", "uuid_setvar", "uuid_getvar", "uuid_break", "uuid_exists", "originate",
     "escape_originate_value", "execute_headers", "hangup_headers", "sendmsg",
-    "show_channels_json",
+    "show_channels_json", "sofia_contact",
 ]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -249,6 +249,28 @@ def uuid_exists(uuid: str) -> str:
 
 def show_channels_json() -> str:
     return "show channels as json"
+
+
+# mod_sofia.c:sofia_contact_function splits at "~" (user-agent match), the first "/"
+# (profile) and "@" (domain), then at a "/" after the domain (a prefix for each contact):
+# none of them may appear inside a part.
+_SOFIA_PART = re.compile(r"^[^@/~,\s]{1,128}$")
+
+
+def sofia_contact(user_at_domain: str, profile: str | None = None) -> str:
+    """``sofia_contact [<profile>/]<user>@<domain>``: the registered contacts of a user,
+    ``sofia/<profile>/sip:...`` (several joined by ","), or ``error/user_not_registered``."""
+    check_arg(user_at_domain, "user@domain", allow_space=False)
+    user, at, domain = user_at_domain.partition("@")
+    if not at or not _SOFIA_PART.match(user) or not _SOFIA_PART.match(domain):
+        raise ValueError(f"user@domain {user_at_domain!r} must be <user>@<domain>, with no "
+                         "'/', '~', ',' or second '@' (e.g. 1001@default)")
+    if profile is None:
+        return f"sofia_contact {user_at_domain}"
+    if not _SOFIA_PART.match(check_arg(profile, "sofia profile", allow_space=False)):
+        raise ValueError(f"sofia profile {profile!r} must be one word without '/' or '@' "
+                         "(e.g. internal)")
+    return f"sofia_contact {profile}/{user_at_domain}"
 
 
 # --- originate ------------------------------------------------------------------------------

@@ -17,6 +17,18 @@ Simulation controls (names FreeSWITCH does not use; replies ``+OK ...``/``-ERR .
   answer, NORMAL_CLEARING after).
 * ``sim_endpoint <contact> <answer|busy|noanswer|reject|unregistered> [delay_ms] [talk_ms]``:
   what originates to ``contact`` (dial string without ``{}``/``[]`` blocks) meet from now on.
+  ``answer <delay> 0`` answers and hangs up at once (a BYE right after the 200 OK);
+  ``answer <delay>`` without talk_ms talks until the switch side ends the call (uuid_kill,
+  the bridged leg hanging up): a phone that never sends BYE.
+* ``sim_register <user>@<domain> [expires_s] [contact]`` -> ``+OK <user>@<domain> registered
+  <contact uri> <expires_s>``: the phone REGISTERs (default 300 s, sofia's default when no
+  Expires is sent; contact ``[sip:]user@host[:port][;params]``, default
+  ``sip:<user>@127.0.0.1:5070``) and must refresh before ``expires_s`` + 60 s or it expires
+  with ``sofia::expire`` (fssim.registrations). Once registered, the user exists in the
+  simulated directory: ``user/<user>@<domain>`` then follows its sim_endpoint script while
+  registered and fails USER_NOT_REGISTERED while not.
+* ``sim_unregister <user>@<domain>`` -> ``+OK <user>@<domain> unregistered``: a REGISTER
+  with Expires 0 (``sofia::unregister``).
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ from fssim.channels import Channel, parse_cause
 from fssim.coredb import CoreDb
 from fssim.endpoints import BEHAVIOURS, Behaviour
 from fssim.fsstrings import split_blank
+from fssim.registrations import parse_contact
 
 if TYPE_CHECKING:
     from fssim.engine import Engine
@@ -517,6 +530,41 @@ class ChannelApi:
         self.engine.endpoints.set(parts[0], Behaviour(parts[1], delay, talk))
         return f"+OK {parts[0]} {parts[1]}\n"
 
+    def sim_register(self, req: ApiRequest) -> str:
+        syntax = "sim_register <user>@<domain> [expires_s] [contact]"
+        parts = req.args.split()
+        if not 1 <= len(parts) <= 3:
+            return usage(syntax)
+        user, at, domain = parts[0].partition("@")
+        if not at or not user or not domain or "/" in parts[0]:
+            return usage(syntax)
+        try:
+            # no Expires at all: sofia_reg.c's default exptime (300)
+            expires = int(parts[1]) if len(parts) > 1 else 300
+        except ValueError:
+            return usage(syntax)
+        if expires <= 0:
+            return usage(syntax) if expires < 0 else \
+                "-ERR expires 0 is an unregister: use sim_unregister\n"
+        contact = parts[2] if len(parts) > 2 else None
+        if contact is not None and parse_contact(contact) is None:
+            return f"-ERR bad contact {contact} (want [sip:]user@host[:port][;params])\n"
+        row = self.engine.registrar.register(user, domain, expires, contact)
+        return f"+OK {row.key} registered {row.contact_uri} {expires}\n"
+
+    def sim_unregister(self, req: ApiRequest) -> str:
+        parts = req.args.split()
+        user, at, domain = (parts[0] if len(parts) == 1 else "").partition("@")
+        if not at or not user or not domain:
+            return usage("sim_unregister <user>@<domain>")
+        row = self.engine.registrar.unregister(user, domain)
+        return f"+OK {row.key} unregistered\n"
+
+    def sofia_contact(self, req: ApiRequest) -> str:
+        """mod_sofia.c:sofia_contact_function (fssim.registrations); texts as recorded
+        (tests/data/sofia_registration/replies.json)."""
+        return self.engine.registrar.sofia_contact(req.args)
+
 
 def register(switch: Switch, engine: Engine) -> ChannelApi:
     api = ChannelApi(engine)
@@ -531,6 +579,8 @@ def register(switch: Switch, engine: Engine) -> ChannelApi:
         "sched_del": api.sched_del,
         "sim_inbound": api.sim_inbound, "sim_dtmf": api.sim_dtmf,
         "sim_hangup": api.sim_hangup, "sim_endpoint": api.sim_endpoint,
+        "sim_register": api.sim_register, "sim_unregister": api.sim_unregister,
+        "sofia_contact": api.sofia_contact,
     }
     for name, handler in table.items():
         switch.register_api(name, handler)

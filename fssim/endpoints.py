@@ -5,6 +5,11 @@ contact (the dial string without its ``<...>``/``{...}``/``[...]`` variable bloc
 configured behave as an unreachable phone would on the capture switch: ``user/...`` of an
 unknown user fails with SUBSCRIBER_ABSENT before any channel exists, any other SIP contact
 fails with NORMAL_TEMPORARY_FAILURE (both seen in the captures' originate replies).
+
+Registrations (``sim_register``, fssim.registrations) take over for a user once it has
+registered: ``user/<user>@<domain>`` and ``sofia/<profile>/<user>%<domain>`` then follow the
+contact's script while the registration lasts (NORMAL_TEMPORARY_FAILURE without one) and fail
+USER_NOT_REGISTERED before any channel exists once it is gone (tests/data/sofia_registration).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import gevent.event
 from fssim import dialplan
 from fssim.channels import CallerProfile, Channel, new_uuid
 from fssim.endpoints import Behaviour, Endpoints, parse_dial_string
+from fssim.registrations import Registrar, Registration
 
 if TYPE_CHECKING:
     from fssim.switch import Switch
@@ -150,6 +151,7 @@ class Engine:
         self.clock = switch.clock
         self.channels: dict[str, Channel] = {}
         self.endpoints = Endpoints()
+        self.registrar = Registrar(switch)
         # switch_scheduler.c: tasks by id, each in a group (sched_transfer's is the uuid)
         self.tasks: dict[int, tuple[str, gevent.Greenlet]] = {}
         self._task_ids = itertools.count(1)
@@ -1003,13 +1005,28 @@ class Engine:
         if scheme not in ("sofia", "user"):
             return "CHAN_NOT_IMPLEMENTED"
         behaviour = self.endpoints.get(contact)
-        if behaviour is None:
+        registered = self._registration_of(scheme, rest)
+        if registered is not None:
+            row = registered[0]
+            if row is None:
+                return "USER_NOT_REGISTERED"
+            if behaviour is None:
+                # INVITE to a contact that answers nothing (the captures' unreachable
+                # sofia contact)
+                behaviour = Behaviour("fail", cause="NORMAL_TEMPORARY_FAILURE")
+        elif behaviour is None:
             if scheme == "user":
                 return "SUBSCRIBER_ABSENT"
+            if "%" in rest and "@" not in rest:
+                return "USER_NOT_REGISTERED"
             behaviour = Behaviour("fail", cause="NORMAL_TEMPORARY_FAILURE")
         if behaviour.kind == "unregistered":
             return "USER_NOT_REGISTERED"
-        if scheme == "user":
+        if registered is not None and registered[0] is not None:
+            # the leg goes to the registered contact (sofia_contact's answer)
+            name = f"sofia/internal/{registered[0].dial_target}"
+            dest = registered[0].user
+        elif scheme == "user":
             user = rest
             name = f"sofia/internal/{user.split('@')[0]}@{HOST}:5070"
             dest = user.split("@")[0]
@@ -1021,6 +1038,29 @@ class Engine:
         attempt.pending += 1
         self.spawn(self._run_outbound, ch, behaviour, attempt, on_answer)
         return ""
+
+    def _registration_of(self, scheme: str, rest: str
+                         ) -> tuple[Registration | None] | None:
+        """For a contact that looks up a registration, ``(row or None,)``; None for one that
+        does not, or whose user the simulated directory does not know (it never registered:
+        then a sim_endpoint script for the contact decides, as before registrations existed;
+        without one, the cause below).
+
+        * ``user/<user>@<domain>`` (mod_dptools.c:user_outgoing_channel): a user missing from
+          the directory fails SUBSCRIBER_ABSENT; the default dial-string asks sofia_contact,
+          whose ``error/user_not_registered`` fails USER_NOT_REGISTERED;
+        * ``sofia/<profile>/<user>%<domain>`` (mod_sofia.c:sofia_outgoing_channel): the
+          registration or USER_NOT_REGISTERED, no directory involved."""
+        if scheme == "user":
+            user, _, domain = rest.partition("@")
+        elif scheme == "sofia" and "%" in rest and "@" not in rest:
+            user, _, domain = rest.split("/", 1)[-1].partition("%")
+        else:
+            return None
+        domain = domain or HOST
+        if not self.registrar.is_known(user, domain):
+            return None
+        return (self.registrar.lookup(user, domain),)
 
     def _outbound_channel(self, name: str, dest: str, variables: dict[str, str],
                           originator: Channel | None, cid_name: str | None,

@@ -157,3 +157,15 @@ def test_the_model_reads_plain_fs_examples_like_freeswitch():
     variables, _ = fs_originate_variables(
         "originate {origination_caller_id_name='John Doe',a=b\\,c}user/1000 &park()")
     assert variables == {"origination_caller_id_name": "John Doe", "a": "b,c"}
+
+
+def test_sofia_contact_builder() -> None:
+    assert c.sofia_contact("1001@default") == "sofia_contact 1001@default"
+    assert c.sofia_contact("1001@default", "internal") == \
+        "sofia_contact internal/1001@default"
+    for bad in ("1001", "1001@default/x", "a/1001@default", "1001@d~ua", "10 01@d",
+                "1001@default\n\nexit", "1001@a@b", "1,2@default"):
+        with pytest.raises(ValueError):
+            c.sofia_contact(bad)
+    with pytest.raises(ValueError, match="sofia profile"):
+        c.sofia_contact("1001@default", "in/ternal")
