@@ -9,8 +9,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from acd import events
-from acd.errors import AcdError, AlreadyLoggedIn, AlreadyQueued, UnknownAgent, UnknownMember, \
-    UnknownQueue
+from acd.errors import (
+    AcdError,
+    AlreadyLoggedIn,
+    AlreadyQueued,
+    UnknownAgent,
+    UnknownMember,
+    UnknownQueue,
+)
 from acd.store import RESERVE_MS
 from tests.acd.helpers import Clock, make_acd, serve, tenant, tiers
 
