@@ -208,8 +208,11 @@ _plan = st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 1000)), min_size
 
 def _prop(redis_server: PrivateRedis, plans: list[list[tuple[str, int]]], seed: int) -> None:
     # the session's server (a function fixture is not reset between examples): _race
-    # flushes it before each example
-    _race(redis_server.url, plans, seed)
+    # flushes it before each example, and after the last one for the tests that follow
+    try:
+        _race(redis_server.url, plans, seed)
+    finally:
+        redis_lib.Redis.from_url(redis_server.url).flushall()
 
 
 test_racing_workers_keep_the_invariants, test_racing_workers_keep_the_invariants_explored = \
