@@ -3,9 +3,12 @@
 worker processes racing at 2,000 dispatches/s in total (open loop: each worker keeps its own
 schedule of 500/s and measures from when it sends, so a slow reply does not slow the load).
 
-Every agent serves 3 queues (30 tier agents per queue, longest-idle-agent); each offer is then
-answered and the call ended (no wrap-up), so agents come back and the pool stays busy but not
-empty. Next to it, a Redis PING round trip measured by one client on the same server in the
+Every agent serves 3 queues (30 tier agents per queue, on 3 tier levels, longest-idle-agent);
+each offer is then left by its caller (``leave``: the agents are released at once), so the pool
+never runs dry and the figure is the dispatch path alone. The server-side time of the scripts
+(``INFO commandstats``, evalsha) is reported too: on a machine with few cores the 4 worker
+processes, the PING client and redis-server share CPUs, and the client-side figures include
+waiting for one. Next to it, a Redis PING round trip measured by one client on the same server in the
 same run: the target is p99 < 1 ms and < 10x PING p99. The server is a private
 ``redis-server`` on loopback (cc_core.redis_server.PrivateRedis).
 
@@ -84,10 +87,8 @@ def _worker(url: str, wid: int, seconds: float, rate: float, out: Any) -> None:
             lat.append((t1 - t0) * 1000)
         else:
             missed += 1
-        for o in offers:   # serve what was offered: the agents come back
-            a = o.agents[0].agent
-            if acd.answered(o, a):
-                acd.call_ended(TENANT, a, o.call_uuid, 1000)
+        for o in offers:   # the caller hangs up while it rings: its agents come back at once
+            acd.leave(TENANT, o.call_uuid, "hangup")
         n += 1
         next_t += interval
     out.put((lat, missed, n))
@@ -119,6 +120,7 @@ def run(quick: bool = False) -> list[dict[str, object]]:
         for a in range(AGENTS):
             setup.login(TENANT, f"a{a}")
         ping_before = _ping(server.url, 2000)
+        redis.Redis.from_url(server.url).config_resetstat()
         ctx = mp.get_context("fork")
         out = ctx.Queue()
         procs = [ctx.Process(target=_worker, args=(server.url, w, seconds, RATE / WORKERS, out))
@@ -132,21 +134,31 @@ def run(quick: bool = False) -> list[dict[str, object]]:
         for p in procs:
             p.join(10)
         wall = time.monotonic() - t0
+        stats = redis.Redis.from_url(server.url).info("commandstats").get("cmdstat_evalsha", {})
     lat = [x for r in results for x in r[0]]
     missed = sum(r[1] for r in results)
     total = sum(r[2] for r in results)
-    ping = ping_before + ping_during
-    p99, ping99 = _pct(lat, 99), _pct(ping, 99)
+    p99, ping99 = _pct(lat, 99), _pct(ping_before, 99)
+    # against the idle PING (the stricter figure); the loaded one is shown for context
     ratio = p99 / ping99 if ping99 else float("nan")
     return [
-        {"figure": "PING round trip (idle + under load)", "n": len(ping),
-         "p50 ms": f"{_pct(ping, 50):.3f}", "p99 ms": f"{ping99:.3f}", "target": "", "met?": ""},
+        {"figure": "PING round trip, idle", "n": len(ping_before),
+         "p50 ms": f"{_pct(ping_before, 50):.3f}", "p99 ms": f"{ping99:.3f}", "target": "",
+         "met?": ""},
+        {"figure": "PING round trip, during the race", "n": len(ping_during),
+         "p50 ms": f"{_pct(ping_during, 50):.3f}", "p99 ms": f"{_pct(ping_during, 99):.3f}",
+         "target": "", "met?": ""},
         {"figure": f"enqueue -> reserved ({AGENTS} agents, {QUEUES} queues, {WORKERS} "
                    f"procs, {total / wall:.0f}/s offered)", "n": len(lat),
          "p50 ms": f"{_pct(lat, 50):.3f}", "p99 ms": f"{p99:.3f}",
          "target": f"p99 < {TARGET_P99_MS:g} ms", "met?": "yes" if p99 < TARGET_P99_MS else "NO"},
-        {"figure": "ratio p99 / PING p99", "n": "", "p50 ms": "", "p99 ms": f"{ratio:.1f}x",
+        {"figure": "ratio p99 / idle PING p99", "n": "", "p50 ms": "", "p99 ms": f"{ratio:.1f}x",
          "target": f"< {TARGET_RATIO:g}x", "met?": "yes" if ratio < TARGET_RATIO else "NO"},
+        {"figure": "server time per script call (evalsha, all 3 scripts)",
+         "n": stats.get("calls", 0), "p50 ms": f"{stats.get('usec_per_call', 0) / 1000:.3f} avg",
+         "p99 ms": "", "target": "", "met?": ""},
+        {"figure": f"CPUs on this machine: {os.cpu_count()}", "n": "", "p50 ms": "",
+         "p99 ms": "", "target": "", "met?": ""},
         {"figure": "callers not reserved at once (no free agent)", "n": missed, "p50 ms": "",
          "p99 ms": "", "target": "", "met?": ""},
     ]
