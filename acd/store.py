@@ -356,14 +356,14 @@ class Acd:
                 callback: str = "") -> Joined:
         """The caller joins ``queue`` (idempotent per call uuid)."""
         now = self._clock()
-        tb = _text(self.redis.hget(keys.acd_queue(tenant, queue), "tb"))
-        base = start_ms if (tb == "system" and start_ms is not None) else now
-        score = rank_score(priority, base)
+        start = "" if start_ms is None else str(int(start_ms))
+        start_score = "" if start_ms is None else str(rank_score(priority, int(start_ms)))
         res = self._run("enqueue", tenant, [
             keys.acd_queue(tenant, queue), keys.acd_queue_waiting(tenant, queue),
             keys.acd_member(tenant, call_uuid),
             keys.acd_abandoned(tenant, queue, caller or "-")],
-            [queue, call_uuid, node, int(priority), caller, _kv(skills), base, score, callback])
+            [queue, call_uuid, node, int(priority), caller, _kv(skills), now,
+             rank_score(priority, now), callback, start, start_score])
         code = int(res[0])
         if code == UNKNOWN_QUEUE:
             raise UnknownQueue(tenant, queue)

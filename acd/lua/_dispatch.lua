@@ -26,32 +26,44 @@ local function queue_setup(q)
           rr_last = tonumber(c[11] or -1)}
 end
 
--- The queue's free agents, in tier order (level, position, id), with what strategies read.
-local function free_candidates(cfg)
+-- The queue's free agents, loaded a tier level at a time (lowest first): most passes stop at
+-- the first level, so the agents of the others are never read. `pool.cands` is in tier order
+-- (level, position, id) with what strategies read.
+local function free_pool(cfg)
   local tiers = redis.call('ZRANGE', tiers_key(cfg.q), 0, -1, 'WITHSCORES')
   local n = #tiers / 2
-  local cands, ids, scores = {}, {}, {}
-  if n == 0 then return cands, ids, scores end
-  for i = 1, n do ids[i] = tiers[2 * i - 1]; scores[i] = tonumber(tiers[2 * i]) end
-  local free = redis.call('SMISMEMBER', FREE, unpack(ids))
-  for i = 1, n do
-    if free[i] == 1 then
-      local a = ids[i]
+  local pool = {cands = {}, ids = {}, scores = {}, next = 1, n = n}
+  if n == 0 then return pool end
+  for i = 1, n do pool.ids[i] = tiers[2 * i - 1]; pool.scores[i] = tonumber(tiers[2 * i]) end
+  pool.free = redis.call('SMISMEMBER', FREE, unpack(pool.ids))
+  return pool
+end
+
+-- Load the next tier level's free agents; false when every level is loaded.
+local function load_level(pool)
+  local i = pool.next
+  if i > pool.n then return false end
+  local level = math.floor(pool.scores[i] / LEVEL_SPAN)
+  while i <= pool.n and math.floor(pool.scores[i] / LEVEL_SPAN) == level do
+    if pool.free[i] == 1 then
+      local a = pool.ids[i]
       local f = redis.call('HMGET', agent_key(a), 'busy_until', 'skills', 'idle_since',
                            'alevel', 'grp', 'weight', 'day', 'calls', 'talk_ms', 'contact',
                            'type')
       if tonumber(f[1] or 0) <= NOW and f[10] then
         local today = f[7] == DAY
-        cands[#cands + 1] = {
-          id = a, ts = scores[i], level = math.floor(scores[i] / LEVEL_SPAN),
-          skills = parse_kv(f[2]), idle = tonumber(f[3] or 0),
-          alevel = AGENT_LEVELS[f[4] or 'B'] or 2, grp = f[5] or '',
-          weight = tonumber(f[6] or 1), calls = today and tonumber(f[8] or 0) or 0,
+        pool.cands[#pool.cands + 1] = {
+          id = a, ts = pool.scores[i], level = level, raw_skills = f[2] or '',
+          idle = tonumber(f[3] or 0), alevel = AGENT_LEVELS[f[4] or 'B'] or 2,
+          grp = f[5] or '', weight = tonumber(f[6] or 1),
+          calls = today and tonumber(f[8] or 0) or 0,
           talk = today and tonumber(f[9] or 0) or 0, contact = f[10], type = f[11] or 'callback'}
       end
     end
+    i = i + 1
   end
-  return cands, ids, scores
+  pool.next = i
+  return true
 end
 
 -- Tier rules: per distinct level (ascending), how many agents are logged in (Available).
@@ -104,7 +116,8 @@ local function required(cfg, mskills, waited)
 end
 
 local function meets(c, req)
-  if req == nil then return true end
+  if req == nil or next(req) == nil then return true end
+  if c.skills == nil then c.skills = parse_kv(c.raw_skills) end
   for s, v in pairs(req) do
     if (c.skills[s] or 0) < v then return false end
   end
@@ -224,20 +237,30 @@ local function dispatch_queue(q, budget, rands, ri, reserve_ms, scan, out)
   if cfg == nil or budget <= 0 then return ri end
   local wk = waiting_key(q)
   if redis.call('ZCARD', wk) == 0 then return ri end
-  local cands, ids, scores = free_candidates(cfg)
-  if #cands == 0 then return ri end
-  local lt = level_table(cfg, ids, scores)
+  local pool = free_pool(cfg)
+  local any = false
+  for i = 1, pool.n do if pool.free[i] == 1 then any = true; break end end
+  if not any then return ri end
+  load_level(pool)
+  if cfg.strategy == 'ring-progressively' then while load_level(pool) do end end
+  local lt = level_table(cfg, pool.ids, pool.scores)
   local members = redis.call('ZRANGE', wk, 0, scan - 1)
   local offers = 0
   for _, u in ipairs(members) do
-    if offers >= budget or #cands == 0 then break end
+    if offers >= budget or (#pool.cands == 0 and pool.next > pool.n) then break end
     local m = redis.call('HMGET', member_key(u), 'jbase', 'node', 'skills', 'callback')
     local waited = NOW - tonumber(m[1] or NOW)
     local ml = max_level(cfg, lt, waited)
     local req = required(cfg, parse_kv(m[3]), waited)
     local elig = {}
-    for _, c in ipairs(cands) do
-      if c.level <= ml and meets(c, req) then elig[#elig + 1] = c end
+    while true do
+      for _, c in ipairs(pool.cands) do
+        if c.level <= ml and meets(c, req) then elig[#elig + 1] = c end
+      end
+      -- nobody loaded fits this caller: the next level may (levels above ml never do)
+      if #elig > 0 or pool.next > pool.n
+          or math.floor(pool.scores[pool.next] / LEVEL_SPAN) > ml then break end
+      load_level(pool)
     end
     if #elig > 0 then
       ri = ri + 1
@@ -247,8 +270,8 @@ local function dispatch_queue(q, budget, rands, ri, reserve_ms, scan, out)
       local taken = {}
       for _, c in ipairs(picked) do taken[c.id] = true end
       local rest = {}
-      for _, c in ipairs(cands) do if not taken[c.id] then rest[#rest + 1] = c end end
-      cands = rest
+      for _, c in ipairs(pool.cands) do if not taken[c.id] then rest[#rest + 1] = c end end
+      pool.cands = rest
     end
   end
   return ri

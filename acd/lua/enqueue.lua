@@ -7,9 +7,11 @@
 --          of this caller's abandoned call, if any (read only when ARGV[7] is not empty)
 -- ARGV[3]  queue     ARGV[4] call uuid   ARGV[5] node    ARGV[6] priority
 -- ARGV[7]  caller number ("" unknown)    ARGV[8] required skills "skill=N,..."
--- ARGV[9]  wait base ms (join time, or the call's start with time_base_score: system)
+-- ARGV[9]  wait base ms: the join time
 -- ARGV[10] rank score (priority first, then the wait base; computed by Python, kept verbatim)
 -- ARGV[11] callback number ("" for a live caller)
+-- ARGV[12] the call's start ms, ARGV[13] its rank score: used instead of ARGV[9]/ARGV[10]
+--          when the queue's time_base_score is system ("" when the start is unknown)
 -- Returns {code, position (0: not waiting), waiting, resumed (0/1), queue}:
 --   JOINED 1, ALREADY 2 (this uuid is already in this queue, nothing changed),
 --   UNKNOWN_QUEUE -1, IN_OTHER_QUEUE -3 (live in the queue named in the 5th element).
@@ -27,6 +29,9 @@ if old[1] then
   end
 end
 local score, jbase, resumed = ARGV[10], ARGV[9], 0
+if ARGV[12] ~= '' and redis.call('HGET', qk, 'tb') == 'system' then
+  score, jbase = ARGV[13], ARGV[12]
+end
 if caller ~= '' and redis.call('HGET', qk, 'resume') == '1' then
   local v = redis.call('GET', KEYS[10])
   if v then
