@@ -219,7 +219,9 @@ class QueueFlow:
             "cc_queue": offer.queue, "cc_agent": oa.agent, "cc_offer": offer.token,
             "origination_caller_id_number": shown, "origination_caller_id_name": shown,
             "originate_timeout": str(queue.ring_timeout_s), "ignore_early_media": "true",
-            "cc_400_number": call.data.dnis}
+            "cc_400_number": call.data.dnis,
+            # What the caller keyed in the IVR, for the agent's desk (screen pop).
+            **{f"cc_var_{name}": value for name, value in call.data.vars.items()}}
         self.m._act(call)
         job = call.link.bgapi(commands.originate(oa.contact, variables=variables))
         joined = self._joined_at.pop(call.uuid, None)

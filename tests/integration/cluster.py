@@ -262,6 +262,7 @@ class Observer:
         self.apps: dict[str, list[tuple[str, str]]] = {}
         self.early_media: set[str] = set()
         self.ended: dict[str, str | None] = {}
+        self.cc_vars: dict[str, dict[str, str]] = {}
         self.conn = EslConnection(
             NodeConfig(name="observer", port=port, password=SIM_PASSWORD),
             EslConfig(connect_timeout_s=3, command_timeout_s=3), on_event=self._on_event)
@@ -283,6 +284,9 @@ class Observer:
                 self.greetings[uuid] = self.greetings.get(uuid, 0) + 1
         elif ev.name == "CHANNEL_HANGUP_COMPLETE":
             self.ended[uuid] = ev.get("Hangup-Cause")
+            # The project's own channel variables (cc_*), e.g. what an agent leg carried.
+            self.cc_vars[uuid] = {k[9:]: v for k, v in ev.items()
+                                  if k.startswith("variable_cc_")}
 
     def close(self) -> None:
         self.conn.close()

@@ -195,8 +195,10 @@ def test_info_returns_to_the_menu_and_collected_digits_reach_the_agent(flow) -> 
     press(obs, uuid, "1234#")
     summary = ended(cluster, obs, uuid, timeout=20)
     assert summary["vars"] == {"order_no": "1234"}
-    bridge = [d for a, d in obs.apps[uuid] if a == "bridge"][0]
-    assert "cc_var_order_no=1234" in bridge
+    wait_for(lambda: any(v.get("cc_member") == uuid for v in obs.cc_vars.values()),
+             timeout=10, message="the agent leg to end")
+    agent_leg = next(v for v in obs.cc_vars.values() if v.get("cc_member") == uuid)
+    assert agent_leg["cc_var_order_no"] == "1234"
     assert summary["outcome"] == "answered_by_agent"
 
 
