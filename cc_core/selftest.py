@@ -178,6 +178,10 @@ def _on_event(ev: Event, walk: Walk, conn: EslConnection, out: Callable[[str], N
             walk.say(f"prompt ({app}); keying {key or 'nothing'}", out)
             if key and walk.a_leg:
                 gevent.spawn_later(KEY_DELAY_S, _send, conn, walk.a_leg, key)
+        elif app == "playback" and (ev.get("Application-UUID") or "").startswith("queued."):
+            # The queue's hold music (the flow's QUEUED step): the caller is in the queue.
+            walk.say(f"queued, hold music {ev.get('Application-Data') or ''}", out)
+            gevent.spawn_later(0.2, _kill, conn, walk.b_leg)
         elif app in ("playback", "pre_answer"):
             walk.say(app, out)
         elif app in _REACHED_BY:
