@@ -100,7 +100,8 @@ _BRANCHES = (("vip:", "VIP caller (whitelist priority)"), ("region:", "routed by
              ("collected:", "digits collected"), ("info:", "information, back to menu"))
 
 
-def _outcomes(redis_url: str, tenants: list[str]) -> Counter[str]:
+def _outcomes(redis_url: str, tenants: list[str]) -> tuple[Counter[str], Counter[str]]:
+    """Outcomes and branches of the calls the flow recorded, and their hang-up causes."""
     import msgpack
     import redis
 
@@ -108,17 +109,19 @@ def _outcomes(redis_url: str, tenants: list[str]) -> Counter[str]:
 
     client = redis.Redis.from_url(redis_url)
     counts: Counter[str] = Counter()
+    causes: Counter[str] = Counter()
     try:
         for tenant in tenants:
             for _, fields in client.xrange(keys.calls_stream(tenant)):
                 call = msgpack.unpackb(fields[b"call"], raw=False)
                 counts[call["outcome"]] += 1
+                causes[call.get("hangup_cause") or ""] += 1
                 for marker, label in _BRANCHES:
                     if any(step.startswith(marker) for step in call["path"]):
                         counts[f"[branch] {label}"] += 1
     finally:
         client.close()
-    return counts
+    return counts, causes
 
 
 def _selftest(redis_url: str, port: int) -> int:
@@ -378,8 +381,11 @@ def run_demo(opts: DemoOptions) -> int:
                 print(flush=True)
             final = [_scrape(p) for p in ports]
             _selftest(redis_srv.url, sim_port)
-            outcomes = _outcomes(redis_srv.url, tenants)
-            outcomes["unallocated"] += stats.causes.get("UNALLOCATED_NUMBER", 0)
+            outcomes, recorded = _outcomes(redis_srv.url, tenants)
+            # Unknown numbers leave no record (no tenant); a reserved number's call is recorded
+            # (not_in_service) though it ends with the same cause: count only the unrecorded.
+            outcomes["unallocated"] += (stats.causes.get("UNALLOCATED_NUMBER", 0)
+                                        - recorded.get("UNALLOCATED_NUMBER", 0))
             _print_summary(stats, gen.unanswered(), _handling_quantiles(final),
                            _lag_quantiles(final), workdir, outcomes, _acd_quantiles(final),
                            _queue_counts(redis_srv.url, tenants))

@@ -42,7 +42,8 @@ FULL = (
 )
 
 # The cheapest flow, for load: every call hears the information line and is hung up.
-ANNOUNCE = (CallerScript("information line", "4008001111", "13822224444", ()),)
+# A Shanghai mobile: Guangdong callers are routed to the south queue by region first.
+ANNOUNCE = (CallerScript("information line", "4008001111", "13301612345", ()),)
 
 # Every call takes the IVR path on the example's IVR number: its decision at park runs every
 # check (tenant, lists, region, hours) and ends in the main menu; then the callers key through

@@ -106,7 +106,12 @@ class TrafficGenerator:
         self.esl = esl or EslConfig()
         self.stats = TrafficStats()
         self.calls: dict[str, CallRecord] = {}
-        self.rng = random.Random(plan.seed)
+        # Two streams: what each caller does is drawn in placement order alone, so a seed
+        # always plays the same callers whatever the switch's timing; delays drawn when events
+        # arrive come from their own stream.
+        self.plan_rng = random.Random(plan.seed)
+        self.rng = random.Random(plan.seed + 1)
+        self._first_round: list[CallerScript] | None = None
         self.conn: EslConnection | None = None
 
     # -- events from the switch ------------------------------------------------------------
@@ -175,17 +180,27 @@ class TrafficGenerator:
             log.warning("%s failed: %s", control.split()[0], exc, extra={"call_uuid": rec.uuid})
 
     # -- placing calls -----------------------------------------------------------------------
+    def _next_script(self) -> CallerScript:
+        """Every script once first (in a seeded order), so even a short run takes every branch
+        of the mix; then by weight."""
+        if self._first_round is None:
+            self._first_round = list(self.plan.scripts)
+            self.plan_rng.shuffle(self._first_round)
+        if self._first_round:
+            return self._first_round.pop()
+        return self.plan_rng.choices(self.plan.scripts,
+                                     weights=[sc.weight for sc in self.plan.scripts])[0]
+
     def _place_one(self, seq: int) -> None:
         assert self.conn is not None
         script: CallerScript | None = None
         if self.plan.scripts:
-            script = self.rng.choices(self.plan.scripts,
-                                      weights=[sc.weight for sc in self.plan.scripts])[0]
+            script = self._next_script()
             caller, dnis = script.caller, script.dnis
         else:
             caller = f"1{3 + seq % 7}{seq % 100_000_000:09d}"  # mobile-looking 11-digit CLI
             dnis = self.plan.numbers[seq % len(self.plan.numbers)]
-        wants_hangup = self.rng.random() < self.plan.caller_hangup_ratio
+        wants_hangup = self.plan_rng.random() < self.plan.caller_hangup_ratio
         try:
             reply = self.conn.api(f"sim_inbound {caller} {dnis}")
         except EslError as exc:
