@@ -451,6 +451,14 @@ class Acd:
 
     # -- views ------------------------------------------------------------------------------------
 
+    def waiting(self, tenant: str, queues: Sequence[str]) -> dict[str, int]:
+        """Callers waiting in each of ``queues``: one round trip, for a sweep that only
+        dispatches queues somebody waits in."""
+        pipe = self.redis.pipeline(transaction=False)
+        for q in queues:
+            pipe.zcard(keys.acd_queue_waiting(tenant, q))
+        return {q: int(n) for q, n in zip(queues, pipe.execute(), strict=True)}
+
     def _member(self, tenant: str, call_uuid: str) -> dict[str, str]:
         raw = self.redis.hgetall(keys.acd_member(tenant, call_uuid))
         if not raw:

@@ -107,7 +107,7 @@ def build(ctx: WorkerContext) -> CallFlowApp:
     return CallFlowApp(ctx, machine)
 
 
-def _acd_loop(ctx: WorkerContext, acd: Acd, queues: QueueFlow, source: Any) -> None:
+def _acd_loop(ctx: WorkerContext, acd: Acd, queues: QueueFlow, source: TenantSource) -> None:
     """Keep the ACD's Redis copy of each tenant's agents and queues in step with the applied
     configuration, run its timers, and dispatch: never raises (it would stop the worker)."""
     synced: dict[str, int] = {}
@@ -125,7 +125,12 @@ def _acd_loop(ctx: WorkerContext, acd: Acd, queues: QueueFlow, source: Any) -> N
                 last_sweep = now
             for tenant in tenants:
                 due = set(acd.tick(tenant.tenant))
-                for name in (tenant.queues if sweep else due):
+                if sweep:
+                    # Agents logged in through the API free no timer: whoever waits is
+                    # offered to them here, within a second.
+                    names = list(tenant.queues)
+                    due |= {q for q, n in acd.waiting(tenant.tenant, names).items() if n}
+                for name in due:
                     queues.dispatch(tenant.tenant, name)
         except (RedisError, OSError) as exc:
             log.warning("ACD tick failed: %r", exc)

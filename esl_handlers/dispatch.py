@@ -28,7 +28,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gevent
 from gevent.event import Event as GEvent
@@ -224,7 +224,8 @@ class Dispatcher:
         blocks and is never shed: what is posted is already bounded by the calls in progress."""
         if self._stopping:
             return
-        item = _Item(_Posted(key), None, "POSTED", [lambda _event, _link: fn()])
+        # _Posted has what the lane's worker reads of an event (unique_id, timestamps).
+        item = _Item(cast(Event, _Posted(key)), None, "POSTED", [lambda _event, _link: fn()])
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = deque()

@@ -35,7 +35,7 @@ import msgpack
 from acd.store import Acd, Offer, OfferedAgent
 from cc_core.errors import EslError
 from cc_core.flow.record import CallState, now_ms
-from cc_core.tenants.model import AgentType, Destination, DestinationKind, Queue, Tenant
+from cc_core.tenants.model import AgentType, Destination, Queue, Tenant
 from esl_handlers import commands
 
 if TYPE_CHECKING:
@@ -232,7 +232,7 @@ class QueueFlow:
 
     def _await_job(self, call_uuid: str, leg: str, agent: str, job: Any, timeout: float) -> None:
         try:
-            body = job.get(timeout) if hasattr(job, "get") else job.wait_event(timeout).body
+            body = job.get(timeout)
         except (EslError, gevent.Timeout) as exc:
             body = f"-ERR {type(exc).__name__}"
         text = str(body or "").strip()
@@ -301,7 +301,7 @@ class QueueFlow:
         tenant = self.m._tenant(call)
         queue = tenant.queues[data["queue"]]
         self.m._save(call, CallState.QUEUED)
-        if queue.whisper and leg in data["legs"] and not self._standby(tenant, agent):
+        if queue.whisper and not self._standby(tenant, agent):
             self.m._act(call)
             call.link.sendmsg(leg, commands.execute_headers(
                 "playback", tenant.prompts[queue.whisper],
@@ -371,7 +371,6 @@ class QueueFlow:
                 del call.data.offer["legs"][leg]   # answered too late: released already
                 return
             self._leg_failed(member, leg, agent, cause)
-            self._after_free(fallback["tenant"], agent)
             return
         if call is None and fallback["tenant"] and agent:
             # Not known here (the caller's holder changed, or the caller is gone): the ACD
@@ -475,11 +474,8 @@ class QueueFlow:
             call.data.outcome = "not_answered"
             self.m._then_hang_up(call, CallState.ENDING, [])
             return
-        dest = Destination.parse(call.data.chain.pop(0))
         call.data.outcome = "overflowed"
-        self.m.goto(call, dest)
-        if dest.kind is DestinationKind.QUEUE and call.data.outcome == "queued":
-            call.data.outcome = "queued"
+        self.m.goto(call, Destination.parse(call.data.chain.pop(0)))
 
     def exit_key(self, call: Call, digit: str) -> bool:
         """A key pressed while waiting; True when the queue has it as an exit key."""
@@ -550,8 +546,7 @@ class QueueFlow:
         caller from the agent's leg (the agent hears the ringing). Runs in its own greenlet:
         nothing else acts on this pseudo-member."""
         oa = offer.agents[0]
-        tenant = self.m.decider.tenants.tenant(offer.tenant) if hasattr(
-            self.m.decider.tenants, "tenant") else None
+        tenant = self.m.decider.tenants.tenant(offer.tenant)
         link = self.link_for(offer.node) if self.link_for is not None else None
         if tenant is None or link is None or offer.queue not in tenant.queues:
             log.warning("callback offer for a node or tenant this worker does not know",
@@ -600,8 +595,7 @@ class QueueFlow:
             return
         tenant_id = event.get("variable_cc_tenant") or ""
         queue_name = event.get("variable_cc_queue") or ""
-        tenant = self.m.decider.tenants.tenant(tenant_id) if hasattr(
-            self.m.decider.tenants, "tenant") else None
+        tenant = self.m.decider.tenants.tenant(tenant_id)
         if tenant is None or queue_name not in tenant.queues:
             return
         base, _, attempt = member[len(CALLBACK_PREFIX):].partition("~")
@@ -622,7 +616,7 @@ class QueueFlow:
         waiting for its next event."""
         if call.state is CallState.CONNECTED:
             return False        # bridged: the agent leg's hang-up comes to this worker now
-        if app in ("playback",) and not call.data.offer:
+        if app == "playback" and not call.data.offer:
             tenant = self.m._tenant(call)
             queue = tenant.queues.get(call.data.queue)
             if queue is not None:

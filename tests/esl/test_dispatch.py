@@ -204,3 +204,31 @@ def test_the_cores_delay_runs_to_the_end_of_the_handler_and_skips_hand_built_eve
     assert _bucket(metrics, "cccore_esl_handling_seconds", "0.025") == 0
     assert _value(metrics, "cccore_esl_handling_seconds_sum") >= 0.05
     d.stop(1)
+
+
+def test_posted_work_runs_in_the_calls_lane_after_its_earlier_events_never_beside_them():
+    d = Dispatcher(queue_size=100, pool_size=4)
+    gate = GEvent()
+    seen: list[str] = []
+    running: set[str] = set()
+    overlap: list[str] = []
+
+    def step(label: str, lane: str, slow: bool = False) -> None:
+        if lane in running:
+            overlap.append(label)
+        running.add(lane)
+        if slow:
+            gate.wait(5)
+        seen.append(label)
+        running.discard(lane)
+
+    d.on("CHANNEL_PARK", lambda event, link: step("park", "A", slow=True))
+    d.submit(ev("CHANNEL_PARK", "A"), LINK)
+    d.post("A", lambda: step("timer", "A"))       # a timer firing while the PARK is handled
+    d.post("B", lambda: step("other call", "B"))  # another call's lane is not held up
+    assert gwait(lambda: "other call" in seen)
+    assert seen == ["other call"]
+    gate.set()
+    assert gwait(lambda: len(seen) == 3)
+    assert seen == ["other call", "park", "timer"] and not overlap
+    d.stop()

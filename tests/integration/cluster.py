@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgpack
 import redis
 
+from cc_core import keys as product_keys
 from cc_core.config import Config, EslConfig, NodeConfig
 from esl_handlers import keys
 from esl_handlers.connection import EslConnection
@@ -299,6 +301,22 @@ class Observer:
         reply = self.conn.api(f"sim_inbound {caller} {dnis}")
         assert reply.startswith("+OK "), reply
         return reply[4:].strip()
+
+
+def summaries(cluster: Cluster, tenant: str) -> dict[str, dict]:
+    """The tenant's finished calls as the flow summarised them, by call UUID."""
+    out = {}
+    for _, fields in cluster.r.xrange(product_keys.calls_stream(tenant)):
+        call = msgpack.unpackb(fields[b"call"], raw=False)
+        out[call["uuid"]] = call
+    return out
+
+
+def ended(cluster: Cluster, obs: Observer, tenant: str, uuid: str, timeout: float) -> dict:
+    """Wait until the switch ended the call and the flow summarised it; the summary."""
+    wait_for(lambda: uuid in obs.ended and uuid in summaries(cluster, tenant), timeout=timeout,
+             message=f"call {uuid} to end and be summarised")
+    return summaries(cluster, tenant)[uuid]
 
 
 def greeting_tenant(tmp_path: Path, greeting: str) -> Path:

@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import msgpack
 import pytest
 
 from acd.store import Acd
-from cc_core import keys
 from esl_handlers.events import Event
 from tests.conftest import wait_for
 from tests.integration.cluster import (
@@ -25,6 +23,8 @@ from tests.integration.cluster import (
     Cluster,
     Observer,
 )
+from tests.integration.cluster import ended as wait_ended
+from tests.integration.cluster import summaries as cluster_summaries
 
 pytestmark = pytest.mark.slow
 
@@ -82,17 +82,11 @@ def acd_flow(cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 
 
 def summaries(cluster: Cluster) -> dict[str, dict]:
-    out = {}
-    for _, fields in cluster.r.xrange(keys.calls_stream(T)):
-        call = msgpack.unpackb(fields[b"call"], raw=False)
-        out[call["uuid"]] = call
-    return out
+    return cluster_summaries(cluster, T)
 
 
 def ended(cluster: Cluster, obs: Observer, uuid: str, timeout: float = 20) -> dict:
-    wait_for(lambda: uuid in obs.ended and uuid in summaries(cluster), timeout=timeout,
-             message=f"call {uuid} to end and be summarised")
-    return summaries(cluster)[uuid]
+    return wait_ended(cluster, obs, T, uuid, timeout)
 
 
 def state(acd: Acd, agent: str) -> tuple[str, str]:

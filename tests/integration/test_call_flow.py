@@ -11,10 +11,8 @@ import os
 import signal
 from collections.abc import Iterator
 
-import msgpack
 import pytest
 
-from cc_core import keys
 from tests.conftest import wait_for
 from tests.integration.cluster import (
     FAILOVER_TTL_MS,
@@ -23,6 +21,12 @@ from tests.integration.cluster import (
     Cluster,
     Observer,
     WorkerProc,
+)
+from tests.integration.cluster import (
+    ended as wait_ended,
+)
+from tests.integration.cluster import (
+    summaries as cluster_summaries,
 )
 
 pytestmark = pytest.mark.slow
@@ -49,17 +53,11 @@ def flow(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Cl
 
 
 def summaries(cluster: Cluster) -> dict[str, dict]:
-    out = {}
-    for _, fields in cluster.r.xrange(keys.calls_stream("flowtest")):
-        call = msgpack.unpackb(fields[b"call"], raw=False)
-        out[call["uuid"]] = call
-    return out
+    return cluster_summaries(cluster, "flowtest")
 
 
 def ended(cluster: Cluster, obs: Observer, uuid: str, timeout: float = 15) -> dict:
-    wait_for(lambda: uuid in obs.ended and uuid in summaries(cluster), timeout=timeout,
-             message=f"call {uuid} to end and be summarised")
-    return summaries(cluster)[uuid]
+    return wait_ended(cluster, obs, "flowtest", uuid, timeout)
 
 
 def reading(obs: Observer, uuid: str, n: int, timeout: float = 10) -> str:
