@@ -70,6 +70,8 @@ class CallSummaryStream:
             "caller_kind": d.caller_kind, "province": d.province, "city": d.city,
             "priority": d.priority, "answer_mode": d.answer_mode, "answered": d.answered,
             "path": d.path, "vars": d.vars, "outcome": d.outcome or "caller_hung_up",
+            # Who took a queue call, from which queue (the CDR and billing read them).
+            "queue": d.queue, "agent": d.agent,
             "hangup_cause": ended.cause, "ended_at_ms": int(time.time() * 1000),
             "billsec": ev.get("variable_billsec") or "0" if ev is not None else "0",
         }
