@@ -272,12 +272,15 @@ class Acd:
         # logins, logouts and breaks change it (a re-sync keeps what they did).
         for aid in set(tenant.agents) - old_agents:
             status = tenant.agents[aid].status
-            if status is AgentStatus.AVAILABLE:
-                self._agent_set(t, aid, "login", "0")
-            elif status is AgentStatus.AVAILABLE_ON_DEMAND:
-                self._agent_set(t, aid, "login", "1")
-            elif status is AgentStatus.ON_BREAK:
-                self._agent_set(t, aid, "break", "")
+            try:
+                if status is AgentStatus.AVAILABLE:
+                    self._agent_set(t, aid, "login", "0")
+                elif status is AgentStatus.AVAILABLE_ON_DEMAND:
+                    self._agent_set(t, aid, "login", "1")
+                elif status is AgentStatus.ON_BREAK:
+                    self._agent_set(t, aid, "break", "")
+            except AlreadyLoggedIn:
+                pass    # another worker syncing the same version logged them in first
 
     @staticmethod
     def _queue_fields(q: Queue) -> dict[str, Any]:

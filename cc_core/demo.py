@@ -33,7 +33,7 @@ from cc_core.redis_server import PrivateRedis, free_port
 from cc_core.tenants.model import WEEKDAYS
 from esl_handlers.connection import EslConnection
 from fssim.process import SimProcess
-from loadtest.mixes import AGENTS, MIXES
+from loadtest.mixes import AGENTS, MIXES, SHIFT
 from loadtest.simdriver import TrafficGenerator, TrafficPlan, TrafficStats, percentile
 
 SIM_PASSWORD = "demo-" + os.urandom(4).hex()
@@ -54,6 +54,20 @@ class DemoOptions:
     seed: int = 400
 
 
+def _staff(tenant: dict[str, Any]) -> None:
+    """Add the simulated shift (``loadtest.mixes.SHIFT``) to the example's queues that have
+    one: agents answered by the simulator, at tier level 2 behind the named agents."""
+    agents = tenant.setdefault("agents", {})
+    for queue, shift in SHIFT.items():
+        cfg = tenant.get("queues", {}).get(queue)
+        if cfg is None:
+            continue
+        for agent in shift:
+            agents[agent] = {"contact": f"user/{agent}@default", "status": "Available",
+                             "wrap_up_s": 1}
+            cfg.setdefault("tiers", []).append({"agent": agent, "level": 2})
+
+
 def _demo_tenants(workdir: Path) -> Path:
     """The example tenants, plus one whose only number is closed today (a tenant holiday), so
     the after-hours branch shows whatever the time of the demo."""
@@ -65,6 +79,7 @@ def _demo_tenants(workdir: Path) -> Path:
         # tenant below shows the after-hours branch.
         data["hours"] = {**data.get("hours", {}), "official": False, "holidays": [],
                          "weekly": {day: ["00:00-23:59"] for day in WEEKDAYS}}
+        _staff(data)
         (folder / src.name).write_text(yaml.safe_dump(data, allow_unicode=True),
                                        encoding="utf-8")
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()

@@ -9,7 +9,16 @@ from __future__ import annotations
 from loadtest.simdriver import CallerScript
 
 # The example tenant's agents: answer after a short ring, talk a little (sim_endpoint syntax).
+# The demo and the benches offer tens of calls a second: each of these example queues gets a
+# shift of simulated agents on top of its named ones (cc_core.demo adds them to the tenant at
+# level 2 of the queue's tiers), so callers are answered rather than all overflowed.
+SHIFT_SIZE = 60
+SHIFT = {queue: [f"{prefix}{i:03d}" for i in range(1, SHIFT_SIZE + 1)]
+         for queue, prefix in (("support", "s1"), ("sales", "s2"))}
+SHIFT_BEHAVIOUR = "answer 300 1500"
+
 AGENTS = {
+    **{f"user/{agent}@default": SHIFT_BEHAVIOUR for shift in SHIFT.values() for agent in shift},
     **{f"user/100{i}@default": "answer 300 2000" for i in range(1, 7)},
     **{f"user/200{i}@default": f"answer {200 + 150 * i} 1500" for i in range(1, 5)},
     "user/3001@default": "answer 300 1500", "user/3002@default": "answer 300 1500",

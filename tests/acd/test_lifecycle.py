@@ -17,7 +17,8 @@ from acd.errors import (
     UnknownMember,
     UnknownQueue,
 )
-from acd.store import RESERVE_MS
+from acd.store import RESERVE_MS, Acd
+from cc_core import keys
 from tests.acd.helpers import Clock, make_acd, serve, tenant, tiers
 
 T = "acme"
@@ -371,3 +372,21 @@ def test_events_use_mod_callcenter_names(redis_url: str) -> None:
         "member-queue-start", "members-count", "agent-offering", "bridge-agent-fail",
         "bridge-agent-start", "bridge-agent-end", "member-queue-end"]
     assert {e["CC-Action"] for e in got} <= {a.value for a in events.Action}
+
+
+def test_configured_status_is_given_once_even_when_two_workers_sync_the_same_new_agents(
+        redis_url: str) -> None:
+    cfg = tenant({"a": {"status": "Available"}, "b": {"status": "On Break"}, "c": {}},
+                 {"q": {"tiers": tiers("a", "b", "c")}})
+    first, _ = make_acd(redis_url, cfg, login=False)      # syncs cfg
+    # A second worker read the agent list before the first one's sync landed: to it, the
+    # agents are new, though the first already logged them in.
+    second = Acd(first.redis)
+    second.redis.delete(keys.acd_agents("acme"))
+    second.sync(cfg)
+    assert [(v.agent, v.status) for v in sorted(second.agents("acme"), key=lambda v: v.agent)] \
+        == [("a", "Available"), ("b", "On Break"), ("c", "Logged Out")]
+    # Later syncs leave what agents did since alone.
+    first.logout("acme", "a")
+    first.sync(cfg)
+    assert first.agent("acme", "a").status == "Logged Out"
