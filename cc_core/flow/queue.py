@@ -181,7 +181,9 @@ class QueueFlow:
                            "deadline_ms": offer.deadline_ms,
                            "agents": [a.agent for a in offer.agents],
                            "left": len(offer.agents), "legs": {}}
-        self.m._save(call, CallState.QUEUED)
+        if any(oa.delay_ms > 0 for oa in offer.agents):
+            # Saved now for the legs rung later; a leg rung at once saves before its originate.
+            self.m._save(call, CallState.QUEUED)
         for oa in offer.agents:
             if oa.delay_ms > 0:
                 gevent.spawn_later(oa.delay_ms / 1000, self.post, call.uuid,
@@ -300,8 +302,8 @@ class QueueFlow:
         self._disarm(call.uuid)
         tenant = self.m._tenant(call)
         queue = tenant.queues[data["queue"]]
-        self.m._save(call, CallState.QUEUED)
         if queue.whisper and not self._standby(tenant, agent):
+            self.m._save(call, CallState.QUEUED)     # the winner, before its whisper starts
             self.m._act(call)
             call.link.sendmsg(leg, commands.execute_headers(
                 "playback", tenant.prompts[queue.whisper],
