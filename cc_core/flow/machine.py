@@ -759,12 +759,13 @@ class CallMachine:
                             and sweeping:
                         self._count(node, "unclaimed")
                     continue
-                if rec.state.done and rec.owner == self.worker_id:
-                    continue
                 idle = rec.idle_ms(stamp)
                 if rec.owner == self.worker_id:
-                    if uuid in self._calls and (not sweeping or idle < STALL_MS
-                                                or rec.state.waits_long):
+                    # A call of ours that this worker no longer tracks was dropped mid-step
+                    # (the node's lease lapsed, say while Redis restarted): whatever its
+                    # state, its next command may never have reached the switch.
+                    if uuid in self._calls and (rec.state.done or not sweeping
+                                                or idle < STALL_MS or rec.state.waits_long):
                         continue     # ours, waiting for the switch: nothing is stuck
                 elif rec.owner in alive and (idle < STALL_MS or rec.state.waits_long):
                     continue         # its holder is alive and may be in the middle of a step

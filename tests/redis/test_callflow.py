@@ -7,6 +7,8 @@ tenant announces a greeting and hangs up (``entry: announce:greeting``), or runs
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import redis
 
 from cc_core import keys
@@ -86,13 +88,14 @@ def _park(dnis: str = "4008001234", direction: str = "inbound") -> Event:
 
 
 def _machine(redis_url: str, worker_id: str = "w-me", draining: bool = False,
-             tenant: Tenant = TENANT) -> tuple[CallMachine, Counts, redis.Redis]:
+             tenant: Tenant = TENANT, may_act: Callable[[object], bool] | None = None,
+             ) -> tuple[CallMachine, Counts, redis.Redis]:
     r = redis.Redis.from_url(redis_url)
     store = CallStore(r, worker_id)
     swept = Counts()
     m = CallMachine(store=store, decider=Decider(StaticTenants([tenant]), _REGIONS),
                     hangups=HangupPipeline([CallSummaryStream(r)], ForgetLiveRecord(store)),
-                    is_draining=lambda: draining, swept=swept)
+                    is_draining=lambda: draining, swept=swept, may_act=may_act)
     return m, swept, r
 
 
@@ -334,6 +337,33 @@ def test_the_sweep_counts_only_calls_that_needed_more_than_their_queued_hangup(r
             link)
     assert link.sent.count(HANGUP) == 2 and link.answers() == 1
     assert swept.counts == {("fs1", "stalled"): 1}
+
+
+def test_a_call_dropped_when_the_node_lapsed_mid_step_is_taken_again_when_it_is_regained(
+        redis_url) -> None:
+    # Redis restarted under traffic: the lease lapsed after the greeting's state was saved
+    # (a state the switch finishes by itself) but before its prompt was sent. Still this
+    # worker's record, no longer in its hands: when the node is owned again, the call is
+    # resumed, not left parked in silence for ever.
+    owning = [True]
+    m, _, r = _machine(redis_url, may_act=lambda link: owning[0])
+
+    class LapsingLink(RecordingLink):
+        def api(self, cmd: str, timeout: float | None = None) -> str:
+            if cmd.startswith("uuid_answer"):
+                owning[0] = False        # the lease lapses right after the answer
+            return super().api(cmd, timeout)
+
+    lapsing = LapsingLink()
+    m.on_park(_park(), lapsing)
+    assert lapsing.answers() == 1 and lapsing.apps() == [] and _state(r) == b"announcing"
+    assert UUID not in m._calls
+    owning[0] = True
+    link = RecordingLink()
+    m.reconcile("fs1", [_row(UUID, application="park")], link)
+    assert link.apps() == ["playback"] and link.sent.count(HANGUP) == 1
+    m.sweep("fs1", [_row(UUID, application="playback")], link)
+    assert link.apps() == ["playback"], "resumed once"
 
 
 def test_a_call_whose_end_event_was_lost_is_forgotten_once_the_switch_no_longer_lists_it(
