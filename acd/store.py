@@ -58,6 +58,10 @@ _PRIO_SPAN = 10**13
 
 # Return codes of the scripts (see each file's header).
 JOINED, ALREADY, UNKNOWN_QUEUE, IN_OTHER_QUEUE = 1, 2, -1, -3
+CB_IGNORED, CB_RETRY, CB_GAVE_UP = 0, 1, 2
+# Member ids of queued callbacks (a number to call back, not a live channel): the flow runs
+# them in their own greenlet, and the API and the IVR's callback exit both name them so.
+CALLBACK_PREFIX = "cb-"
 OK, GONE, AGAIN, MAX_NO_ANSWER = 1, 0, 2, 2
 UNKNOWN_AGENT, ALREADY_LOGGED_IN = -1, -2
 
@@ -127,7 +131,8 @@ class QueueView:
 class MemberView:
     call_uuid: str
     queue: str
-    state: str                 # Waiting | Trying | Answered | Abandoned | Done
+    state: str                 # Waiting | Trying | Answered | Abandoned | Done |
+    #                            Scheduled (a callback waiting for its retry)
     position: int              # 1-based while Waiting, else 0
     priority: int
     caller: str
@@ -165,7 +170,7 @@ def rank_score(priority: int, base_ms: int) -> int:
 
 _DISPATCH = ("dispatch", "dispatch_agent")
 _SCRIPTS = ("enqueue", "dispatch", "dispatch_agent", "offering", "answered", "agent_failed",
-            "leave", "call_ended", "tick", "agent_set")
+            "leave", "call_ended", "tick", "agent_set", "callback_failed")
 
 
 class AcdScripts:
@@ -293,7 +298,9 @@ class Acd:
                 "trm": int(q.tier_rule_wait_multiply_level),
                 "trn": int(q.tier_rule_no_agent_no_wait),
                 "discard_s": q.discard_abandoned_after_s,
-                "resume": int(q.abandoned_resume_allowed)}
+                "resume": int(q.abandoned_resume_allowed),
+                "cb_retries": q.callback.retries, "cb_retry_s": q.callback.retry_after_s,
+                "cb_give_up_s": q.callback.give_up_after_s}
 
     # -- agents -------------------------------------------------------------------------------
 
@@ -356,17 +363,20 @@ class Acd:
 
     def enqueue(self, tenant: str, queue: str, call_uuid: str, *, node: str, priority: int = 0,
                 skills: Mapping[str, int] = {}, caller: str = "", start_ms: int | None = None,
-                callback: str = "") -> Joined:
-        """The caller joins ``queue`` (idempotent per call uuid)."""
+                callback: str = "", place_of: str = "") -> Joined:
+        """The caller joins ``queue`` (idempotent per call uuid). A callback (``callback``:
+        the number to call) takes the place ``place_of`` (the caller who asked for it) had
+        in this queue, and is given up after the queue's ``callback.give_up_after_s``."""
         now = self._clock()
         start = "" if start_ms is None else str(int(start_ms))
         start_score = "" if start_ms is None else str(rank_score(priority, int(start_ms)))
         res = self._run("enqueue", tenant, [
             keys.acd_queue(tenant, queue), keys.acd_queue_waiting(tenant, queue),
             keys.acd_member(tenant, call_uuid),
-            keys.acd_abandoned(tenant, queue, caller or "-")],
+            keys.acd_abandoned(tenant, queue, caller or "-"),
+            keys.acd_member(tenant, place_of or call_uuid)],
             [queue, call_uuid, node, int(priority), caller, _kv(skills), now,
-             rank_score(priority, now), callback, start, start_score])
+             rank_score(priority, now), callback, start, start_score, place_of])
         code = int(res[0])
         if code == UNKNOWN_QUEUE:
             raise UnknownQueue(tenant, queue)
@@ -407,6 +417,12 @@ class Acd:
         return [keys.acd_member(offer.tenant, offer.call_uuid), keys.acd_agent(offer.tenant, agent),
                 keys.acd_queue(offer.tenant, offer.queue)]
 
+    def claim_offer(self, offer: Offer, worker: str) -> bool:
+        """Whether ``worker`` is the one to run ``offer`` (first come; offers heard by several
+        workers, such as published callbacks, must ring the agent once)."""
+        return bool(self.redis.set(keys.acd_offer_claim(offer.tenant, offer.token), worker,
+                                   nx=True, px=RESERVE_MS + OFFER_MARGIN_MS + 120_000))
+
     def offering(self, offer: Offer, agent: str) -> bool:
         """About to ring ``agent``: Reserved -> Receiving, deadline pushed to ring timeout +
         margin. False: the reservation is gone (lapsed / caller left): do not ring."""
@@ -431,6 +447,15 @@ class Acd:
         self._run("call_ended", tenant, [keys.acd_agent(tenant, agent),
                                          keys.acd_member(tenant, call_uuid)],
                   [call_uuid, agent, max(0, int(talk_ms))])
+
+    def callback_failed(self, tenant: str, call_uuid: str, leg: str) -> tuple[int, int, int]:
+        """The agent took callback ``call_uuid`` on leg ``leg`` but the caller was not
+        reached: (CB_RETRY, tries, due ms) when it is tried again later in its place,
+        (CB_GAVE_UP, tries, 0) when its tries or its time are used up, CB_IGNORED otherwise
+        (and for the same attempt twice)."""
+        res = self._run("callback_failed", tenant, [keys.acd_member(tenant, call_uuid)],
+                        [call_uuid, leg])
+        return int(res[0]), int(res[1]), int(res[2])
 
     def leave(self, tenant: str, call_uuid: str, reason: str) -> list[str]:
         """The caller left (``reason``: hangup, timeout, no_agent_timeout, exit_key, overflow,

@@ -99,12 +99,25 @@ def build(ctx: WorkerContext) -> CallFlowApp:
         publish=lambda blob: ctx.redis.publish(keys.ACD_CHANNEL, blob),
         observe_dispatch=acd_metrics.dispatch.observe,
         observe_offer=acd_metrics.join_to_offer.observe,
-        link_for=lambda node: ctx.links.get(node))
+        link_for=lambda node: _owned_link(ctx, node))
     machine.register(ctx.dispatcher)
     source = machine.decider.tenants
     ctx.group.spawn(_acd_loop, ctx, acd, queues, source)
     ctx.group.spawn(_offers_listener, ctx, queues)
     return CallFlowApp(ctx, machine)
+
+
+def _owned_link(ctx: WorkerContext, node: str) -> Any:
+    """The link to run a queued callback on: its caller's node when this worker owns it, else
+    any node it owns (a callback asked for through the API has no node), else None."""
+    if ctx.nodes is None:
+        return None
+    if node and ctx.nodes.owns(node):
+        return ctx.links.get(node)
+    if node in ctx.links:
+        return None         # another worker owns that node: the offer goes to it
+    owned = ctx.nodes.owned()
+    return ctx.links.get(owned[0]) if owned else None
 
 
 def _acd_loop(ctx: WorkerContext, acd: Acd, queues: QueueFlow, source: TenantSource) -> None:

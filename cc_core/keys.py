@@ -163,6 +163,8 @@ def acd_prefix(tenant: str) -> str:
 # | ``cc:{t:T}:acd:tenant``                    | hash   | tenant-wide ACD settings (timezone)|
 # | ``cc:{t:T}:acd:queue:<q>:abandoned:<num>`` | string | "score|wait base" of a caller who  |
 # |                                            |        | abandoned, kept for a resume (PX)  |
+# | ``cc:{t:T}:acd:offer:<token>:run``         | string | the worker running an offer heard  |
+# |                                            |        | by several (callbacks; PX)         |
 
 
 def acd_free(tenant: str) -> str:
@@ -179,3 +181,7 @@ def acd_tenant(tenant: str) -> str:
 
 def acd_abandoned(tenant: str, queue: str, caller: str) -> str:
     return f"{_tenant(tenant)}:acd:queue:{queue}:abandoned:{caller}"
+
+
+def acd_offer_claim(tenant: str, token: str) -> str:
+    return f"{_tenant(tenant)}:acd:offer:{token}:run"

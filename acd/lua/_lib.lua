@@ -8,7 +8,8 @@
 -- KEYS[2]  keys.acd_free(tenant)       set: agents free to offer now
 -- KEYS[3]  keys.acd_available(tenant)  set: agents whose status is Available (On Demand)
 -- KEYS[4]  keys.acd_timers(tenant)     zset: "r|<uuid>" reservation deadlines, "a|<agent>"
---          ends of wrap-ups and delays, score = due time (ms)
+--          ends of wrap-ups and delays, "c|<uuid>" callback retries, "g|<uuid>" callback
+--          give-ups; score = due time (ms)
 -- KEYS[5]  keys.acd_seq(tenant)        INCR: reservation tokens
 -- KEYS[6]  keys.acd_events(tenant)     stream: callcenter::info-style events
 -- ARGV[1]  now, ms since the epoch (Python's clock: scripts never read Redis' clock)
@@ -37,6 +38,7 @@ local M_TRYING = 'Trying'
 local M_ANSWERED = 'Answered'
 local M_ABANDONED = 'Abandoned'
 local M_DONE = 'Done'
+local M_SCHEDULED = 'Scheduled'  -- a callback waiting for its retry time (timer "c|<uuid>")
 local MEMBER_TTL_S = 6 * 3600
 local EVENTS_MAXLEN = 100000
 local PLACE_SCORE = 'score'  -- member field holding its rank score, kept verbatim

@@ -12,6 +12,10 @@
 -- ARGV[11] callback number ("" for a live caller)
 -- ARGV[12] the call's start ms, ARGV[13] its rank score: used instead of ARGV[9]/ARGV[10]
 --          when the queue's time_base_score is system ("" when the start is unknown)
+-- KEYS[11] keys.acd_member(tenant, ARGV[14]): the caller who asked for this callback
+-- ARGV[14] that caller's uuid ("" for none): a callback takes the place (rank score and wait
+--          base) that caller had in this queue. A callback also gets a give-up timer
+--          ("g|<uuid>", the queue's cb_give_up_s from now) and lives at least that long.
 -- Returns {code, position (0: not waiting), waiting, resumed (0/1), queue}:
 --   JOINED 1, ALREADY 2 (this uuid is already in this queue, nothing changed),
 --   UNKNOWN_QUEUE -1, IN_OTHER_QUEUE -3 (live in the queue named in the 5th element).
@@ -21,6 +25,7 @@ if redis.call('EXISTS', qk) == 0 then return {-1, 0, 0, 0, q} end
 local old = redis.call('HMGET', mk, 'queue', 'state')
 if old[1] then
   local live = old[2] == M_WAITING or old[2] == M_TRYING or old[2] == M_ANSWERED
+    or old[2] == M_SCHEDULED
   if old[1] == q and (live or old[2] == M_DONE) then
     local rank = redis.call('ZRANK', wk, u)
     return {2, rank and rank + 1 or 0, redis.call('ZCARD', wk), 0, q}
@@ -40,11 +45,22 @@ if caller ~= '' and redis.call('HGET', qk, 'resume') == '1' then
     redis.call('DEL', KEYS[10])
   end
 end
+if ARGV[11] ~= '' and ARGV[14] ~= '' then
+  local o = redis.call('HMGET', KEYS[11], 'queue', PLACE_SCORE, 'jbase')
+  if o[1] == q and o[2] then score, jbase = o[2], o[3] or jbase end
+end
 redis.call('DEL', mk)
 redis.call('HSET', mk, 'queue', q, 'state', M_WAITING, 'node', ARGV[5], 'prio', ARGV[6],
            'caller', caller, 'skills', ARGV[8], 'jbase', jbase, PLACE_SCORE, score,
            'callback', ARGV[11], 'joined_ms', I(NOW))
-redis.call('EXPIRE', mk, MEMBER_TTL_S)
+local ttl = MEMBER_TTL_S
+if ARGV[11] ~= '' then
+  local give_up_s = tonumber(redis.call('HGET', qk, 'cb_give_up_s') or 14400)
+  redis.call('HSET', mk, 'give_up_ms', I(NOW + give_up_s * 1000), 'tries', 0)
+  redis.call('ZADD', TIMERS, NOW + give_up_s * 1000, 'g|' .. u)
+  ttl = ttl + give_up_s
+end
+redis.call('EXPIRE', mk, ttl)
 redis.call('ZADD', wk, score, u)
 roll_qday(qk)
 event({'CC-Queue', q, 'CC-Action', resumed == 1 and 'member-queue-resume' or 'member-queue-start',

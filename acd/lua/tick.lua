@@ -1,5 +1,6 @@
 -- tick.lua: run the due timers: lapsed reservations (their agents Waiting, the caller
--- Waiting again in its place), ended wrap-ups and delays (the agent Waiting).
+-- Waiting again in its place), ended wrap-ups and delays (the agent Waiting), callbacks due
+-- for a retry (Waiting again in their place) and callbacks past their give-up time (gone).
 -- (Prefixed with _lib.lua: KEYS[1..6], ARGV[1..2] as described there.)
 --          plus, built from KEYS[1]: the members and agents the timers name, their queues
 -- ARGV[3]  most timers to run in this call
@@ -29,6 +30,30 @@ for _, t in ipairs(due) do
       else
         redis.call('ZADD', TIMERS, f[2], t)
       end
+    end
+  elseif kind == 'c' then
+    if redis.call('HGET', member_key(id), 'state') == M_SCHEDULED then
+      local q = return_member(id)
+      queues[q] = true
+      members_count(q)
+    end
+  elseif kind == 'g' then
+    local mk = member_key(id)
+    local m = redis.call('HMGET', mk, 'state', 'queue', 'caller', 'joined_ms', 'tries')
+    if m[1] == M_WAITING or m[1] == M_SCHEDULED then
+      redis.call('ZREM', waiting_key(m[2]), id)
+      redis.call('ZREM', TIMERS, 'c|' .. id)
+      redis.call('HSET', mk, 'state', M_ABANDONED, 'left_ms', I(NOW), 'cancel', 'TIMEOUT')
+      event({'CC-Queue', m[2], 'CC-Action', 'member-queue-end', 'CC-Cause', 'Cancel',
+             'CC-Cancel-Reason', 'TIMEOUT', 'CC-Member-Leaving-Time', secs(NOW),
+             'CC-Member-Joined-Time', secs(m[4]), 'CC-Member-UUID', id,
+             'CC-Member-Session-UUID', id, 'CC-Member-CID-Number', m[3] or '',
+             'CC-Callback-Tries', m[5] or '0'})
+      members_count(m[2])
+    elseif m[1] == M_TRYING then
+      -- being offered right now: decided when the offer ends (callback_failed checks the
+      -- give-up time itself; a failed ring puts it back in line, to be looked at again here)
+      redis.call('ZADD', TIMERS, NOW + 30000, t)
     end
   end
 end

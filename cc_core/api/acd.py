@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from spectree import Response
 
-from acd.store import Acd, AgentView, MemberView, QueueView
+from acd.store import CALLBACK_PREFIX, Acd, AgentView, MemberView, QueueView
 from cc_core import keys
 from cc_core.api import models as m
 from cc_core.api.errors import ErrorBody
@@ -193,7 +193,7 @@ class Callbacks(_Resource):
         """Queue a callback to a number: when an agent is free, the agent is offered the call
         and, on answer, the number is dialled. Same request_id twice: queued once."""
         body: m.CallbackIn = req.context.json
-        call_uuid = f"callback-{body.request_id or uuid.uuid4()}"
+        call_uuid = f"{CALLBACK_PREFIX}{body.request_id or uuid.uuid4()}"
         joined = self.acd.enqueue(tenant, queue, call_uuid, node="", caller=body.number,
                                   callback=body.number)
         _ok(resp, m.CallbackOut(call_uuid=call_uuid, queue=queue, number=body.number,

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 import msgpack
 
-from acd.store import Acd, Offer, OfferedAgent
+from acd.store import CALLBACK_PREFIX, CB_GAVE_UP, CB_RETRY, Acd, Offer, OfferedAgent
 from cc_core.errors import EslError
 from cc_core.flow.record import CallState, now_ms
 from cc_core.tenants.model import AgentType, Destination, Queue, Tenant
@@ -51,7 +51,6 @@ MAX_QUEUE_HOPS = 6
 # Causes an agent leg ends with when it lost: not the agent's miss.
 _LOST = ("LOSE_RACE", "ORIGINATOR_CANCEL", "MANAGER_REQUEST")
 # Members that are queued callbacks, not live callers: "cb-<call uuid>[~<retry>]".
-CALLBACK_PREFIX = "cb-"
 
 
 def _offer_of(data: dict[str, Any], tenant: str, call_uuid: str, node: str) -> Offer:
@@ -153,8 +152,11 @@ class QueueFlow:
 
     def deliver(self, offers: list[Offer]) -> None:
         for offer in offers:
-            if offer.callback:
+            if offer.callback and self._callback_link(offer) is not None:
                 gevent.spawn(self._guard_callback, offer)
+            elif offer.callback:
+                if self.publish is not None:
+                    self.publish(pack_offer(offer))    # for a worker that owns a node
             elif offer.call_uuid in self.m._calls:
                 self.post(offer.call_uuid, lambda o=offer: self._offer(o))  # type: ignore[misc]
             elif self.publish is not None:
@@ -167,7 +169,10 @@ class QueueFlow:
         except (ValueError, KeyError, TypeError, msgpack.UnpackException):
             log.warning("unreadable offer on the ACD channel; ignored")
             return
-        if offer.call_uuid in self.m._calls:
+        if offer.callback:
+            if self._callback_link(offer) is not None:
+                gevent.spawn(self._guard_callback, offer)
+        elif offer.call_uuid in self.m._calls:
             self.post(offer.call_uuid, lambda: self._offer(offer))
 
     def _offer(self, offer: Offer) -> None:
@@ -525,9 +530,10 @@ class QueueFlow:
             call.data.outcome = "not_answered"
             self.m._then_hang_up(call, CallState.ENDING, [])
             return
+        # The callback takes the caller's place in that queue if they were waiting in it.
         self.acd.enqueue(tenant.tenant, name, f"{CALLBACK_PREFIX}{call.uuid}", node=call.node,
                          priority=call.data.priority, caller=number, callback=number,
-                         skills={**queue.skills, **call.data.skills})
+                         skills={**queue.skills, **call.data.skills}, place_of=call.uuid)
         call.data.outcome = "callback_requested"
         call.data.path.append(f"callback:{name}")
         apps = []
@@ -535,6 +541,9 @@ class QueueFlow:
             apps.append(("playback", tenant.prompts[queue.callback.confirm_prompt]))
         self.m._media(call, answer=True)
         self.m._then_hang_up(call, CallState.ANNOUNCING, apps)
+
+    def _callback_link(self, offer: Offer) -> Any:
+        return self.link_for(offer.node) if self.link_for is not None else None
 
     def _guard_callback(self, offer: Offer) -> None:
         try:
@@ -549,20 +558,23 @@ class QueueFlow:
         nothing else acts on this pseudo-member."""
         oa = offer.agents[0]
         tenant = self.m.decider.tenants.tenant(offer.tenant)
-        link = self.link_for(offer.node) if self.link_for is not None else None
+        link = self._callback_link(offer)
         if tenant is None or link is None or offer.queue not in tenant.queues:
             log.warning("callback offer for a node or tenant this worker does not know",
                         extra={"call_uuid": offer.call_uuid, "tenant": offer.tenant,
                                "node": offer.node})
             return      # the reservation lapses and another worker tries
-        if not self.acd.offering(offer, oa.agent):
+        # Several workers may have heard a published callback offer: one rings the agent.
+        if not self.acd.claim_offer(offer, self.m.worker_id) \
+                or not self.acd.offering(offer, oa.agent):
             return
         queue = tenant.queues[offer.queue]
         leg = str(uuidlib.uuid4())
         variables = {
             "origination_uuid": leg, "cc_member": offer.call_uuid, "cc_tenant": tenant.tenant,
             "cc_queue": offer.queue, "cc_agent": oa.agent, "cc_offer": offer.token,
-            "cc_node": offer.node, "origination_caller_id_number": offer.callback,
+            "cc_node": offer.node, "cc_callback": "true",
+            "origination_caller_id_number": offer.callback,
             "origination_caller_id_name": "callback", "originate_timeout":
             str(queue.ring_timeout_s)}
         try:
@@ -591,26 +603,19 @@ class QueueFlow:
 
     def _callback_leg_ended(self, member: str, leg: str, event: Any) -> None:
         """Retry a callback whose caller did not answer, up to the queue's retries."""
-        if leg not in self._won and not event.get("variable_answer_epoch"):
+        if leg not in self._won and event.get("variable_answer_epoch") in (None, "", "0"):
             return      # the agent did not answer: the ACD put the callback back in place
         if event.get("variable_DIALSTATUS") == "SUCCESS":
             return
         tenant_id = event.get("variable_cc_tenant") or ""
-        queue_name = event.get("variable_cc_queue") or ""
-        tenant = self.m.decider.tenants.tenant(tenant_id)
-        if tenant is None or queue_name not in tenant.queues:
-            return
-        base, _, attempt = member[len(CALLBACK_PREFIX):].partition("~")
-        tries = int(attempt or 0) + 1
-        cfg = tenant.queues[queue_name].callback
-        number = event.get("variable_origination_caller_id_number") or ""
-        if tries > cfg.retries or not number:
-            log.info("callback given up: the caller did not answer",
-                     extra={"call_uuid": base, "tenant": tenant_id, "tries": tries})
-            return
-        gevent.spawn_later(cfg.retry_after_s, self.acd.enqueue, tenant_id, queue_name,
-                           f"{CALLBACK_PREFIX}{base}~{tries}", node=event.get(
-                               "variable_cc_node") or "", caller=number, callback=number)
+        # Kept in Redis (a timer of the ACD), so a retry survives this worker's restart.
+        code, tries, due_ms = self.acd.callback_failed(tenant_id, member, leg)
+        ctx = {"call_uuid": member, "tenant": tenant_id, "tries": tries}
+        if code == CB_RETRY:
+            log.info("callback: the caller did not answer; trying again later",
+                     extra={**ctx, "retry_in_s": max(0, due_ms - now_ms()) // 1000})
+        elif code == CB_GAVE_UP:
+            log.info("callback given up: the caller did not answer", extra=ctx)
 
     # ==== resuming after a failover ==========================================================================
     def resume(self, call: Call, app: str) -> bool:

@@ -79,7 +79,7 @@ def test_queue_view_list_members_and_callbacks(api, acd, sup) -> None:
                             json={"number": "13800138000", "request_id": "req-00000001"},
                             headers=sup)
     assert res.status_code == 200, res.text
-    assert res.json == {"call_uuid": "callback-req-00000001", "queue": "support",
+    assert res.json == {"call_uuid": "cb-req-00000001", "queue": "support",
                         "number": "13800138000", "position": 2, "waiting": 2}
     again = api.simulate_post(f"{A}/queues/support/callbacks",
                               json={"number": "13800138000", "request_id": "req-00000001"},
@@ -89,7 +89,7 @@ def test_queue_view_list_members_and_callbacks(api, acd, sup) -> None:
     q = res.json
     assert (q["queue"], q["strategy"], q["waiting"]) == ("support", "longest-idle-agent", 2)
     assert [(m["call_uuid"], m["position"]) for m in q["members"]] == [
-        ("call-1", 1), ("callback-req-00000001", 2)]
+        ("call-1", 1), ("cb-req-00000001", 2)]
     assert [(a["agent"], a["level"], a["position"], a["status"]) for a in q["agents"]] == [
         ("1001", 1, 1, "Logged Out"), ("1002", 1, 2, "Available")]
     assert q["agents_available"] == 1

@@ -197,6 +197,43 @@ def test_a_queued_callback_rings_the_agent_then_dials_the_caller(acd_flow) -> No
              message="the caller dialled from the agent's leg")
 
 
+def test_a_callback_the_caller_does_not_answer_is_tried_again_then_given_up(acd_flow) -> None:
+    cluster, obs, acd = acd_flow
+    caller = "13322223333"
+    assert obs.conn.api(f"sim_endpoint sofia/gateway/carrier/{caller} busy").startswith("+OK")
+    uuid = obs.call(caller, "4002220006")
+    wait_for(lambda: obs.ran(uuid, "playback") >= 1, timeout=10, message="hold music")
+    assert obs.conn.api(f"sim_dtmf {uuid} 2") == "+OK\n"
+    ended(cluster, obs, uuid)
+    member = f"cb-{uuid}"
+    acd.login(T, "late")
+    # retries: 1, retry_after_s: 5 (acdtest.yaml): the agent is rung twice, then it ends.
+    wait_for(lambda: acd.member(T, member).state == "Abandoned", timeout=20,
+             message="the callback given up after its retry")
+    legs = obs.legs_of(member)
+    assert len(legs) == 2 and all(leg["answered"] for leg in legs), legs
+    dials = [d for apps in obs.apps.values() for a, d in apps
+             if a == "bridge" and d.endswith(f"sofia/gateway/carrier/{caller}")]
+    assert len(dials) == 2
+    wait_for(lambda: acd.agent(T, "late").state == "Waiting", timeout=10,
+             message="the agent free again")
+
+
+def test_a_callback_asked_for_through_the_api_is_run_by_a_worker_that_owns_a_node(
+        acd_flow) -> None:
+    # POST /callbacks queues it with no node (no live channel): a node owner rings the agent,
+    # who answers and is put through to the number.
+    cluster, obs, acd = acd_flow
+    member = "cb-api-request-1"
+    acd.enqueue(T, "vip", member, node="", caller=CALLER, callback=CALLER)
+    acd.login(T, "late")
+    wait_for(lambda: any(leg["answered"] for leg in obs.legs_of(member)), timeout=10,
+             message="the agent rung and answered for the callback")
+    wait_for(lambda: any(a == "bridge" and d.endswith(f"sofia/gateway/carrier/{CALLER}")
+                         for apps in obs.apps.values() for a, d in apps), timeout=10,
+             message="the number dialled from the agent's leg")
+
+
 def test_the_agent_hears_the_whisper_before_the_bridge(acd_flow) -> None:
     cluster, obs, acd = acd_flow
     uuid = obs.call(CALLER, "4002220007")
