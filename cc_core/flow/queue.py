@@ -24,6 +24,7 @@ what the worker holding the caller does with it over ESL:
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid as uuidlib
 from collections.abc import Callable
@@ -34,8 +35,9 @@ import msgpack
 
 from acd.store import CALLBACK_PREFIX, CB_GAVE_UP, CB_RETRY, Acd, Offer, OfferedAgent
 from cc_core.errors import EslError
+from cc_core.flow import spoken
 from cc_core.flow.record import CallState, now_ms
-from cc_core.tenants.model import AgentType, Destination, Queue, Tenant
+from cc_core.tenants.model import AgentType, Announce, Destination, Queue, Tenant
 from esl_handlers import commands
 
 if TYPE_CHECKING:
@@ -460,7 +462,8 @@ class QueueFlow:
                         self.post(call_uuid, lambda: self._timed_out(call_uuid,
                                                                      "no_agent_timeout"))
                         return
-            if (queue.announce.prompt or queue.announce.position) and now >= next_announce:
+            ann = queue.announce
+            if (ann.prompt or ann.position or ann.wait) and now >= next_announce:
                 next_announce = now + queue.announce.every_s
                 self.post(call_uuid, lambda: self._announce(call_uuid))
 
@@ -505,13 +508,12 @@ class QueueFlow:
     def _play_announcement(self, call: Call) -> None:
         tenant = self.m._tenant(call)
         queue = tenant.queues[call.data.queue]
+        ann = queue.announce
         files = []
-        if queue.announce.prompt:
-            files.append(tenant.prompts[queue.announce.prompt])
-        if queue.announce.position:
-            pos, _ = self.acd.position(call.data.tenant, call.uuid)
-            if pos > 0:
-                files.append(f"tone_stream://%(100,100,440);loops={min(pos, 20)}")
+        if ann.prompt:
+            files.append(tenant.prompts[ann.prompt])
+        if ann.position or ann.wait:
+            files.extend(self._numbers_said(call, tenant, ann))
         if not files:
             return
         path = files[0] if len(files) == 1 else "file_string://" + "!".join(files)
@@ -520,6 +522,30 @@ class QueueFlow:
         self.m._sendmsg(call, commands.execute_headers("playback", path, event_lock=True))
         self.m._act(call)
         call.link.api(commands.uuid_break(call.uuid))
+
+    def _numbers_said(self, call: Call, tenant: Tenant, ann: Announce) -> list[str]:
+        """Callers ahead and the expected wait, as recordings (``cc_core.flow.spoken``)."""
+        assert ann.digits is not None      # the config refuses position/wait without it
+        pos, _ = self.acd.position(call.data.tenant, call.uuid)
+        if pos <= 0:
+            return []       # being offered right now
+        out: list[str] = []
+
+        def said(intro: str | None, n: int, outro: str | None) -> None:
+            out.extend([tenant.prompts[intro]] if intro else [])
+            out.extend(spoken.files(min(n, spoken.MAX_SPOKEN), ann.digits or ""))
+            out.extend([tenant.prompts[outro]] if outro else [])
+
+        if ann.position and pos > 1:
+            said(ann.position_intro, pos - 1, ann.position_outro)
+        if ann.wait:
+            view = self.acd.queue_view(call.data.tenant, call.data.queue)
+            if view.avg_handle_ms is not None and view.agents_available > 0:
+                # This caller is served once the pos calls up to theirs are handled by the
+                # agents logged in, at the queue's recent handle time.
+                wait_s = pos * view.avg_handle_ms / 1000 / view.agents_available
+                said(ann.wait_intro, max(1, math.ceil(wait_s / 60)), ann.wait_outro)
+        return out
 
     # ==== callbacks ======================================================================================
     def callback(self, call: Call, tenant: Tenant, name: str) -> None:

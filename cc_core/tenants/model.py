@@ -369,10 +369,35 @@ class SkillRelax(_Model):
 
 
 class Announce(_Model):
+    """What a waiting caller hears every ``every_s``: ``prompt``, then how many callers are
+    ahead ("您前面还有 N 位", between ``position_intro`` and ``position_outro``; nothing when
+    none is), then the expected wait in minutes (between ``wait_intro`` and ``wait_outro``;
+    nothing until the queue has handled a call). Numbers are read the Chinese way (十二,
+    一百零五) from recordings of single numerals: ``digits`` is their folder (``0.wav`` ...
+    ``9.wav``, ``10.wav``, ``100.wav``, ``1000.wav``, ``10000.wav``) or a path with ``{n}``."""
+
     prompt: str | None = None          # a periodic prompt, every ``every_s``
     every_s: int = Field(30, ge=5, le=3600)
-    position: bool = False             # "you are caller number N"
-    wait: bool = False                 # "your expected wait is about N minutes"
+    position: bool = False             # callers ahead of this one
+    wait: bool = False                 # the expected wait, in minutes
+    digits: str | None = Field(None, min_length=1, max_length=256)
+    position_intro: str | None = None  # prompt names (``prompts:``)
+    position_outro: str | None = None
+    wait_intro: str | None = None
+    wait_outro: str | None = None
+
+    @model_validator(mode="after")
+    def _digits_for_numbers(self) -> Announce:
+        if (self.position or self.wait) and not self.digits:
+            raise ValueError(
+                "announce: position and wait speak numbers, so they need digits: the folder "
+                "of the numeral recordings (0.wav ... 9.wav, 10.wav, 100.wav, 1000.wav, "
+                "10000.wav), e.g. digits: /usr/share/cc-core/sounds/zh/digits")
+        return self
+
+    def prompts(self) -> list[str]:
+        return [p for p in (self.prompt, self.position_intro, self.position_outro,
+                            self.wait_intro, self.wait_outro) if p]
 
 
 class Callback(_Model):
@@ -584,8 +609,8 @@ class Tenant(_Model):
         for name, vm in self.voicemail.items():
             uses.append((f"voicemail.{name}", vm.prompt))
         for name, q in self.queues.items():
-            uses.append((f"queues.{name}", [p for p in (
-                q.announce.prompt, q.whisper, q.callback.confirm_prompt) if p]))
+            uses.append((f"queues.{name}", [*q.announce.prompts(), *(p for p in (
+                q.whisper, q.callback.confirm_prompt) if p)]))
         ann = [p for p in (self.lists.blacklist.announce, self.regions.blocked_announce,
                            *(n.announce for n in self.numbers.values())) if p]
         uses.append(("announcements", ann))

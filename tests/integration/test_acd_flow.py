@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from acd.store import Acd
+from cc_core import keys
 from esl_handlers.events import Event
 from tests.conftest import wait_for
 from tests.integration.cluster import (
@@ -66,7 +67,8 @@ def acd_flow(cluster: Cluster, monkeypatch: pytest.MonkeyPatch
                          ("r1", "answer 300 800"), ("r2", "answer 100 800"),
                          ("r3", "answer 600 800"), ("busy", "busy"),
                          ("next", "answer 100 500"), ("slow", "noanswer"),
-                         ("w1", "answer 100 5000"), ("late", "answer 100 500")):
+                         ("w1", "answer 100 5000"), ("late", "answer 100 500"),
+                         ("hold", "noanswer")):
         reply = obs.conn.api(f"sim_endpoint user/{contact}@default {how}")
         assert reply.startswith("+OK"), reply
     assert obs.conn.api("sim_endpoint sofia/gateway/carrier/13311112222 answer 200 500"
@@ -232,6 +234,35 @@ def test_a_callback_asked_for_through_the_api_is_run_by_a_worker_that_owns_a_nod
     wait_for(lambda: any(a == "bridge" and d.endswith(f"sofia/gateway/carrier/{CALLER}")
                          for apps in obs.apps.values() for a, d in apps), timeout=10,
              message="the number dialled from the agent's leg")
+
+
+def test_waiting_callers_hear_how_many_are_ahead_and_the_expected_wait(acd_flow) -> None:
+    cluster, obs, acd = acd_flow
+    # The queue's recent calls took 2 minutes each (talk + wrap-up); its one agent is busy
+    # ringing for the first caller, so the next two wait.
+    cluster.r.hset(keys.acd_queue(T, "announced"), mapping={"aht_ms": 120_000, "aht_n": 5})
+    first = obs.call("13311110001", "4002220009")
+    wait_for(lambda: acd.agent(T, "hold").state == "Receiving", timeout=10,
+             message="the agent rung for the first caller")
+    second = obs.call("13311110002", "4002220009")
+    wait_for(lambda: acd.queue_view(T, "announced").waiting == 1, timeout=10,
+             message="the second caller waiting")
+    third = obs.call("13311110003", "4002220009")
+
+    def heard(uuid: str) -> list[str]:
+        return [d for a, d in obs.apps.get(uuid, []) if a == "playback"
+                and d.startswith("file_string://")]
+
+    wait_for(lambda: heard(second) and heard(third), timeout=15,
+             message="an announcement to each waiting caller")
+    tone = "tone_stream://%(100,0,{})".format
+    ahead, wait, minutes = (f"tone_stream://%(200,0,{f})" for f in (700, 720, 730))
+    # Second: nobody ahead, served after 1 call: 2 minutes. Third: one ahead, 4 minutes.
+    assert heard(second)[0] == "file_string://" + "!".join([wait, tone(2), minutes])
+    assert heard(third)[0] == "file_string://" + "!".join(
+        [ahead, tone(1), wait, tone(4), minutes])
+    for uuid in (first, second, third):
+        obs.conn.api(f"uuid_kill {uuid}")
 
 
 def test_the_agent_hears_the_whisper_before_the_bridge(acd_flow) -> None:

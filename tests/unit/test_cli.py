@@ -52,7 +52,7 @@ def test_config_validate_summarises_each_tenant_and_exits_0() -> None:
     res = CliRunner().invoke(cli, ["config", "validate", str(EXAMPLES)])
     assert res.exit_code == 0, res.output
     assert res.stdout == (f"acme ({EXAMPLES / 'acme.yaml'}): 5 numbers (3 active), 4 menus, "
-                          "4 queues, 14 prompts, blacklist 3 entries, whitelist 1 entries\n")
+                          "4 queues, 18 prompts, blacklist 3 entries, whitelist 1 entries\n")
 
 
 def test_config_validate_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
