@@ -35,7 +35,7 @@ local function free_pool(cfg)
   local pool = {cands = {}, ids = {}, scores = {}, next = 1, n = n}
   if n == 0 then return pool end
   for i = 1, n do pool.ids[i] = tiers[2 * i - 1]; pool.scores[i] = tonumber(tiers[2 * i]) end
-  pool.free = redis.call('SMISMEMBER', FREE, unpack(pool.ids))
+  pool.free = smismember_all(FREE, pool.ids)
   return pool
 end
 
@@ -70,7 +70,7 @@ end
 local function level_table(cfg, ids, scores)
   if not cfg.tra or #ids == 0 then return nil end
   local avail = nil
-  if cfg.trn then avail = redis.call('SMISMEMBER', AVAIL, unpack(ids)) end
+  if cfg.trn then avail = smismember_all(AVAIL, ids) end
   local levels, count = {}, {}
   for i = 1, #ids do
     local l = math.floor(scores[i] / LEVEL_SPAN)

@@ -111,6 +111,19 @@ local function split(s)
   return t
 end
 
+-- SMISMEMBER over any number of ids: Lua's unpack() stops near 8,000 values (LUAI_MAXCSTACK),
+-- and a big contact centre has queues with more agents than that.
+local UNPACK_CHUNK = 4000
+local function smismember_all(key, ids)
+  local out = {}
+  for first = 1, #ids, UNPACK_CHUNK do
+    local last = math.min(first + UNPACK_CHUNK - 1, #ids)
+    local part = redis.call('SMISMEMBER', key, unpack(ids, first, last))
+    for j = 1, #part do out[first + j - 1] = part[j] end
+  end
+  return out
+end
+
 local function parse_kv(s)
   local t = {}
   if s then for k, v in string.gmatch(s, '([^,=]+)=(%d+)') do t[k] = tonumber(v) end end

@@ -390,3 +390,17 @@ def test_configured_status_is_given_once_even_when_two_workers_sync_the_same_new
     first.logout("acme", "a")
     first.sync(cfg)
     assert first.agent("acme", "a").status == "Logged Out"
+
+
+def test_a_queue_with_more_agents_than_lua_can_unpack_still_finds_the_free_one(
+        redis_url: str) -> None:
+    # Lua's unpack() fails near 8,000 values: a 9,000-agent queue once made every dispatch
+    # an error ("too many results to unpack"), so nobody in it was ever offered.
+    ids = [f"a{i:05d}" for i in range(9000)]
+    cfg = tenant({a: {} for a in ids}, {"q": {
+        "tiers": tiers(*ids), "tier_rules_apply": True, "tier_rule_no_agent_no_wait": True}})
+    acd, _ = make_acd(redis_url, cfg, login=False)
+    acd.login(T, ids[-1])
+    acd.enqueue(T, "q", "c1", node="n1")
+    (offer,) = acd.dispatch(T, "q")
+    assert [a.agent for a in offer.agents] == [ids[-1]]
