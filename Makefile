@@ -17,7 +17,8 @@ help:
 	@echo "make bench  - parser/simulator throughput, call-flow latency and CPU, side by side"
 	@echo "make lint   - ruff and mypy"
 
-# System packages: redis-server (tests, demo, bench use a private instance on loopback).
+# System packages: redis-server (tests, demo, bench use a private instance on loopback) and
+# sip-tester (SIPp: the load-test scenarios run against each other in the tests).
 deps:
 	@bash tools/install-deps.sh
 

@@ -5,13 +5,16 @@
 set -euo pipefail
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(redis-server)
+# redis-server: tests, demo and bench start private instances; sip-tester: SIPp, whose
+# scenarios (loadtest/sipp) the tests run against each other on loopback.
+[ ${#want[@]} -gt 0 ] || want=(redis-server sip-tester)
 
 missing=()
 for pkg in "${want[@]}"; do
   case "$pkg" in
     redis-server) command -v redis-server >/dev/null 2>&1 || missing+=("$pkg") ;;
     make) command -v make >/dev/null 2>&1 || missing+=("$pkg") ;;
+    sip-tester) command -v sipp >/dev/null 2>&1 || missing+=("$pkg") ;;
     *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
   esac
 done
