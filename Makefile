@@ -17,7 +17,8 @@ help:
 	@echo "make bench  - parser/simulator throughput, call-flow latency and CPU, side by side"
 	@echo "make lint   - ruff and mypy"
 
-# System packages: redis-server (tests, demo, bench use a private instance on loopback).
+# System packages: redis-server (tests, demo, bench use a private instance on loopback) and
+# redis-tools (redis-cli creates the tests' private Redis Cluster).
 deps:
 	@bash tools/install-deps.sh
 

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the project runs (redis-server by default) when they are
+# Installs the Debian packages the project runs (redis-server and redis-tools by default: the
+# private Redis Cluster of the tests is created with redis-cli --cluster) when they are
 # missing, without letting their services start: a packaged redis would listen on its default
 # port system-wide; the project starts its own private instance on loopback instead.
 set -euo pipefail
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(redis-server)
+[ ${#want[@]} -gt 0 ] || want=(redis-server redis-tools)
 
 missing=()
 for pkg in "${want[@]}"; do
   case "$pkg" in
     redis-server) command -v redis-server >/dev/null 2>&1 || missing+=("$pkg") ;;
+    redis-tools) command -v redis-cli >/dev/null 2>&1 || missing+=("$pkg") ;;
     make) command -v make >/dev/null 2>&1 || missing+=("$pkg") ;;
     *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
   esac
