@@ -137,7 +137,7 @@ class PrivateRedisCluster:
     loopback ports, no replicas, the 16384 slots split evenly between them.
 
     Proves the product's keys and scripts run on a cluster (every key of a script in one slot),
-    so tests and bench can run against one without an operator setting it up. ``url`` is the
+    so tests and bench can run against one without an operator setting it up. ``url`` names the
     first master; a cluster client learns the others from it."""
 
     masters: int = 3
@@ -147,7 +147,8 @@ class PrivateRedisCluster:
 
     @property
     def url(self) -> str:
-        return self.nodes[0].url
+        """The product's URL for it (``cc_core.redisconn``): any node, here the first."""
+        return f"redis+cluster://{self.host}:{self.nodes[0].port}"
 
     @property
     def ports(self) -> list[int]:

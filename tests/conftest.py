@@ -53,8 +53,8 @@ def redis_cluster() -> Iterator[PrivateRedisCluster]:
 
 @pytest.fixture
 def redis_cluster_url(redis_cluster: PrivateRedisCluster) -> Iterator[str]:
-    """The cluster's first master (a cluster client learns the rest from it); every master
-    is flushed after each test."""
+    """``redis+cluster://`` + the first master (``cc_core.redisconn.connect`` and a worker's
+    ``redis_url`` take it as it is); every master is flushed after each test."""
     import redis
 
     yield redis_cluster.url

@@ -14,7 +14,7 @@ from redis.cluster import RedisCluster
 
 from acd import events
 from acd.store import RESERVE_MS, Acd
-from cc_core import keys
+from cc_core import keys, redisconn
 from cc_core.flow.record import GONE, NOT_OWNER, OK, CallData, CallState, CallStore
 from esl_handlers import keys as esl_keys
 from esl_handlers.errors import LeaseLost
@@ -28,7 +28,8 @@ CANDIDATES = ("acme", "globex", "initech", "umbrella", "hooli", "soylent", "wayn
 
 @pytest.fixture
 def rc(redis_cluster_url: str) -> Iterator[RedisCluster]:
-    client = RedisCluster.from_url(redis_cluster_url)
+    client = redisconn.connect(redis_cluster_url)     # what a worker configured so gets
+    assert isinstance(client, RedisCluster)
     yield client
     client.close()
 
