@@ -20,6 +20,7 @@ from esl_handlers import keys as esl_keys
 from esl_handlers.errors import LeaseLost
 from esl_handlers.lease import NodeLease
 from tests.acd.helpers import Clock, tenant, tiers
+from tests.conftest import wait_for
 
 # Tenant ids tried in this order; the test takes "acme" and the first one served by another
 # master, so the two tenants' scripts run on different processes.
@@ -206,3 +207,26 @@ def test_node_leases_on_different_masters_acquire_renew_fence_release(
         with pytest.raises(LeaseLost):   # the former owner's late write is refused
             lease.fenced_set(esl_keys.node_scoped(n, "state"), "y", token=token)
         assert rc.get(esl_keys.node_scoped(n, "state")) == b"x"
+
+
+def test_an_offer_published_by_a_worker_on_any_master_reaches_the_holders_subscription(
+        rc: RedisCluster) -> None:
+    """The offers channel (``keys.ACD_CHANNEL``) is not a key: the cluster carries a PUBLISH
+    to every node, so the holder hears it whichever master each side talks to."""
+    sub = rc.pubsub(ignore_subscribe_messages=True)
+    sub.subscribe(keys.ACD_CHANNEL)
+    try:
+        for node in rc.get_primaries():
+            rc.publish(keys.ACD_CHANNEL, node.name.encode(), target_nodes=node)
+        want = {n.name.encode() for n in rc.get_primaries()}
+        got: set[bytes] = set()
+
+        def heard_all() -> bool:
+            message = sub.get_message(timeout=0.1)
+            if message:
+                got.add(message["data"])
+            return got == want
+
+        wait_for(heard_all, message=f"an offer from every master (heard {got})")
+    finally:
+        sub.close()
