@@ -87,6 +87,7 @@ def test_two_tenants_on_different_masters_run_the_whole_queue_life_cycle(
         assert [m.call_uuid for m in acd.members(t, "sales")] == [f"{t}-c1", f"{t}-c2",
                                                                     f"{t}-c3"]
         assert acd.queue_view(t, "sales").waiting == 3
+        assert acd.waiting(t, ["sales", "vip"]) == {"sales": 3, "vip": 0}
 
     # Two agents serve sales: c1 and c2 are offered, c3 keeps waiting.
     offers = {t: acd.dispatch(t, "sales") for t in (t1, t2)}
@@ -152,6 +153,9 @@ def test_two_tenants_on_different_masters_run_the_whole_queue_life_cycle(
         assert sorted(acd.leave(t, f"{t}-v1", "hangup")) == sorted(ringing)
         assert [acd.agent(t, a).state for a in ringing] == ["Waiting"] * len(ringing)
         assert [q.queue for q in acd.queues(t)] == ["sales", "vip"]
+        assert acd.set_break(t, "a3").status == "On Break"
+        assert acd.logout(t, "a3").status == "Logged Out"
+        assert acd.queue_view(t, "vip").agents_available == 1     # a1, talking or not
 
     # Every tenant's events went to its own stream, in its own slot.
     for t in (t1, t2):
