@@ -17,8 +17,8 @@ help:
 	@echo "make bench  - parser/simulator throughput, call-flow latency and CPU, side by side"
 	@echo "make lint   - ruff and mypy"
 
-# System packages: redis-server (tests, demo, bench use a private instance on loopback) and
-# sip-tester (SIPp: the load-test scenarios run against each other in the tests).
+# System packages (tools/install-deps.sh): redis-server, redis-tools and sip-tester; their
+# services are never started (the project runs private instances on loopback).
 deps:
 	@bash tools/install-deps.sh
 

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cc_core.errors import ConfigError
+from cc_core.redisconn import check_url
 from esl_handlers.config import DEFAULT_EVENTS, EslConfig, NodeConfig
 from freeswitch_conf.model import SwitchConfig
 
@@ -27,13 +28,20 @@ class _Model(BaseModel):
 class Config(_Model):
     nodes: list[NodeConfig] = Field(default_factory=list)
     esl: EslConfig = Field(default_factory=EslConfig)
-    redis_url: str | None = None  # None: start a private redis-server (tests, demo)
+    # None: start a private redis-server (tests, demo). redis://HOST:PORT/DB for one server,
+    # redis+cluster://HOST:PORT (any node) for a Redis Cluster: see cc_core.redisconn.
+    redis_url: str | None = None
     metrics_port: int = Field(0, ge=0, le=65535)  # 0: a free port per worker
     metrics_host: str = "127.0.0.1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     timezone: str = "Asia/Shanghai"
     # What `cc-core fsconf render` needs beyond the nodes: trunks, agents, addresses, fallback.
     freeswitch: SwitchConfig = Field(default_factory=SwitchConfig)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_scheme(cls, v: str | None) -> str | None:
+        return v if v is None else check_url(v)
 
     @field_validator("nodes")
     @classmethod

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the project runs (redis-server by default) when they are
+# Installs the Debian packages the project runs (the default list is below) when they are
 # missing, without letting their services start: a packaged redis would listen on its default
 # port system-wide; the project starts its own private instance on loopback instead.
 set -euo pipefail
 
 want=("$@")
-# redis-server: tests, demo and bench start private instances; sip-tester: SIPp, whose
-# scenarios (loadtest/sipp) the tests run against each other on loopback.
-[ ${#want[@]} -gt 0 ] || want=(redis-server sip-tester)
+# redis-server: tests, demo and bench start private instances; redis-tools: redis-cli, which
+# creates the tests' private Redis Cluster; sip-tester: SIPp, whose scenarios (loadtest/sipp)
+# the tests run against each other on loopback.
+[ ${#want[@]} -gt 0 ] || want=(redis-server redis-tools sip-tester)
 
 missing=()
 for pkg in "${want[@]}"; do
   case "$pkg" in
     redis-server) command -v redis-server >/dev/null 2>&1 || missing+=("$pkg") ;;
+    redis-tools) command -v redis-cli >/dev/null 2>&1 || missing+=("$pkg") ;;
     make) command -v make >/dev/null 2>&1 || missing+=("$pkg") ;;
     sip-tester) command -v sipp >/dev/null 2>&1 || missing+=("$pkg") ;;
     *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;

@@ -13,11 +13,12 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgpack
-import redis
 
 from cc_core import keys as product_keys
+from cc_core import redisconn
 from cc_core.config import Config, EslConfig, NodeConfig
 from esl_handlers import keys
 from esl_handlers.connection import EslConnection
@@ -53,7 +54,7 @@ class WorkerProc:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def metrics_port(self, r: redis.Redis) -> int | None:
+    def metrics_port(self, r: Any) -> int | None:
         if self.port is None:
             value = r.hget(keys.worker(self.worker_id), "metrics_port")
             if value and int(value):
@@ -138,7 +139,7 @@ class Cluster:
     workers: list[WorkerProc] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.r = redis.Redis.from_url(self.redis_url, socket_timeout=2)
+        self.r = redisconn.connect(self.redis_url, socket_timeout=2)
 
     def start_workers(self, n: int, ttl_ms: int, app: str = "",
                       esl: dict[str, object] | None = None) -> list[WorkerProc]:
@@ -217,7 +218,7 @@ class OwnershipSampler:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        r = redis.Redis.from_url(self.cluster.redis_url, socket_timeout=1)
+        r = redisconn.connect(self.cluster.redis_url, socket_timeout=1)
         deadline = time.monotonic() + 60
         while not self._stop.is_set() and time.monotonic() < deadline:
             workers = list(self.cluster.workers)
