@@ -170,7 +170,7 @@ def rank_score(priority: int, base_ms: int) -> int:
 
 _DISPATCH = ("dispatch", "dispatch_agent")
 _SCRIPTS = ("enqueue", "dispatch", "dispatch_agent", "offering", "answered", "agent_failed",
-            "leave", "call_ended", "tick", "agent_set", "callback_failed")
+            "leave", "call_ended", "tick", "agent_set", "callback_failed", "queue_reindex")
 
 
 class AcdScripts:
@@ -269,10 +269,12 @@ class Acd:
                                for tier in q.tiers})
         for qname in old_queues - set(tenant.queues):
             pipe.delete(keys.acd_queue(t, qname), keys.acd_queue_tiers(t, qname),
-                        keys.acd_queue_waiting(t, qname))
+                        keys.acd_queue_waiting(t, qname), keys.acd_queue_idle(t, qname))
             pipe.srem(keys.acd_queues(t), qname)
         pipe.execute()
         self._tz[t] = ZoneInfo(tenant.timezone)
+        for qname in tenant.queues:
+            self._run("queue_reindex", t, [keys.acd_queue_tiers(t, qname)], [qname])
         # An agent new to the ACD starts with the status its config gives; after that only
         # logins, logouts and breaks change it (a re-sync keeps what they did).
         for aid in set(tenant.agents) - old_agents:

@@ -94,6 +94,8 @@ def api_tokens(tenant: str) -> str:
 # | ``cc:{t:T}:acd:queue:<q>``            | hash   | one queue's settings and counters       |
 # | ``cc:{t:T}:acd:queue:<q>:tiers``      | zset   | agent ids, score level*10^5+position    |
 # | ``cc:{t:T}:acd:queue:<q>:waiting``    | zset   | waiting callers' uuids by rank          |
+# | ``cc:{t:T}:acd:queue:<q>:idle``       | zset   | free agents, score level*10^13 + idle   |
+# |                                       |        | since (ms): longest-idle dispatch       |
 # | ``cc:{t:T}:acd:member:<uuid>``        | hash   | one caller in a queue                   |
 # | ``cc:{t:T}:acd:timers``               | zset   | "kind|id" due at score (ms): wrap-up     |
 # |                                       |        | ends, delays, reservation deadlines     |
@@ -125,6 +127,10 @@ def acd_queue(tenant: str, queue: str) -> str:
 
 def acd_queue_tiers(tenant: str, queue: str) -> str:
     return f"{_tenant(tenant)}:acd:queue:{queue}:tiers"
+
+
+def acd_queue_idle(tenant: str, queue: str) -> str:
+    return f"{_tenant(tenant)}:acd:queue:{queue}:idle"
 
 
 def acd_queue_waiting(tenant: str, queue: str) -> str:
