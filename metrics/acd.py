@@ -22,7 +22,8 @@ class AcdMetrics:
     def __init__(self, registry: CollectorRegistry | None) -> None:
         self.dispatch = Histogram(
             "dispatch", "One dispatch script's round trip: waiting callers paired with free "
-            "agents and reserved, as this worker measured it", unit="seconds",
+            "agents and reserved, as this worker measured it (when a caller joins, the "
+            "round trip it shares with the caller's enqueue)", unit="seconds",
             buckets=LATENCY_BUCKETS, namespace=NAMESPACE, subsystem="acd", registry=registry)
         self.join_to_offer = Histogram(
             "join_to_offer", "From a caller joining a queue to the switch's reply to the "
