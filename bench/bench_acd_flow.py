@@ -74,6 +74,7 @@ SETUP = "cccore_call_setup_seconds"
 ORIGINATE = "cccore_acd_join_to_originate_seconds"
 OFFER = "cccore_acd_join_to_offer_seconds"
 ANSWER = "cccore_acd_join_to_answer_seconds"
+DISPATCH = "cccore_acd_dispatch_seconds"
 
 IVR_CALLER = CallerScript("IVR, key 1 -> queue", IVR_NUMBER, "13705711234", ("1",))
 RINGALL_CALLER = CallerScript("straight to ring-all", RINGALL_NUMBER, "13512345678", ())
@@ -215,6 +216,7 @@ def _settle(rig: _Rig) -> None:
 
 # ---- 1. capacity ramp ---------------------------------------------------------------------
 def _step(rig: _Rig, rate: float, seconds: float, idle_cpu_per_s: float) -> dict[str, Any]:
+    load = os.getloadavg()[0]
     before = _scrape(rig.metrics_port)
     samples = [(time.monotonic(), rig.cpu())]
     t0 = samples[0][0]
@@ -246,9 +248,15 @@ def _step(rig: _Rig, rate: float, seconds: float, idle_cpu_per_s: float) -> dict
         "setup p50 / p99 ms": f"{s50} / {s99}",
         "join->originate p50 / p99 ms": f"{o50} / {o99}",
         "join->orig. reply p99 ms": _quantiles(_buckets(after, before, OFFER))[1],
+        # Where the join -> originate time goes: the dispatch script scans the queue's free
+        # agents in Redis.
+        "dispatch p50 / p99 ms": " / ".join(_quantiles(_buckets(after, before, DISPATCH))),
         "worker cpu/call ms": f"{per_call:.2f}",
         "worker busiest 1 s": _peak_busy(samples, "cc-core worker"),
         "simulator busiest 1 s": _peak_busy(samples, "simulator"),
+        "redis busiest 1 s": _peak_busy(samples, "redis-server"),
+        # The 2 cores are shared with other work: how busy the machine was.
+        "load avg at start": f"{load:.2f}",
         "sustained?": "yes" if not why else "NO: " + ", ".join(why),
         # for the summary, not printed
         "_ok": not why, "_orig": orig, "_orig_p99": _p99_ms(orig), "_cpu": per_call,
