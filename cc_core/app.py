@@ -99,6 +99,8 @@ def build(ctx: WorkerContext) -> CallFlowApp:
         publish=lambda blob: ctx.redis.publish(keys.ACD_CHANNEL, blob),
         observe_dispatch=acd_metrics.dispatch.observe,
         observe_offer=acd_metrics.join_to_offer.observe,
+        observe_originate=acd_metrics.join_to_originate.observe,
+        observe_answer=acd_metrics.join_to_answer.observe,
         link_for=lambda node: _owned_link(ctx, node))
     machine.register(ctx.dispatcher)
     source = machine.decider.tenants

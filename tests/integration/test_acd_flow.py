@@ -112,6 +112,20 @@ def test_a_caller_is_offered_to_an_agent_bridged_and_the_agent_wraps_up(acd_flow
     wait_for(lambda: state(acd, agent) == ("Available", "Waiting"), timeout=10,
              message="the agent back to Waiting after wrap-up")
     assert acd.agent(T, agent).calls_today == 1
+    # The worker's own view of the wait: one join -> originate, sent before the switch
+    # replied to it; one join -> answer, which includes the agent's 100 ms of ringing.
+    worker = cluster.workers[0]
+    assert worker.metrics_port(cluster.r)
+
+    def seen(name: str) -> tuple[float | None, float | None]:
+        return (worker.metric(f"cccore_acd_{name}_seconds_count", {}),
+                worker.metric(f"cccore_acd_{name}_seconds_sum", {}))
+
+    (sent_n, sent_s), (reply_n, reply_s), (answer_n, answer_s) = (
+        seen("join_to_originate"), seen("join_to_offer"), seen("join_to_answer"))
+    assert sent_n == reply_n == answer_n == 1
+    assert sent_s is not None and reply_s is not None and answer_s is not None
+    assert sent_s <= reply_s and answer_s >= 0.1
 
 
 def test_ring_all_bridges_the_first_to_answer_and_hangs_up_every_other_leg(acd_flow) -> None:
