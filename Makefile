@@ -17,7 +17,8 @@ help:
 	@echo "make bench  - parser/simulator throughput, call-flow latency and CPU, side by side"
 	@echo "make lint   - ruff and mypy"
 
-# System packages: redis-server (tests, demo, bench use a private instance on loopback).
+# System packages: redis-server and postgresql (tests, demo, bench start private instances on
+# loopback; the packaged services are never started).
 deps:
 	@bash tools/install-deps.sh
 
@@ -40,7 +41,7 @@ bench: deps venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy cc_core esl_handlers metrics fssim loadtest freeswitch_conf acd
+	$(VENV)/bin/mypy cc_core esl_handlers metrics fssim loadtest freeswitch_conf acd records
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -27,6 +27,20 @@ def calls_stream(tenant: str) -> str:
     return f"{_tenant(tenant)}:calls"
 
 
+def calls_stream_pattern() -> str:
+    """SCAN pattern matching every tenant's ``calls_stream`` (the call-record consumer)."""
+    return f"{PREFIX}:{{t:*}}:calls"
+
+
+def calls_stream_tenant(key: str) -> str:
+    """The tenant of a ``calls_stream`` key."""
+    return key[len(f"{PREFIX}:{{t:"):-len("}:calls")]
+
+
+# Consumer group of the call-record consumer (records.consumer) on every ``calls_stream``.
+CDR_GROUP = "cdr"
+
+
 # -- tenant configuration (cc_core.tenants.store) ------------------------------------------
 #
 # | key                              | type   | holds                                         |

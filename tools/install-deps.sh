@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the project runs (redis-server by default) when they are
-# missing, without letting their services start: a packaged redis would listen on its default
-# port system-wide; the project starts its own private instance on loopback instead.
+# Installs the Debian packages the project runs (redis-server and postgresql by default) when
+# they are missing, without letting their services start: a packaged redis or PostgreSQL would
+# listen on its default port system-wide; the project starts its own private instances on
+# loopback instead (cc_core/redis_server.py, records/pg_server.py).
 set -euo pipefail
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(redis-server)
+[ ${#want[@]} -gt 0 ] || want=(redis-server postgresql)
 
 missing=()
 for pkg in "${want[@]}"; do
   case "$pkg" in
     redis-server) command -v redis-server >/dev/null 2>&1 || missing+=("$pkg") ;;
     make) command -v make >/dev/null 2>&1 || missing+=("$pkg") ;;
+    # The server binaries (initdb, pg_ctl) are what the record store's tests start.
+    postgresql) compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=("$pkg") ;;
     *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
   esac
 done
@@ -42,4 +45,5 @@ $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # A unit may still have been enabled; stop anything that slipped through.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+  $SUDO systemctl disable --now postgresql >/dev/null 2>&1 || true
 fi

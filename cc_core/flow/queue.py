@@ -117,6 +117,7 @@ class QueueFlow:
         call.data.outcome = "queued"
         call.data.offer = {}
         call.data.joined_ms = now_ms()
+        call.data.left_queue_ms = 0
         self._joined_at[call.uuid] = time.monotonic()
         self.m._media(call, answer=False)
         call.data.pending = self.m._app_uuid(call, CallState.QUEUED)
@@ -295,6 +296,7 @@ class QueueFlow:
             return
         data["won"] = leg
         call.data.agent = agent
+        call.data.agent_answered_ms = now_ms()
         self._won.add(leg)
         for other in list(data["legs"]):
             if other != leg:
@@ -406,6 +408,7 @@ class QueueFlow:
 
     def leave_for(self, call: Call, reason: str) -> None:
         """The caller stops waiting (timeout, no agent, exit key) but stays on the line."""
+        call.data.left_queue_ms = now_ms()
         self._disarm(call.uuid)
         self._joined_at.pop(call.uuid, None)
         self.acd.leave(call.data.tenant, call.uuid, reason)
