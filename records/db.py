@@ -133,15 +133,16 @@ class Database:
         return self._conn
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
-        """Commits when the block ends, rolls back when it raises."""
+    def transaction(self, write: bool = True) -> Iterator[Tx]:
+        """Commits when the block ends, rolls back when it raises. ``write=False`` for a
+        block that only reads: on SQLite it then never waits for a writer's lock."""
         conn = self._connect()
         if self.dialect == "postgresql":
             with conn.transaction(), conn.cursor() as cur:
                 yield Tx(cur, self.dialect)
             return
         cur = conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
+        cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield Tx(cur, self.dialect)
         except BaseException:

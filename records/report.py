@@ -53,7 +53,7 @@ class Period:
 
 def tenant_timezone(db: Database, tenant: str) -> ZoneInfo:
     """The zone of the tenant's latest record; ``UnknownRecordsTenant`` when it has none."""
-    with db.transaction() as tx:
+    with db.transaction(write=False) as tx:
         row = tx.execute("SELECT timezone FROM call_records WHERE tenant = ? "
                          "ORDER BY start_ms DESC LIMIT 1", (tenant,)).fetchone()
         if row is None:
@@ -109,7 +109,7 @@ def period(tenant: str, tz: ZoneInfo, start: str, end: str,
 
 def rows(db: Database, p: Period) -> Iterator[dict[str, Any]]:
     """The tenant's records that started in the period, oldest first, as stored."""
-    with db.transaction() as tx:
+    with db.transaction(write=False) as tx:
         tx.execute(f"SELECT {', '.join(COLUMNS)} FROM call_records WHERE tenant = ? "
                    "AND start_ms >= ? AND start_ms < ? ORDER BY start_ms, call_uuid",
                    (p.tenant, p.start_ms, p.end_ms))
