@@ -47,6 +47,6 @@ def abandoned_in_ivr(uuid: str, tenant: str = "acme", *, start_ms: int = T0) -> 
 
 
 def append(r: Any, s: dict) -> bytes:
-    return r.xadd(keys.calls_stream(s["tenant"]),  # type: ignore[no-any-return]
+    return r.xadd(keys.calls_stream(s["tenant"]),
                   {"call": msgpack.packb(s, use_bin_type=True)},
                   maxlen=CALLS_STREAM_MAXLEN, approximate=True)

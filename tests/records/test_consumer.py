@@ -95,13 +95,13 @@ def _write_lock(target: str) -> Iterator[None]:
             finally:
                 conn.rollback()
         return
-    conn = sqlite3.connect(target, isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
+    lite = sqlite3.connect(target, isolation_level=None)
+    lite.execute("BEGIN IMMEDIATE")
     try:
         yield
     finally:
-        conn.execute("ROLLBACK")
-        conn.close()
+        lite.execute("ROLLBACK")
+        lite.close()
 
 
 def _start_consumer(tmp_path: Path, target: str, redis_url: str, name: str

@@ -95,8 +95,8 @@ def test_numbering_gaps_and_dialect_variants(tmp_path: Path) -> None:
     (tmp_path / "0002_b.sql").write_text("CREATE TABLE b (x TEXT);")
     (tmp_path / "0002_b.postgresql.sql").write_text("CREATE TABLE b (x JSONB);")
     (tmp_path / "README.md").write_text("not a migration")
-    assert "JSONB" in available("postgresql", tmp_path)[1].sql   # type: ignore[arg-type]
-    assert "JSONB" not in available("sqlite", tmp_path)[1].sql   # type: ignore[arg-type]
+    assert "JSONB" in available("postgresql", tmp_path)[1].sql
+    assert "JSONB" not in available("sqlite", tmp_path)[1].sql
     (tmp_path / "0004_d.sql").write_text("CREATE TABLE d (x TEXT);")
     with pytest.raises(MigrationError, match="without gaps; found 0001, 0002, 0004"):
-        available("sqlite", tmp_path)   # type: ignore[arg-type]
+        available("sqlite", tmp_path)
