@@ -217,7 +217,8 @@ def as_table(r: Report) -> str:
         ("average talk", _clock(r.average_talk_s), "m:ss, answered calls"),
     ]
     for i, (h, n) in enumerate(r.busiest):
-        body.append(("busiest hours" if i == 0 else "", _hour(h), f"{n} calls"))
+        body.append(("busiest hours" if i == 0 else "", _hour(h),
+                     f"{n} call" if n == 1 else f"{n} calls"))
     if not r.busiest:
         body.append(("busiest hours", "-", ""))
     width = max(len(b[0]) for b in body)

@@ -9,7 +9,7 @@ import msgpack
 from cc_core import keys
 from cc_core.flow.hangup import CALLS_STREAM_MAXLEN
 
-# 2026-11-30 10:00:00 Asia/Shanghai (02:00:00 UTC), in ms.
+# 2025-11-30 10:00:00 Asia/Shanghai (02:00:00 UTC), in ms: in the past, whatever the clock.
 T0 = 1_764_468_000_000
 
 
