@@ -35,6 +35,7 @@ import msgpack
 from redis.exceptions import RedisError, ResponseError
 
 from cc_core import keys
+from cc_core.errors import CcCoreError
 from records import cdr
 from records.db import Database, driver_errors
 
@@ -213,3 +214,28 @@ class CdrConsumer:
             if done.read < self.batch:
                 sleep(poll_s)
         log.info("call-record consumer stopped", extra={"consumer": self.name})
+
+
+def run_in_worker(redis: Any, target: str, name: str, stopping: Callable[[], bool],
+                  sleep: Callable[[float], None]) -> None:
+    """The consumer as one greenlet of a worker (``records.consume_in_worker``): opens and
+    migrates the store, then steps until the worker drains. Never raises: a store that cannot
+    be opened is retried, and calls go on meanwhile.
+
+    A SQLite write holds the worker's hub for its duration (a batch: milliseconds); that is
+    the price of a one-box install without a separate process."""
+    from records.db import open_database
+    from records.migrate import migrate
+
+    faults = driver_errors() + (RedisError, OSError, CcCoreError)
+    while not stopping():
+        db = open_database(target)
+        try:
+            migrate(db)
+            CdrConsumer(redis, db, name).run(stopping, sleep=sleep)
+        except faults as exc:
+            log.error("call-record consumer cannot use the store: %s; retrying in %.0f s",
+                      exc, STORE_RETRY_S, extra={"consumer": name})
+            sleep(STORE_RETRY_S)
+        finally:
+            db.close()
