@@ -32,11 +32,6 @@ def calls_stream_pattern() -> str:
     return f"{PREFIX}:{{t:*}}:calls"
 
 
-def calls_stream_tenant(key: str) -> str:
-    """The tenant of a ``calls_stream`` key."""
-    return key[len(f"{PREFIX}:{{t:"):-len("}:calls")]
-
-
 # Consumer group of the call-record consumer (records.consumer) on every ``calls_stream``.
 CDR_GROUP = "cdr"
 

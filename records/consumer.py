@@ -60,6 +60,12 @@ class StepResult:
     bad: int = 0           # entries that were no summary
 
 
+def _tenant_of(stream: str) -> str:
+    """The tenant of a ``keys.calls_stream`` key (``cc:{t:<tenant>}:calls``), for logs."""
+    head, _, rest = stream.partition("{t:")
+    return rest.partition("}")[0] if head else ""
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -175,7 +181,7 @@ class CdrConsumer:
                 result.bad += 1
                 log.error("stream entry is no call summary; acknowledged without a record: %s",
                           exc, extra={"stream": stream, "entry": entry_id,
-                                      "tenant": keys.calls_stream_tenant(stream)})
+                                      "tenant": _tenant_of(stream)})
                 continue
             # The same call twice in one batch: the first is the one stored.
             records.setdefault(record.call_uuid, record)
