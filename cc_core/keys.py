@@ -32,6 +32,12 @@ def calls_stream_pattern() -> str:
     return f"{PREFIX}:{{t:*}}:calls"
 
 
+def calls_tenants() -> str:
+    """Set of the tenants whose ``calls_stream`` exists: added to with each summary, so the
+    call-record consumer finds a tenant's first call at once, without a SCAN."""
+    return f"{PREFIX}:{{g}}:calls:tenants"
+
+
 # Consumer group of the call-record consumer (records.consumer) on every ``calls_stream``.
 CDR_GROUP = "cdr"
 

@@ -1,7 +1,8 @@
 """Stores the finished calls' summaries as call records, each exactly once.
 
 A Redis consumer group (``keys.CDR_GROUP``) over every tenant's calls stream
-(``keys.calls_stream``, found by SCAN, so a tenant's first call needs no set-up). Each step:
+(``keys.calls_stream``, named by ``keys.calls_tenants``, so a tenant's first call needs no
+set-up). Each step:
 
 1. entries this consumer was handed earlier and has not acknowledged (a store that failed, or
    the same ``--name`` restarted): retried first;
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 BATCH = 500
 CLAIM_IDLE_MS = 60_000        # an entry pending this long belongs to a consumer that died
 POLL_S = 0.2                  # nothing new anywhere: look again after this long
-RESCAN_S = 5.0                # how often to look for new tenants' streams
+RESCAN_S = 60.0               # how often to SCAN for streams the tenants' set does not name
 STORE_RETRY_S = 2.0           # the store failed: wait before trying the same entries again
 DEAD_CONSUMER_IDLE_MS = 3_600_000  # a group member with nothing pending, idle this long: removed
 
@@ -83,20 +84,27 @@ class CdrConsumer:
         self.rescan_s = rescan_s
         self._clock = clock
         self._streams: list[str] = []
+        self._scanned: set[str] = set()
         self._scanned_at: float | None = None
 
     # ---- streams and the group --------------------------------------------------------------
     def streams(self) -> list[str]:
+        """Every tenant's calls stream: the set the hang-up pipeline adds each tenant to (read
+        each step: a new tenant's first call waits for no scan), and, every ``rescan_s``, a
+        SCAN for streams written before that set existed."""
+        found = {keys.calls_stream(_text(t)) for t in self.redis.smembers(keys.calls_tenants())}
         now = self._clock()
         if self._scanned_at is None or now - self._scanned_at >= self.rescan_s:
-            found = sorted({_text(k) for k in self.redis.scan_iter(
-                match=keys.calls_stream_pattern(), count=1000, _type="STREAM")})
-            for stream in found:
-                if stream not in self._streams:
-                    self._ensure_group(stream)
-            self._streams = found
+            self._scanned = {_text(k) for k in self.redis.scan_iter(
+                match=keys.calls_stream_pattern(), count=1000, _type="STREAM")}
             self._scanned_at = now
             self._forget_dead_consumers()
+        found |= self._scanned
+        known = set(self._streams)
+        for stream in sorted(found - known):
+            self._ensure_group(stream)
+        if found != known:
+            self._streams = sorted(found)
         return self._streams
 
     def _ensure_group(self, stream: str) -> None:

@@ -86,9 +86,18 @@ class CallSummaryStream:
             "left_queue_ms": d.left_queue_ms, "timezone": d.timezone,
             "hangup_side": _hangup_side(ev),
         }
-        self.redis.xadd(keys.calls_stream(d.tenant),
-                        {"call": msgpack.packb(summary, use_bin_type=True)},
-                        maxlen=CALLS_STREAM_MAXLEN, approximate=True)
+        append_summary(self.redis, summary)
+
+
+def append_summary(redis: Any, summary: dict[str, Any]) -> None:
+    """Puts a finished call's summary on its tenant's stream, and the tenant in the set of
+    tenants with a stream (one round trip)."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.xadd(keys.calls_stream(summary["tenant"]),
+              {"call": msgpack.packb(summary, use_bin_type=True)},
+              maxlen=CALLS_STREAM_MAXLEN, approximate=True)
+    pipe.sadd(keys.calls_tenants(), summary["tenant"])
+    pipe.execute()
 
 
 def _epoch_ms(event: Any, name: str) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 import msgpack
 
 from cc_core import keys
-from cc_core.flow.hangup import CALLS_STREAM_MAXLEN
+from cc_core.flow.hangup import CALLS_STREAM_MAXLEN, append_summary
 
 # 2025-11-30 10:00:00 Asia/Shanghai (02:00:00 UTC), in ms: in the past, whatever the clock.
 T0 = 1_764_468_000_000
@@ -46,7 +46,12 @@ def abandoned_in_ivr(uuid: str, tenant: str = "acme", *, start_ms: int = T0) -> 
                    billsec="8")
 
 
-def append(r: Any, s: dict) -> bytes:
+def append(r: Any, s: dict) -> None:
+    append_summary(r, s)
+
+
+def append_raw(r: Any, s: dict) -> bytes:
+    """As a version of the flow before ``keys.calls_tenants`` did: the stream alone."""
     return r.xadd(keys.calls_stream(s["tenant"]),
                   {"call": msgpack.packb(s, use_bin_type=True)},
                   maxlen=CALLS_STREAM_MAXLEN, approximate=True)

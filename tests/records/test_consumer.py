@@ -28,10 +28,22 @@ from records.consumer import CdrConsumer
 from records.db import Database, open_database
 from records.migrate import migrate
 from tests.conftest import wait_for
-from tests.records.helpers import abandoned_in_queue, append, summary
+from tests.records.helpers import abandoned_in_queue, append, append_raw, summary
 
 REPO = Path(__file__).resolve().parents[2]
 N = 20
+
+
+def test_a_new_tenants_first_call_is_found_at_once_and_old_streams_by_a_scan(
+        redis_url: str, store: Database) -> None:
+    r = redis.Redis.from_url(redis_url)
+    migrate(store)
+    append_raw(r, summary("old-0", "legacy"))     # written before the tenants' set existed
+    consumer = CdrConsumer(r, store, "c1", rescan_s=3600)
+    assert _drain(consumer) == 1                  # the first step scans
+    append(r, summary("new-0", "newcomer"))       # no scan due for an hour
+    assert _drain(consumer) == 1
+    assert [u for u, _ in _records(store.target)] == ["new-0", "old-0"]
 
 
 def _records(target: str) -> list[tuple[str, str]]:
