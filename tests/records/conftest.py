@@ -8,6 +8,7 @@ directory on loopback; each test gets a database of its own.
 from __future__ import annotations
 
 import itertools
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,11 +21,21 @@ from records.pg_server import PrivatePostgres, server_bin_dir
 _names = itertools.count(1)
 
 
+REPO = Path(__file__).resolve().parents[2]
+INSTALL_TIMEOUT_S = 600
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PrivatePostgres]:
     if server_bin_dir() is None:
-        pytest.skip("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin): the "
-                    "Debian package postgresql could not be installed; `make deps` installs it")
+        # `make test` installs it first (`make deps`); a bare pytest run tries the same way.
+        res = subprocess.run(["bash", str(REPO / "tools" / "install-deps.sh"), "postgresql"],
+                             capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S,
+                             check=False)
+        if server_bin_dir() is None:
+            pytest.skip("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin) and "
+                        "the Debian package postgresql could not be installed: "
+                        f"{(res.stderr or res.stdout).strip()[-500:]}")
     try:
         server = PrivatePostgres().start()
     except EnvironmentProblem as exc:
