@@ -106,6 +106,11 @@ def build(ctx: WorkerContext) -> CallFlowApp:
     source = machine.decider.tenants
     ctx.group.spawn(_acd_loop, ctx, acd, queues, source)
     ctx.group.spawn(_offers_listener, ctx, queues)
+    if ctx.config.records.consume_in_worker:
+        from records.consumer import run_in_worker
+
+        ctx.group.spawn(run_in_worker, ctx.redis, ctx.config.records.db, ctx.worker_id,
+                        lambda: bool(ctx.draining), gevent.sleep)
     return CallFlowApp(ctx, machine)
 
 

@@ -685,6 +685,17 @@ def api_openapi(out_path: Path | None) -> None:
         click.echo(f"wrote {out_path}")
 
 
+def _add_records_commands() -> None:
+    # The record store's commands live with it (records/cli.py); their errors come back here.
+    from records.cli import cdr, db
+
+    cli.add_command(db)
+    cli.add_command(cdr)
+
+
+_add_records_commands()
+
+
 def main() -> None:
     cli()
 

@@ -27,6 +27,21 @@ def calls_stream(tenant: str) -> str:
     return f"{_tenant(tenant)}:calls"
 
 
+def calls_stream_pattern() -> str:
+    """SCAN pattern matching every tenant's ``calls_stream`` (the call-record consumer)."""
+    return f"{PREFIX}:{{t:*}}:calls"
+
+
+def calls_tenants() -> str:
+    """Set of the tenants whose ``calls_stream`` exists: added to with each summary, so the
+    call-record consumer finds a tenant's first call at once, without a SCAN."""
+    return f"{PREFIX}:{{g}}:calls:tenants"
+
+
+# Consumer group of the call-record consumer (records.consumer) on every ``calls_stream``.
+CDR_GROUP = "cdr"
+
+
 # -- tenant configuration (cc_core.tenants.store) ------------------------------------------
 #
 # | key                              | type   | holds                                         |

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project runs (the default list is below) when they are
-# missing, without letting their services start: a packaged redis would listen on its default
-# port system-wide; the project starts its own private instance on loopback instead.
+# missing, without letting their services start: a packaged redis or PostgreSQL would
+# listen on its default port system-wide; the project starts its own private instances on
+# loopback instead (cc_core/redis_server.py, records/pg_server.py).
 set -euo pipefail
 
 want=("$@")
 # redis-server: tests, demo and bench start private instances; redis-tools: redis-cli, which
 # creates the tests' private Redis Cluster; sip-tester: SIPp, whose scenarios (loadtest/sipp)
-# the tests run against each other on loopback.
-[ ${#want[@]} -gt 0 ] || want=(redis-server redis-tools sip-tester)
+# the tests run against each other on loopback; postgresql: the record store's tests.
+[ ${#want[@]} -gt 0 ] || want=(redis-server redis-tools sip-tester postgresql)
 
 missing=()
 for pkg in "${want[@]}"; do
@@ -17,6 +18,8 @@ for pkg in "${want[@]}"; do
     redis-tools) command -v redis-cli >/dev/null 2>&1 || missing+=("$pkg") ;;
     make) command -v make >/dev/null 2>&1 || missing+=("$pkg") ;;
     sip-tester) command -v sipp >/dev/null 2>&1 || missing+=("$pkg") ;;
+    # The server binaries (initdb, pg_ctl) are what the record store's tests start.
+    postgresql) compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=("$pkg") ;;
     *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
   esac
 done
@@ -47,4 +50,5 @@ $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # A unit may still have been enabled; stop anything that slipped through.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+  $SUDO systemctl disable --now postgresql >/dev/null 2>&1 || true
 fi

@@ -122,6 +122,7 @@ class QueueFlow:
         call.data.outcome = "queued"
         call.data.offer = {}
         call.data.joined_ms = now_ms()
+        call.data.left_queue_ms = 0
         self._joined_at[call.uuid] = time.monotonic()
         self.m._media(call, answer=False)
         call.data.pending = self.m._app_uuid(call, CallState.QUEUED)
@@ -318,6 +319,7 @@ class QueueFlow:
             return
         data["won"] = leg
         call.data.agent = agent
+        call.data.agent_answered_ms = now_ms()
         self._won.add(leg)
         if self.observe_answer is not None and call.data.joined_ms:
             self.observe_answer(max(0, now_ms() - call.data.joined_ms) / 1000)
@@ -431,6 +433,7 @@ class QueueFlow:
 
     def leave_for(self, call: Call, reason: str) -> None:
         """The caller stops waiting (timeout, no agent, exit key) but stays on the line."""
+        call.data.left_queue_ms = now_ms()
         self._disarm(call.uuid)
         self._joined_at.pop(call.uuid, None)
         self.acd.leave(call.data.tenant, call.uuid, reason)
