@@ -27,8 +27,14 @@ def _table(rows: list[dict[str, object]]) -> str:
 
 def main() -> int:
     quick = os.environ.get("BENCH_QUICK") == "1"
-    from bench import (bench_acd, bench_acd_flow, bench_callflow, bench_parser, bench_records,
-                       bench_sim)
+    from bench import (
+        bench_acd,
+        bench_acd_flow,
+        bench_callflow,
+        bench_parser,
+        bench_records,
+        bench_sim,
+    )
 
     status = 0
     for title, mod in (("ESL parsing: greenswitch 0.0.19 vs esl_handlers", bench_parser),
