@@ -691,6 +691,10 @@ def _add_records_commands() -> None:
 
     cli.add_command(db)
     cli.add_command(cdr)
+    # The provider's number inventory lives with it (provider/cli.py), on the same store.
+    from provider.cli import numbers
+
+    cli.add_command(numbers)
 
 
 _add_records_commands()
