@@ -185,3 +185,120 @@ def numbers_show(number: str, db: str | None, config_path: str | None) -> None:
         at = datetime.fromtimestamp(e.at_ms / 1000, UTC).astimezone(tz)
         click.echo(f"  {at:%Y-%m-%d %H:%M:%S%z}  {e.from_state or '-':>11} -> {e.to_state:<11} "
                    f"by {e.actor}: {e.reason}")
+
+
+def _tenant_store(redis_url: str | None) -> Any:
+    from cc_core.cli import _redis
+    from cc_core.errors import ConfigError
+    from cc_core.tenants.store import TenantStore
+
+    if not redis_url:
+        raise ConfigError("the number's routing lives in the applied tenant config: give "
+                          "--redis-url redis://HOST:PORT/DB or CC_REDIS_URL")
+    return TenantStore(_redis(redis_url))
+
+
+_REDIS = click.option("--redis-url", envvar="CC_REDIS_URL", default=None, metavar="URL",
+                      help="Redis holding the applied tenant config (default: $CC_REDIS_URL).")
+# Workers pick up a new configuration version within their refresh interval (1 s).
+SETTLE_S = 1.5
+
+
+@numbers.command("activate")
+@click.argument("number")
+@click.option("--by", "actor", required=True, help="Who activates it (staff id).")
+@click.option("--node", default=None, metavar="NAME|NAME=HOST:PORT",
+              help="The node the test call goes through (default: the config's first).")
+@click.option("--password", default=None, help="ESL password for a NAME=HOST:PORT --node.")
+@click.option("--dtmf", default="", help="Keys the test call presses, e.g. 1,2.")
+@click.option("--caller", default="13800138000", show_default=True,
+              help="Caller ID of the test call.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(1, 600), default=30.0,
+              show_default=True)
+@_REDIS
+@_DB
+@_CONFIG
+def numbers_activate(number: str, actor: str, node: str | None, password: str | None,
+                     dtmf: str, caller: str, timeout_s: float, redis_url: str | None,
+                     db: str | None, config_path: str | None) -> None:
+    """Bind a contracted number to its tenant's routing, place the test call (拨测), and make
+    it active only if the call reaches where the configuration says."""
+    from gevent import monkey
+
+    monkey.patch_all()
+    import gevent
+
+    from cc_core import config as config_mod
+    from cc_core.cli import _redis, _run_overrides
+    from cc_core.errors import DOMAIN_ERRORS, ConfigError
+    from cc_core.routing.region import RegionDirectory
+    from cc_core.selftest import run_selftest
+    from cc_core.tenants.store import TenantDirectory
+    from provider.activation import DialTest, activate
+
+    try:
+        tenants = _tenant_store(redis_url)
+        overrides = _run_overrides(config_path, (node,) if node and "=" in node else (),
+                                   password, redis_url, None, None)
+        cfg = config_mod.load(config_path, overrides=overrides)
+        chosen = [n for n in cfg.nodes if node is None or "=" in node or n.name == node]
+        if not chosen:
+            raise ConfigError(f"--node {node!r}: no such node in the config")
+        keys_ = [k.strip() for k in dtmf.split(",") if k.strip()]
+
+        def dial(n: str) -> DialTest:
+            gevent.sleep(SETTLE_S)
+            lines: list[str] = []
+
+            def out(text: str) -> None:
+                lines.append(text)
+                click.echo(text)
+
+            client = _redis(redis_url)
+            code = run_selftest(chosen[0], client, TenantDirectory(client), RegionDirectory(),
+                                n, keys_, caller, timeout_s=timeout_s, out=out)
+            return DialTest(code == 0, "\n".join(lines))
+
+        with _open(db, config_path) as store:
+            result = activate(store, tenants, number, actor=actor, now_ms=_now_ms(),
+                              dial_test=dial)
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+    click.echo(result.summary())
+    sys.exit(0 if result.active else 1)
+
+
+def _change(number: str, target: NumberState, actor: str, reason: str, redis_url: str | None,
+            db: str | None, config_path: str | None) -> None:
+    from cc_core.errors import DOMAIN_ERRORS
+    from provider.activation import change
+
+    try:
+        tenants = _tenant_store(redis_url)
+        with _open(db, config_path) as store:
+            change(store, tenants, number, target, actor=actor, reason=reason,
+                   now_ms=_now_ms())
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+    click.echo(f"{number} is {target.value}; its calls follow the change now")
+
+
+for _name, _target_state, _doc in (
+        ("suspend", NumberState.SUSPENDED, "Suspend a number (e.g. unpaid): callers hear the "
+                                          "suspension announcement, unanswered."),
+        ("resume", NumberState.ACTIVE, "Put a suspended number back in service."),
+        ("cancel", NumberState.CANCELLED, "Cancel a number: it no longer routes.")):
+    def _make(target: NumberState = _target_state) -> Any:
+        def command(number: str, actor: str, reason: str, redis_url: str | None,
+                    db: str | None, config_path: str | None) -> None:
+            _change(number, target, actor, reason, redis_url, db, config_path)
+        return command
+
+    cmd = _make()
+    cmd.__doc__ = _doc
+    for deco in (_CONFIG, _DB, _REDIS,
+                 click.option("--reason", required=True, help="Why: kept in its history."),
+                 click.option("--by", "actor", required=True, help="Staff id."),
+                 click.argument("number")):
+        cmd = deco(cmd)
+    numbers.command(_name)(cmd)
