@@ -692,9 +692,10 @@ def _add_records_commands() -> None:
     cli.add_command(db)
     cli.add_command(cdr)
     # The provider's number inventory lives with it (provider/cli.py), on the same store.
-    from provider.cli import numbers
+    from provider.cli import application, numbers
 
     cli.add_command(numbers)
+    cli.add_command(application)
 
 
 _add_records_commands()

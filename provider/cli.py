@@ -302,3 +302,184 @@ for _name, _target_state, _doc in (
                  click.argument("number")):
         cmd = deco(cmd)
     numbers.command(_name)(cmd)
+
+
+# ---- applications and contracts ---------------------------------------------------------------
+def _app_table(app: Any) -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    due = ""
+    if app.due_ms:
+        when = datetime.fromtimestamp(app.due_ms / 1000, UTC).astimezone(ZoneInfo(
+            "Asia/Shanghai"))
+        due = f", audit due {when:%Y-%m-%d %H:%M}"
+    click.echo(f"{app.id}: {app.number} for {app.tenant} ({app.applicant_kind}, "
+               f"{app.applicant_name}): {app.state}{due}")
+    for item, (status, why) in app.materials.items():
+        click.echo(f"  {item:<24} {status.value:<9} {why}")
+
+
+@click.group()
+def application() -> None:
+    """Applications for a reserved 400 number: materials, audit, decision."""
+
+
+@application.command("open")
+@click.argument("number")
+@click.option("--holder", required=True, help="Who reserved the number.")
+@click.option("--tenant", required=True, help="The account the number will belong to.")
+@click.option("--kind", type=click.Choice(["enterprise", "sole_trader"]), required=True)
+@click.option("--name", required=True, help="The applicant's registered name.")
+@_DB
+@_CONFIG
+def application_open(number: str, holder: str, tenant: str, kind: str, name: str,
+                     db: str | None, config_path: str | None) -> None:
+    """Open an application for a number the holder reserved (it becomes applied)."""
+    from cc_core.errors import DOMAIN_ERRORS
+    from provider.applications import ApplicantKind, open_application
+
+    try:
+        with _open(db, config_path) as store:
+            app = open_application(store, number, holder=holder, tenant=tenant,
+                                   kind=ApplicantKind(kind), name=name, now_ms=_now_ms())
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+    _app_table(app)
+
+
+@application.command("material")
+@click.argument("app_id")
+@click.argument("item")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), required=True,
+              envvar="CC_MATERIALS_ROOT", help="Where materials are kept ($CC_MATERIALS_ROOT).")
+@_DB
+@_CONFIG
+def application_material(app_id: str, item: str, file: Path, root: Path, db: str | None,
+                         config_path: str | None) -> None:
+    """Add one material (a PDF, JPEG or PNG scan) to a draft or returned application."""
+    from cc_core.errors import DOMAIN_ERRORS
+    from provider.applications import add_material
+
+    try:
+        with _open(db, config_path) as store:
+            path = add_material(store, app_id, item, file.read_bytes(),
+                                claimed=file.suffix or "?", root=root, now_ms=_now_ms())
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+    click.echo(f"stored {item} as {path}")
+
+
+@application.command("submit")
+@click.argument("app_id")
+@click.option("--by", "actor", required=True)
+@_DB
+@_CONFIG
+def application_submit(app_id: str, actor: str, db: str | None, config_path: str | None) -> None:
+    """Send the application to audit (its clock starts: 3 working days)."""
+    from cc_core.errors import DOMAIN_ERRORS
+    from provider.applications import submit
+
+    try:
+        with _open(db, config_path) as store:
+            app = submit(store, app_id, actor=actor, now_ms=_now_ms())
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+    _app_table(app)
+
+
+@application.command("review")
+@click.argument("app_id")
+@click.argument("item")
+@click.argument("verdict", type=click.Choice(["accept", "reject"]))
+@click.option("--by", "actor", required=True)
+@click.option("--reason", default="")
+@_DB
+@_CONFIG
+def application_review(app_id: str, item: str, verdict: str, actor: str, reason: str,
+                       db: str | None, config_path: str | None) -> None:
+    """The auditor's verdict on one material."""
+    from cc_core.errors import DOMAIN_ERRORS
+    from provider.applications import review
+
+    try:
+        with _open(db, config_path) as store:
+            app = review(store, app_id, item, accept=verdict == "accept", reason=reason,
+                         actor=actor, now_ms=_now_ms())
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+    _app_table(app)
+
+
+@application.command("decide")
+@click.argument("app_id")
+@click.argument("verdict", type=click.Choice(["accept", "return", "reject"]))
+@click.option("--by", "actor", required=True)
+@click.option("--reason", default="")
+@_DB
+@_CONFIG
+def application_decide(app_id: str, verdict: str, actor: str, reason: str, db: str | None,
+                       config_path: str | None) -> None:
+    """The audit's outcome."""
+    from cc_core.errors import DOMAIN_ERRORS
+    from provider.applications import decide
+
+    try:
+        with _open(db, config_path) as store:
+            app = decide(store, app_id, verdict, actor=actor, reason=reason, now_ms=_now_ms())
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+    _app_table(app)
+
+
+@application.command("overdue")
+@_DB
+@_CONFIG
+def application_overdue(db: str | None, config_path: str | None) -> None:
+    """Applications whose audit is past its working-day deadline."""
+    from cc_core.errors import DOMAIN_ERRORS
+    from provider.applications import overdue
+
+    try:
+        with _open(db, config_path) as store:
+            late = overdue(store, _now_ms())
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+    for app in late:
+        _app_table(app)
+    click.echo(f"{len(late)} overdue")
+
+
+@application.command("sign")
+@click.argument("app_id")
+@click.option("--package", required=True)
+@click.option("--promotion", default="")
+@click.option("--term-years", type=click.IntRange(1, 10), default=1, show_default=True)
+@click.option("--auto-renew/--no-auto-renew", default=True, show_default=True)
+@click.option("--sla", "sla_text", default="99.9% monthly availability", show_default=True)
+@click.option("--esign-ref", required=True, help="The e-signature service's document id.")
+@click.option("--starts-on", required=True, metavar="YYYY-MM-DD")
+@click.option("--by", "actor", required=True)
+@_DB
+@_CONFIG
+def application_sign(app_id: str, package: str, promotion: str, term_years: int,
+                     auto_renew: bool, sla_text: str, esign_ref: str, starts_on: str,
+                     actor: str, db: str | None, config_path: str | None) -> None:
+    """Record the signed contract of an accepted application (the number becomes contracted)."""
+    from cc_core.errors import DOMAIN_ERRORS
+    from provider.applications import sign
+    from provider.catalogue import load
+
+    try:
+        with _open(db, config_path) as store:
+            c = sign(store, app_id, catalogue=load(), package=package, promotion=promotion,
+                     term_years=term_years, auto_renew=auto_renew, sla_text=sla_text,
+                     esign_ref=esign_ref, starts_on=starts_on, actor=actor, now_ms=_now_ms())
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+    click.echo(f"contract {c.esign_ref}: {c.number} for {c.tenant}, package {c.package}"
+               f"{' (' + c.promotion + ')' if c.promotion else ''}, "
+               f"{c.yearly_fee_fen // 100}.{c.yearly_fee_fen % 100:02d} "
+               f"元/year for {c.term_years} year(s), from {c.starts_on}"
+               f"{', auto-renewing' if c.auto_renew else ''}")

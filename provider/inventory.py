@@ -218,7 +218,7 @@ def history(db: Database, number: str) -> list[Event]:
     return [Event(r[0], int(r[1]), r[2], r[3], r[4], r[5], int(r[6])) for r in rows]
 
 
-def _move(tx: Any, row: NumberRow, target: NumberState, *, actor: str, reason: str,
+def move_in(tx: Any, row: NumberRow, target: NumberState, *, actor: str, reason: str,
           now_ms: int, tenant: str | None = None, holder: str = "",
           reserved_until_ms: int | None = None) -> NumberRow:
     check(row.number, row.state, target)
@@ -242,14 +242,14 @@ def _move(tx: Any, row: NumberRow, target: NumberState, *, actor: str, reason: s
                      holder, reserved_until_ms, version, now_ms)
 
 
-def _current(tx: Any, number: str, now_ms: int) -> NumberRow:
+def current_in(tx: Any, number: str, now_ms: int) -> NumberRow:
     r = tx.execute(f"SELECT {_COLUMNS} FROM numbers WHERE number = ?", (number,)).fetchone()
     if r is None:
         raise UnknownNumber(number)
     row = _row(r)
     if (row.state is NumberState.RESERVED and row.reserved_until_ms is not None
             and row.reserved_until_ms <= now_ms):
-        row = _move(tx, row, NumberState.AVAILABLE, actor="system",
+        row = move_in(tx, row, NumberState.AVAILABLE, actor="system",
                     reason=f"reservation by {row.holder} expired", now_ms=now_ms)
     return row
 
@@ -260,10 +260,10 @@ def reserve(db: Database, number: str, *, holder: str, ttl_s: int, now_ms: int) 
     if ttl_s <= 0:
         raise BadImport(f"a reservation of {ttl_s} s: give a positive time, e.g. 72h")
     with db.transaction() as tx:
-        row = _current(tx, number, now_ms)
+        row = current_in(tx, number, now_ms)
         if row.state is not NumberState.AVAILABLE:
             raise NumberTaken(number, row.state.value, row.holder)
-        return _move(tx, row, NumberState.RESERVED, actor=holder, reason="reserved",
+        return move_in(tx, row, NumberState.RESERVED, actor=holder, reason="reserved",
                      now_ms=now_ms, holder=holder, reserved_until_ms=now_ms + ttl_s * 1000)
 
 
@@ -271,8 +271,8 @@ def move(db: Database, number: str, target: NumberState, *, actor: str, reason: 
          now_ms: int, tenant: str | None = None) -> NumberRow:
     """Any other move of the life cycle (provider.lifecycle says which are allowed)."""
     with db.transaction() as tx:
-        row = _current(tx, number, now_ms)
-        return _move(tx, row, target, actor=actor, reason=reason, now_ms=now_ms,
+        row = current_in(tx, number, now_ms)
+        return move_in(tx, row, target, actor=actor, reason=reason, now_ms=now_ms,
                      tenant=tenant, holder=row.holder if target is not NumberState.AVAILABLE
                      else "", reserved_until_ms=row.reserved_until_ms
                      if target is NumberState.RESERVED else None)

@@ -41,19 +41,37 @@ def _cc(cluster: Cluster, db: Path, *args: str, timeout: float = 90) -> subproce
                           env={"CC_REDIS_URL": cluster.redis_url, "PATH": "/usr/bin:/bin"})
 
 
+def _cc_app(cluster: Cluster, db: Path, *args: str) -> str:
+    res = subprocess.run([sys.executable, "-m", "cc_core.cli", "application", *args, "--db",
+                          str(db)], capture_output=True, text=True, timeout=60, cwd=REPO,
+                         env={"CC_REDIS_URL": cluster.redis_url, "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res.stdout
+
+
 def _contracted(cluster: Cluster, tmp_path: Path) -> Path:
+    """The README's walk-through: inventory, reservation, application, audit, contract."""
     TenantStore(redis.Redis.from_url(cluster.redis_url)).apply(load_path(TENANT))
     db = tmp_path / "records.sqlite3"
     csv = tmp_path / "numbers.csv"
     csv.write_text(f"number\n{NEW}\n", encoding="utf-8")
     assert _cc(cluster, db, "import", str(csv)).returncode == 0
     assert _cc(cluster, db, "reserve", NEW, "--holder", "flowtest").returncode == 0
-    for state in ("applied", "under_audit"):
-        res = _cc(cluster, db, "move", NEW, state, "--by", "staff-1", "--reason", state)
-        assert res.returncode == 0, res.stderr
-    res = _cc(cluster, db, "move", NEW, "contracted", "--by", "staff-1", "--reason",
-              "contract signed", "--tenant", "flowtest")
-    assert res.returncode == 0, res.stderr
+    out = _cc_app(cluster, db, "open", NEW, "--holder", "flowtest", "--tenant", "flowtest",
+                  "--kind", "sole_trader", "--name", "流测餐馆")
+    app_id = out.split(":")[0]
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(b"%PDF-1.7\n%%EOF\n")
+    root = str(tmp_path / "materials")
+    for item in ("id_card", "business_licence", "application_form"):
+        _cc_app(cluster, db, "material", app_id, item, str(scan), "--root", root)
+    _cc_app(cluster, db, "submit", app_id, "--by", "flowtest")
+    for item in ("id_card", "business_licence", "application_form"):
+        _cc_app(cluster, db, "review", app_id, item, "accept", "--by", "auditor-1")
+    _cc_app(cluster, db, "decide", app_id, "accept", "--by", "auditor-1")
+    out = _cc_app(cluster, db, "sign", app_id, "--package", "growth", "--esign-ref", "esign-1",
+                  "--starts-on", "2026-12-01", "--by", "sales-1")
+    assert "1200.00 元/year" in out
     return db
 
 
