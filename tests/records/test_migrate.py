@@ -51,7 +51,7 @@ def test_a_new_numbered_file_is_applied_on_top_and_in_order(store: Database) -> 
     extra = [Migration(n + 1, "example_later", "CREATE TABLE example_later (id TEXT PRIMARY KEY);"),
              Migration(n + 2, "example_owner",
                        "ALTER TABLE example_later ADD COLUMN tenant TEXT;\n"
-                       "CREATE INDEX example_later_tenant ON invoices (tenant);")]
+                       "CREATE INDEX example_later_tenant ON example_later (tenant);")]
     assert [m.version for m in migrate(store, shipped + extra)] == [n + 1, n + 2]
     assert "example_later" in _tables(store)
     assert migrate(store, shipped + extra) == []
