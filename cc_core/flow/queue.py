@@ -433,7 +433,9 @@ class QueueFlow:
 
     def leave_for(self, call: Call, reason: str) -> None:
         """The caller stops waiting (timeout, no agent, exit key) but stays on the line."""
-        call.data.left_queue_ms = now_ms()
+        call.data.left_queue_ms = left = now_ms()
+        if call.data.joined_ms:
+            call.data.waited_ms += max(0, left - call.data.joined_ms)
         self._disarm(call.uuid)
         self._joined_at.pop(call.uuid, None)
         self.acd.leave(call.data.tenant, call.uuid, reason)

@@ -209,6 +209,12 @@ def test_max_wait_leads_along_the_overflow_chain_to_voicemail(acd_flow) -> None:
         "voicemail:general"), path
     assert path.count("left_queue:timeout") == 2
     assert not obs.legs_of(uuid)
+    # Its record's wait is both queues' 2 s (worker clock), not the last queue's alone.
+    from records.cdr import from_summary
+
+    record = from_summary(summary)
+    assert record.disposition == "voicemail" and record.wait_ms is not None
+    assert 4_000 <= record.wait_ms < 30_000, record.wait_ms
 
 
 def test_an_exit_key_leaves_the_queue_for_voicemail(acd_flow) -> None:
