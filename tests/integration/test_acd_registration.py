@@ -184,3 +184,23 @@ def test_an_agent_who_answers_and_hangs_up_at_once_recovers(reg_cluster) -> None
              == ("Available", "Waiting"), timeout=15, message="flash Waiting after wrap-up")
     assert acd.agent(T, "flash").calls_today == 0
     assert acd.queue_view(T, "flash").answered_today == 1
+
+
+def test_an_agent_whose_phone_never_hangs_up_is_free_again_when_the_caller_does(
+        reg_cluster) -> None:
+    cluster, obs, acd = reg_cluster
+    api(obs, f"sim_register p1@default {LONG_S}")
+    api(obs, "sim_endpoint user/p1@default answer 1000")     # never sends BYE by itself
+    start_worker(cluster, acd)
+    wait_for(lambda: registered(acd, "p1"), timeout=10, message="p1 known as registered")
+    uuid = obs.call(CALLER, TOPDOWN)
+    wait_for(lambda: acd.agent(T, "p1").state == "In a queue call", timeout=15,
+             message="p1 talking to the caller")
+    api(obs, f"uuid_kill {uuid} NORMAL_CLEARING")
+    summary = wait_ended(cluster, obs, T, uuid, 30)
+    assert summary["outcome"] == "answered_by_agent" and summary["agent"] == "p1", summary
+    wait_for(lambda: [leg["cause"] for leg in obs.legs_of(uuid)] == ["NORMAL_CLEARING"],
+             timeout=10, message="the switch to hang the agent's leg up after the bridge")
+    wait_for(lambda: acd.agent(T, "p1").state == "Waiting", timeout=10,
+             message="p1 Waiting again")
+    assert acd.agent(T, "p1").calls_today == 1
