@@ -64,6 +64,7 @@ class CallFlowApp:
 
     def sweep(self, node: str, rows: list[dict[str, Any]]) -> None:
         self.machine.sweep(node, rows, self._ctx.links[node])
+        self.registrations.still_in_doubt(node)
 
     def on_standby_event(self, node: str, event: Any) -> None:
         self.machine.on_standby_event(node, event)

@@ -13,7 +13,8 @@ What the worker does with sofia's registration events (``acd.registration``):
   registration-bound contact is resolved with ``sofia_contact``, in a greenlet of its own, a
   few at a time, each reply bounded by ``RESOLVE_TIMEOUT_S`` and the pass by
   ``RESOLVE_PASS_S``: a phone registered before the worker started is rung, an absent one is
-  not. Until a user is resolved its agents keep the flag they had.
+  not. Until a user is resolved its agents keep the flag they had; users left unanswered are
+  asked again at the node's next sweep.
 * an originate that fails ``USER_NOT_REGISTERED`` is the switch saying so too
   (``not_registered``): the agents dialling that user are marked absent at once; the next
   ``sofia::register`` brings them back.
@@ -175,6 +176,12 @@ class AgentRegistrations:
         while it was not ours), so it starts afresh and every contact is asked about."""
         self.resolve(node, fresh=True)
 
+    def still_in_doubt(self, node: str) -> None:
+        """The node's periodic sweep: ask again about users the last pass left unanswered
+        (a slow switch, a pass cut short), or new in the configuration."""
+        if node in self._trackers:
+            self.resolve(node, fresh=False)
+
     def resolve(self, node: str, *, fresh: bool) -> None:
         running = self._passes.get(node)
         if running is not None and not running.dead:
@@ -206,11 +213,13 @@ class AgentRegistrations:
             (done if answer is not None else failed).append(key)
 
         pool = gevent.pool.Pool(RESOLVE_CONCURRENCY)
-        with gevent.Timeout(RESOLVE_PASS_S, False):
-            for key in doubts:
-                pool.spawn(ask, key)
-            pool.join()
-        pool.kill(block=False)
+        try:
+            with gevent.Timeout(RESOLVE_PASS_S, False):
+                for key in doubts:
+                    pool.spawn(ask, key)
+                pool.join()
+        finally:
+            pool.kill(block=False)      # also when a fresh pass replaces this one
         left = len(doubts) - len(done)
         log.log(logging.WARNING if left else logging.INFO,
                 "agent phones checked with sofia_contact", extra={

@@ -7,10 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import gevent
+
 from acd.errors import UnknownAgent
+from cc_core.errors import EslError
 from cc_core.flow.registrations import AgentRegistrations
 from cc_core.tenants.model import Tenant
 from cc_core.tenants.static import StaticTenants
+from tests.conftest import wait_for
 
 
 def _tenant(tenant_id: str, contacts: dict[str, str]) -> Tenant:
@@ -130,3 +134,40 @@ def test_a_sync_gives_known_states_frees_unbound_contacts_and_leaves_doubts() ->
     assert acd.flags == {("acme", "a1"): True, ("acme", "a2"): False,   # a2: in doubt
                          ("acme", "gw"): True, ("acme", "direct"): True}
     assert ("acme", "gw", True) in acd.writes
+
+
+class _Switch:
+    """A node's commands link answering sofia_contact from a set of registered users; down
+    (every command fails) until ``up``."""
+
+    def __init__(self, registered: set[str]) -> None:
+        self.registered = registered
+        self.up = False
+        self.asked: list[str] = []
+
+    def api(self, cmd: str, timeout: float | None = None) -> str:
+        self.asked.append(cmd)
+        if not self.up:
+            raise EslError("node fs1: not connected")
+        user = cmd.split()[-1]
+        return ("sofia/internal/sip:" + user + "@10.0.0.1:5060" if user in self.registered
+                else "error/user_not_registered")
+
+
+def test_gaining_a_node_asks_about_every_phone_and_the_sweep_retries_the_unanswered() -> None:
+    switch = _Switch({"1002@default"})
+    acd = FakeAcd([ACME])
+    regs = AgentRegistrations(acd, StaticTenants([ACME]),  # type: ignore[arg-type]
+                              link_for=lambda node: switch, owns=lambda node: True)
+    regs.node_gained("fs1")
+    wait_for(lambda: len(switch.asked) == 2, message="both phones asked about")
+    gevent.sleep(0.01)
+    assert acd.writes == []                     # the switch did not answer: nothing decided
+    switch.up = True
+    regs.still_in_doubt("fs1")
+    wait_for(lambda: len(acd.writes) == 2, message="both phones resolved")
+    assert sorted(acd.writes) == [("acme", "a1", False), ("acme", "a2", True)]
+    asked = len(switch.asked)
+    regs.still_in_doubt("fs1")                  # nothing left in doubt: the switch is not asked
+    gevent.sleep(0.01)
+    assert len(switch.asked) == asked
