@@ -395,6 +395,11 @@ class QueueFlow:
     def _leg_ended(self, member: str, leg: str, agent: str, cause: str, answered: bool,
                    billsec: int, fallback: dict[str, str]) -> None:
         call = self.m._calls.get(member)
+        if (leg in self._won and call is not None and call.state is CallState.QUEUED
+                and call.data.offer.get("won") == leg):
+            # Hung up during the whisper, before any bridge: no call took place.
+            self.m._guarded(call, lambda: self._unbridged(call, leg))
+            return
         if leg in self._won:
             self._won.discard(leg)
             self.acd.call_ended(fallback["tenant"], agent, member, billsec * 1000)

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 TENANT = REPO / "tests" / "data" / "tenants" / "acdreg.yaml"
 T = "acdreg"
 CALLER = "13311112222"
-TOPDOWN, FLASH, OUTSIDE = "4003330001", "4003330002", "4003330003"
+TOPDOWN, FLASH, OUTSIDE, FLASH_WHISPER = "4003330001", "4003330002", "4003330003", "4003330004"
 TIME_SCALE = "10"
 LONG_S = 36_000     # a registration that outlives the test (simulated seconds)
 
@@ -48,7 +48,7 @@ def reg_cluster(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
             for contact, how in (("user/p1@default", "answer 1000 3000"),
                                  ("user/p2@default", "answer 1000 3000"),
                                  ("user/flash@default", "answer 1000 0"),
-                                 ("user/steady@default", "answer 1000 3000"),
+                                 ("user/steady@default", "answer 1000 30000"),
                                  ("sofia/gateway/carrier/13900009999", "answer 1000 3000"),
                                  (f"sofia/gateway/carrier/{CALLER}", "answer 1000 3000")):
                 api(obs, f"sim_endpoint {contact} {how}")
@@ -166,12 +166,13 @@ def test_a_contact_behind_a_gateway_is_rung_without_any_registration(reg_cluster
     assert rung(cluster, obs, OUTSIDE) == ["mobile"]
 
 
-def test_an_agent_who_answers_and_hangs_up_at_once_recovers(reg_cluster) -> None:
+@pytest.mark.parametrize("dnis", [FLASH, FLASH_WHISPER], ids=["bridge", "whisper"])
+def test_an_agent_who_answers_and_hangs_up_at_once_recovers(reg_cluster, dnis: str) -> None:
     cluster, obs, acd = reg_cluster
     api(obs, f"sim_register flash@default {LONG_S}")
     api(obs, f"sim_register steady@default {LONG_S}")
     start_worker(cluster, acd)
-    uuid = obs.call(CALLER, FLASH)
+    uuid = obs.call(CALLER, dnis)
     summary = wait_ended(cluster, obs, T, uuid, 30)
     # flash's phone answers and hangs up before the bridge: the caller waits again, in its
     # place, and the next agent (flash is wrapping up) takes the call.
@@ -183,7 +184,8 @@ def test_an_agent_who_answers_and_hangs_up_at_once_recovers(reg_cluster) -> None
     wait_for(lambda: (acd.agent(T, "flash").status, acd.agent(T, "flash").state)
              == ("Available", "Waiting"), timeout=15, message="flash Waiting after wrap-up")
     assert acd.agent(T, "flash").calls_today == 0
-    assert acd.queue_view(T, "flash").answered_today == 1
+    queue = "flash" if dnis == FLASH else "flashwhisper"
+    assert acd.queue_view(T, queue).answered_today == 1
 
 
 def test_an_agent_whose_phone_never_hangs_up_is_free_again_when_the_caller_does(
