@@ -190,7 +190,17 @@ class AgentRegistrations:
             running.kill(block=False)
         if fresh:
             self._trackers[node] = self._new_tracker(node)
-        self._passes[node] = gevent.spawn(self._resolve_pass, node)
+        self._passes[node] = gevent.spawn(self._guarded_pass, node)
+
+    def _guarded_pass(self, node: str) -> None:
+        # Not in the worker's escalating group: a Redis blip here must not stop the worker;
+        # what is left in doubt is asked again at the next sweep.
+        try:
+            self._resolve_pass(node)
+        except (RedisError, OSError) as exc:
+            log.warning("agent phones check cut short: %r", exc, extra={"node": node})
+        except Exception:  # noqa: BLE001 - logged; the next sweep tries again
+            log.exception("agent phones check crashed", extra={"node": node})
 
     def _resolve_pass(self, node: str) -> None:
         tracker = self.tracker(node)

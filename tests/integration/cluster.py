@@ -309,10 +309,14 @@ class LegObserver(Observer):
 
     def __init__(self, port: int) -> None:
         self.legs: dict[str, dict[str, Any]] = {}
+        self.bridged: set[str] = set()      # channels the switch reported bridged
         super().__init__(port)
+        self.conn.subscribe(["CHANNEL_BRIDGE"])
 
     def _on_event(self, ev: Event) -> None:
         super()._on_event(ev)
+        if ev.name == "CHANNEL_BRIDGE":
+            self.bridged.add(ev.unique_id or "")
         member = ev.get("variable_cc_member")
         if not member or ev.unique_id == member:
             return

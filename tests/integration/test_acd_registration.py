@@ -196,8 +196,7 @@ def test_an_agent_whose_phone_never_hangs_up_is_free_again_when_the_caller_does(
     start_worker(cluster, acd)
     wait_for(lambda: registered(acd, "p1"), timeout=10, message="p1 known as registered")
     uuid = obs.call(CALLER, TOPDOWN)
-    wait_for(lambda: acd.agent(T, "p1").state == "In a queue call", timeout=15,
-             message="p1 talking to the caller")
+    wait_for(lambda: uuid in obs.bridged, timeout=15, message="p1 talking to the caller")
     api(obs, f"uuid_kill {uuid} NORMAL_CLEARING")
     summary = wait_ended(cluster, obs, T, uuid, 30)
     assert summary["outcome"] == "answered_by_agent" and summary["agent"] == "p1", summary
