@@ -49,7 +49,7 @@ def acd_flow(cluster: Cluster, monkeypatch: pytest.MonkeyPatch
     assert obs.conn.api("sim_endpoint sofia/gateway/carrier/13311112222 answer 200 500"
                         ).startswith("+OK")
     # The agents' phones are registered before the worker starts (it asks sofia_contact).
-    for agent in ("a1", "a2", "r1", "r2", "r3", "busy", "next", "slow", "w1", "late"):
+    for agent in ("a1", "a2", "r1", "r2", "r3", "busy", "next", "slow", "w1", "late", "hold"):
         reply = obs.conn.api(f"sim_register {agent}@default 3600")
         assert reply.startswith("+OK"), reply
     cluster.start_workers(1, ttl_ms=FAILOVER_TTL_MS, app="cc_core.app:build")
