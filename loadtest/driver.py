@@ -30,6 +30,7 @@ AGENT_BASE_PORT = 15100      # agent phone i answers on AGENT_BASE_PORT + 2i, re
 CALLER_PORT = 15060
 BLACKLISTED_PORT = 15062
 MEDIA_BASE_PORT = 16000
+CONTROL_BASE_PORT = 17000    # SIPp's remote-control socket (-cp), one per process
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,17 @@ class SippPlan:
 
 def sipp_commands(plan: SippPlan) -> list[tuple[str, list[str]]]:
     """(name, argv) of every SIPp process of a run, in start order: each agent's answering
-    instance, its registration, then the callers and the blacklisted callers."""
+    instance, its registration, then the callers and the blacklisted callers. Each binds SIP,
+    media and its control socket to ``plan.bind`` (``-i``, ``-mi``, ``-ci``), on ports of its
+    own."""
+    out: list[tuple[str, list[str]]] = []
+    for name, argv in _sipp_commands(plan):
+        control = CONTROL_BASE_PORT + len(out)
+        out.append((name, [*argv[:1], "-ci", plan.bind, "-cp", str(control), *argv[1:]]))
+    return out
+
+
+def _sipp_commands(plan: SippPlan) -> list[tuple[str, list[str]]]:
     b = plan.bind
     out: list[tuple[str, list[str]]] = []
     shift_ms = (plan.calls / max(plan.rate, 0.001) + plan.hold_ms / 1000 + 60) * 1000

@@ -37,9 +37,10 @@ def test_the_sipp_command_lines_are_the_readme_s_and_stay_on_loopback() -> None:
     ports = []
     for line in printed:
         argv = shlex.split(line)
-        assert argv[argv.index("-i") + 1] == argv[argv.index("-mi") + 1] == "127.0.0.1"
+        assert (argv[argv.index("-i") + 1] == argv[argv.index("-mi") + 1]
+                == argv[argv.index("-ci") + 1] == "127.0.0.1")
         assert "-m" in argv and "-timeout" in argv, line
-        ports += [argv[argv.index("-p") + 1], argv[argv.index("-mp") + 1]]
+        ports += [argv[argv.index(flag) + 1] for flag in ("-p", "-mp", "-cp")]
     assert len(ports) == len(set(ports)), "every SIPp process on ports of its own"
     assert sum(1 for ln in printed if "agent_answer.xml" in ln) == 2
     assert any("caller_blacklisted.xml" in ln for ln in printed)
