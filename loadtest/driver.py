@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +43,7 @@ class SippPlan:
     agents: int
     hold_ms: int = 10_000
     agent_password: str = "agentpass"
+    agent_passwords: Mapping[str, str] | None = None   # per user, over agent_password
     agent_first: int = 1001          # agent phones are users 1001, 1002...
     bind: str = "127.0.0.1"
     workdir: Path = Path(".")
@@ -88,7 +89,7 @@ def _sipp_commands(plan: SippPlan) -> list[tuple[str, list[str]]]:
         str(plan.workdir / "callers.inf"), "-i", b, "-mi", b, "-p", str(CALLER_PORT),
         "-mp", str(MEDIA_BASE_PORT), "-m", str(plan.calls - plan.blacklisted_calls),
         "-r", f"{plan.rate:g}", "-d", str(plan.hold_ms), "-nostdin",
-        "-timeout", f"{plan.timeout_s}s", "-trace_stat", "-stf",
+        "-timeout", f"{plan.timeout_s}s", "-trace_stat", "-fd", "1", "-stf",
         str(plan.workdir / "callers.csv"), "-s", plan.dnis, plan.switch]))
     if plan.blacklisted_calls:
         out.append(("blacklisted", [
@@ -110,9 +111,9 @@ def write_injection_files(plan: SippPlan, callers: Sequence[Caller]) -> None:
         write(black, plan.workdir / "blacklisted.inf")
     for i in range(plan.agents):
         user = plan.agent_first + i
+        password = (plan.agent_passwords or {}).get(str(user), plan.agent_password)
         (plan.workdir / f"agent-{user}.inf").write_text(
-            f"SEQUENTIAL\n{user};{plan.agent_password};{AGENT_BASE_PORT + 2 * i}\n",
-            encoding="ascii")
+            f"SEQUENTIAL\n{user};{password};{AGENT_BASE_PORT + 2 * i}\n", encoding="ascii")
 
 
 @dataclass

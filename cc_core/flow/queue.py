@@ -476,6 +476,17 @@ class QueueFlow:
             if leg != call.data.offer.get("won"):
                 self._kill(call.link, leg, "ORIGINATOR_CANCEL")
 
+    def call_lost(self, call: Call) -> None:
+        """The switch no longer has this caller nor, if bridged, its agent's leg (it restarted):
+        no hang-up event will free the agent, so the call's end is counted here."""
+        agent = call.data.agent     # set once an agent's answer won (whisper, then bridge)
+        if agent:
+            since = call.data.agent_answered_ms or call.data.joined_ms or now_ms()
+            self.acd.call_ended(call.data.tenant, agent, call.uuid, max(0, now_ms() - since))
+            self._won.difference_update(
+                leg for leg, a in call.data.offer.get("legs", {}).items() if a == agent)
+            self._after_free(call.data.tenant, agent)
+
     def leave_for(self, call: Call, reason: str) -> None:
         """The caller stops waiting (timeout, no agent, exit key) but stays on the line."""
         call.data.left_queue_ms = left = now_ms()

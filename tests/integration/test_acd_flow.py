@@ -311,3 +311,29 @@ def test_a_vip_overtakes_callers_who_waited_longer(acd_flow) -> None:
     assert not obs.legs_of(plain[0]) and not obs.legs_of(plain[1])
     for uuid in plain:
         obs.conn.api(f"uuid_kill {uuid}")
+
+
+def test_a_switch_restart_frees_the_queue_and_the_agent_of_calls_it_took_with_it(
+        acd_flow) -> None:
+    # The switch restarts: its calls vanish with no hang-up event. The waiting caller must
+    # leave the queue, the agent in a call must be free again, and both calls leave their
+    # summary (the call record), once the worker sees the switch no longer has them.
+    from tests.integration.cluster import start_sim
+
+    cluster, obs, acd = acd_flow
+    talking = obs.call("13311110001", "4002220007")           # w1 answers, talks 5 s
+    wait_for(lambda: acd.agent(T, "w1").state == "In a queue call", timeout=10,
+             message="the agent in the call")
+    waiting = obs.call("13311110002", "4002220006")           # exits: nobody logged in
+    wait_for(lambda: acd.queue_view(T, "exits").waiting == 1, timeout=10,
+             message="a caller waiting")
+    port = cluster.sim.port
+    obs.close()
+    cluster.sim.stop()
+    cluster.sim = start_sim(cluster.tmp_path, port=port)
+    wait_for(lambda: acd.queue_view(T, "exits").waiting == 0, timeout=30,
+             message="the vanished caller out of the queue")
+    wait_for(lambda: acd.agent(T, "w1").state in ("Waiting", "Idle"), timeout=30,
+             message="the agent free again")
+    done = cluster_summaries(cluster, T)
+    assert talking in done and waiting in done
