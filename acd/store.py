@@ -396,6 +396,11 @@ class Acd:
         joins is offered a free agent at once, without a second wait on Redis. A refused
         enqueue raises as ``enqueue`` does; the offers of that dispatch (other callers') are
         then not returned and lapse after ``RESERVE_MS``, their callers keeping their place."""
+        if _is_cluster(self.redis):
+            # redis-py's cluster pipeline takes no scripts: two round trips there.
+            joined_ = self.enqueue(tenant, queue, call_uuid, node=node, priority=priority,
+                                   skills=skills, caller=caller)
+            return joined_, self.dispatch(tenant, queue, max_offers=max_offers)
         pipe = self.redis.pipeline(transaction=False)
         self.enqueue(tenant, queue, call_uuid, node=node, priority=priority, skills=skills,
                      caller=caller, pipe=pipe)
@@ -612,3 +617,9 @@ class Acd:
 
 __all__ = ["Acd", "AcdError", "AcdScripts", "AgentView", "Joined", "MemberView", "Offer",
            "OfferedAgent", "QueueView", "rank_score"]
+
+
+def _is_cluster(client: Any) -> bool:
+    from redis.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
