@@ -289,7 +289,8 @@ class Acd:
                                for tier in q.tiers})
         for qname in old_queues - set(tenant.queues):
             pipe.delete(keys.acd_queue(t, qname), keys.acd_queue_tiers(t, qname),
-                        keys.acd_queue_waiting(t, qname), keys.acd_queue_idle(t, qname))
+                        keys.acd_queue_waiting(t, qname), keys.acd_queue_idle(t, qname),
+                        keys.acd_queue_callbacks(t, qname))
             pipe.srem(keys.acd_queues(t), qname)
         pipe.execute()
         self._tz[t] = ZoneInfo(tenant.timezone)

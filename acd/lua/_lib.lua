@@ -57,6 +57,7 @@ local function member_key(u) return P .. ':member:' .. u end
 -- idle_since ms (kept by refresh_sets, rebuilt by queue_reindex.lua; see _dispatch.lua).
 local function idle_key(q) return P .. ':queue:' .. q .. ':idle' end
 local IDLE_LEVEL_SPAN = 10000000000000   -- 10^13 ms, past any idle_since; level <= 100
+local function callbacks_key(q) return P .. ':queue:' .. q .. ':callbacks' end
 
 local function event(fields)
   redis.call('XADD', EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', unpack(fields))
