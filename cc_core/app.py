@@ -115,6 +115,7 @@ def build(ctx: WorkerContext) -> CallFlowApp:
         observe_offer=acd_metrics.join_to_offer.observe,
         observe_originate=acd_metrics.join_to_originate.observe,
         observe_answer=acd_metrics.join_to_answer.observe,
+        count_overflow=lambda t, q, kind: acd_metrics.overflows.labels(t, q, kind).inc(),
         link_for=lambda node: _owned_link(ctx, node),
         on_not_registered=registrations.not_registered)
     machine.register(ctx.dispatcher)
