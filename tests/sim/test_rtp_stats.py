@@ -80,3 +80,12 @@ def test_sim_rtp_sets_one_legs_audio_and_the_default(client: SimClient) -> None:
     assert silent.get("variable_rtp_audio_in_media_packet_count") == "0"
     assert clean.get("variable_rtp_audio_in_mos") == "4.50"
     assert clean.get("variable_rtp_audio_in_jitter_min_variance") == "4.50"     # 3^2 x 0.5
+
+
+def test_twenty_percent_loss_rates_are_per_packet_received() -> None:
+    s = _stats(10.0, RtpQuality(loss=0.2))
+    # 500 expected, 100 lost, 400 received: loss rate 100/400 (burstr_calculate divides by
+    # what was received), R = int(300/400 x 100) = 75, MOS = 1 + 2.625 + 7e-6*75*15*25
+    assert (s["in_jitter_loss_rate"], s["in_jitter_burst_rate"]) == ("0.25", "0.75")
+    assert (s["in_quality_percentage"], s["in_mos"], s["in_mean_interval"]) == \
+        ("75.00", "3.82", "25.00")
