@@ -84,7 +84,7 @@ def queues(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
         cluster.start_workers(1, ttl_ms=FAILOVER_TTL_MS, app="cc_core.app:build")
         cluster.wait_owner(cluster.workers, timeout=START_TIMEOUT_S)
         acd = Acd(cluster.r)
-        wait_for(lambda: acd.agents(T), timeout=10, message="the tenant's agents synced")
+        wait_for(lambda a=acd: a.agents(T), timeout=10, message="the tenant's agents synced")
         try:
             yield cluster, obs
         finally:
