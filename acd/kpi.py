@@ -3,8 +3,9 @@ round trips (for the KPI collector, ``metrics.queues``, and anything else that s
 
 Read only: nothing here writes, so a scrape cannot disturb the ACD. Three round trips
 whatever the number of tenants and queues: the queue names of every tenant; per queue its
-hash, waiting count, oldest wait base, tiers and listed callbacks; then the tiered agents'
-status and state and the callbacks' states.
+hash, waiting count, tiers and listed callbacks, and per tenant one script for its queues'
+oldest waits; then the tiered agents' status and state and the callbacks' states. (On a Redis
+Cluster, whose client runs no script in a pipeline, the scripts are one call per tenant.)
 
 What each figure means (``docs``: README "Observability", the metrics contract):
 
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from redis.cluster import RedisCluster
 
 from acd.store import _PRIO_SPAN, DEFAULT_TZ, _int, _lua, _text, today_counters
 from cc_core import keys
@@ -82,11 +85,12 @@ class KpiReader:
     def __init__(self, redis: Any) -> None:
         self.redis = redis
         self._oldest = redis.register_script(_lua("oldest_base.lua"))
+        self._cluster = isinstance(redis, RedisCluster)
 
     def read(self, tenants: Iterable[tuple[str, str]], now_ms: int) -> list[QueueKpi]:
         """KPIs of every queue of ``tenants`` ((tenant id, time zone) pairs), as of
         ``now_ms``; sorted by tenant and queue. Redis errors propagate."""
-        tenants = list(tenants)
+        tenants = list(dict(tenants).items())      # each tenant once, in the given order
         pipe = self.redis.pipeline(transaction=False)
         for tid, _tz in tenants:
             pipe.smembers(keys.acd_queues(tid))
@@ -99,12 +103,28 @@ class KpiReader:
         for tid, _tz, q in pairs:
             pipe.hgetall(keys.acd_queue(tid, q))
             pipe.zcard(keys.acd_queue_waiting(tid, q))
-            self._oldest(keys=[keys.acd_queue_waiting(tid, q)], args=[_PRIO_SPAN], client=pipe)
             pipe.zrange(keys.acd_queue_tiers(tid, q), 0, -1)
             pipe.zrangebyscore(keys.acd_queue_callbacks(tid, q), now_ms, "+inf", start=0,
                                num=MAX_CALLBACKS)
-        raw = pipe.execute()
-        rows = [raw[i:i + 5] for i in range(0, len(raw), 5)]
+        # The oldest waits: one script per tenant (its queues share its slot), in the same
+        # pipeline on one server; a cluster client refuses scripts in a pipeline, so there
+        # one call per tenant, each to the tenant's own master.
+        by_tenant: dict[str, list[str]] = {}
+        for tid, _tz, q in pairs:
+            by_tenant.setdefault(tid, []).append(q)
+        if self._cluster:
+            raw = pipe.execute()
+            bases = [self._oldest(keys=[keys.acd_queue_waiting(t, q) for q in qs],
+                                  args=[_PRIO_SPAN]) for t, qs in by_tenant.items()]
+        else:
+            for t, qs in by_tenant.items():
+                self._oldest(keys=[keys.acd_queue_waiting(t, q) for q in qs], args=[_PRIO_SPAN],
+                             client=pipe)
+            raw = pipe.execute()
+            bases = raw[4 * len(pairs):]
+        oldest = [b for per_tenant in bases for b in per_tenant]   # in pairs' order
+        rows = [[*raw[4 * i:4 * i + 2], oldest[i], *raw[4 * i + 2:4 * i + 4]]
+                for i in range(len(pairs))]
 
         # Each agent and callback once, however many queues name it.
         agent_keys: dict[tuple[str, str], int] = {}
@@ -123,7 +143,7 @@ class KpiReader:
 
         days: dict[str, str] = {}
         out = []
-        for (tid, tz, q), (h, n, oldest, tiers, cbs) in zip(pairs, rows, strict=True):
+        for (tid, tz, q), (h, n, first, tiers, cbs) in zip(pairs, rows, strict=True):
             f = {_text(k): _text(v) for k, v in h.items()}
             if not f:
                 continue    # removed by a sync between the two reads
@@ -142,7 +162,7 @@ class KpiReader:
             short = min(c["abandoned_short"], c["abandoned"])
             out.append(QueueKpi(
                 tenant=tid, queue=q, waiting=int(n),
-                oldest_wait_s=max(0.0, (now_ms - _int(oldest)) / 1000) if oldest else 0.0,
+                oldest_wait_s=max(0.0, (now_ms - _int(first)) / 1000) if _text(first) else 0.0,
                 answered=c["answered"], answered_in_sl=c["answered_sl"],
                 answer_wait_ms=c["wait_ms"], abandoned=c["abandoned"] - short,
                 abandoned_short=short, overflowed=c["overflowed"],

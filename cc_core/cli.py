@@ -711,14 +711,18 @@ def metrics_serve(host: str, port: int, timeout_s: float, redis_url: str | None)
     from gevent import monkey
 
     monkey.patch_all()
+    from redis.exceptions import RedisError
+
     from cc_core import logs
     from metrics.serve import serve
 
     try:
-        if not redis_url:
-            _redis(redis_url)
+        _redis(redis_url)        # checks the URL (a cluster client connects at once)
         logs.setup()
-        serve(host, port, str(redis_url), timeout_s)
+        try:
+            serve(host, port, str(redis_url), timeout_s)
+        except RedisError as exc:
+            raise _redis_down(exc, redis_url) from exc
     except DOMAIN_ERRORS as exc:
         _fail(exc)
     except OSError as exc:

@@ -31,11 +31,13 @@ def serve(host: str, port: int, redis_url: str, timeout_s: float) -> None:
     monkey-patching (the CLI does it first). ``timeout_s`` bounds each Redis read, hence a
     scrape when Redis hangs."""
     import gevent
-    import redis as redis_lib
     from gevent.pywsgi import WSGIServer
 
-    client = redis_lib.Redis.from_url(redis_url, socket_timeout=timeout_s,
-                                      socket_connect_timeout=timeout_s)
+    from cc_core import redisconn
+
+    # A single server or a Redis Cluster (redis+cluster://), as the workers use.
+    client = redisconn.connect(redis_url, socket_timeout=timeout_s,
+                               socket_connect_timeout=timeout_s)
     registry, _ = build(client)
     server = WSGIServer((host, port), make_wsgi_app(registry), log=None, error_log=log)
     server.start()

@@ -283,3 +283,26 @@ def _now_ms() -> int:
     import time
 
     return int(time.time() * 1000)
+
+
+def test_on_a_redis_cluster_every_tenant_is_read_from_its_own_master(
+        redis_cluster_url: str) -> None:
+    from cc_core import keys as product_keys
+    from cc_core.redisconn import connect
+
+    client = connect(redis_cluster_url, socket_timeout=2)
+    names = [f"t{i}" for i in range(6)]
+    slots = {client.keyslot(product_keys.acd_queues(t)) for t in names}
+    assert len(slots) > 1           # spread over the masters, not all in one slot
+    for i, tid in enumerate(names):
+        cfg = tenant({"a1": {"wrap_up_s": 0}}, {"q": {"tiers": tiers("a1")}}, tenant_id=tid)
+        acd = Acd(client, clock_ms=Clock())
+        acd.sync(cfg)
+        for c in range(i + 1):
+            acd.enqueue(tid, "q", f"{tid}-c{c}", node="n1")
+    reg = CollectorRegistry()
+    KpiMetrics(reg, client, lambda: [(t, TZ) for t in names], clock_ms=Clock())
+    for i, tid in enumerate(names):
+        assert reg.get_sample_value("cccore_queue_callers_waiting",
+                                    {"tenant": tid, "queue": "q"}) == i + 1
+    assert reg.get_sample_value("cccore_kpi_scrape_errors_total") == 0
