@@ -22,6 +22,7 @@ from tests.integration.cluster import (
     Cluster,
     LegObserver,
     Observer,
+    WorkerProc,
 )
 from tests.integration.cluster import ended as wait_ended
 from tests.integration.cluster import summaries as cluster_summaries
@@ -204,7 +205,7 @@ def test_max_wait_leads_along_the_overflow_chain_to_voicemail(acd_flow) -> None:
     assert acd.queue_view(T, "empty2").overflowed_today == 1
 
 
-def _overflows(worker: Any, queue: str, target: str) -> float | None:
+def _overflows(worker: WorkerProc, queue: str, target: str) -> float | None:
     return worker.metric("cccore_queue_overflows_total",
                          {"tenant": T, "queue": queue, "target": target})
 

@@ -81,6 +81,8 @@ def queues(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
         for contact in ("a1", "a2"):
             assert obs.conn.api(f"sim_endpoint user/{contact}@default answer 100 400"
                                 ).startswith("+OK")
+            # registered before the worker starts (it asks sofia_contact), as agents' phones are
+            assert obs.conn.api(f"sim_register {contact}@default 3600").startswith("+OK")
         cluster.start_workers(1, ttl_ms=FAILOVER_TTL_MS, app="cc_core.app:build")
         cluster.wait_owner(cluster.workers, timeout=START_TIMEOUT_S)
         acd = Acd(cluster.r)
