@@ -24,7 +24,12 @@ from redis.exceptions import RedisError
 from acd.store import Acd
 from cc_core import keys
 from cc_core.flow.decide import Decider, TenantSource
-from cc_core.flow.hangup import CallSummaryStream, ForgetLiveRecord, HangupPipeline
+from cc_core.flow.hangup import (
+    CallQualityMetrics,
+    CallSummaryStream,
+    ForgetLiveRecord,
+    HangupPipeline,
+)
 from cc_core.flow.machine import STANDBY_EVENTS, CallMachine
 from cc_core.flow.queue import QueueFlow
 from cc_core.flow.record import CallStore
@@ -92,7 +97,9 @@ def build(ctx: WorkerContext) -> CallFlowApp:
     metrics = CallFlowMetrics(ctx.registry)
     store = CallStore(ctx.redis, ctx.worker_id)
     # Ordered: the call's summary is written before its live record is deleted.
-    hangups = HangupPipeline([CallSummaryStream(ctx.redis)], cleanup=ForgetLiveRecord(store))
+    hangups = HangupPipeline([CallSummaryStream(ctx.redis),
+                              CallQualityMetrics(metrics.observe_quality)],
+                             cleanup=ForgetLiveRecord(store))
     machine = CallMachine(
         store=store, decider=Decider(tenant_source(ctx), RegionDirectory()), hangups=hangups,
         is_draining=lambda: bool(ctx.draining), may_act=may_act, swept=metrics.swept,
@@ -115,6 +122,7 @@ def build(ctx: WorkerContext) -> CallFlowApp:
         observe_offer=acd_metrics.join_to_offer.observe,
         observe_originate=acd_metrics.join_to_originate.observe,
         observe_answer=acd_metrics.join_to_answer.observe,
+        count_overflow=lambda t, q, kind: acd_metrics.overflows.labels(t, q, kind).inc(),
         link_for=lambda node: _owned_link(ctx, node),
         on_not_registered=registrations.not_registered)
     machine.register(ctx.dispatcher)

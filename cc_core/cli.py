@@ -691,6 +691,45 @@ def api_serve(listen: str, redis_url: str | None, db: str | None,
         _fail(exc)
 
 
+@cli.group()
+def metrics() -> None:
+    """Prometheus metrics served once per deployment (workers serve their own)."""
+
+
+@metrics.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (loopback unless a scraper elsewhere needs it).")
+@click.option("--port", type=click.IntRange(0, 65535), default=9390, show_default=True,
+              help="Port of /metrics; 0 picks a free one (logged).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1, 30), default=2.0,
+              show_default=True, help="Seconds a Redis read may take before the scrape goes "
+              "without the KPIs (and cccore_kpi_scrape_errors_total counts it).")
+@_REDIS_URL
+def metrics_serve(host: str, port: int, timeout_s: float, redis_url: str | None) -> None:
+    """Serve the queue and agent KPIs (cccore_queue_*), read from the ACD in Redis at each
+    scrape: run ONE per deployment (the figures describe shared state)."""
+    from gevent import monkey
+
+    monkey.patch_all()
+    from redis.exceptions import RedisError
+
+    from cc_core import logs
+    from metrics.serve import serve
+
+    try:
+        _redis(redis_url)        # checks the URL (a cluster client connects at once)
+        logs.setup()
+        try:
+            serve(host, port, str(redis_url), timeout_s)
+        except RedisError as exc:
+            raise _redis_down(exc, redis_url) from exc
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(ConfigError(f"cannot listen on {host}:{port}: {exc}; pick a free port with "
+                          "--port (0: any free port)"))
+
+
 @api.command("openapi")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Write here (default: standard output).")

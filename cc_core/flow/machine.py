@@ -99,6 +99,7 @@ class _Ended:
     data: CallData
     cause: str
     event: Any
+    node: str = ""
 
 
 class StepLost(Exception):
@@ -230,7 +231,7 @@ class CallMachine:
             self.outcomes.labels(call.data.tenant,
                                  outcome if outcome in OUTCOMES else "other").inc()
         if self.hangups is not None:
-            self.hangups.run(_Ended(uuid, call.data, cause, event))
+            self.hangups.run(_Ended(uuid, call.data, cause, event, call.node))
 
     def on_dtmf(self, event: EventLike, link: Link) -> None:
         uuid = event.unique_id

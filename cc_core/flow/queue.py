@@ -38,7 +38,14 @@ from acd.store import CALLBACK_PREFIX, CB_GAVE_UP, CB_RETRY, Acd, Offer, Offered
 from cc_core.errors import EslError
 from cc_core.flow import spoken
 from cc_core.flow.record import CallState, now_ms
-from cc_core.tenants.model import AgentType, Announce, Destination, Queue, Tenant
+from cc_core.tenants.model import (
+    AgentType,
+    Announce,
+    Destination,
+    DestinationKind,
+    Queue,
+    Tenant,
+)
 from esl_handlers import commands
 
 if TYPE_CHECKING:
@@ -90,6 +97,7 @@ class QueueFlow:
                  observe_offer: Callable[[float], None] | None = None,
                  observe_originate: Callable[[float], None] | None = None,
                  observe_answer: Callable[[float], None] | None = None,
+                 count_overflow: Callable[[str, str, str], None] | None = None,
                  link_for: Callable[[str], Any] | None = None,
                  on_not_registered: Callable[[str, str, str], None] | None = None) -> None:
         self.m = machine
@@ -100,6 +108,7 @@ class QueueFlow:
         self.observe_offer = observe_offer         # queue join -> originate's reply read
         self.observe_originate = observe_originate  # queue join -> originate handed to socket
         self.observe_answer = observe_answer       # queue join -> an agent's answer won
+        self.count_overflow = count_overflow       # (tenant, queue, destination kind)
         self.link_for = link_for                   # node name -> its link (callbacks)
         # (node, tenant, agent): ringing the agent on that node failed USER_NOT_REGISTERED
         self.on_not_registered = on_not_registered
@@ -560,11 +569,19 @@ class QueueFlow:
         if not call.data.chain:
             call.data.chain = [str(d) for d in queue.overflow]
         if not call.data.chain:
+            self._overflowed(call, DestinationKind.HANGUP)
             call.data.outcome = "not_answered"
             self.m._then_hang_up(call, CallState.ENDING, [])
             return
         call.data.outcome = "overflowed"
-        self.m.goto(call, Destination.parse(call.data.chain.pop(0)))
+        dest = Destination.parse(call.data.chain.pop(0))
+        self._overflowed(call, dest.kind)
+        self.m.goto(call, dest)
+
+    def _overflowed(self, call: Call, kind: DestinationKind) -> None:
+        # The kind, never the target: a transfer's target is a phone number.
+        if self.count_overflow is not None:
+            self.count_overflow(call.data.tenant, call.data.queue, kind.value)
 
     def exit_key(self, call: Call, digit: str) -> bool:
         """A key pressed while waiting; True when the queue has it as an exit key."""
@@ -575,6 +592,7 @@ class QueueFlow:
         self.leave_for(call, "exit_key")
         call.data.path.append(f"exit_key:{digit}")
         call.data.outcome = "overflowed"
+        self._overflowed(call, queue.exit_keys[digit].kind)
         self.m.goto(call, queue.exit_keys[digit])
         return True
 

@@ -22,6 +22,7 @@ from tests.integration.cluster import (
     Cluster,
     LegObserver,
     Observer,
+    WorkerProc,
 )
 from tests.integration.cluster import ended as wait_ended
 from tests.integration.cluster import summaries as cluster_summaries
@@ -194,6 +195,19 @@ def test_max_wait_leads_along_the_overflow_chain_to_voicemail(acd_flow) -> None:
     record = from_summary(summary)
     assert record.disposition == "voicemail" and record.wait_ms is not None
     assert 4_000 <= record.wait_ms < 30_000, record.wait_ms
+    # Each step counted once, by where it went from which queue (a kind, never a target).
+    worker = cluster.workers[0]
+    assert _overflows(worker, "empty", "queue") == 1
+    assert _overflows(worker, "empty2", "voicemail") == 1
+    assert _overflows(worker, "empty2", "queue") is None
+    # The ACD's day counts both (each caller who left a queue by its max wait).
+    assert acd.queue_view(T, "empty").overflowed_today == 1
+    assert acd.queue_view(T, "empty2").overflowed_today == 1
+
+
+def _overflows(worker: WorkerProc, queue: str, target: str) -> float | None:
+    return worker.metric("cccore_queue_overflows_total",
+                         {"tenant": T, "queue": queue, "target": target})
 
 
 def test_an_exit_key_leaves_the_queue_for_voicemail(acd_flow) -> None:
@@ -204,6 +218,7 @@ def test_an_exit_key_leaves_the_queue_for_voicemail(acd_flow) -> None:
     summary = ended(cluster, obs, uuid)
     assert "exit_key:1" in summary["path"] and summary["outcome"] == "voicemail"
     assert acd.queue_view(T, "exits").waiting == 0
+    assert _overflows(cluster.workers[0], "exits", "voicemail") == 1
 
 
 def test_a_queued_callback_rings_the_agent_then_dials_the_caller(acd_flow) -> None:
