@@ -106,6 +106,10 @@ class StepLost(Exception):
     """This worker may no longer act on the call (taken over, or the node was lost)."""
 
 
+class NodeLost(StepLost):
+    """The call's node is no longer this worker's: whoever owns it now takes the call on."""
+
+
 def _prompt_path(tenant: Tenant, names: list[str]) -> str:
     files = [tenant.prompts[n] for n in names if n in tenant.prompts]
     if not files:
@@ -331,6 +335,13 @@ class CallMachine:
             log.warning("stopped working on the call: %s", exc,
                         extra=self._ctx(call.uuid, call.data.tenant))
             self._calls.pop(call.uuid, None)
+            if isinstance(exc, NodeLost):
+                # Handed back at once: the node's owner (another worker, or this one once it
+                # owns the node again) resumes it without waiting for a stall to show.
+                try:
+                    self.store.release(call.data.tenant, call.uuid)
+                except RedisError:
+                    pass    # then the stall rule applies: the owner resumes it after STALL_MS
         except (EslError, RedisError) as exc:
             # The record stays at the state reached, held by this live worker: the sweep
             # resumes the call (``take_over``) after its grace.
@@ -387,7 +398,7 @@ class CallMachine:
     def _act(self, call: Call) -> None:
         """Called before every command sent for the call (fencing, and setup latency)."""
         if not self.may_act(call.link):
-            raise StepLost("this worker no longer owns the call's node")
+            raise NodeLost("this worker no longer owns the call's node")
         if call.setup_from is not None:
             if self.setup is not None:
                 self.setup.observe(time.monotonic() - call.setup_from)
