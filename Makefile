@@ -17,7 +17,8 @@ help:
 	@echo "make bench  - parser/simulator throughput, call-flow latency and CPU, side by side"
 	@echo "make lint   - ruff and mypy"
 
-# System packages: redis-server (tests, demo, bench use a private instance on loopback).
+# System packages: redis-server, prometheus (+ promtool), chromium; their services kept from
+# starting (tests, demo, bench start private instances on loopback).
 deps:
 	@bash tools/install-deps.sh
 
