@@ -10,6 +10,7 @@ from typing import Any
 import falcon
 
 from cc_core.api import acd as acd_routes
+from cc_core.api import wallboard
 from cc_core.api.auth import AuthMiddleware
 from cc_core.api.errors import ApiError, MethodNotAllowed, NotFound, status_and_body
 from cc_core.api.spec import spec
@@ -71,6 +72,7 @@ def create_app(*, acd: Any, tokens: TokenStore) -> falcon.App:
     app.add_error_handler(Exception, _error)
     app.add_error_handler(falcon.HTTPError, _error)
     acd_routes.add_routes(app, acd)
+    wallboard.add_routes(app, acd)
     app.add_route(OPENAPI_PATH, OpenApiDoc())
     spec.app = app     # spectree reads the routes from here (no doc pages are added)
     return app
