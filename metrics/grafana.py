@@ -249,7 +249,7 @@ def operations() -> dict[str, Any]:
               unit="s", width=8, height=8),
         Panel("timeseries", "Dispatch queue depth and shed events", "",
               [Query("sum by (instance) (cccore_esl_dispatch_queue_depth)", "depth {{instance}}"),
-               Query(f"sum(rate(cccore_esl_shed_events_total[{RATE}]))", "shed/s")],
+               Query(f"sum(rate(cccore_esl_shed_events_total[{RATE}])) or vector(0)", "shed/s")],
               width=8, height=8),
     ]
     workers = [
@@ -265,11 +265,14 @@ def operations() -> dict[str, Any]:
                      f"cccore_acd_join_to_offer_seconds_bucket[{RATE}])))", "join to offer p99")],
               unit="s", width=8, height=8),
         Panel("timeseries", "Worker health", "Handler errors, lease renew failures, calls "
-              "taken by the sweep: any increase is worth a look",
-              [Query(f"sum(increase(cccore_esl_handler_errors_total[{RATE}]))", "handler errors"),
+              "taken by the sweep: any increase is worth a look (0 when none ever happened: those "
+              "counters have no series before their first increment)",
+              [Query(f"sum(increase(cccore_esl_handler_errors_total[{RATE}])) or vector(0)",
+                     "handler errors"),
                Query("sum(increase(cccore_lease_renew_failures_total"
-                     f"{{{N}}}[{RATE}]))", "lease renew failures"),
-               Query(f"sum(increase(cccore_calls_swept_total{{{N}}}[{RATE}]))", "swept calls")],
+                     f"{{{N}}}[{RATE}])) or vector(0)", "lease renew failures"),
+               Query(f"sum(increase(cccore_calls_swept_total{{{N}}}[{RATE}])) or vector(0)",
+                     "swept calls")],
               width=8, height=8),
     ]
     return _board("cccore-operations", "cc-core / Operations",
