@@ -134,7 +134,9 @@ class WallboardQueue(BaseModel):
     waiting: int = Field(description="callers (and queued callbacks) waiting now")
     longest_wait_s: int = Field(description="the longest current wait; 0 when nobody waits")
     answered_today: int
-    abandoned_today: int
+    abandoned_today: int = Field(description="callers who hung up waiting today, short "
+                                 "abandons (under the queue's threshold) excluded once the "
+                                 "ACD counts them")
     service_level_pct: float | None = Field(
         None, description="answered within the queue's threshold over answered + abandoned, "
         "today; null until the ACD counts answers within the threshold, or before the day's "

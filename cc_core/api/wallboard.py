@@ -25,12 +25,20 @@ LOGGED_OUT = "Logged Out"
 PAGE_PATH = "/wallboard"
 
 
+def abandoned(view: QueueView) -> int:
+    """Today's abandons without the short ones (hung up within the queue's short-abandon
+    threshold), as the KPI cccore_queue_abandoned_today counts them, once the ACD counts
+    short abandons (``abandoned_short_today``); all of them before that."""
+    return view.abandoned_today - int(getattr(view, "abandoned_short_today", 0))
+
+
 def service_level_pct(view: QueueView) -> float | None:
-    """SL % when the ACD counts answers within the queue's threshold (short abandons are
-    already left out of abandoned_today); None otherwise or with no call yet today."""
+    """Answered within the threshold / (answered + abandoned), today, in %: as the KPI
+    cccore_queue_service_level_ratio. None before the ACD counts answers within the threshold
+    (``answered_in_sl_today``) or before the day's first answered or abandoned call."""
     in_sl = getattr(view, "answered_in_sl_today", None)
-    denominator = view.answered_today + view.abandoned_today
-    if in_sl is None or denominator == 0:
+    denominator = view.answered_today + abandoned(view)
+    if in_sl is None or denominator <= 0:
         return None
     return round(100.0 * int(in_sl) / denominator, 1)
 
@@ -46,7 +54,7 @@ def wallboard(acd: Acd, tenant: str, now: Callable[[], float] = time.time) -> m.
         out.append(m.WallboardQueue(
             queue=view.queue, waiting=view.waiting,
             longest_wait_s=0 if oldest is None else max(0, (now_ms - oldest) // 1000),
-            answered_today=view.answered_today, abandoned_today=view.abandoned_today,
+            answered_today=view.answered_today, abandoned_today=abandoned(view),
             service_level_pct=service_level_pct(view), agents_logged_in=len(logged_in),
             agents_by_state=dict(sorted(Counter(a.state for a in logged_in).items())),
             agents_by_status=dict(sorted(Counter(a.status or LOGGED_OUT

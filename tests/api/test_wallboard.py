@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -61,3 +62,20 @@ def test_page_is_public_static_and_loads_nothing_from_elsewhere(api) -> None:
     html = res.text
     assert "/wallboard" in html and "Authorization" in html
     assert "http://" not in html and "https://" not in html and "<link" not in html
+
+
+def test_service_level_is_answered_in_threshold_over_answered_and_abandoned_unshort() -> None:
+    from types import SimpleNamespace
+
+    from cc_core.api.wallboard import abandoned, service_level_pct
+
+    view: Any = SimpleNamespace(answered_today=8, abandoned_today=3, abandoned_short_today=1,
+                                answered_in_sl_today=6)
+    assert abandoned(view) == 2
+    assert service_level_pct(view) == 60.0              # 6 / (8 + 2)
+    # An ACD that does not count answers within the threshold: no SL, never a made-up one.
+    assert service_level_pct(SimpleNamespace(answered_today=8, abandoned_today=3)) is None
+    # Nothing answered or abandoned yet today (only short abandons): no SL yet.
+    assert service_level_pct(SimpleNamespace(answered_today=0, abandoned_today=2,
+                                             abandoned_short_today=2,
+                                             answered_in_sl_today=0)) is None

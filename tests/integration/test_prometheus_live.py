@@ -13,7 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -72,7 +72,17 @@ def _kpi_target(api: ApiProcess, redis_url: str, tmp_path: Path) -> Iterator[str
         proc = subprocess.Popen([sys.executable, "-m", "cc_core.cli", "metrics", "serve",
                                  "--port", str(port), "--redis-url", redis_url],
                                 stdout=log, stderr=log, cwd=REPO)
+    def serving() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1):
+                return True
+        except OSError:
+            return proc.poll() is not None
+
     try:
+        wait_for(serving, timeout=SCRAPE_TIMEOUT_S, message="cc-core metrics serve to listen")
+        assert proc.poll() is None, ("cc-core metrics serve --port P --redis-url URL exited: "
+                                     + (tmp_path / "kpi.log").read_text(errors="replace"))
         yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -107,7 +117,7 @@ def _settles(prom: PrivateProm, expr: str, expected: dict[tuple[str, ...], float
 
 def test_every_dashboard_and_rule_expression_against_a_live_stack(
         cluster: Cluster, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        record_property: pytest.RecordProperty) -> None:
+        record_property: Callable[[str, object], None]) -> None:
     with scene(cluster, monkeypatch) as s, api_process(redis_url, tmp_path) as api, \
             kpi_target(api, redis_url, tmp_path) as kpi:
         ports = [w.metrics_port(cluster.r) for w in cluster.workers]
