@@ -17,8 +17,9 @@ help:
 	@echo "make bench  - parser/simulator throughput, call-flow latency and CPU, side by side"
 	@echo "make lint   - ruff and mypy"
 
-# System packages: redis-server, prometheus (+ promtool), chromium; their services kept from
-# starting (tests, demo, bench start private instances on loopback).
+# System packages (tools/install-deps.sh): redis-server, redis-tools, sip-tester,
+# postgresql, prometheus (+ promtool) and chromium; their services are never started (the
+# project runs private instances on loopback).
 deps:
 	@bash tools/install-deps.sh
 
@@ -41,7 +42,7 @@ bench: deps venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy cc_core esl_handlers metrics fssim loadtest freeswitch_conf acd
+	$(VENV)/bin/mypy cc_core esl_handlers metrics fssim loadtest freeswitch_conf acd provider records
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

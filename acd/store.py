@@ -170,7 +170,7 @@ def rank_score(priority: int, base_ms: int) -> int:
 
 _DISPATCH = ("dispatch", "dispatch_agent")
 _SCRIPTS = ("enqueue", "dispatch", "dispatch_agent", "offering", "answered", "agent_failed",
-            "leave", "call_ended", "tick", "agent_set", "callback_failed")
+            "leave", "call_ended", "tick", "agent_set", "callback_failed", "queue_reindex")
 
 
 class AcdScripts:
@@ -212,12 +212,15 @@ class Acd:
         return datetime.fromtimestamp(now_ms / 1000, self._zone(tenant)).strftime("%Y%m%d")
 
     def _run(self, name: str, tenant: str, extra_keys: Sequence[str],
-             extra_args: Sequence[Any]) -> Any:
+             extra_args: Sequence[Any], pipe: Any = None) -> Any:
+        """Run one script now, or queue it on ``pipe`` (its reply then comes from
+        ``pipe.execute()``)."""
         now = self._clock()
         common = [keys.acd_prefix(tenant), keys.acd_free(tenant), keys.acd_available(tenant),
                   keys.acd_timers(tenant), keys.acd_seq(tenant), keys.acd_events(tenant)]
         return self.scripts[name](keys=[*common, *extra_keys],
-                                  args=[now, self.day(tenant, now), *extra_args])
+                                  args=[now, self.day(tenant, now), *extra_args],
+                                  client=pipe)
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -269,10 +272,12 @@ class Acd:
                                for tier in q.tiers})
         for qname in old_queues - set(tenant.queues):
             pipe.delete(keys.acd_queue(t, qname), keys.acd_queue_tiers(t, qname),
-                        keys.acd_queue_waiting(t, qname))
+                        keys.acd_queue_waiting(t, qname), keys.acd_queue_idle(t, qname))
             pipe.srem(keys.acd_queues(t), qname)
         pipe.execute()
         self._tz[t] = ZoneInfo(tenant.timezone)
+        for qname in tenant.queues:
+            self._run("queue_reindex", t, [keys.acd_queue_tiers(t, qname)], [qname])
         # An agent new to the ACD starts with the status its config gives; after that only
         # logins, logouts and breaks change it (a re-sync keeps what they did).
         for aid in set(tenant.agents) - old_agents:
@@ -363,10 +368,12 @@ class Acd:
 
     def enqueue(self, tenant: str, queue: str, call_uuid: str, *, node: str, priority: int = 0,
                 skills: Mapping[str, int] = {}, caller: str = "", start_ms: int | None = None,
-                callback: str = "", place_of: str = "") -> Joined:
+                callback: str = "", place_of: str = "", pipe: Any = None) -> Joined:
         """The caller joins ``queue`` (idempotent per call uuid). A callback (``callback``:
         the number to call) takes the place ``place_of`` (the caller who asked for it) had
-        in this queue, and is given up after the queue's ``callback.give_up_after_s``."""
+        in this queue, and is given up after the queue's ``callback.give_up_after_s``. With
+        ``pipe`` the script is only queued there: the result is a placeholder
+        (``enqueue_dispatch`` reads both)."""
         now = self._clock()
         start = "" if start_ms is None else str(int(start_ms))
         start_score = "" if start_ms is None else str(rank_score(priority, int(start_ms)))
@@ -376,7 +383,28 @@ class Acd:
             keys.acd_abandoned(tenant, queue, caller or "-"),
             keys.acd_member(tenant, place_of or call_uuid)],
             [queue, call_uuid, node, int(priority), caller, _kv(skills), now,
-             rank_score(priority, now), callback, start, start_score, place_of])
+             rank_score(priority, now), callback, start, start_score, place_of], pipe=pipe)
+        if pipe is not None:
+            return Joined(position=0, waiting=0, resumed=False)
+        return self._joined(tenant, queue, call_uuid, res)
+
+    def enqueue_dispatch(self, tenant: str, queue: str, call_uuid: str, *, node: str,
+                         priority: int = 0, skills: Mapping[str, int] = {}, caller: str = "",
+                         max_offers: int = 16) -> tuple[Joined, list[Offer]]:
+        """``enqueue`` then ``dispatch`` of the same queue in one round trip: a caller who
+        joins is offered a free agent at once, without a second wait on Redis. A refused
+        enqueue raises as ``enqueue`` does; the offers of that dispatch (other callers') are
+        then not returned and lapse after ``RESERVE_MS``, their callers keeping their place."""
+        pipe = self.redis.pipeline(transaction=False)
+        self.enqueue(tenant, queue, call_uuid, node=node, priority=priority, skills=skills,
+                     caller=caller, pipe=pipe)
+        self.dispatch(tenant, queue, max_offers=max_offers, pipe=pipe)
+        joined, offers = pipe.execute()
+        return (self._joined(tenant, queue, call_uuid, joined),
+                self._offers(tenant, offers))
+
+    @staticmethod
+    def _joined(tenant: str, queue: str, call_uuid: str, res: Any) -> Joined:
         code = int(res[0])
         if code == UNKNOWN_QUEUE:
             raise UnknownQueue(tenant, queue)
@@ -397,14 +425,17 @@ class Acd:
                                           delay_ms=_int(d)) for a, c, t, d in agents)))
         return out
 
-    def dispatch(self, tenant: str, queue: str, *, max_offers: int = 16) -> list[Offer]:
+    def dispatch(self, tenant: str, queue: str, *, max_offers: int = 16,
+                 pipe: Any = None) -> list[Offer]:
         """Callers in rank order, each paired with the free agent(s) the queue's strategy
-        picks; those agents are reserved. An unknown queue has nothing to dispatch."""
+        picks; those agents are reserved. An unknown queue has nothing to dispatch. With
+        ``pipe`` the script is only queued there (returns [])."""
         res = self._run("dispatch", tenant, [
             keys.acd_queue(tenant, queue), keys.acd_queue_tiers(tenant, queue),
             keys.acd_queue_waiting(tenant, queue)],
-            [queue, max_offers, SCAN_CALLERS, RESERVE_MS, *self._randoms(max_offers)])
-        return self._offers(tenant, res)
+            [queue, max_offers, SCAN_CALLERS, RESERVE_MS, *self._randoms(max_offers)],
+            pipe=pipe)
+        return [] if pipe is not None else self._offers(tenant, res)
 
     def dispatch_agent(self, tenant: str, agent: str, *, max_offers: int = 16) -> list[Offer]:
         """``agent`` became free: dispatch over its queues, best tier level first."""

@@ -27,13 +27,22 @@ def _table(rows: list[dict[str, object]]) -> str:
 
 def main() -> int:
     quick = os.environ.get("BENCH_QUICK") == "1"
-    from bench import bench_acd, bench_callflow, bench_parser, bench_sim
+    from bench import (
+        bench_acd,
+        bench_acd_flow,
+        bench_callflow,
+        bench_parser,
+        bench_records,
+        bench_sim,
+    )
 
     status = 0
     for title, mod in (("ESL parsing: greenswitch 0.0.19 vs esl_handlers", bench_parser),
                        ("FreeSWITCH simulator", bench_sim),
                        ("Call flow", bench_callflow),
-                       ("ACD dispatch latency", bench_acd)):
+                       ("ACD dispatch latency", bench_acd),
+                       ("ACD end to end: capacity, join -> originate, ring-all", bench_acd_flow),
+                       ("Call records: consumer into SQLite and PostgreSQL", bench_records)):
         t0 = time.monotonic()
         print(f"\n== {title}", flush=True)
         try:

@@ -92,7 +92,12 @@ def _read_metrics(port: int) -> _Metrics:
 class _Rig:
     """Redis + simulator + tenants + one worker, as the demo starts them; stopped in reverse."""
 
-    def __init__(self) -> None:
+    def __init__(self, tenants: Callable[[Path], Path] = demo._demo_tenants,
+                 endpoints: Callable[[int], None] = demo._set_agents) -> None:
+        # What the switch serves: tenants written into a work dir (a folder of YAML files),
+        # and the simulated agents' phones set on the simulator's port.
+        self.tenants = tenants
+        self.endpoints = endpoints
         self.workdir = Path(tempfile.mkdtemp(prefix="cc-core-bench-callflow-"))
         self.procs = demo._Processes(self.workdir)
         self.redis = PrivateRedis()
@@ -119,8 +124,8 @@ class _Rig:
                                     password=demo.SIM_PASSWORD,
                                     stderr_path=self.workdir / "simulator.log")
         self.procs.adopt("simulator", self.sim.proc)
-        demo._apply_tenants(self.redis.url, demo._demo_tenants(self.workdir))
-        demo._set_agents(self.sim.port)
+        demo._apply_tenants(self.redis.url, self.tenants(self.workdir))
+        self.endpoints(self.sim.port)
         self.metrics_port = demo._free_port_block(1)
         env = {k: v for k, v in os.environ.items() if k != "CC_TENANTS"}
         self.procs.start("worker", [

@@ -99,11 +99,18 @@ def build(ctx: WorkerContext) -> CallFlowApp:
         publish=lambda blob: ctx.redis.publish(keys.ACD_CHANNEL, blob),
         observe_dispatch=acd_metrics.dispatch.observe,
         observe_offer=acd_metrics.join_to_offer.observe,
+        observe_originate=acd_metrics.join_to_originate.observe,
+        observe_answer=acd_metrics.join_to_answer.observe,
         link_for=lambda node: _owned_link(ctx, node))
     machine.register(ctx.dispatcher)
     source = machine.decider.tenants
     ctx.group.spawn(_acd_loop, ctx, acd, queues, source)
     ctx.group.spawn(_offers_listener, ctx, queues)
+    if ctx.config.records.consume_in_worker:
+        from records.consumer import run_in_worker
+
+        ctx.group.spawn(run_in_worker, ctx.redis, ctx.config.records.db, ctx.worker_id,
+                        lambda: bool(ctx.draining), gevent.sleep)
     return CallFlowApp(ctx, machine)
 
 

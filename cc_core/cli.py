@@ -198,15 +198,9 @@ def _store(redis_url: str | None) -> Any:
         raise ConfigError("no Redis to read or write the tenant config: pass --redis-url "
                           "redis://HOST:PORT/DB or set CC_REDIS_URL (config commands never "
                           "start a private Redis)")
-    import redis
-
     from cc_core.tenants.store import TenantStore
 
-    try:
-        return TenantStore(redis.Redis.from_url(redis_url, socket_timeout=10,
-                                                socket_connect_timeout=5))
-    except ValueError as exc:
-        raise ConfigError(f"--redis-url {redis_url!r}: {exc}") from exc
+    return TenantStore(_redis(redis_url))
 
 
 def _redis_down(exc: Exception, redis_url: str | None) -> CcCoreError:
@@ -293,8 +287,6 @@ def selftest(number: str, dtmf: str, caller: str, node: str | None, config_path:
     from gevent import monkey
 
     monkey.patch_all()
-    import redis as redis_lib
-
     from cc_core import config as config_mod
     from cc_core.errors import ConfigError
     from cc_core.routing.region import RegionDirectory
@@ -312,7 +304,7 @@ def selftest(number: str, dtmf: str, caller: str, node: str | None, config_path:
         if not chosen:
             raise ConfigError(f"--node {node!r}: no such node in the config "
                               f"({', '.join(n.name for n in cfg.nodes) or 'none configured'})")
-        client = redis_lib.Redis.from_url(redis_url, socket_timeout=5)
+        client = _redis(redis_url)
         keys_ = [k.strip() for k in dtmf.split(",") if k.strip()]
         code = run_selftest(chosen[0], client, TenantDirectory(client), RegionDirectory(),
                             number, keys_, caller, timeout_s=timeout_s, out=click.echo)
@@ -401,12 +393,16 @@ def _redis(redis_url: str | None) -> Any:
     if not redis_url:
         raise ConfigError("no Redis to use: pass --redis-url redis://HOST:PORT/DB or set "
                           "CC_REDIS_URL")
-    import redis
+    from redis.exceptions import RedisError
+
+    from cc_core import redisconn
 
     try:
-        return redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5)
+        return redisconn.connect(redis_url, socket_timeout=10, socket_connect_timeout=5)
     except ValueError as exc:
         raise ConfigError(f"--redis-url {redis_url!r}: {exc}") from exc
+    except RedisError as exc:   # a cluster client asks a node for the slot map at once
+        raise _redis_down(exc, redis_url) from exc
 
 
 def _acd_call(redis_url: str | None, work: Any) -> Any:
@@ -710,6 +706,17 @@ def api_openapi(out_path: Path | None) -> None:
     else:
         out_path.write_text(text, encoding="utf-8")
         click.echo(f"wrote {out_path}")
+
+
+def _add_records_commands() -> None:
+    # The record store's commands live with it (records/cli.py); their errors come back here.
+    from records.cli import cdr, db
+
+    cli.add_command(db)
+    cli.add_command(cdr)
+
+
+_add_records_commands()
 
 
 def main() -> None:

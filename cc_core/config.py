@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cc_core.errors import ConfigError
+from cc_core.redisconn import check_url
 from esl_handlers.config import DEFAULT_EVENTS, EslConfig, NodeConfig
 from freeswitch_conf.model import SwitchConfig
 
@@ -24,16 +25,35 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RecordsConfig(_Model):
+    """The SQL store of business records (``records/``)."""
+
+    # A SQLite file (relative: to the working directory) or a PostgreSQL DSN
+    # (postgresql://user@host/db); CC_RECORDS_DB overrides.
+    db: str = "records.sqlite3"
+    # Each worker also runs one call-record consumer greenlet: for a one-box install on SQLite.
+    # Elsewhere run `cc-core cdr consume` (records.consumer says why).
+    consume_in_worker: bool = False
+
+
 class Config(_Model):
     nodes: list[NodeConfig] = Field(default_factory=list)
     esl: EslConfig = Field(default_factory=EslConfig)
-    redis_url: str | None = None  # None: start a private redis-server (tests, demo)
+    # None: start a private redis-server (tests, demo). redis://HOST:PORT/DB for one server,
+    # redis+cluster://HOST:PORT (any node) for a Redis Cluster: see cc_core.redisconn.
+    redis_url: str | None = None
     metrics_port: int = Field(0, ge=0, le=65535)  # 0: a free port per worker
     metrics_host: str = "127.0.0.1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     timezone: str = "Asia/Shanghai"
     # What `cc-core fsconf render` needs beyond the nodes: trunks, agents, addresses, fallback.
     freeswitch: SwitchConfig = Field(default_factory=SwitchConfig)
+    records: RecordsConfig = Field(default_factory=RecordsConfig)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_scheme(cls, v: str | None) -> str | None:
+        return v if v is None else check_url(v)
 
     @field_validator("nodes")
     @classmethod
@@ -61,6 +81,8 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         out["log_level"] = environ["CC_LOG_LEVEL"].upper()
     if environ.get("CC_METRICS_PORT"):
         out["metrics_port"] = environ["CC_METRICS_PORT"]
+    if environ.get("CC_RECORDS_DB"):
+        out["records"] = {"db": environ["CC_RECORDS_DB"]}
     return out
 
 
@@ -85,7 +107,11 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
             raise ConfigError(f"{path}: the top level must be a mapping (key: value), "
                               f"got {type(loaded).__name__}")
         data.update(loaded)
-    data.update(_env_overrides(dict(os.environ if environ is None else environ)))
+    for key, value in _env_overrides(dict(os.environ if environ is None else environ)).items():
+        # A section named in the environment keeps the file's other keys of that section.
+        base = data.get(key)
+        data[key] = {**base, **value} if isinstance(base, dict) and isinstance(value, dict) \
+            else value
     for key, value in (overrides or {}).items():
         if value is not None:
             data[key] = value

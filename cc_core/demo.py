@@ -39,6 +39,8 @@ from loadtest.simdriver import TrafficGenerator, TrafficPlan, TrafficStats, perc
 SIM_PASSWORD = "demo-" + os.urandom(4).hex()
 NODE = "fs1"
 START_TIMEOUT_S = 20.0
+# After the traffic: how long `cc-core cdr consume` may take to store the last calls.
+RECORDS_TIMEOUT_S = 20.0
 
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "tenants"
@@ -137,6 +139,68 @@ def _outcomes(redis_url: str, tenants: list[str]) -> tuple[Counter[str], Counter
     finally:
         client.close()
     return counts, causes
+
+
+def _summarised(redis_url: str, tenants: list[str]) -> Counter[str]:
+    """Calls summarised on the tenants' streams, by tenant (each call counted once)."""
+    import msgpack
+    import redis
+
+    from cc_core import keys
+
+    client = redis.Redis.from_url(redis_url)
+    seen: dict[str, str] = {}
+    try:
+        for tenant in tenants:
+            for _, fields in client.xrange(keys.calls_stream(tenant)):
+                call = msgpack.unpackb(fields[b"call"], raw=False)
+                seen[call["uuid"]] = tenant
+    finally:
+        client.close()
+    return Counter(seen.values())
+
+
+def _count_records(db_path: Path) -> int:
+    from records.db import driver_errors, open_database
+
+    if not db_path.exists():
+        return 0
+    try:
+        with open_database(str(db_path)) as db, db.transaction(write=False) as tx:
+            row = tx.execute("SELECT count(*) FROM call_records").fetchone()
+    except driver_errors():
+        return 0      # not migrated yet
+    return int(row[0]) if row else 0
+
+
+def _wait_for_records(db_path: Path, expected: int) -> int:
+    """The call records stored once `cc-core cdr consume` caught up (bounded wait)."""
+    deadline = time.monotonic() + RECORDS_TIMEOUT_S
+    count = _count_records(db_path)
+    while count < expected and time.monotonic() < deadline:
+        gevent.sleep(0.2)
+        count = _count_records(db_path)
+    return count
+
+
+def _print_call_report(db_path: Path, summarised: Counter[str]) -> None:
+    """The busiest tenant's 呼叫报表 for today, as `cc-core cdr report` prints it."""
+    from records import report
+    from records.db import open_database
+
+    if not summarised or not db_path.exists():
+        return
+    tenant = summarised.most_common(1)[0][0]
+    with open_database(str(db_path)) as db:
+        try:
+            tz = report.tenant_timezone(db, tenant)
+        except report.UnknownRecordsTenant:
+            return
+        today = datetime.now(tz).date().isoformat()
+        p = report.period(tenant, tz, today, today)
+        print(f"\ncall report: cc-core cdr report --db {db_path} --tenant {tenant} "
+              f"--from {today} --to {today}", flush=True)
+        print(report.as_table(report.report(report.rows(db, p), p)), end="", flush=True)
 
 
 def _selftest(redis_url: str, port: int) -> int:
@@ -367,6 +431,10 @@ def run_demo(opts: DemoOptions) -> int:
                 "--node", f"{NODE}=127.0.0.1:{sim_port}", "--password", SIM_PASSWORD,
                 "--redis-url", redis_srv.url, "--metrics-port", str(metrics_base),
             ], env=env)
+            records_db = workdir / "records.sqlite3"
+            procs.start("records", [
+                sys.executable, "-m", "cc_core.cli", "cdr", "consume", "--db", str(records_db),
+                "--redis-url", redis_srv.url], env=env)
             ports = [metrics_base + i for i in range(opts.workers)]
             owner = _wait_for_owner(ports)
             print(f"redis {redis_srv.url}  simulator 127.0.0.1:{sim_port}  "
@@ -402,9 +470,13 @@ def run_demo(opts: DemoOptions) -> int:
             # (not_in_service) though it ends with the same cause: count only the unrecorded.
             outcomes["unallocated"] += (stats.causes.get("UNALLOCATED_NUMBER", 0)
                                         - recorded.get("UNALLOCATED_NUMBER", 0))
+            summarised = _summarised(redis_srv.url, tenants)
+            stored = _wait_for_records(records_db, sum(summarised.values()))
             _print_summary(stats, gen.unanswered(), _handling_quantiles(final),
                            _lag_quantiles(final), workdir, outcomes, _acd_quantiles(final),
-                           _queue_counts(redis_srv.url, tenants))
+                           _queue_counts(redis_srv.url, tenants),
+                           records=(stored, sum(summarised.values()), records_db))
+            _print_call_report(records_db, summarised)
             ok = stats.placed > 0 and stats.ended == stats.placed
             return 0 if ok else 1
         finally:
@@ -478,7 +550,8 @@ def _print_summary(stats: TrafficStats, unanswered: int,
                    lag: tuple[float | None, float | None], workdir: Path,
                    outcomes: Counter[str],
                    acd: dict[str, tuple[float | None, float | None]] | None = None,
-                   queues: list[tuple[str, str]] | None = None) -> None:
+                   queues: list[tuple[str, str]] | None = None,
+                   records: tuple[int, int, Path] | None = None) -> None:
     acd = acd or {}
     elapsed = time.monotonic() - stats.started_mono
     placed = max(stats.placed, 1)
@@ -511,6 +584,8 @@ def _print_summary(stats: TrafficStats, unanswered: int,
         ("branches taken", ""),
         *((f"  {name[9:]}", f"{count}") for name, count in sorted(
             outcomes.items(), key=lambda kv: (-kv[1], kv[0])) if name.startswith("[")),
+        *([("call records", f"{records[0]} of {records[1]} calls stored ({records[2].name})")]
+          if records else []),
         ("logs", str(workdir)),
     ]
     width = max(len(k) for k, _ in rows)

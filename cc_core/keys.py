@@ -27,6 +27,21 @@ def calls_stream(tenant: str) -> str:
     return f"{_tenant(tenant)}:calls"
 
 
+def calls_stream_pattern() -> str:
+    """SCAN pattern matching every tenant's ``calls_stream`` (the call-record consumer)."""
+    return f"{PREFIX}:{{t:*}}:calls"
+
+
+def calls_tenants() -> str:
+    """Set of the tenants whose ``calls_stream`` exists: added to with each summary, so the
+    call-record consumer finds a tenant's first call at once, without a SCAN."""
+    return f"{PREFIX}:{{g}}:calls:tenants"
+
+
+# Consumer group of the call-record consumer (records.consumer) on every ``calls_stream``.
+CDR_GROUP = "cdr"
+
+
 # -- tenant configuration (cc_core.tenants.store) ------------------------------------------
 #
 # | key                              | type   | holds                                         |
@@ -94,6 +109,8 @@ def api_tokens(tenant: str) -> str:
 # | ``cc:{t:T}:acd:queue:<q>``            | hash   | one queue's settings and counters       |
 # | ``cc:{t:T}:acd:queue:<q>:tiers``      | zset   | agent ids, score level*10^5+position    |
 # | ``cc:{t:T}:acd:queue:<q>:waiting``    | zset   | waiting callers' uuids by rank          |
+# | ``cc:{t:T}:acd:queue:<q>:idle``       | zset   | free agents, score level*10^13 + idle   |
+# |                                       |        | since (ms): longest-idle dispatch       |
 # | ``cc:{t:T}:acd:member:<uuid>``        | hash   | one caller in a queue                   |
 # | ``cc:{t:T}:acd:timers``               | zset   | "kind|id" due at score (ms): wrap-up     |
 # |                                       |        | ends, delays, reservation deadlines     |
@@ -125,6 +142,10 @@ def acd_queue(tenant: str, queue: str) -> str:
 
 def acd_queue_tiers(tenant: str, queue: str) -> str:
     return f"{_tenant(tenant)}:acd:queue:{queue}:tiers"
+
+
+def acd_queue_idle(tenant: str, queue: str) -> str:
+    return f"{_tenant(tenant)}:acd:queue:{queue}:idle"
 
 
 def acd_queue_waiting(tenant: str, queue: str) -> str:

@@ -79,6 +79,7 @@ def _no_reconcile(node_name: str, channels: list[dict[str, Any]]) -> None:
 if TYPE_CHECKING:
     import redis as redis_lib
     from prometheus_client import CollectorRegistry
+    from redis.cluster import RedisCluster
 
     from esl_handlers.dispatch import Dispatcher
     from esl_handlers.link import NodeLink
@@ -96,7 +97,7 @@ class WorkerContext:
     """
 
     config: Config
-    redis: redis_lib.Redis
+    redis: redis_lib.Redis | RedisCluster   # cc_core.redisconn.connect: the URL's scheme picks
     worker_id: str
     index: int
     dispatcher: Dispatcher
@@ -308,9 +309,9 @@ class Worker:
     def run(self) -> int:
         # Imported here, not at the top: the supervisor imports this module too and needs none
         # of the ESL stack.
-        import redis
         from prometheus_client import CollectorRegistry, start_http_server
 
+        from cc_core import redisconn
         from esl_handlers import keys
         from esl_handlers.dispatch import Dispatcher
         from esl_handlers.nodes import NodeManager
@@ -328,15 +329,14 @@ class Worker:
         # A blocking pool sized above the handler pool: under overload a handler waits for a
         # connection instead of failing with "Too many connections" and stranding its call.
         pool_size = cfg.esl.redis_pool_size or cfg.esl.handler_pool_size + REDIS_POOL_SPARE
-        pool = redis.BlockingConnectionPool.from_url(
-            url, max_connections=pool_size, timeout=cfg.esl.redis_pool_timeout_s,
-            socket_timeout=5, socket_connect_timeout=2)
-        self.redis = redis.Redis(connection_pool=pool)
+        self.redis = redisconn.connect(url, pool_size=pool_size,
+                                       pool_timeout=cfg.esl.redis_pool_timeout_s,
+                                       socket_timeout=5, socket_connect_timeout=2)
         # The leases get their own client with short timeouts: a renewal must not queue behind
         # the app's traffic or wait out a 5 s socket timeout longer than the lease itself.
         lease_timeout = max(0.1, min(1.0, ttl_s / 3))
-        lease_redis = redis.Redis.from_url(url, socket_timeout=lease_timeout,
-                                           socket_connect_timeout=lease_timeout)
+        lease_redis = redisconn.connect(url, socket_timeout=lease_timeout,
+                                        socket_connect_timeout=lease_timeout)
         registry = CollectorRegistry()
         esl_metrics = EslMetrics(registry)
         dispatcher = Dispatcher(queue_size=cfg.esl.queue_size, pool_size=cfg.esl.handler_pool_size,

@@ -10,7 +10,7 @@ from pathlib import Path
 import gevent
 import pytest
 
-from cc_core.redis_server import PrivateRedis
+from cc_core.redis_server import PrivateRedis, PrivateRedisCluster
 
 CAPTURES = Path(
     os.environ.get("CC_ESL_CAPTURES", Path(__file__).resolve().parent / "data" / "esl-captures")
@@ -41,6 +41,25 @@ def redis_url(redis_server: PrivateRedis) -> Iterator[str]:
 
     yield redis_server.url
     redis.Redis.from_url(redis_server.url).flushall()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[PrivateRedisCluster]:
+    """One private Redis Cluster (3 masters, no replicas) for the session, started on first
+    use only: most tests never need it."""
+    with PrivateRedisCluster(masters=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: PrivateRedisCluster) -> Iterator[str]:
+    """``redis+cluster://`` + the first master (``cc_core.redisconn.connect`` and a worker's
+    ``redis_url`` take it as it is); every master is flushed after each test."""
+    import redis
+
+    yield redis_cluster.url
+    for port in redis_cluster.ports:
+        redis.Redis(host=redis_cluster.host, port=port).flushall()
 
 
 def pytest_report_header() -> str:

@@ -230,6 +230,63 @@ local function reserve(cfg, u, m, picked, delays, reserve_ms, out)
   out[#out + 1] = {cfg.q, u, m[2] or '', token, I(deadline), m[4] or '', flat}
 end
 
+-- Longest-idle-agent (without tier rules), the common case, walks the queue's idle index
+-- (refresh_sets: free agents by tier level, then idle since, then id: the order pick() would
+-- give) a page at a time instead of reading every free agent of the level: a caller with
+-- no skills takes the first agent read, so a pass costs a few reads, not one per agent
+-- (3.7 us each: 2.8 ms for a 700-agent queue). Each agent is read at most once per pass.
+local IDLE_PAGE = 16
+
+local function idle_page(pool)
+  -- Agents reserved in this pass left the index (refresh_sets): the offset steps back.
+  local from = pool.fetched - pool.removed
+  local got = redis.call('ZRANGE', idle_key(pool.q), from, from + IDLE_PAGE - 1, 'WITHSCORES')
+  pool.fetched = pool.fetched + #got / 2
+  if #got < 2 * IDLE_PAGE then pool.done = true end
+  for i = 1, #got, 2 do
+    local a = got[i]
+    local f = redis.call('HMGET', agent_key(a), 'busy_until', 'skills', 'idle_since', 'contact',
+                         'type', 'state', 'status', 'reg')
+    -- the agent's own hash has the last word over the index
+    if tonumber(f[1] or 0) <= NOW and f[4] and f[6] == WAITING and is_avail(f[7])
+        and f[8] ~= '0' then
+      pool.loaded[#pool.loaded + 1] = {
+        id = a, level = math.floor(tonumber(got[i + 1]) / IDLE_LEVEL_SPAN),
+        raw_skills = f[2] or '', idle = tonumber(f[3] or 0), contact = f[4],
+        type = f[5] or 'callback'}
+    end
+  end
+end
+
+local function dispatch_idle(cfg, budget, reserve_ms, scan, out)
+  local pool = {q = cfg.q, loaded = {}, fetched = 0, removed = 0, done = false}
+  local taken = {}
+  local offers = 0
+  for _, u in ipairs(redis.call('ZRANGE', waiting_key(cfg.q), 0, scan - 1)) do
+    if offers >= budget then break end
+    local m = redis.call('HMGET', member_key(u), 'jbase', 'node', 'skills', 'callback')
+    local req = required(cfg, parse_kv(m[3]), NOW - tonumber(m[1] or NOW))
+    local c, i = nil, 1
+    while true do
+      while c == nil and i <= #pool.loaded do
+        local x = pool.loaded[i]
+        if not taken[x.id] and meets(x, req) then c = x end
+        i = i + 1
+      end
+      if c ~= nil or pool.done then break end
+      idle_page(pool)
+    end
+    if c ~= nil then
+      reserve(cfg, u, m, {c}, {0}, reserve_ms, out)
+      taken[c.id] = true
+      pool.removed = pool.removed + 1
+      offers = offers + 1
+    elseif req == nil or next(req) == nil then
+      break     -- nobody free is left for a caller who needs nothing: nor for the others
+    end
+  end
+end
+
 -- One pass over queue q, at most `budget` offers. Returns how many random numbers were used
 -- so far (`rands` are shared by the passes of one script call).
 local function dispatch_queue(q, budget, rands, ri, reserve_ms, scan, out)
@@ -237,6 +294,10 @@ local function dispatch_queue(q, budget, rands, ri, reserve_ms, scan, out)
   if cfg == nil or budget <= 0 then return ri end
   local wk = waiting_key(q)
   if redis.call('ZCARD', wk) == 0 then return ri end
+  if cfg.strategy == 'longest-idle-agent' and not cfg.tra then
+    dispatch_idle(cfg, budget, reserve_ms, scan, out)
+    return ri
+  end
   local pool = free_pool(cfg)
   local any = false
   for i = 1, pool.n do if pool.free[i] == 1 then any = true; break end end

@@ -53,6 +53,10 @@ local function tiers_key(q) return P .. ':queue:' .. q .. ':tiers' end
 local function waiting_key(q) return P .. ':queue:' .. q .. ':waiting' end
 local function abandoned_key(q, caller) return P .. ':queue:' .. q .. ':abandoned:' .. caller end
 local function member_key(u) return P .. ':member:' .. u end
+-- A queue's free agents in longest-idle order: score = tier level * IDLE_LEVEL_SPAN +
+-- idle_since ms (kept by refresh_sets, rebuilt by queue_reindex.lua; see _dispatch.lua).
+local function idle_key(q) return P .. ':queue:' .. q .. ':idle' end
+local IDLE_LEVEL_SPAN = 10000000000000   -- 10^13 ms, past any idle_since; level <= 100
 
 local function event(fields)
   redis.call('XADD', EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', unpack(fields))
@@ -65,12 +69,23 @@ local function is_avail(status) return status == AVAILABLE or status == ON_DEMAN
 -- Keep the free/available sets true to the agent's hash after any change of status, state
 -- or registration. Free = Available (On Demand), Waiting, registered not "0".
 local function refresh_sets(a)
-  local f = redis.call('HMGET', agent_key(a), 'status', 'state', 'reg')
+  local f = redis.call('HMGET', agent_key(a), 'status', 'state', 'reg', 'idle_since')
   if is_avail(f[1]) then redis.call('SADD', AVAIL, a) else redis.call('SREM', AVAIL, a) end
-  if is_avail(f[1]) and f[2] == WAITING and f[3] ~= '0' then
+  local free = is_avail(f[1]) and f[2] == WAITING and f[3] ~= '0'
+  if free then
     redis.call('SADD', FREE, a)
   else
     redis.call('SREM', FREE, a)
+  end
+  local qs = redis.call('ZRANGE', agent_queues_key(a), 0, -1, 'WITHSCORES')
+  for i = 1, #qs, 2 do
+    if free then
+      local level = math.floor(tonumber(qs[i + 1]) / 100000)
+      redis.call('ZADD', idle_key(qs[i]),
+                 I(level * IDLE_LEVEL_SPAN + tonumber(f[4] or 0)), a)
+    else
+      redis.call('ZREM', idle_key(qs[i]), a)
+    end
   end
 end
 

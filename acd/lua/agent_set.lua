@@ -12,6 +12,8 @@ local ak = KEYS[7]
 if redis.call('EXISTS', ak) == 0 then return {-1, '', ''} end
 local f = redis.call('HMGET', ak, 'status', 'state', 'busy_until', 'idle_since')
 local function back_to_work()
+  -- before the status change: refresh_sets files the agent by it (longest-idle index)
+  if tonumber(f[4] or 0) == 0 then redis.call('HSET', ak, 'idle_since', I(NOW)) end
   set_status(a, arg == '1' and ON_DEMAND or AVAILABLE)
   local st = f[2]
   if st ~= IN_CALL and st ~= RECEIVING and st ~= RESERVED then
@@ -21,7 +23,6 @@ local function back_to_work()
       set_state(a, WAITING)
     end
   end
-  if tonumber(f[4] or 0) == 0 then redis.call('HSET', ak, 'idle_since', I(NOW)) end
 end
 if op == 'login' then
   if f[1] ~= LOGGED_OUT then return {-2, f[1], f[2]} end

@@ -95,16 +95,16 @@ def serve(listen: str, redis_url: str) -> None:
     import signal
 
     import gevent
-    import redis as redis_lib
     from gevent.pywsgi import WSGIServer
 
     from acd.store import Acd
+    from cc_core import redisconn
     from cc_core.errors import ConfigError
 
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit():
         raise ConfigError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
-    client = redis_lib.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5)
+    client = redisconn.connect(redis_url, socket_timeout=10, socket_connect_timeout=5)
     app = create_app(acd=Acd(client), tokens=TokenStore(client))
     server = WSGIServer((host.strip("[]"), int(port)), app, log=None, error_log=log)
     gevent.signal_handler(signal.SIGTERM, server.stop)

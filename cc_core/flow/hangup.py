@@ -74,10 +74,50 @@ class CallSummaryStream:
             "queue": d.queue, "agent": d.agent,
             "hangup_cause": ended.cause, "ended_at_ms": int(time.time() * 1000),
             "billsec": ev.get("variable_billsec") or "0" if ev is not None else "0",
+            # The call record's times. The switch's own clock for the channel's life (every
+            # CHANNEL_HANGUP_COMPLETE carries them, 0 for what never happened); the worker's
+            # for the queue, which the switch knows nothing of. Durations are only ever taken
+            # between two stamps of one clock.
+            "start_ms": _epoch_ms(ev, "variable_start_uepoch"),
+            "answer_ms": _epoch_ms(ev, "variable_answer_uepoch"),
+            "bridge_ms": _epoch_ms(ev, "variable_bridge_uepoch"),
+            "end_ms": _epoch_ms(ev, "variable_end_uepoch"),
+            "joined_ms": d.joined_ms, "agent_answered_ms": d.agent_answered_ms,
+            "left_queue_ms": d.left_queue_ms, "timezone": d.timezone,
+            "hangup_side": _hangup_side(ev),
         }
-        self.redis.xadd(keys.calls_stream(d.tenant),
-                        {"call": msgpack.packb(summary, use_bin_type=True)},
-                        maxlen=CALLS_STREAM_MAXLEN, approximate=True)
+        append_summary(self.redis, summary)
+
+
+def append_summary(redis: Any, summary: dict[str, Any]) -> None:
+    """Puts a finished call's summary on its tenant's stream, and the tenant in the set of
+    tenants with a stream (one round trip)."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.xadd(keys.calls_stream(summary["tenant"]),
+              {"call": msgpack.packb(summary, use_bin_type=True)},
+              maxlen=CALLS_STREAM_MAXLEN, approximate=True)
+    pipe.sadd(keys.calls_tenants(), summary["tenant"])
+    pipe.execute()
+
+
+def _epoch_ms(event: Any, name: str) -> int:
+    """A ``*_uepoch`` channel variable in milliseconds; 0 when absent or not a number."""
+    value = event.get(name) if event is not None else None
+    try:
+        return max(0, int(value or 0) // 1000)
+    except ValueError:
+        return 0
+
+
+def _hangup_side(event: Any) -> str:
+    """Who ended the caller's leg, from sofia's ``sip_hangup_disposition`` (captures):
+    ``recv_*`` the caller's side, ``send_*`` ours; "" when the switch did not say."""
+    disposition = (event.get("variable_sip_hangup_disposition") or "") if event is not None else ""
+    if disposition.startswith("recv_"):
+        return "caller"
+    if disposition.startswith("send_"):
+        return "platform"
+    return ""
 
 
 class ForgetLiveRecord:

@@ -290,7 +290,7 @@ class CallMachine:
                         caller_kind=d.caller.kind.value if d.caller else "",
                         province=d.region.province if d.region else "",
                         city=d.region.city if d.region else "", priority=d.priority,
-                        answer_mode=d.answer_mode.value)
+                        answer_mode=d.answer_mode.value, timezone=d.tenant.timezone)
 
     def _claim(self, tenant: str, uuid: str, data: CallData) -> CallRecord | None | bool:
         for attempt in range(CLAIM_ATTEMPTS):

@@ -87,13 +87,17 @@ class QueueFlow:
                  publish: Callable[[bytes], Any] | None = None,
                  observe_dispatch: Callable[[float], None] | None = None,
                  observe_offer: Callable[[float], None] | None = None,
+                 observe_originate: Callable[[float], None] | None = None,
+                 observe_answer: Callable[[float], None] | None = None,
                  link_for: Callable[[str], Any] | None = None) -> None:
         self.m = machine
         self.acd = acd
         self.post = post
         self.publish = publish
         self.observe_dispatch = observe_dispatch   # dispatch script round trip (seconds)
-        self.observe_offer = observe_offer         # queue join -> agent originate sent
+        self.observe_offer = observe_offer         # queue join -> originate's reply read
+        self.observe_originate = observe_originate  # queue join -> originate handed to socket
+        self.observe_answer = observe_answer       # queue join -> an agent's answer won
         self.link_for = link_for                   # node name -> its link (callbacks)
         self._timers: dict[str, Any] = {}          # caller uuid -> its wait greenlet
         self._won: set[str] = set()                # agent legs bridged by this worker
@@ -118,16 +122,23 @@ class QueueFlow:
         call.data.outcome = "queued"
         call.data.offer = {}
         call.data.joined_ms = now_ms()
+        call.data.left_queue_ms = 0
         self._joined_at[call.uuid] = time.monotonic()
         self.m._media(call, answer=False)
         call.data.pending = self.m._app_uuid(call, CallState.QUEUED)
         self.m._save(call, CallState.QUEUED)
         skills = {**queue.skills, **call.data.skills}
-        self.acd.enqueue(tenant.tenant, name, call.uuid, node=call.node,
-                         priority=call.data.priority, skills=skills, caller=call.data.caller)
+        # Enqueue and the dispatch that may find this caller a free agent share one round
+        # trip; the offers run in the callers' lanes, so this caller's rings after its music.
+        t0 = time.perf_counter()
+        _, offers = self.acd.enqueue_dispatch(tenant.tenant, name, call.uuid, node=call.node,
+                                              priority=call.data.priority, skills=skills,
+                                              caller=call.data.caller)
+        if self.observe_dispatch is not None:
+            self.observe_dispatch(time.perf_counter() - t0)
         self._moh(call, queue)
         self._arm(call, queue)
-        self.dispatch(tenant.tenant, name)
+        self.deliver(offers)
 
     def _moh(self, call: Call, queue: Queue) -> None:
         self.m._sendmsg(call, commands.execute_headers("playback", queue.moh,
@@ -232,10 +243,16 @@ class QueueFlow:
             # What the caller keyed in the IVR, for the agent's desk (screen pop).
             **{f"cc_var_{name}": value for name, value in call.data.vars.items()}}
         self.m._act(call)
+        # The bytes go out at once unless another greenlet is mid-write (send lock): the
+        # originate is "sent" here; the switch's reply then takes a round trip of its own.
+        sending = time.monotonic()
         job = call.link.bgapi(commands.originate(oa.contact, variables=variables))
         joined = self._joined_at.pop(call.uuid, None)
-        if joined is not None and self.observe_offer is not None:
-            self.observe_offer(time.monotonic() - joined)
+        if joined is not None:
+            if self.observe_originate is not None:
+                self.observe_originate(sending - joined)
+            if self.observe_offer is not None:
+                self.observe_offer(time.monotonic() - joined)
         gevent.spawn(self._await_job, call.uuid, leg, oa.agent, job,
                      queue.ring_timeout_s + JOB_SLACK_S)
 
@@ -302,7 +319,10 @@ class QueueFlow:
             return
         data["won"] = leg
         call.data.agent = agent
+        call.data.agent_answered_ms = now_ms()
         self._won.add(leg)
+        if self.observe_answer is not None and call.data.joined_ms:
+            self.observe_answer(max(0, now_ms() - call.data.joined_ms) / 1000)
         for other in list(data["legs"]):
             if other != leg:
                 self._kill(call.link, other, "LOSE_RACE")
@@ -413,6 +433,7 @@ class QueueFlow:
 
     def leave_for(self, call: Call, reason: str) -> None:
         """The caller stops waiting (timeout, no agent, exit key) but stays on the line."""
+        call.data.left_queue_ms = now_ms()
         self._disarm(call.uuid)
         self._joined_at.pop(call.uuid, None)
         self.acd.leave(call.data.tenant, call.uuid, reason)

@@ -104,6 +104,11 @@ class CallData:
     agent: str = ""                   # the agent who answered
     chain: list[str] = field(default_factory=list)         # overflow steps still to try
     joined_ms: int = 0                # when the caller joined the queue
+    # What the call record needs beyond the switch's own timestamps (worker wall clock, ms):
+    # the wait in queue runs from ``joined_ms`` to the agent's answer or to leaving the queue.
+    agent_answered_ms: int = 0        # when the agent who took the call answered
+    left_queue_ms: int = 0            # when the caller stopped waiting (overflow, exit key)
+    timezone: str = ""                # the tenant's, for showing the record's times
 
     def pack(self) -> bytes:
         return msgpack.packb(asdict(self), use_bin_type=True)

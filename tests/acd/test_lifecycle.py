@@ -313,6 +313,27 @@ def test_queue_counters_and_estimated_wait(redis_url: str) -> None:
     assert acd.estimated_wait_s(T, "q") is None           # nobody Available to estimate by
 
 
+def test_enqueue_dispatch_offers_a_joining_caller_a_free_agent_in_the_same_call(
+        redis_url: str) -> None:
+    cfg = tenant({"a1": {}, "a2": {}}, {"q": {"tiers": tiers("a1", "a2")},
+                                        "p": {"tiers": tiers("a1")}})
+    acd, _ = make_acd(redis_url, cfg)
+    acd.set_break(T, "a2")
+    acd.enqueue(T, "q", "c0", node="n1")      # waits since a1 was never dispatched
+    joined, offers = acd.enqueue_dispatch(T, "q", "c1", node="n1")
+    assert joined.waiting == 2
+    # The caller ahead is served first; the joining caller keeps its place behind.
+    assert [(o.call_uuid, o.agents[0].agent) for o in offers] == [("c0", "a1")]
+    assert acd.agent(T, "a1").state == "Reserved" and acd.position(T, "c1") == (1, 1)
+    acd.set_available(T, "a2")
+    _, offers = acd.enqueue_dispatch(T, "q", "c1", node="n1")   # idempotent join
+    assert [(o.call_uuid, o.agents[0].agent) for o in offers] == [("c1", "a2")]
+    with pytest.raises(UnknownQueue):
+        acd.enqueue_dispatch(T, "nope", "c2", node="n1")
+    with pytest.raises(AlreadyQueued):
+        acd.enqueue_dispatch(T, "p", "c1", node="n1")
+
+
 def test_errors_carry_stable_ids_and_say_how_to_fix(redis_url: str) -> None:
     cfg = tenant({"a1": {}}, {"q": {"tiers": tiers("a1")}, "p": {"tiers": tiers("a1")}})
     acd, _ = make_acd(redis_url, cfg)

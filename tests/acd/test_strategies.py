@@ -186,3 +186,39 @@ def test_lower_tier_level_wins_whatever_the_strategy_key(redis_url: str) -> None
     clock.advance(60_000)
     acd.login(T, "a1")
     assert picks(acd, "q", 2) == ["a1", "a2"]
+
+
+def test_longest_idle_reads_past_the_first_agents_without_skipping_any(redis_url: str) -> None:
+    # The longest-idle dispatch walks its index a page at a time; an agent taken earlier in the
+    # same pass must not make it skip the next one in line (here the longest-idle agent with
+    # the skill the second caller needs).
+    plain = [f"a{i:02d}" for i in range(1, 17)]   # exactly one page of them
+    skilled = [f"x{i:02d}" for i in range(1, 4)]
+    cfg = tenant({**{a: {} for a in plain}, **{x: {"skills": {"x": 5}} for x in skilled}},
+                 {"q": {"tiers": tiers(*plain, *skilled)}})
+    acd, clock = make_acd(redis_url, cfg, login=False)
+    for a in [*plain, *skilled]:           # logged in one after the other: idle in this order
+        acd.login(T, a)
+        clock.advance(1000)
+    acd.enqueue(T, "q", "c1", node="n1")
+    acd.enqueue(T, "q", "c2", node="n1", skills={"x": 5})
+    offers = acd.dispatch(T, "q")
+    assert [(o.call_uuid, o.agents[0].agent) for o in offers] == [("c1", "a01"), ("c2", "x01")]
+
+
+def test_an_agent_added_to_a_queue_while_free_is_offered_its_callers(redis_url: str) -> None:
+    # The longest-idle index follows tier changes made by a sync, not only state changes.
+    before = tenant({"a1": {}, "a2": {}}, {"q1": {"tiers": tiers("a1")},
+                                         "q2": {"tiers": tiers("a2")}})
+    acd, _ = make_acd(redis_url, before)
+    acd.set_break(T, "a2")
+    acd.enqueue(T, "q2", "c1", node="n1")
+    assert acd.dispatch(T, "q2") == []
+    acd.sync(tenant({"a1": {}, "a2": {}}, {"q1": {"tiers": tiers("a1")},
+                                          "q2": {"tiers": tiers("a2", "a1")}}))
+    (offer,) = acd.dispatch(T, "q2")
+    assert offer.agents[0].agent == "a1"
+    acd.sync(before)                       # and taken out again
+    acd.leave(T, "c1", "hangup")
+    acd.enqueue(T, "q2", "c2", node="n1")
+    assert acd.dispatch(T, "q2") == []

@@ -13,11 +13,12 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgpack
-import redis
 
 from cc_core import keys as product_keys
+from cc_core import redisconn
 from cc_core.config import Config, EslConfig, NodeConfig
 from esl_handlers import keys
 from esl_handlers.connection import EslConnection
@@ -53,7 +54,7 @@ class WorkerProc:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def metrics_port(self, r: redis.Redis) -> int | None:
+    def metrics_port(self, r: Any) -> int | None:
         if self.port is None:
             value = r.hget(keys.worker(self.worker_id), "metrics_port")
             if value and int(value):
@@ -104,12 +105,14 @@ class WorkerProc:
 
 
 def worker_config(sim_port: int, redis_url: str, ttl_ms: int,
-                  esl: dict[str, object] | None = None) -> Config:
+                  esl: dict[str, object] | None = None,
+                  records: dict[str, object] | None = None) -> Config:
     return Config.model_validate({
         "nodes": [{"name": NODE, "port": sim_port, "password": SIM_PASSWORD}],
         "esl": {"lease_ttl_ms": ttl_ms, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5,
                 "connect_timeout_s": 2, "command_timeout_s": 2, **(esl or {})},
         "redis_url": redis_url,
+        **({"records": records} if records else {}),
     })
 
 
@@ -138,11 +141,12 @@ class Cluster:
     workers: list[WorkerProc] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.r = redis.Redis.from_url(self.redis_url, socket_timeout=2)
+        self.r = redisconn.connect(self.redis_url, socket_timeout=2)
 
     def start_workers(self, n: int, ttl_ms: int, app: str = "",
-                      esl: dict[str, object] | None = None) -> list[WorkerProc]:
-        cfg = worker_config(self.sim.port, self.redis_url, ttl_ms, esl)
+                      esl: dict[str, object] | None = None,
+                      records: dict[str, object] | None = None) -> list[WorkerProc]:
+        cfg = worker_config(self.sim.port, self.redis_url, ttl_ms, esl, records)
         new = [start_worker(cfg, len(self.workers) + i, self.tmp_path, app) for i in range(n)]
         self.workers += new
         for w in new:
@@ -217,7 +221,7 @@ class OwnershipSampler:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        r = redis.Redis.from_url(self.cluster.redis_url, socket_timeout=1)
+        r = redisconn.connect(self.cluster.redis_url, socket_timeout=1)
         deadline = time.monotonic() + 60
         while not self._stop.is_set() and time.monotonic() < deadline:
             workers = list(self.cluster.workers)

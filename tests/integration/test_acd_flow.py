@@ -112,6 +112,47 @@ def test_a_caller_is_offered_to_an_agent_bridged_and_the_agent_wraps_up(acd_flow
     wait_for(lambda: state(acd, agent) == ("Available", "Waiting"), timeout=10,
              message="the agent back to Waiting after wrap-up")
     assert acd.agent(T, agent).calls_today == 1
+    # The worker's own view of the wait: one join -> originate, sent before the switch
+    # replied to it; one join -> answer, which includes the agent's 100 ms of ringing.
+    worker = cluster.workers[0]
+    assert worker.metrics_port(cluster.r)
+
+    def seen(name: str) -> tuple[float | None, float | None]:
+        return (worker.metric(f"cccore_acd_{name}_seconds_count", {}),
+                worker.metric(f"cccore_acd_{name}_seconds_sum", {}))
+
+    (sent_n, sent_s), (reply_n, reply_s), (answer_n, answer_s) = (
+        seen("join_to_originate"), seen("join_to_offer"), seen("join_to_answer"))
+    assert sent_n == reply_n == answer_n == 1
+    assert sent_s is not None and reply_s is not None and answer_s is not None
+    assert sent_s <= reply_s and answer_s >= 0.1
+
+
+def test_an_answered_queue_call_leaves_one_record_with_its_times(acd_flow, tmp_path) -> None:
+    """The summary the worker writes carries what the call record needs (the switch's
+    times, the queue's): stored by the consumer, a record a person can trust."""
+    from records.consumer import CdrConsumer
+    from records.db import open_database
+    from records.migrate import migrate
+
+    cluster, obs, _ = acd_flow
+    uuid = obs.call(CALLER, "4002220001")
+    ended(cluster, obs, uuid)
+    with open_database(str(tmp_path / "records.sqlite3")) as db:
+        migrate(db)
+        CdrConsumer(cluster.r, db, "test").step()
+        with db.transaction(write=False) as tx:
+            tx.execute("SELECT call_uuid, disposition, queue, agent, start_ms, answer_ms, "
+                       "end_ms, agent_answer_ms, wait_ms, talk_ms, timezone FROM call_records")
+            rows = tx.fetchall()
+    assert len(rows) == 1, rows
+    (call, disposition, queue, agent, start, answer, end, agent_answer, wait, talk,
+     tz) = rows[0]
+    assert (call, disposition, tz) == (uuid, "answered", "Asia/Shanghai")
+    assert queue and agent in ("a1", "a2")
+    assert 0 < start <= answer <= end and agent_answer > 0
+    # The agent answers 100 ms after being rung and the call lasts (simulated) 600 ms.
+    assert wait is not None and wait >= 0 and talk is not None and 0 < talk <= end - start
 
 
 def test_ring_all_bridges_the_first_to_answer_and_hangs_up_every_other_leg(acd_flow) -> None:

@@ -39,6 +39,13 @@ def test_demo_plays_the_example_tenants_through_every_kind_of_outcome() -> None:
     assert int(_row(out, "after hours")) > 0, "the generated tenant closed today"
     assert "selftest 4008001234 from 13705711234, keys 1,3,2: expecting queue:support" in out
     assert "result: reached queue:support" in out
+    # Every call summarised is one call record, and the busiest tenant's report shows them.
+    stored = re.fullmatch(r"(\d+) of (\d+) calls stored \(records.sqlite3\)",
+                          _row(out, "call records"))
+    assert stored and int(stored[1]) == int(stored[2]) > 0, _row(out, "call records")
+    assert re.search(r"^call report: cc-core cdr report --db \S+ --tenant \w+", out, re.M)
+    reported = re.search(r"^calls +(\d+)$", out.split("call report:")[-1], re.M)
+    assert reported and int(reported[1]) > 0
     # Callers the flow refused are never answered: the ones the summary counts as such.
     refused = sum(outcomes[k] for k in ("blacklisted", "unallocated", "not_in_service"))
     assert int(_row(out, "never answered")) >= refused

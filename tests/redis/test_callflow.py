@@ -172,9 +172,14 @@ def test_the_hangup_pipeline_summarises_then_forgets_the_call(redis_url: str) ->
     m, _, r = _machine(redis_url)
     link = RecordingLink()
     m.on_park(_park(), link)
+    # The channel's times as CHANNEL_HANGUP_COMPLETE carries them (captures: *_uepoch, 0 for
+    # what never happened), and sofia's word on who hung up.
     m.on_hangup_complete(Event.from_headers({
         "Event-Name": "CHANNEL_HANGUP_COMPLETE", "Unique-ID": UUID,
-        "Hangup-Cause": "NORMAL_CLEARING", "variable_billsec": "3"}), link)
+        "Hangup-Cause": "NORMAL_CLEARING", "variable_billsec": "3",
+        "variable_start_uepoch": "1764468000123456", "variable_answer_uepoch": "1764468000500000",
+        "variable_bridge_uepoch": "0", "variable_end_uepoch": "1764468003600000",
+        "variable_sip_hangup_disposition": "recv_bye"}), link)
     entries = r.xrange(keys.calls_stream("t1"))
     assert len(entries) == 1 and not r.exists(keys.call("t1", UUID))
     import msgpack
@@ -182,6 +187,10 @@ def test_the_hangup_pipeline_summarises_then_forgets_the_call(redis_url: str) ->
     summary = msgpack.unpackb(entries[0][1][b"call"], raw=False)
     assert (summary["outcome"], summary["path"], summary["hangup_cause"]) == (
         "announced", ["announce:greeting"], "NORMAL_CLEARING")
+    assert (summary["start_ms"], summary["answer_ms"], summary["bridge_ms"],
+            summary["end_ms"]) == (1764468000123, 1764468000500, 0, 1764468003600)
+    assert (summary["timezone"], summary["hangup_side"], summary["joined_ms"]) == (
+        "Asia/Shanghai", "caller", 0)
 
 
 # ---- reconcile, sweep, takeover ----------------------------------------------------------------

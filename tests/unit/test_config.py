@@ -75,3 +75,27 @@ def test_a_misspelt_event_name_is_refused_with_a_suggestion(tmp_path) -> None:
     f.write_text("esl: {events: [CHANNEL_PARK, CHANEL_ANSWER]}\n")
     with pytest.raises(ConfigError, match="did you mean CHANNEL_ANSWER"):
         config.load(f, environ={})
+
+
+def test_a_redis_cluster_is_named_by_the_redis_cluster_scheme(tmp_path) -> None:
+    from cc_core import redisconn
+
+    cfg = config.load(environ={"CC_REDIS_URL": "redis+cluster://10.0.0.5:7000"})
+    assert redisconn.is_cluster(cfg.redis_url or "")
+    assert not redisconn.is_cluster("redis://10.0.0.5:6379/0")
+    f = tmp_path / "cc.yaml"
+    f.write_text("redis_url: http://10.0.0.5:7000\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(f, environ={})
+    assert "redis_url" in str(err.value) and "redis+cluster://" in str(err.value)
+    with pytest.raises(ConfigError, match="database 0 only"):
+        config.load(environ={"CC_REDIS_URL": "redis+cluster://10.0.0.5:7000/3"})
+
+
+def test_the_record_store_comes_from_the_file_and_cc_records_db_keeps_its_other_keys(
+        tmp_path) -> None:
+    assert config.load(environ={}).records.db == "records.sqlite3"
+    f = tmp_path / "cc.yaml"
+    f.write_text("records: {db: /var/lib/cc/r.sqlite3, consume_in_worker: true}\n")
+    cfg = config.load(f, environ={"CC_RECORDS_DB": "postgresql://cc@db/cc"})
+    assert (cfg.records.db, cfg.records.consume_in_worker) == ("postgresql://cc@db/cc", True)

@@ -1,0 +1,65 @@
+"""One place that turns a configured ``redis_url`` into a client: a single server or a Redis
+Cluster, chosen by the URL's scheme.
+
+* ``redis://HOST:PORT/DB``, ``rediss://...``, ``unix:///path?db=N``: one server (``redis.Redis``);
+* ``redis+cluster://HOST:PORT``, ``rediss+cluster://...``: a Redis Cluster
+  (``redis.cluster.RedisCluster``); HOST:PORT is any one node, the client learns the others.
+
+The product runs unchanged on both: every script's keys share one tenant's (or node's) hash tag
+(``cc_core.keys``), and reads that span tenants go through pipelines, which a cluster client
+splits by node.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
+
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+SINGLE_SCHEMES = ("redis", "rediss", "unix")
+SCHEMES = (*SINGLE_SCHEMES, *CLUSTER_SCHEMES)
+
+
+def check_url(url: str) -> str:
+    """``url`` unchanged, or ValueError saying which schemes are understood."""
+    scheme = urlsplit(url).scheme
+    if scheme not in SCHEMES:
+        raise ValueError(
+            f"{url!r}: the scheme must be one of {', '.join(s + '://' for s in SCHEMES)} "
+            "(redis+cluster://HOST:PORT names any node of a Redis Cluster)")
+    if scheme in CLUSTER_SCHEMES and urlsplit(url).path.strip("/") not in ("", "0"):
+        raise ValueError(f"{url!r}: a Redis Cluster has database 0 only; drop the /DB part")
+    return url
+
+
+def is_cluster(url: str) -> bool:
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
+def connect(url: str, *, pool_size: int | None = None, pool_timeout: float | None = None,
+            **kwargs: Any) -> Any:
+    """A client for ``url`` (``redis.Redis`` or ``RedisCluster``; both offer the commands,
+    scripts and pipelines the product uses). With ``pool_size``, connections come from a
+    blocking pool of that size (per node on a cluster): under overload a caller waits up to
+    ``pool_timeout`` for one instead of failing with "Too many connections"."""
+    check_url(url)
+    if pool_size is not None:
+        kwargs.update(max_connections=pool_size, timeout=pool_timeout)
+    scheme = urlsplit(url).scheme
+    if scheme in CLUSTER_SCHEMES:
+        plain = CLUSTER_SCHEMES[scheme] + url[len(scheme):]
+        if pool_size is not None:
+            kwargs["connection_pool_class"] = redis.BlockingConnectionPool
+        try:
+            return RedisCluster.from_url(plain, **kwargs)
+        except RedisClusterException as exc:
+            # Unlike a single-server client, this one connects at once (to learn the slot
+            # map): report it as the connection error callers already handle.
+            raise redis.ConnectionError(f"Redis Cluster at {url}: {exc}") from exc
+    if pool_size is not None:
+        return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(url, **kwargs))
+    return redis.Redis.from_url(url, **kwargs)
