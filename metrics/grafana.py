@@ -262,7 +262,10 @@ def operations() -> dict[str, Any]:
               [Query("histogram_quantile(0.99, sum by (le) (rate("
                      f"cccore_acd_dispatch_seconds_bucket[{RATE}])))", "dispatch p99"),
                Query("histogram_quantile(0.99, sum by (le) (rate("
-                     f"cccore_acd_join_to_offer_seconds_bucket[{RATE}])))", "join to offer p99")],
+                     f"cccore_acd_join_to_offer_seconds_bucket[{RATE}])))", "join to offer p99"),
+               Query("histogram_quantile(0.99, sum by (le) (rate("
+                     f"cccore_acd_join_to_answer_seconds_bucket[{RATE}])))",
+                     "join to agent answer p99")],
               unit="s", width=8, height=8),
         Panel("timeseries", "Worker health", "Handler errors, lease renew failures, calls "
               "taken by the sweep: any increase is worth a look (0 when none ever happened: those "
