@@ -39,6 +39,8 @@ T = "acdtest"
 ANSWERED_QUEUE, ANSWERED_NUMBER = "basic", "4002220001"
 # Its only agent ("late") is never logged in and it has no max_wait_s: callers stay.
 WAIT_QUEUE, WAIT_NUMBER = "exits", "4002220006"
+# max_wait_s 2, then the queue empty2 (2 s), then voicemail.
+OVERFLOW_QUEUE, OVERFLOW_NUMBER = "empty", "4002220005"
 
 
 @dataclass
@@ -48,10 +50,19 @@ class Scene:
     acd: Acd
     answered: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
+    overflowed: list[str] = field(default_factory=list)
 
     @property
     def placed(self) -> int:
-        return len(self.answered) + len(self.waiting)
+        return len(self.answered) + len(self.waiting) + len(self.overflowed)
+
+    def overflow_one(self) -> None:
+        """A caller to a queue nobody staffs, handed on after its max wait (2 s) to a second
+        such queue, then to voicemail: two overflow steps, a voicemail outcome."""
+        uuid = self.obs.call("13311113333", OVERFLOW_NUMBER)
+        summary = ended(self.cluster, self.obs, T, uuid, timeout=40)
+        assert summary["outcome"] == "voicemail", summary
+        self.overflowed.append(uuid)
 
     def answer_one(self) -> None:
         """A caller to the basic queue, answered by agent a1 or a2, then hung up."""
@@ -69,7 +80,13 @@ class Scene:
 
 @contextmanager
 def scene(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Scene]:
+    from cc_core.tenants.loader import load_path
+    from cc_core.tenants.store import TenantStore
+
+    # The worker reads the tenant from the file; whatever reads the applied configuration
+    # (the KPI collector, `cc-core token create`) finds it in Redis, as in production.
     monkeypatch.setenv("CC_TENANTS", str(TENANT_FILE))
+    TenantStore(cluster.r).apply(load_path(TENANT_FILE))
     obs = Observer(cluster.sim.port)
     try:
         for contact in ("a1", "a2"):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from acd.store import QueueView
 from tests.integration.cluster import Cluster
 from tests.integration.queue_scene import (
     ANSWERED_QUEUE,
@@ -106,6 +107,11 @@ def test_wallboard_in_chromium_shows_the_callers_waiting_and_the_answered_call(
         answered = dom.queues[ANSWERED_QUEUE]
         assert answered["answered"] == "1" and answered["waiting"] == "0", answered
         assert answered["logged_in"] == "2", answered
+        # Answered within the threshold (the agent picked up at once): 100 % once the ACD
+        # counts answers within it (the KPI work), "-" (never a made-up figure) before.
+        counts_sl = "answered_in_sl_today" in QueueView.__dataclass_fields__
+        assert answered["service_level"] == ("100%" if counts_sl else "-"), answered
+        assert waiting["service_level"] == "-", waiting       # nothing answered or lost yet
 
         shot = tmp_path / "wallboard.png"
         chromium(tmp_path, page, f"--screenshot={shot}")
