@@ -170,7 +170,8 @@ def rank_score(priority: int, base_ms: int) -> int:
 
 _DISPATCH = ("dispatch", "dispatch_agent")
 _SCRIPTS = ("enqueue", "dispatch", "dispatch_agent", "offering", "answered", "agent_failed",
-            "leave", "call_ended", "tick", "agent_set", "callback_failed", "queue_reindex")
+            "bridge_failed", "leave", "call_ended", "tick", "agent_set", "callback_failed",
+            "queue_reindex")
 
 
 class AcdScripts:
@@ -467,6 +468,14 @@ class Acd:
         res = self._run("answered", offer.tenant, self._offer_keys(offer, agent),
                         [offer.call_uuid, offer.token, agent])
         return int(res) in (OK, AGAIN)
+
+    def bridge_failed(self, offer: Offer, agent: str) -> bool:
+        """``agent`` answered and won, but the bridge failed (its leg was already gone): the
+        caller waits again in its place, the agent wraps up. True: dispatch the queue; False:
+        nothing changed (not this offer's answered caller and agent any more)."""
+        res = self._run("bridge_failed", offer.tenant, self._offer_keys(offer, agent),
+                        [offer.call_uuid, offer.token, agent])
+        return int(res) == OK
 
     def agent_failed(self, offer: Offer, agent: str, cause: str) -> None:
         """Ringing ``agent`` failed with hang-up ``cause``: the agent's delay for it, misses

@@ -579,22 +579,38 @@ def _tokens(redis_url: str | None) -> Any:
 
 
 @token.command("create")
-@_TENANT
+@click.option("--tenant", default=None, metavar="ID", help="The tenant.")
+@click.option("--provider", is_flag=True,
+              help="A token of the provider's staff (the back office, every tenant).")
 @click.option("--role", type=click.Choice(["agent", "supervisor"]), default="agent",
               show_default=True)
 @click.option("--agent", "agent_id", default=None, metavar="AGENT",
               help="An agent token acting for this agent only.")
 @click.option("--label", default="", help="What the token is for (shown by list).")
 @_REDIS_URL
-def token_create(tenant: str, role: str, agent_id: str | None, label: str,
-                 redis_url: str | None) -> None:
-    """Create a token for the tenant; it is printed once and cannot be shown again."""
+def token_create(tenant: str | None, provider: bool, role: str, agent_id: str | None,
+                 label: str, redis_url: str | None) -> None:
+    """Create a token for the tenant (or the provider's staff); it is printed once and cannot
+    be shown again."""
     from redis.exceptions import RedisError
 
-    from cc_core.api.tokens import Role
+    from cc_core.api.tokens import PROVIDER, Role
     from cc_core.errors import UnknownTenant
     from cc_core.tenants.store import TenantDirectory
 
+    if provider:
+        if tenant or agent_id:
+            _fail(ConfigError("--provider makes a staff token: drop --tenant and --agent"))
+        try:
+            secret, info = _tokens(redis_url).create(PROVIDER, Role.STAFF, label=label)
+        except RedisError as exc:
+            _fail(_redis_down(exc, redis_url))
+        click.echo(secret)
+        click.echo(f"token {info.id}: the provider's staff; keep it secret, it is not shown "
+                   "again", err=True)
+        return
+    if not tenant:
+        _fail(ConfigError("give --tenant ID (or --provider for a staff token)"))
     try:
         if agent_id is not None and role != "agent":
             raise ConfigError("--agent binds an agent token; drop it or use --role agent")
@@ -678,7 +694,12 @@ def api() -> None:
 @api.command("serve")
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT")
 @_REDIS_URL
-def api_serve(listen: str, redis_url: str | None) -> None:
+@click.option("--db", envvar="CC_RECORDS_DB", default=None, metavar="PATH|DSN",
+              help="The record store, for the number business' routes ($CC_RECORDS_DB).")
+@click.option("--materials-root", envvar="CC_MATERIALS_ROOT", default=None, metavar="DIR",
+              help="Where applicants' material scans are kept ($CC_MATERIALS_ROOT).")
+def api_serve(listen: str, redis_url: str | None, db: str | None,
+              materials_root: str | None) -> None:
     """Serve the API (gevent WSGIServer) until SIGTERM."""
     from gevent import monkey
 
@@ -688,7 +709,7 @@ def api_serve(listen: str, redis_url: str | None) -> None:
     try:
         if not redis_url:
             _redis(redis_url)
-        serve(listen, str(redis_url))
+        serve(listen, str(redis_url), records=db, materials_root=materials_root)
     except DOMAIN_ERRORS as exc:
         _fail(exc)
 
@@ -714,6 +735,11 @@ def _add_records_commands() -> None:
 
     cli.add_command(db)
     cli.add_command(cdr)
+    # The provider's number inventory lives with it (provider/cli.py), on the same store.
+    from provider.cli import application, numbers
+
+    cli.add_command(numbers)
+    cli.add_command(application)
 
 
 _add_records_commands()

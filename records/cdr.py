@@ -158,7 +158,11 @@ def from_summary(summary: dict[str, Any], source_id: str = "",
     agent = str(summary.get("agent") or "")   # set by the flow only when an agent answered
     wait_ms = None
     if joined:
-        wait_ms = max(0, (agent_answered or left or ended_ms or joined) - joined)
+        # Queues left before (overflow, exit key) are in waited_ms, the last one included
+        # when the caller left it too; otherwise the last one ran to the answer or hang-up.
+        wait_ms = _int(summary, "waited_ms")
+        if not left:
+            wait_ms += max(0, (agent_answered or ended_ms or joined) - joined)
     talk_ms = None
     if found.answered:
         if bridge_ms and end_ms:

@@ -82,6 +82,11 @@ class Tx:
         return None if row is None else tuple(row)
 
     @property
+    def rowcount(self) -> int:
+        """Rows the last statement changed (both drivers agree for a single statement)."""
+        return max(0, self._cur.rowcount)
+
+    @property
     def columns(self) -> list[str]:
         return [d[0] for d in (self._cur.description or ())]
 

@@ -22,6 +22,7 @@ from records.cdr import COLUMNS, DEFAULT_TIMEZONE, Disposition
 from records.db import Database
 from records.errors import BadPeriod, UnknownRecordsTenant
 
+CHART_WIDTH = 40
 _TIMES = ("start_ms", "answer_ms", "end_ms", "agent_answer_ms")
 _DURATIONS = ("wait_ms", "talk_ms")
 # What an export shows: times as ISO 8601 in the tenant's zone, durations in seconds.
@@ -223,6 +224,14 @@ def as_table(r: Report) -> str:
         body.append(("busiest hours", "-", ""))
     width = max(len(b[0]) for b in body)
     lines += [f"{a:<{width}}  {b:>11}  {c}".rstrip() for a, b, c in body]
+    if r.by_hour:
+        # Where a person would rather look than read: calls started per hour of the day.
+        lines += ["", "calls by hour"]
+        top = max(r.by_hour.values())
+        for h in range(min(r.by_hour), max(r.by_hour) + 1):
+            n = r.by_hour.get(h, 0)
+            bar = "#" * max(1 if n else 0, round(CHART_WIDTH * n / top))
+            lines.append(f"  {h:02d}:00  {bar:<{CHART_WIDTH}}  {n}")
     return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import falcon
 
 from cc_core.api import acd as acd_routes
+from cc_core.api import provider as provider_routes
 from cc_core.api import wallboard
 from cc_core.api.auth import AuthMiddleware
 from cc_core.api.errors import ApiError, MethodNotAllowed, NotFound, status_and_body
@@ -32,10 +33,13 @@ class OpenApiDoc:
 
 
 class _BodyLimit:
-    def process_request(self, req: Any, resp: Any) -> None:
-        if (req.content_length or 0) > MAX_BODY_BYTES:
-            raise ApiError(f"the request body is over {MAX_BODY_BYTES} bytes; these requests "
-                           "are small JSON objects", error_id="body_too_large")
+    def process_resource(self, req: Any, resp: Any, resource: Any, params: Any) -> None:
+        # A route that takes files (material scans) says how much it takes.
+        limit = getattr(resource, "max_body_bytes", MAX_BODY_BYTES)
+        if (req.content_length or 0) > limit:
+            raise ApiError(f"the request body is over {limit} bytes"
+                           + ("; these requests are small JSON objects"
+                              if limit == MAX_BODY_BYTES else ""), error_id="body_too_large")
 
 
 def _error(req: Any, resp: Any, exc: Exception, params: Any) -> None:
@@ -65,14 +69,19 @@ def _from_falcon(exc: falcon.HTTPError) -> Exception:
     return err
 
 
-def create_app(*, acd: Any, tokens: TokenStore) -> falcon.App:
-    middleware: list[Any] = [_BodyLimit(), AuthMiddleware(tokens)]
+def create_app(*, acd: Any, tokens: TokenStore, records: str | None = None,
+               materials_root: str | None = None) -> falcon.App:
+    """``records``: the record store (SQLite path or PostgreSQL DSN) of the number business'
+    routes; ``materials_root``: where applicants' material files are kept."""
+    # Authentication first: nobody learns a route's size limit without a valid token.
+    middleware: list[Any] = [AuthMiddleware(tokens), _BodyLimit()]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     app.add_error_handler(Exception, _error)
     app.add_error_handler(falcon.HTTPError, _error)
     acd_routes.add_routes(app, acd)
     wallboard.add_routes(app, acd)
+    provider_routes.add_routes(app, records, materials_root)
     app.add_route(OPENAPI_PATH, OpenApiDoc())
     spec.app = app     # spectree reads the routes from here (no doc pages are added)
     return app
@@ -89,7 +98,8 @@ def openapi_json() -> str:
     return json.dumps(openapi_document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def serve(listen: str, redis_url: str) -> None:
+def serve(listen: str, redis_url: str, *, records: str | None = None,
+          materials_root: str | None = None) -> None:
     """Serve the API on ``listen`` (HOST:PORT) until SIGTERM/SIGINT. Call after gevent's
     monkey-patching (the CLI does it first)."""
     import signal
@@ -105,7 +115,8 @@ def serve(listen: str, redis_url: str) -> None:
     if not sep or not port.isdigit():
         raise ConfigError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
     client = redisconn.connect(redis_url, socket_timeout=10, socket_connect_timeout=5)
-    app = create_app(acd=Acd(client), tokens=TokenStore(client))
+    app = create_app(acd=Acd(client), tokens=TokenStore(client), records=records,
+                     materials_root=materials_root)
     server = WSGIServer((host.strip("[]"), int(port)), app, log=None, error_log=log)
     gevent.signal_handler(signal.SIGTERM, server.stop)
     gevent.signal_handler(signal.SIGINT, server.stop)

@@ -7,7 +7,9 @@ Checked once, here, before any handler or body validation runs (falcon middlewar
    ``{tenant}`` in its path is refused (deny by default);
 4. the route's role for this method (``roles`` on the resource) is within the token's, else 403;
    a method the resource gives no role is refused;
-5. an agent token bound to one agent acts only on that agent's ``{agent}``.
+5. an agent token bound to one agent acts only on that agent's ``{agent}``;
+6. the provider's back office (``provider = True`` on the resource, no ``{tenant}``) takes only
+   the provider's staff tokens, which may also act on every tenant's routes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from cc_core.api.errors import Forbidden, Unauthorized
-from cc_core.api.tokens import Role, TokenStore
+from cc_core.api.tokens import PROVIDER, Role, TokenStore
 
 
 def roles_of(resource: Any) -> dict[str, Role]:
@@ -43,10 +45,16 @@ class AuthMiddleware:
         if info is None:
             raise Unauthorized("this token is not valid (revoked, mistyped, or of another "
                                "installation); ask for a new one: cc-core token create")
+        staff = info.role is Role.STAFF and info.tenant == PROVIDER
         tenant = params.get("tenant")
-        if tenant is None:
+        if getattr(resource, "provider", False):
+            # The provider's back office: its staff only.
+            if not staff:
+                raise Forbidden("this is the provider's back office: it needs a staff token "
+                                "(cc-core token create --provider)")
+        elif tenant is None:
             raise Forbidden("this route is not scoped to a tenant; no token may use it")
-        if tenant != info.tenant:
+        elif tenant != info.tenant and not staff:
             raise Forbidden(f"this token belongs to tenant {info.tenant!r}, not {tenant!r}: "
                             f"use a token of {tenant!r}")
         needed = roles_of(resource).get(req.method)

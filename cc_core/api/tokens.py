@@ -30,9 +30,19 @@ ID_CHARS = 12
 class Role(enum.Enum):
     AGENT = "agent"            # a desk: its agent's status, the queues it serves
     SUPERVISOR = "supervisor"  # everything of the tenant
+    STAFF = "staff"            # the provider's staff: inventory, audit, every tenant
 
     def allows(self, needed: Role) -> bool:
+        if self is Role.STAFF:
+            return True
+        if needed is Role.STAFF:
+            return False
         return self is Role.SUPERVISOR or needed is Role.AGENT
+
+
+# The provider's staff hold their tokens under this pseudo-tenant (no tenant id may start with
+# "_": cc_core.tenants.model's id pattern), created with `cc-core token create --provider`.
+PROVIDER = "_provider"
 
 
 class UnknownToken(CcCoreError):

@@ -83,7 +83,8 @@ class CallSummaryStream:
             "bridge_ms": _epoch_ms(ev, "variable_bridge_uepoch"),
             "end_ms": _epoch_ms(ev, "variable_end_uepoch"),
             "joined_ms": d.joined_ms, "agent_answered_ms": d.agent_answered_ms,
-            "left_queue_ms": d.left_queue_ms, "timezone": d.timezone,
+            "left_queue_ms": d.left_queue_ms, "waited_ms": d.waited_ms,
+            "timezone": d.timezone,
             "hangup_side": _hangup_side(ev),
         }
         append_summary(self.redis, summary)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 import msgpack
 
+from acd.events import MissKind, miss_kind
 from acd.store import CALLBACK_PREFIX, CB_GAVE_UP, CB_RETRY, Acd, Offer, OfferedAgent
 from cc_core.errors import EslError
 from cc_core.flow import spoken
@@ -89,7 +90,8 @@ class QueueFlow:
                  observe_offer: Callable[[float], None] | None = None,
                  observe_originate: Callable[[float], None] | None = None,
                  observe_answer: Callable[[float], None] | None = None,
-                 link_for: Callable[[str], Any] | None = None) -> None:
+                 link_for: Callable[[str], Any] | None = None,
+                 on_not_registered: Callable[[str, str, str], None] | None = None) -> None:
         self.m = machine
         self.acd = acd
         self.post = post
@@ -99,6 +101,8 @@ class QueueFlow:
         self.observe_originate = observe_originate  # queue join -> originate handed to socket
         self.observe_answer = observe_answer       # queue join -> an agent's answer won
         self.link_for = link_for                   # node name -> its link (callbacks)
+        # (node, tenant, agent): ringing the agent on that node failed USER_NOT_REGISTERED
+        self.on_not_registered = on_not_registered
         self._timers: dict[str, Any] = {}          # caller uuid -> its wait greenlet
         self._won: set[str] = set()                # agent legs bridged by this worker
         self._joined_at: dict[str, float] = {}     # caller uuid -> monotonic join time
@@ -124,21 +128,28 @@ class QueueFlow:
         call.data.joined_ms = now_ms()
         call.data.left_queue_ms = 0
         self._joined_at[call.uuid] = time.monotonic()
-        self.m._media(call, answer=False)
         call.data.pending = self.m._app_uuid(call, CallState.QUEUED)
         self.m._save(call, CallState.QUEUED)
         skills = {**queue.skills, **call.data.skills}
         # Enqueue and the dispatch that may find this caller a free agent share one round
-        # trip; the offers run in the callers' lanes, so this caller's rings after its music.
+        # trip. This caller's own offer rings at once, in this step: the agent's phone starts
+        # ringing before the switch has even answered the hold music's commands (two round
+        # trips to the switch saved from the caller's wait).
         t0 = time.perf_counter()
         _, offers = self.acd.enqueue_dispatch(tenant.tenant, name, call.uuid, node=call.node,
                                               priority=call.data.priority, skills=skills,
                                               caller=call.data.caller)
         if self.observe_dispatch is not None:
             self.observe_dispatch(time.perf_counter() - t0)
-        self._moh(call, queue)
-        self._arm(call, queue)
-        self.deliver(offers)
+        mine = [o for o in offers if o.call_uuid == call.uuid and not o.callback]
+        for offer in mine:
+            self._start_offer(call, offer)
+        if call.state is CallState.QUEUED and not call.data.offer.get("won"):
+            # (A parked standby agent is bridged at once: no music then.)
+            self.m._media(call, answer=False)
+            self._moh(call, queue)
+            self._arm(call, queue)
+        self.deliver([o for o in offers if o not in mine])
 
     def _moh(self, call: Call, queue: Queue) -> None:
         self.m._sendmsg(call, commands.execute_headers("playback", queue.moh,
@@ -287,7 +298,7 @@ class QueueFlow:
         answered = bool(event.get("variable_answer_epoch") not in (None, "", "0"))
         fallback = {"tenant": event.get("variable_cc_tenant") or "",
                     "queue": event.get("variable_cc_queue") or "",
-                    "token": event.get("variable_cc_offer") or ""}
+                    "token": event.get("variable_cc_offer") or "", "node": link.node.name}
         self.post(member, lambda: self._leg_ended(member, leg, agent, cause, answered,
                                                   billsec, fallback))
 
@@ -359,6 +370,27 @@ class QueueFlow:
             log.warning("bridge to the agent refused: %s", reply.strip(),
                         extra=self.m._ctx(call.uuid, call.data.tenant))
             self._kill(call.link, leg, "NORMAL_TEMPORARY_FAILURE")
+            self._unbridged(call, leg)
+
+    def _unbridged(self, call: Call, leg: str) -> None:
+        """The agent who won is not there to talk to (their phone answered and hung up at
+        once): the caller waits again, in its place, with music; the agent wraps up."""
+        data = call.data.offer
+        agent = data["legs"][leg]
+        self._won.discard(leg)      # its hang-up is no longer a bridged call's end
+        offer = _offer_of(data, call.data.tenant, call.uuid, call.node)
+        if not self.acd.bridge_failed(offer, agent):
+            return      # the caller left meanwhile: its hang-up ends the call
+        call.data.offer = {}
+        call.data.agent = ""
+        call.data.outcome = "queued"
+        call.data.path.append(f"unbridged:{agent}")
+        self.moh_ended(call)
+        tenant = self.m._tenant(call)
+        queue = tenant.queues.get(call.data.queue)
+        if queue is not None:
+            self._arm(call, queue)
+        self.dispatch(call.data.tenant, call.data.queue)
 
     def _leg_failed(self, member: str, leg: str, agent: str, cause: str) -> None:
         """The originate to an agent failed before any channel (or with one: busy, no answer,
@@ -372,9 +404,16 @@ class QueueFlow:
         del data["legs"][leg]
         if data.get("won"):
             return     # a loser of a ring-all: released by answered()
+        self._absent_if(cause, call.node, call.data.tenant, agent)
         self.acd.agent_failed(_offer_of(data, call.data.tenant, call.uuid, call.node),
                               agent, cause)
         self.m._guarded(call, lambda: self._agent_done(call, agent))
+
+    def _absent_if(self, cause: str, node: str, tenant: str, agent: str) -> None:
+        # Before agent_failed: with a not-registered delay of 0 the agent would otherwise be
+        # Waiting, and rung again, at once.
+        if miss_kind(cause) is MissKind.NOT_REGISTERED and self.on_not_registered is not None:
+            self.on_not_registered(node, tenant, agent)
 
     def _agent_done(self, call: Call, agent: str) -> None:
         data = call.data.offer
@@ -390,6 +429,11 @@ class QueueFlow:
     def _leg_ended(self, member: str, leg: str, agent: str, cause: str, answered: bool,
                    billsec: int, fallback: dict[str, str]) -> None:
         call = self.m._calls.get(member)
+        if (leg in self._won and call is not None and call.state is CallState.QUEUED
+                and call.data.offer.get("won") == leg):
+            # Hung up during the whisper, before any bridge: no call took place.
+            self.m._guarded(call, lambda: self._unbridged(call, leg))
+            return
         if leg in self._won:
             self._won.discard(leg)
             self.acd.call_ended(fallback["tenant"], agent, member, billsec * 1000)
@@ -407,6 +451,7 @@ class QueueFlow:
             if answered and billsec > 0:
                 self.acd.call_ended(fallback["tenant"], agent, member, billsec * 1000)
             elif cause not in _LOST:
+                self._absent_if(cause, fallback["node"], fallback["tenant"], agent)
                 self.acd.agent_failed(Offer(
                     tenant=fallback["tenant"], queue=fallback["queue"], call_uuid=member,
                     node="", token=fallback["token"], deadline_ms=0,
@@ -433,7 +478,9 @@ class QueueFlow:
 
     def leave_for(self, call: Call, reason: str) -> None:
         """The caller stops waiting (timeout, no agent, exit key) but stays on the line."""
-        call.data.left_queue_ms = now_ms()
+        call.data.left_queue_ms = left = now_ms()
+        if call.data.joined_ms:
+            call.data.waited_ms += max(0, left - call.data.joined_ms)
         self._disarm(call.uuid)
         self._joined_at.pop(call.uuid, None)
         self.acd.leave(call.data.tenant, call.uuid, reason)
@@ -633,7 +680,9 @@ class QueueFlow:
             log.info("callback: the agent did not take it", extra={
                 "call_uuid": offer.call_uuid, "tenant": offer.tenant, "agent": oa.agent,
                 "reply": reply.strip()})
-            self.acd.agent_failed(offer, oa.agent, reply[4:].strip() or "NORMAL_TEMPORARY_FAILURE")
+            cause = reply[4:].strip() or "NORMAL_TEMPORARY_FAILURE"
+            self._absent_if(cause, offer.node, offer.tenant, oa.agent)
+            self.acd.agent_failed(offer, oa.agent, cause)
             self._after_free(offer.tenant, oa.agent)
             return
         if not self.acd.answered(offer, oa.agent):

@@ -105,9 +105,11 @@ class CallData:
     chain: list[str] = field(default_factory=list)         # overflow steps still to try
     joined_ms: int = 0                # when the caller joined the queue
     # What the call record needs beyond the switch's own timestamps (worker wall clock, ms):
-    # the wait in queue runs from ``joined_ms`` to the agent's answer or to leaving the queue.
+    # the wait in the current queue runs from ``joined_ms`` to the agent's answer, to leaving
+    # the queue or to the hang-up; ``waited_ms`` adds the queues left before (overflows).
     agent_answered_ms: int = 0        # when the agent who took the call answered
     left_queue_ms: int = 0            # when the caller stopped waiting (overflow, exit key)
+    waited_ms: int = 0                # time spent in the queues the caller has left
     timezone: str = ""                # the tenant's, for showing the record's times
 
     def pack(self) -> bytes:

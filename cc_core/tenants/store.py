@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -36,7 +37,7 @@ from redis.exceptions import RedisError
 from cc_core import keys
 from cc_core.errors import CcCoreError, ConfigConflict, ConfigError, UnknownTenant
 from cc_core.tenants.loader import LoadedConfig, canonical_yaml
-from cc_core.tenants.model import GlobalConfig, NumberConfig, Tenant
+from cc_core.tenants.model import GlobalConfig, NumberConfig, NumberStatus, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,37 @@ class TenantStore:
             # Applied again between the two reads and pruned: read the new directory.
         raise CcCoreError(f"tenant {tenant_id!r}: the applied directory names a config blob "
                           "that is missing from Redis; apply the configuration again")
+
+    def applied_tenant(self, tenant_id: str) -> Tenant:
+        """The applied configuration of ``tenant_id``; ``UnknownTenant`` if none is."""
+        for _ in range(READ_ATTEMPTS):
+            directory = _read_directory(self.redis)
+            if tenant_id not in directory.tenants:
+                known = ", ".join(sorted(directory.tenants)) or "none"
+                raise UnknownTenant(f"tenant {tenant_id!r} is not in the applied configuration "
+                                    f"(version {directory.version}; tenants: {known}): apply "
+                                    "its config first (cc-core config apply PATH)")
+            tenant = self._blobs({tenant_id: directory.tenants[tenant_id]})[tenant_id]
+            if tenant is not None:
+                return tenant
+        raise CcCoreError(f"tenant {tenant_id!r}: the applied directory names a config blob "
+                          "that is missing from Redis; apply the configuration again")
+
+    def set_number(self, tenant_id: str, number: str, status: NumberStatus,
+                   source: str = "<number life cycle>") -> ApplyResult:
+        """Give ``number`` to ``tenant_id`` with ``status`` (or change its status), as a new
+        configuration version: calls route by it at once. The rest of the tenant's config is
+        kept; a number another tenant holds is refused (``ConfigError``)."""
+        tenant = self.applied_tenant(tenant_id)
+        numbers = dict(tenant.numbers)
+        numbers[number] = (numbers[number].model_copy(update={"status": status})
+                           if number in numbers else NumberConfig(status=status))
+        updated = Tenant.model_validate({**tenant.model_dump(mode="json"),
+                                         "numbers": {n: c.model_dump(mode="json")
+                                                     for n, c in numbers.items()}})
+        loaded = LoadedConfig(tenants={tenant_id: updated}, global_config=GlobalConfig(),
+                              sources={tenant_id: Path(source)}, complete=False)
+        return self.apply(loaded)
 
     # -- applying ---------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import redis as redis_lib
 from falcon import testing
 
 from cc_core.api.app import create_app
-from cc_core.api.tokens import Role, TokenStore
+from cc_core.api.tokens import PROVIDER, Role, TokenStore
 from cc_core.tenants.loader import load_path
 from cc_core.tenants.store import TenantStore
 
@@ -82,8 +82,17 @@ def issued(tokens: TokenStore, tenants: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.fixture
-def api(acd: Any, tokens: TokenStore) -> testing.TestClient:
-    return testing.TestClient(create_app(acd=acd, tokens=tokens))
+def api(acd: Any, tokens: TokenStore, tmp_path: Path) -> testing.TestClient:
+    # The number business's routes run on a record store of their own (SQLite).
+    return testing.TestClient(create_app(acd=acd, tokens=tokens,
+                                         records=str(tmp_path / "records.sqlite3"),
+                                         materials_root=str(tmp_path / "materials")))
+
+
+@pytest.fixture
+def staff(tokens: TokenStore) -> str:
+    """A token of the provider's staff."""
+    return tokens.create(PROVIDER, Role.STAFF)[0]
 
 
 def bearer(token: str) -> dict[str, str]:

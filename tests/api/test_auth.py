@@ -1,5 +1,6 @@
 """Every route of the app, found by walking the app itself (a route added later is checked
-too): no token -> 401, another tenant's token -> 403, and nothing in Redis changes."""
+too): no token -> 401, another tenant's token -> 403, and nothing in Redis changes; the
+provider's back office takes only the provider's staff tokens."""
 
 from __future__ import annotations
 
@@ -23,6 +24,15 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("AgentStatus", "PUT"): {"status": "Available"},
     ("AgentBreak", "POST"): {"reason": "lunch"},
     ("Callbacks", "POST"): {"number": "13800138000"},
+    ("ProviderImport", "POST"): {"numbers": ["4008661234"]},
+    ("ProviderMoves", "POST"): {"state": "reserved", "reason": "test"},
+    ("ProviderReview", "POST"): {"item": "id_card", "verdict": "accept"},
+    ("ProviderDecision", "POST"): {"verdict": "accept"},
+    ("ProviderContract", "POST"): {"package": "micro", "esign_ref": "e-1",
+                                   "starts_on": "2026-12-01"},
+    ("TenantReservation", "POST"): {},
+    ("TenantApplications", "POST"): {"number": "4008661234", "kind": "enterprise",
+                                     "name": "x"},
 }
 
 
@@ -37,23 +47,27 @@ def _routes() -> list[tuple[str, str, str, Any]]:
 
 
 ROUTES = _routes()
-PRIVATE = [r for r in ROUTES if r[0] not in PUBLIC]
+BACK_OFFICE = [r for r in ROUTES if r[0].startswith("/v1/provider/")]
+PRIVATE = [r for r in ROUTES if r[0] not in PUBLIC and r not in BACK_OFFICE]
 
 
 def _url(path: str, tenant: str) -> str:
     return (path.replace("{tenant}", tenant).replace("{agent}", "1001")
-            .replace("{queue}", "support"))
+            .replace("{queue}", "support").replace("{number}", "4008661234")
+            .replace("{app_id}", "app-000000000000").replace("{item}", "id_card"))
 
 
 def test_the_walk_finds_the_routes_and_only_the_openapi_document_and_wallboard_are_public(
         ) -> None:
-    assert len(PRIVATE) >= 11
-    assert {p for p, *_ in ROUTES} - {p for p, *_ in PRIVATE} == PUBLIC
+    assert len(PRIVATE) >= 11 and len(BACK_OFFICE) >= 8
+    assert {p for p, *_ in ROUTES} - {p for p, *_ in PRIVATE + BACK_OFFICE} == PUBLIC
     app = create_app(acd=None, tokens=TokenStore(None))
     for route in falcon.inspect.inspect_routes(app):
         resource = app._router.find(_url(route.path, "acme"))[0]
         assert is_public(resource) == (route.path in PUBLIC), route.path
-        assert route.path in PUBLIC or "{tenant}" in route.path, route.path
+        in_back_office = bool(getattr(resource, "provider", False))
+        assert in_back_office == route.path.startswith("/v1/provider/"), route.path
+        assert route.path in PUBLIC or in_back_office or "{tenant}" in route.path, route.path
 
 
 def _call(api, method: str, url: str, token: str | None, body: Any) -> Any:
@@ -118,3 +132,26 @@ def test_every_route_serves_its_own_tenants_supervisor(api, issued, path, method
     assert res.status_code < 400 or res.json["error"] not in ("unauthorized", "forbidden"), \
         res.json
     assert res.status_code < 500, res.text
+
+
+@pytest.mark.parametrize(("path", "method", "cls", "route"), BACK_OFFICE,
+                         ids=[f"{m} {p}" for p, m, *_ in BACK_OFFICE])
+def test_the_back_office_takes_only_staff_tokens(api, client, issued, staff, path, method,
+                                                 cls, route) -> None:
+    body = BODIES.get((cls, method), {})
+    before = snapshot(client)
+    assert _call(api, method, _url(path, "acme"), None, body).status_code == 401
+    for token in ("acme-supervisor", "beta-agent", "acme-1001"):
+        res = _call(api, method, _url(path, "acme"), issued[token], body)
+        assert res.status_code == 403, (token, res.json)
+        assert "the provider's back office: it needs a staff token" in res.json["message"]
+    assert snapshot(client) == before
+    res = _call(api, method, _url(path, "acme"), staff, body)
+    assert res.status_code < 500, res.text
+    assert res.status_code < 400 or res.json["error"] not in ("unauthorized", "forbidden")
+
+
+def test_a_staff_token_serves_every_tenant(api, staff) -> None:
+    for tenant in ("acme", "beta"):
+        res = api.simulate_get(f"/v1/tenants/{tenant}/numbers", headers=bearer(staff))
+        assert res.status_code == 200, res.json

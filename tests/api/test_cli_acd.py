@@ -62,3 +62,17 @@ def test_queue_list_show_members(redis_url, acd) -> None:
     assert [m["call_uuid"] for m in json.loads(res.stdout)] == ["call-1"]
     res = run(redis_url, "queue", "members", "--tenant", "acme", "nope")
     assert res.exit_code == 1 and "[unknown_queue]" in res.stderr
+
+
+def test_a_staff_token_is_created_for_the_provider_and_authenticates_as_staff(
+        redis_url: str) -> None:
+    import redis as redis_lib
+
+    from cc_core.api.tokens import PROVIDER, Role, TokenStore
+
+    res = run(redis_url, "token", "create", "--provider", "--label", "back office")
+    assert res.exit_code == 0, res.output
+    info = TokenStore(redis_lib.Redis.from_url(redis_url)).authenticate(res.stdout.strip())
+    assert info is not None and (info.tenant, info.role) == (PROVIDER, Role.STAFF)
+    res = run(redis_url, "token", "create")
+    assert res.exit_code == 2 and "give --tenant ID (or --provider" in res.stderr

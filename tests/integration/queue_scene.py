@@ -92,6 +92,10 @@ def scene(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Scene]:
         for contact in ("a1", "a2"):
             reply = obs.conn.api(f"sim_endpoint user/{contact}@default answer 100 300")
             assert reply.startswith("+OK"), reply
+            # Registered before the worker starts: the ACD offers calls to registered phones
+            # only (it asks sofia_contact at start).
+            reply = obs.conn.api(f"sim_register {contact}@default 3600")
+            assert reply.startswith("+OK"), reply
         cluster.start_workers(1, ttl_ms=FAILOVER_TTL_MS, app="cc_core.app:build")
         cluster.wait_owner(cluster.workers, timeout=START_TIMEOUT_S)
         acd = Acd(cluster.r)

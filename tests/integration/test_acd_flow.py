@@ -9,19 +9,18 @@ calls' stream; where agents stand, from the ACD in Redis.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from acd.store import Acd
 from cc_core import keys
-from esl_handlers.events import Event
 from tests.conftest import wait_for
 from tests.integration.cluster import (
     FAILOVER_TTL_MS,
     REPO,
     START_TIMEOUT_S,
     Cluster,
+    LegObserver,
     Observer,
 )
 from tests.integration.cluster import ended as wait_ended
@@ -32,30 +31,6 @@ pytestmark = pytest.mark.slow
 TENANT = REPO / "tests" / "data" / "tenants" / "acdtest.yaml"
 T = "acdtest"
 CALLER = "13311112222"
-
-
-class LegObserver(Observer):
-    """Also records each agent leg: which caller it was for, its agent, how it ended."""
-
-    def __init__(self, port: int) -> None:
-        self.legs: dict[str, dict[str, Any]] = {}
-        super().__init__(port)
-
-    def _on_event(self, ev: Event) -> None:
-        super()._on_event(ev)
-        member = ev.get("variable_cc_member")
-        if not member or ev.unique_id == member:
-            return
-        leg = self.legs.setdefault(ev.unique_id or "", {
-            "member": member, "agent": ev.get("variable_cc_agent"), "answered": False,
-            "cause": None, "cid": ev.get("Caller-Caller-ID-Number")})
-        if ev.name == "CHANNEL_ANSWER":
-            leg["answered"] = True
-        elif ev.name == "CHANNEL_HANGUP_COMPLETE":
-            leg["cause"] = ev.get("Hangup-Cause")
-
-    def legs_of(self, member: str) -> list[dict[str, Any]]:
-        return [leg for leg in self.legs.values() if leg["member"] == member]
 
 
 @pytest.fixture
@@ -73,6 +48,10 @@ def acd_flow(cluster: Cluster, monkeypatch: pytest.MonkeyPatch
         assert reply.startswith("+OK"), reply
     assert obs.conn.api("sim_endpoint sofia/gateway/carrier/13311112222 answer 200 500"
                         ).startswith("+OK")
+    # The agents' phones are registered before the worker starts (it asks sofia_contact).
+    for agent in ("a1", "a2", "r1", "r2", "r3", "busy", "next", "slow", "w1", "late"):
+        reply = obs.conn.api(f"sim_register {agent}@default 3600")
+        assert reply.startswith("+OK"), reply
     cluster.start_workers(1, ttl_ms=FAILOVER_TTL_MS, app="cc_core.app:build")
     cluster.wait_owner(cluster.workers, timeout=START_TIMEOUT_S)
     acd = Acd(cluster.r)
@@ -209,6 +188,12 @@ def test_max_wait_leads_along_the_overflow_chain_to_voicemail(acd_flow) -> None:
         "voicemail:general"), path
     assert path.count("left_queue:timeout") == 2
     assert not obs.legs_of(uuid)
+    # Its record's wait is both queues' 2 s (worker clock), not the last queue's alone.
+    from records.cdr import from_summary
+
+    record = from_summary(summary)
+    assert record.disposition == "voicemail" and record.wait_ms is not None
+    assert 4_000 <= record.wait_ms < 30_000, record.wait_ms
 
 
 def test_an_exit_key_leaves_the_queue_for_voicemail(acd_flow) -> None:

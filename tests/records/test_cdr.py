@@ -37,8 +37,16 @@ def test_a_caller_who_hung_up_in_the_menu_never_waited() -> None:
 
 def test_a_caller_who_overflowed_waited_until_leaving_the_queue() -> None:
     rec = cdr.from_summary(summary("u4", outcome="overflowed", agent="", agent_answered_ms=0,
-                                   bridge_ms=0, left_queue_ms=T0 + 65_000))
+                                   bridge_ms=0, left_queue_ms=T0 + 65_000, waited_ms=60_000))
     assert (rec.disposition, rec.wait_ms, rec.talk_ms) == ("overflowed", 60_000, None)
+
+
+def test_the_wait_of_a_caller_who_overflowed_into_a_second_queue_counts_both() -> None:
+    # 60 s in the first queue (left at +65 s), joined the second at +66 s, answered at +81 s.
+    rec = cdr.from_summary(summary("u6", waited_ms=60_000, joined_ms=T0 + 66_000,
+                                   left_queue_ms=0, agent_answered_ms=T0 + 81_000,
+                                   bridge_ms=T0 + 81_000))
+    assert (rec.disposition, rec.wait_ms, rec.talk_ms) == ("answered", 75_000, 4_000)
 
 
 @pytest.mark.parametrize(("outcome", "path", "expected"), [

@@ -85,6 +85,11 @@ def test_report_table_has_the_hand_counted_figures(filled: str) -> None:
                      "busiest hours 10:00-11:00 3 calls", "14:00-15:00 2 calls",
                      "07:00-08:00 1 call"):
         assert expected in lines, (expected, lines)
+    # The chart: one bar per hour from the first to the last, 10:00's 3 calls the longest.
+    chart = res.output.split("calls by hour\n")[1].splitlines()
+    assert [c.split()[0] for c in chart] == [f"{h:02d}:00" for h in range(7, 15)]
+    assert chart[3].split() == ["10:00", "#" * 40, "3"]
+    assert chart[7].split() == ["14:00", "#" * 27, "2"] and chart[1].split() == ["08:00", "0"]
 
 
 def test_report_csv(filled: str) -> None:

@@ -44,16 +44,16 @@ def test_a_migrated_store_is_left_as_it_is(store: Database) -> None:
 
 
 def test_a_new_numbered_file_is_applied_on_top_and_in_order(store: Database) -> None:
-    """How the number business (issue 12) adds its tables: the next number."""
+    """How a later feature adds its tables: the next number."""
     shipped = available(store.dialect)
     migrate(store)
     n = len(shipped)
-    extra = [Migration(n + 1, "numbers", "CREATE TABLE numbers (number TEXT PRIMARY KEY);"),
-             Migration(n + 2, "number_owner",
-                       "ALTER TABLE numbers ADD COLUMN tenant TEXT;\n"
-                       "CREATE INDEX numbers_tenant ON numbers (tenant);")]
+    extra = [Migration(n + 1, "example_later", "CREATE TABLE example_later (id TEXT PRIMARY KEY);"),
+             Migration(n + 2, "example_owner",
+                       "ALTER TABLE example_later ADD COLUMN tenant TEXT;\n"
+                       "CREATE INDEX example_later_tenant ON example_later (tenant);")]
     assert [m.version for m in migrate(store, shipped + extra)] == [n + 1, n + 2]
-    assert "numbers" in _tables(store)
+    assert "example_later" in _tables(store)
     assert migrate(store, shipped + extra) == []
 
 
