@@ -188,9 +188,11 @@ def test_every_dashboard_and_rule_expression_against_a_live_stack(
             assert isinstance(rules, list)
             problems += [f"rule {r['name']}: {r.get('lastError')}" for r in rules
                          if r["health"] != "ok"]
-            # Nothing is wrong in this stack: no alert but the ones about the empty queue.
-            firing = {a["labels"]["alertname"] for a in prom.api("alerts")["alerts"]}
-            assert firing <= {"CcCoreQueueUnstaffed", "CcCoreQueueNoAgentOfficeHours"}, firing
+            # Nothing is wrong in this stack: no alert fires (those with a `for:` can only be
+            # pending this soon; a latency one may be, on a loaded machine, and that is fine).
+            firing = {a["labels"]["alertname"] for a in prom.api("alerts")["alerts"]
+                      if a["state"] == "firing"}
+            assert not firing, firing
 
             record_property("expressions", len(exprs))
             record_property("checked_with_data", checked)
