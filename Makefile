@@ -18,9 +18,9 @@ help:
 	@echo "make lint   - ruff and mypy"
 	@echo "make acceptance - SIPp callers and agents on a real switch (CC_FREESWITCH=HOST:ESL:SIP)"
 
-# System packages (tools/install-deps.sh): redis-server, redis-tools, sip-tester and
-# postgresql; their services are never started (the project runs private instances on
-# loopback).
+# System packages (tools/install-deps.sh): redis-server, redis-tools, sip-tester,
+# postgresql, prometheus (+ promtool) and chromium; their services are never started (the
+# project runs private instances on loopback).
 deps:
 	@bash tools/install-deps.sh
 

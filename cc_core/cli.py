@@ -664,6 +664,29 @@ def token_revoke(tenant: str, token_id: str, redis_url: str | None) -> None:
 
 
 @cli.group()
+def dashboards() -> None:
+    """Grafana dashboards of cc-core, generated as code (metrics/grafana.py)."""
+
+
+@dashboards.command("write")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Folder to write into (default: metrics/dashboards of the "
+                                 "source tree, the committed copy).")
+def dashboards_write(out_dir: Path | None) -> None:
+    """Write the dashboards' JSON and a Grafana provisioning YAML beside them."""
+    from metrics import grafana
+
+    target = out_dir or grafana.DEFAULT_OUT
+    try:
+        written = grafana.write(target)
+    except OSError as exc:
+        _fail(ConfigError(f"--out {target}: cannot write there ({exc.strerror}); pick a "
+                          "writable folder"))
+    click.echo(f"wrote {len(written)} files to {target}: "
+               f"{', '.join(p.name for p in written)}")
+
+
+@cli.group()
 def api() -> None:
     """The HTTP JSON API for agents' desks and supervisors."""
 

@@ -447,6 +447,7 @@ def run_demo(opts: DemoOptions) -> int:
             print(f"redis {redis_srv.url}  simulator 127.0.0.1:{sim_port}  "
                   f"node {NODE} owned by worker {owner}  metrics :{ports[0]}..:{ports[-1]}",
                   flush=True)
+            _observability(procs, workdir, redis_srv.url, ports, env)
 
             def tick(stats: TrafficStats, ev_rate: float) -> None:
                 scrapes = [_scrape(p) for p in ports]
@@ -487,6 +488,57 @@ def run_demo(opts: DemoOptions) -> int:
             return 0 if ok else 1
         finally:
             procs.stop_all()
+
+
+# The tenant whose queues the demo's wallboard shows (the example with agents and queues).
+WALLBOARD_TENANT = "acme"
+RULES = Path(__file__).resolve().parents[1] / "metrics" / "prometheus" / "rules.yml"
+DASHBOARDS = Path(__file__).resolve().parents[1] / "metrics" / "dashboards"
+
+
+def _observability(procs: _Processes, workdir: Path, redis_url: str, ports: list[int],
+                   env: dict[str, str]) -> None:
+    """Serve the API (the wallboard) and print where to look: each worker's /metrics, the
+    wallboard with a supervisor token, and the one command that starts a Prometheus on them
+    (its config written into the demo's folder, loopback targets only, the shipped rules)."""
+    import redis
+
+    from cc_core.api.tokens import Role, TokenStore
+    from cc_core.prom_server import command, scrape_config
+
+    api_port = free_port()
+    procs.start("api", [sys.executable, "-m", "cc_core.cli", "api", "serve", "--listen",
+                        f"127.0.0.1:{api_port}", "--redis-url", redis_url], env=env)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        token, _ = TokenStore(client).create(WALLBOARD_TENANT, Role.SUPERVISOR,
+                                             label="demo wallboard")
+    finally:
+        client.close()
+    _wait_http(f"http://127.0.0.1:{api_port}/v1/openapi.json", "the API (see api.log)")
+    config = workdir / "prometheus.yml"
+    config.write_text(scrape_config({"cccore-workers": [f"127.0.0.1:{p}" for p in ports]},
+                                    rule_files=[RULES], interval="5s"), encoding="utf-8")
+    prom_port = free_port()
+    print("metrics    " + "  ".join(f"http://127.0.0.1:{p}/metrics" for p in ports), flush=True)
+    print(f"wallboard  http://127.0.0.1:{api_port}/wallboard#token={token}  (tenant "
+          f"{WALLBOARD_TENANT}, refreshed every second)", flush=True)
+    print(f"prometheus {' '.join(command(config, workdir / 'prometheus-data', prom_port))}"
+          f"  (then http://127.0.0.1:{prom_port}; rules {RULES.name}, dashboards for Grafana "
+          f"in {DASHBOARDS})", flush=True)
+
+
+def _wait_http(url: str, what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        gevent.sleep(0.1)
+    raise EnvironmentProblem(f"{what} did not answer {url} within {START_TIMEOUT_S:.0f}s")
 
 
 def _wait_for_owner(ports: list[int]) -> int:
