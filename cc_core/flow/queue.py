@@ -60,6 +60,8 @@ JOB_SLACK_S = 10.0
 MAX_QUEUE_HOPS = 6
 # Causes an agent leg ends with when it lost: not the agent's miss.
 _LOST = ("LOSE_RACE", "ORIGINATOR_CANCEL", "MANAGER_REQUEST")
+# uuid_getvar of an unset variable (command_replies.json).
+_UNDEF = "_undef_"
 # Members that are queued callbacks, not live callers: "cb-<call uuid>[~<retry>]".
 
 
@@ -427,6 +429,7 @@ class QueueFlow:
     def _agent_done(self, call: Call, agent: str) -> None:
         data = call.data.offer
         data["left"] = int(data.get("left", 1)) - 1
+        data.setdefault("done", []).append(agent)
         if data["left"] > 0 or data.get("won") or call.state is not CallState.QUEUED:
             self.m._save(call, call.state)
             return
@@ -748,20 +751,74 @@ class QueueFlow:
         waiting for its next event."""
         if call.state is CallState.CONNECTED:
             return False        # bridged: the agent leg's hang-up comes to this worker now
-        if app == "playback" and not call.data.offer:
-            tenant = self.m._tenant(call)
-            queue = tenant.queues.get(call.data.queue)
-            if queue is not None:
-                self._arm(call, queue)
-                self.dispatch(call.data.tenant, call.data.queue)
-            return False
-        # Its music stopped or an offer was in flight with the old holder: the caller waits
-        # again (the old offer lapses in Redis) with music.
-        call.data.offer = {}
-        self.moh_ended(call)
         tenant = self.m._tenant(call)
         queue = tenant.queues.get(call.data.queue)
-        if queue is not None:
-            self._arm(call, queue)
-            self.dispatch(call.data.tenant, call.data.queue)
-        return True
+        if queue is None:
+            return False
+        self._arm(call, queue)
+        repaired = app != "playback"
+        if repaired:
+            self.moh_ended(call)        # its music stopped while nobody held the call
+        if call.data.offer:
+            # An offer was in flight with the old holder: its agents' phones may be ringing,
+            # or an agent may have picked up and be waiting on the line.
+            self._adopt_offer(call)
+            return True
+        self.dispatch(call.data.tenant, call.data.queue)
+        return repaired
+
+    def _leg_app(self, call: Call, leg: str) -> str | None:
+        """What an agent leg runs: None when it is gone, "" while it rings (the originate's
+        ``&park()`` starts only once it is answered), else the application."""
+        reply = call.link.api(commands.uuid_getvar(leg, "current_application")).strip()
+        if reply.startswith("-ERR"):
+            return None
+        return "" if reply == _UNDEF else reply
+
+    def _adopt_offer(self, call: Call) -> None:
+        """Carry on the offer a dead holder started, under the same reservation: a ringing
+        agent leg is kept (its answer or hang-up now comes to this worker, and answering
+        connects the agent to the caller), an answered one is connected now; agents whose leg
+        is gone, or who were never rung (the holder's timers died with it), are released at
+        once rather than when the reservation lapses. With nobody of the offer left the
+        caller is offered again in its place."""
+        data = call.data.offer
+        won = data.get("won")
+        if won:
+            app = self._leg_app(call, won)
+            if app == "playback":
+                return          # the whisper plays: its completion comes here and bridges
+            if app is not None:
+                self._bridge(call, won)
+                return
+            # The winner's leg ended before the bridge, while nobody held the call: the
+            # agent is freed; the ACD counted the caller answered, so it is not offered
+            # again and waits for its queue's max wait (overflow chain).
+            log.warning("the agent who answered hung up before the bridge, during a failover",
+                        extra=self.m._ctx(call.uuid, call.data.tenant))
+            agent = data["legs"].get(won, "")
+            self._won.discard(won)
+            call.data.offer = {}
+            self.m._save(call, CallState.QUEUED)
+            self.acd.call_ended(call.data.tenant, agent, call.uuid, 0)
+            self._after_free(call.data.tenant, agent)
+            return
+        offer = _offer_of(data, call.data.tenant, call.uuid, call.node)
+        done = set(data.get("done", []))
+        rung = set(data["legs"].values())
+        answered: list[str] = []
+        for leg, agent in list(data["legs"].items()):
+            app = self._leg_app(call, leg)
+            if app is None:
+                del data["legs"][leg]
+                self.acd.agent_failed(offer, agent, "ORIGINATOR_CANCEL")
+                self._agent_done(call, agent)
+            elif app:
+                answered.append(leg)
+        for agent in data.get("agents", []):
+            if agent not in rung and agent not in done and call.data.offer:
+                self.acd.agent_failed(offer, agent, "ORIGINATOR_CANCEL")
+                self._agent_done(call, agent)
+        for leg in answered:
+            if call.data.offer and leg in call.data.offer.get("legs", {}):
+                self._answered(call, leg)
