@@ -72,6 +72,14 @@ def _offer_of(data: dict[str, Any], tenant: str, call_uuid: str, node: str) -> O
                               for a in data.get("agents", [])))
 
 
+def _newer(token: str, than: str) -> bool:
+    """Whether reservation ``token`` came after ``than`` (tokens count up per tenant)."""
+    try:
+        return int(token) > int(than)
+    except ValueError:
+        return False
+
+
 def pack_offer(offer: Offer) -> bytes:
     return msgpack.packb({
         "tenant": offer.tenant, "queue": offer.queue, "call_uuid": offer.call_uuid,
@@ -212,8 +220,20 @@ class QueueFlow:
 
     def _offer(self, offer: Offer) -> None:
         call = self.m._calls.get(offer.call_uuid)
-        if call is None or call.state is not CallState.QUEUED or call.data.offer:
-            return      # gone, or ringing someone already: the reservation lapses in Redis
+        if call is None or call.state is not CallState.QUEUED:
+            return      # gone: the reservation lapses in Redis
+        current = call.data.offer
+        if current:
+            if current.get("won") or not _newer(offer.token, str(current.get("token", ""))):
+                return  # ringing someone already: this reservation lapses in Redis
+            # The ACD reserved agents for this caller again, so the reservation of the offer
+            # still run here lapsed (its agents were released with it): left in place, it
+            # would turn every new offer away and the caller would never be offered again.
+            log.info("the offer in progress lapsed; taking the new one",
+                     extra=self.m._ctx(call.uuid, call.data.tenant))
+            for leg in current.get("legs", {}):
+                self._kill(call.link, leg, "LOSE_RACE")
+            call.data.offer = {}
         self.m._guarded(call, lambda: self._start_offer(call, offer))
 
     def _start_offer(self, call: Call, offer: Offer) -> None:

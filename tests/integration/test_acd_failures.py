@@ -7,6 +7,7 @@ bridged); where agents stand, from the ACD in Redis and its ``callcenter::info``
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -41,7 +42,7 @@ TENANT = REPO / "tests" / "data" / "tenants" / "acdfail.yaml"
 T = "acdfail"
 CALLER = "13322223333"
 # How each agent's phone behaves (sim_endpoint): answer after N ms, talk M ms.
-PHONES = {"f1": "answer 4000 1000", "s1": "answer 300 700", "s2": "answer 300 700",
+PHONES = {"f1": "answer 4000 1000", "g1": "answer 4000 1000", "s1": "answer 300 700", "s2": "answer 300 700",
           "s3": "answer 300 700", "p1": "noanswer", "p2": "answer 2500 1000",
           "p3": "answer 300 1000", "m1": "answer 200 600"}
 NODES = ("fs1", "fs2")
@@ -117,6 +118,43 @@ def test_a_worker_killed_while_an_agent_rings_the_survivor_connects_that_agent(
     f1 = acd.agent(T, "f1")
     assert f1.calls_today == 1 and f1.no_answers_today == 0
     assert acd.queue_view(T, "failover").waiting == 0
+
+
+def test_an_agent_who_declines_during_the_failover_is_rung_again_for_the_first_caller(
+        acd_cluster) -> None:
+    cluster, obs, acd = acd_cluster
+    start(cluster, acd, 2)
+    owner = cluster.by_id(cluster.holder())
+    assert owner is not None
+    standby = next(w for w in cluster.workers if w is not owner)
+    first = obs.call(CALLER, "4003330007")
+    wait_for(lambda: state(acd, "g1")[1] == "Receiving", timeout=10,
+             message="the agent's phone ringing (Receiving)")
+    os.kill(owner.proc.pid, signal.SIGKILL)
+    # While no worker owns the switch: the agent declines the ringing call (the dead worker's
+    # leg ends, and nobody hears of it), and a second caller arrives.
+    def ringing() -> list[str]:
+        rows = json.loads(obs.conn.api("show channels as json")).get("rows", [])
+        return [row["uuid"] for row in rows if row.get("direction") == "outbound"]
+
+    (leg,) = wait_for(ringing, timeout=5, message="the agent's leg listed by the switch")
+    assert obs.conn.api(f"sim_hangup {leg} CALL_REJECTED").startswith("+OK")
+    second = obs.call("13322224444", "4003330007")
+    cluster.wait_owner([standby], timeout=FAILOVER_TTL_MS / 1000 + 3)
+    for uuid in (first, second):
+        summary = wait_ended(cluster, obs, T, uuid, timeout=40)
+        assert summary["outcome"] == "answered_by_agent" and summary["agent"] == "g1"
+        assert obs.answered.get(uuid) == 1 and obs.bridges.get(uuid) == 1
+    wait_for(lambda: all(leg["cause"] for leg in obs.legs.values()), timeout=10,
+             message="every agent leg ended")
+    declined, again = sorted(obs.legs_of(first), key=lambda leg: leg["start_us"])
+    assert declined["cause"] == "CALL_REJECTED" and not declined["answered"]
+    assert again["answered"] and again["cause"] == "NORMAL_CLEARING"
+    # The first caller kept their place: rung again before the caller who came later.
+    (later,) = obs.legs_of(second)
+    assert again["start_us"] < later["start_us"]
+    wait_for(lambda: all_waiting(acd, ["g1"]), timeout=10, message="the agent Waiting again")
+    assert acd.agent(T, "g1").calls_today == 2
 
 
 def test_ring_progressively_rings_agents_one_after_another_and_the_first_to_answer_wins(
