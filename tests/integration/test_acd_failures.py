@@ -268,3 +268,34 @@ def test_callers_on_two_switches_share_agents_without_one_agent_rung_twice(
     wait_for(lambda: all_waiting(acd, agents), timeout=10, message="every agent Waiting again")
     assert sum(acd.agent(T, a).calls_today for a in agents) == 8
     assert all(w.alive for w in workers)
+
+
+def test_an_agent_in_three_queues_takes_one_caller_at_a_time_the_vip_first(
+        acd_cluster) -> None:
+    cluster, obs, acd = acd_cluster
+    start(cluster, acd, 1)
+    # m1 (logged out) serves three queues; a caller waits in the first, one in the third,
+    # then a VIP (whitelisted, priority 50) joins the second, last.
+    first = obs.call("13311110001", "4003330004")
+    wait_for(lambda: acd.queue_view(T, "multi1").waiting == 1, timeout=10,
+             message="the first caller waiting")
+    third = obs.call("13311110003", "4003330006")
+    wait_for(lambda: acd.queue_view(T, "multi3").waiting == 1, timeout=10,
+             message="the second caller waiting")
+    vip = obs.call("13900000001", "4003330005")
+    wait_for(lambda: acd.queue_view(T, "multi2").waiting == 1, timeout=10,
+             message="the VIP waiting")
+    acd.login(T, "m1")
+    for uuid in (first, third, vip):
+        summary = wait_ended(cluster, obs, T, uuid, timeout=30)
+        assert summary["outcome"] == "answered_by_agent" and summary["agent"] == "m1"
+        assert obs.bridges.get(uuid) == 1
+    wait_for(lambda: all(leg["cause"] for leg in obs.legs.values()), timeout=10,
+             message="every agent leg ended")
+    legs = sorted(obs.agent_legs("m1"), key=lambda leg: leg["start_us"])
+    # One ring per caller, the VIP first, then in the order the others came; never two at
+    # once (each leg ended before the next started).
+    assert [leg["member"] for leg in legs] == [vip, first, third], legs
+    assert all(a["end_us"] <= b["start_us"] for a, b in pairwise(legs)), legs
+    assert acd.agent(T, "m1").calls_today == 3
+    wait_for(lambda: all_waiting(acd, ["m1"]), timeout=10, message="m1 Waiting again")
