@@ -241,8 +241,12 @@ class QueueFlow:
                            "deadline_ms": offer.deadline_ms,
                            "agents": [a.agent for a in offer.agents],
                            "left": len(offer.agents), "legs": {}}
-        if any(oa.delay_ms > 0 for oa in offer.agents):
-            # Saved now for the legs rung later; a leg rung at once saves before its originate.
+        later = {oa.agent: [oa.contact, oa.type, oa.delay_ms]
+                 for oa in offer.agents if oa.delay_ms > 0}
+        if later:
+            # Saved now for the legs rung later (and for whoever resumes the call before
+            # they are rung); a leg rung at once saves before its originate.
+            call.data.offer.update(later=later, at_ms=now_ms())
             self.m._save(call, CallState.QUEUED)
         for oa in offer.agents:
             if oa.delay_ms > 0:
@@ -799,8 +803,8 @@ class QueueFlow:
         """Carry on the offer a dead holder started, under the same reservation: a ringing
         agent leg is kept (its answer or hang-up now comes to this worker, and answering
         connects the agent to the caller), an answered one is connected now; agents whose leg
-        is gone, or who were never rung (the holder's timers died with it), are released at
-        once rather than when the reservation lapses. With nobody of the offer left the
+        is gone are released at once rather than when the reservation lapses, and those the
+        holder was to ring later (ring-progressively) are rung when it would have. With nobody of the offer left the
         caller is offered again in its place."""
         data = call.data.offer
         won = data.get("won")
@@ -835,8 +839,18 @@ class QueueFlow:
                 self._agent_done(call, agent)
             elif app:
                 answered.append(leg)
+        later = data.get("later", {})
         for agent in data.get("agents", []):
-            if agent not in rung and agent not in done and call.data.offer:
+            if agent in rung or agent in done or not call.data.offer:
+                continue
+            if agent in later:
+                # Ring-progressively: rung when the dead holder would have rung them.
+                contact, kind, delay_ms = later[agent]
+                oa = OfferedAgent(agent=agent, contact=contact, type=kind, delay_ms=delay_ms)
+                wait_ms = max(0, int(data.get("at_ms", 0)) + delay_ms - now_ms())
+                gevent.spawn_later(wait_ms / 1000, self.post, call.uuid,
+                                   lambda o=oa: self._ring_later(call.uuid, offer, o))
+            else:
                 self.acd.agent_failed(offer, agent, "ORIGINATOR_CANCEL")
                 self._agent_done(call, agent)
         for leg in answered:

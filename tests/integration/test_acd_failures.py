@@ -222,6 +222,34 @@ def two_switches(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
         r.close()
 
 
+def test_ring_progressively_carries_on_after_the_worker_ringing_the_agents_dies(
+        acd_cluster) -> None:
+    cluster, obs, acd = acd_cluster
+    start(cluster, acd, 2)
+    owner = cluster.by_id(cluster.holder())
+    assert owner is not None
+    standby = next(w for w in cluster.workers if w is not owner)
+    uuid = obs.call(CALLER, "4003330003")
+    wait_for(lambda: state(acd, "p1")[1] == "Receiving", timeout=10,
+             message="the first agent's phone ringing")
+    # p2 and p3 were to be rung 1 s and 2 s later by the worker that dies now.
+    os.kill(owner.proc.pid, signal.SIGKILL)
+    cluster.wait_owner([standby], timeout=FAILOVER_TTL_MS / 1000 + 3)
+    summary = wait_ended(cluster, obs, T, uuid, timeout=40)
+    wait_for(lambda: all(leg["cause"] for leg in obs.legs_of(uuid)), timeout=15,
+             message="every agent leg ended")
+    legs = {leg["agent"]: leg for leg in obs.legs_of(uuid)}
+    # The survivor rang the two others; p3 answered first and was connected; p1's phone,
+    # rung by the dead worker, stopped then rather than ringing out as a missed call.
+    assert sorted(legs) == ["p1", "p2", "p3"] and len(obs.legs_of(uuid)) == 3, legs
+    assert summary["outcome"] == "answered_by_agent" and summary["agent"] == "p3"
+    assert legs["p1"]["cause"] == "LOSE_RACE" and legs["p2"]["cause"] == "LOSE_RACE"
+    assert obs.answered.get(uuid) == 1 and obs.bridges.get(uuid) == 1
+    wait_for(lambda: all_waiting(acd, ["p1", "p2", "p3"]), timeout=10,
+             message="every agent Waiting again")
+    assert all(acd.agent(T, a).no_answers_today == 0 for a in ("p1", "p2"))
+
+
 def test_callers_on_two_switches_share_agents_without_one_agent_rung_twice(
         two_switches) -> None:
     observers, workers, r = two_switches
