@@ -16,6 +16,9 @@ what the worker holding the caller does with it over ESL:
   handled in the caller's lane. The first agent to answer wins (``Acd.answered``); every other
   ringing or answered leg of the offer is hung up at once. The winner hears the whisper, if
   any, and is bridged with ``uuid_bridge``.
+* **failover**: a worker that takes over a queued caller carries on the offer its dead holder
+  started, under the same reservation (``resume``, ``_adopt_offer``): ringing legs are kept,
+  an answered one is connected, gone ones are released at once, later ones rung in time.
 * **leaving**: the caller's hang-up frees every agent reserved or ringing for it at once (and
   hangs up their legs); a wait past ``max_wait_s`` (or ``max_wait_no_agent_s`` with nobody
   logged in) leads along the overflow chain. A bridged agent's hang-up starts its wrap-up.
