@@ -42,7 +42,7 @@ TENANT = REPO / "tests" / "data" / "tenants" / "acdfail.yaml"
 T = "acdfail"
 CALLER = "13322223333"
 # How each agent's phone behaves (sim_endpoint): answer after N ms, talk M ms.
-PHONES = {"f1": "answer 4000 1000", "g1": "answer 4000 1000", "s1": "answer 300 700", "s2": "answer 300 700",
+PHONES = {"f1": "answer 4000 1000", "g1": "answer 2500 500", "s1": "answer 300 700", "s2": "answer 300 700",
           "s3": "answer 300 700", "p1": "noanswer", "p2": "answer 2500 1000",
           "p3": "answer 300 1000", "m1": "answer 200 600"}
 NODES = ("fs1", "fs2")
