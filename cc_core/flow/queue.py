@@ -36,12 +36,14 @@ from typing import TYPE_CHECKING, Any
 import gevent
 import msgpack
 
+from acd.errors import AcdError
 from acd.events import MissKind, miss_kind
 from acd.store import CALLBACK_PREFIX, CB_GAVE_UP, CB_RETRY, Acd, Offer, OfferedAgent
 from cc_core.errors import EslError
 from cc_core.flow import spoken
 from cc_core.flow.record import CallState, now_ms
 from cc_core.tenants.model import (
+    AgentState,
     AgentType,
     Announce,
     Destination,
@@ -321,7 +323,9 @@ class QueueFlow:
         leg = event.unique_id
         # A callback's agent leg is run by the greenlet that rang it (_call_back).
         if member and leg and member != leg and not member.startswith(CALLBACK_PREFIX):
-            self.post(member, lambda: self._leg_answered(member, leg, link))
+            tenant = event.get("variable_cc_tenant") or ""
+            agent = event.get("variable_cc_agent") or ""
+            self.post(member, lambda: self._leg_answered(member, leg, link, tenant, agent))
 
     def on_leg_hangup(self, event: Any, link: Any) -> None:
         member = event.get("variable_cc_member")
@@ -348,13 +352,34 @@ class QueueFlow:
         leg = event.unique_id or ""
         self.post(member, lambda: self._whispered(member, leg))
 
-    def _leg_answered(self, member: str, leg: str, link: Any) -> None:
+    def _leg_answered(self, member: str, leg: str, link: Any, tenant: str = "",
+                      agent: str = "") -> None:
         call = self.m._calls.get(member)
+        if call is None and self._held_elsewhere(member, link, tenant, agent):
+            # This worker took the switch over from a dead one and has not taken this caller
+            # yet (its holder's heartbeat expires first): whoever does connects the agent
+            # (``_adopt_offer``), who waits on the line until then rather than being cut off.
+            log.info("agent answered for a caller not taken over yet; left for its new holder",
+                     extra={"call_uuid": member, "tenant": tenant, "agent": agent, "leg": leg})
+            return
         if call is None or leg not in call.data.offer.get("legs", {}):
             # The caller left (or this leg is not of its live offer): nobody to talk to.
             self._kill(link, leg, "ORIGINATOR_CANCEL")
             return
         self.m._guarded(call, lambda: self._answered(call, leg))
+
+    def _held_elsewhere(self, member: str, link: Any, tenant: str, agent: str) -> bool:
+        """Whether the caller is still on the switch with ``agent`` still ringing for it: a
+        live offer this worker does not run (yet)."""
+        if not tenant or not agent:
+            return False
+        try:
+            if link.api(commands.uuid_exists(member)).strip() != "true":
+                return False
+            view = self.acd.agent(tenant, agent)
+        except (EslError, AcdError, ValueError):
+            return False
+        return view.call_uuid == member and view.state == AgentState.RECEIVING.value
 
     def _answered(self, call: Call, leg: str) -> None:
         data = call.data.offer

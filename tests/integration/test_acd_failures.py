@@ -42,7 +42,7 @@ TENANT = REPO / "tests" / "data" / "tenants" / "acdfail.yaml"
 T = "acdfail"
 CALLER = "13322223333"
 # How each agent's phone behaves (sim_endpoint): answer after N ms, talk M ms.
-PHONES = {"f1": "answer 4000 1000", "g1": "answer 2500 500", "s1": "answer 300 700", "s2": "answer 300 700",
+PHONES = {"f1": "answer 2500 1000", "g1": "answer 2500 500", "s1": "answer 300 700", "s2": "answer 300 700",
           "s3": "answer 300 700", "p1": "noanswer", "p2": "answer 2500 1000",
           "p3": "answer 300 1000", "m1": "answer 200 600"}
 NODES = ("fs1", "fs2")
@@ -98,8 +98,10 @@ def test_a_worker_killed_while_an_agent_rings_the_survivor_connects_that_agent(
     uuid = obs.call(CALLER, "4003330001")
     wait_for(lambda: state(acd, "f1")[1] == "Receiving", timeout=10,
              message="the agent's phone ringing (Receiving)")
-    # The worker holding the caller and the reservation dies while the agent's phone rings
-    # (it answers 4 s after the ring starts).
+    # The worker holding the caller and the reservation dies while the agent's phone rings.
+    # The agent answers 2.5 s after the ring starts: after the survivor took the switch's
+    # events (lease TTL, 1.5 s), before it took the caller (the dead worker's heartbeat
+    # expires at 3 s, then its sweep).
     os.kill(owner.proc.pid, signal.SIGKILL)
     cluster.wait_owner([standby], timeout=FAILOVER_TTL_MS / 1000 + 3)
     summary = wait_ended(cluster, obs, T, uuid, timeout=40)
