@@ -60,6 +60,13 @@ def summaries(r: redis.Redis) -> dict[str, dict]:
     return stream_summaries(r, T)
 
 
+def agent_legs_up(obs: LegObserver) -> list[str]:
+    """The agent legs the switch lists (Receiving in the ACD is set just before the
+    originate is sent: a worker killed then leaves no leg)."""
+    rows = json.loads(obs.conn.api("show channels as json")).get("rows", [])
+    return [row["uuid"] for row in rows if row.get("direction") == "outbound"]
+
+
 def state(acd: Acd, agent: str) -> tuple[str, str]:
     view = acd.agent(T, agent)
     return view.status, view.state
@@ -96,8 +103,8 @@ def test_a_worker_killed_while_an_agent_rings_the_survivor_connects_that_agent(
     assert owner is not None
     standby = next(w for w in cluster.workers if w is not owner)
     uuid = obs.call(CALLER, "4003330001")
-    wait_for(lambda: state(acd, "f1")[1] == "Receiving", timeout=10,
-             message="the agent's phone ringing (Receiving)")
+    wait_for(lambda: state(acd, "f1")[1] == "Receiving" and agent_legs_up(obs), timeout=10,
+             message="the agent's phone ringing")
     # The worker holding the caller and the reservation dies while the agent's phone rings.
     # The agent answers 2.5 s after the ring starts: after the survivor took the switch's
     # events (lease TTL, 1.5 s), before it took the caller (the dead worker's heartbeat
@@ -132,14 +139,11 @@ def test_an_agent_who_declines_during_the_failover_is_rung_again_for_the_first_c
     first = obs.call(CALLER, "4003330007")
     wait_for(lambda: state(acd, "g1")[1] == "Receiving", timeout=10,
              message="the agent's phone ringing (Receiving)")
+    (leg,) = wait_for(lambda: agent_legs_up(obs), timeout=5,
+                      message="the agent's leg listed by the switch")
     os.kill(owner.proc.pid, signal.SIGKILL)
     # While no worker owns the switch: the agent declines the ringing call (the dead worker's
     # leg ends, and nobody hears of it), and a second caller arrives.
-    def ringing() -> list[str]:
-        rows = json.loads(obs.conn.api("show channels as json")).get("rows", [])
-        return [row["uuid"] for row in rows if row.get("direction") == "outbound"]
-
-    (leg,) = wait_for(ringing, timeout=5, message="the agent's leg listed by the switch")
     assert obs.conn.api(f"sim_hangup {leg} CALL_REJECTED").startswith("+OK")
     second = obs.call("13322224444", "4003330007")
     cluster.wait_owner([standby], timeout=FAILOVER_TTL_MS / 1000 + 3)
@@ -232,7 +236,7 @@ def test_ring_progressively_carries_on_after_the_worker_ringing_the_agents_dies(
     assert owner is not None
     standby = next(w for w in cluster.workers if w is not owner)
     uuid = obs.call(CALLER, "4003330003")
-    wait_for(lambda: state(acd, "p1")[1] == "Receiving", timeout=10,
+    wait_for(lambda: state(acd, "p1")[1] == "Receiving" and agent_legs_up(obs), timeout=10,
              message="the first agent's phone ringing")
     # p2 and p3 were to be rung 1 s and 2 s later by the worker that dies now.
     os.kill(owner.proc.pid, signal.SIGKILL)
