@@ -832,8 +832,8 @@ class QueueFlow:
         agent leg is kept (its answer or hang-up now comes to this worker, and answering
         connects the agent to the caller), an answered one is connected now; agents whose leg
         is gone are released at once rather than when the reservation lapses, and those the
-        holder was to ring later (ring-progressively) are rung when it would have. With nobody of the offer left the
-        caller is offered again in its place."""
+        holder was to ring later (ring-progressively) are rung when it would have. With nobody
+        of the offer left the caller is offered again in its place."""
         data = call.data.offer
         won = data.get("won")
         if won:

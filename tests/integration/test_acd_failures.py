@@ -13,12 +13,13 @@ import signal
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
-import redis
 
 from acd import events as acd_events
 from acd.store import Acd
+from cc_core import redisconn
 from cc_core.config import Config
 from fssim.process import SimProcess
 from tests.conftest import wait_for
@@ -56,7 +57,7 @@ def phones(obs: LegObserver) -> None:
         assert reply.startswith("+OK"), reply
 
 
-def summaries(r: redis.Redis) -> dict[str, dict]:
+def summaries(r: Any) -> dict[str, dict]:
     return stream_summaries(r, T)
 
 
@@ -192,14 +193,14 @@ def test_ring_progressively_rings_agents_one_after_another_and_the_first_to_answ
 
 @pytest.fixture
 def two_switches(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
-                 ) -> Iterator[tuple[dict[str, LegObserver], list[WorkerProc], redis.Redis]]:
+                 ) -> Iterator[tuple[dict[str, LegObserver], list[WorkerProc], Any]]:
     """Two simulators (fs1, fs2), each owned by its own worker: callers on one switch are
     offered agents freed on the other, through the ACD's offers channel."""
     monkeypatch.setenv("CC_TENANTS", str(TENANT))
     sims: dict[str, SimProcess] = {}
     observers: dict[str, LegObserver] = {}
     workers: list[WorkerProc] = []
-    r = redis.Redis.from_url(redis_url, socket_timeout=2)
+    r = redisconn.connect(redis_url, socket_timeout=2)
     try:
         for i, name in enumerate(NODES):
             (tmp_path / name).mkdir()
