@@ -802,7 +802,12 @@ class QueueFlow:
         """A queued or connected call this worker now holds. True when it needed more than
         waiting for its next event."""
         if call.state is CallState.CONNECTED:
-            return False        # bridged: the agent leg's hang-up comes to this worker now
+            # Bridged: the agent leg's hang-up comes to this worker now, and ends the agent's
+            # call (wrap-up, counters) only for a leg it knows it bridged.
+            won = call.data.offer.get("won")
+            if won:
+                self._won.add(won)
+            return False
         tenant = self.m._tenant(call)
         queue = tenant.queues.get(call.data.queue)
         if queue is None:
@@ -837,23 +842,15 @@ class QueueFlow:
         data = call.data.offer
         won = data.get("won")
         if won:
+            self._won.add(won)      # its hang-up now ends the agent's call here
             app = self._leg_app(call, won)
             if app == "playback":
                 return          # the whisper plays: its completion comes here and bridges
             if app is not None:
                 self._bridge(call, won)
                 return
-            # The winner's leg ended before the bridge, while nobody held the call: the
-            # agent is freed; the ACD counted the caller answered, so it is not offered
-            # again and waits for its queue's max wait (overflow chain).
-            log.warning("the agent who answered hung up before the bridge, during a failover",
-                        extra=self.m._ctx(call.uuid, call.data.tenant))
-            agent = data["legs"].get(won, "")
-            self._won.discard(won)
-            call.data.offer = {}
-            self.m._save(call, CallState.QUEUED)
-            self.acd.call_ended(call.data.tenant, agent, call.uuid, 0)
-            self._after_free(call.data.tenant, agent)
+            # The winner's leg ended before the bridge, while nobody held the call.
+            self._unbridged(call, won)
             return
         offer = _offer_of(data, call.data.tenant, call.uuid, call.node)
         done = set(data.get("done", []))

@@ -43,7 +43,7 @@ TENANT = REPO / "tests" / "data" / "tenants" / "acdfail.yaml"
 T = "acdfail"
 CALLER = "13322223333"
 # How each agent's phone behaves (sim_endpoint): answer after N ms, talk M ms.
-PHONES = {"f1": "answer 2500 1000", "g1": "answer 2500 500", "s1": "answer 300 700", "s2": "answer 300 700",
+PHONES = {"f1": "answer 2500 1000", "t1": "answer 200 8000", "g1": "answer 2500 500", "s1": "answer 300 700", "s2": "answer 300 700",
           "s3": "answer 300 700", "p1": "noanswer", "p2": "answer 2500 1000",
           "p3": "answer 300 1000", "m1": "answer 200 600"}
 NODES = ("fs1", "fs2")
@@ -52,8 +52,11 @@ PROGRESSIVE_GAP_US = 900_000
 
 
 def phones(obs: LegObserver) -> None:
+    """The agents' phones, registered before the workers start (they ask sofia_contact)."""
     for agent, how in PHONES.items():
         reply = obs.conn.api(f"sim_endpoint user/{agent}@default {how}")
+        assert reply.startswith("+OK"), reply
+        reply = obs.conn.api(f"sim_register {agent}@default 3600")
         assert reply.startswith("+OK"), reply
 
 
@@ -128,6 +131,24 @@ def test_a_worker_killed_while_an_agent_rings_the_survivor_connects_that_agent(
     f1 = acd.agent(T, "f1")
     assert f1.calls_today == 1 and f1.no_answers_today == 0
     assert acd.queue_view(T, "failover").waiting == 0
+
+
+def test_an_agent_talking_when_the_worker_dies_is_free_again_after_the_call(acd_cluster) -> None:
+    cluster, obs, acd = acd_cluster
+    start(cluster, acd, 2)
+    owner = cluster.by_id(cluster.holder())
+    assert owner is not None
+    standby = next(w for w in cluster.workers if w is not owner)
+    uuid = obs.call(CALLER, "4003330008")
+    wait_for(lambda: obs.bridges.get(uuid), timeout=10, message="the caller bridged to t1")
+    os.kill(owner.proc.pid, signal.SIGKILL)
+    cluster.wait_owner([standby], timeout=FAILOVER_TTL_MS / 1000 + 3)
+    # The agent talks 8 s, then hangs up: the survivor ends the call and frees the agent.
+    summary = wait_ended(cluster, obs, T, uuid, timeout=30)
+    assert summary["outcome"] == "answered_by_agent" and summary["agent"] == "t1"
+    wait_for(lambda: all_waiting(acd, ["t1"]), timeout=10,
+             message="the agent Waiting again after the call")
+    assert acd.agent(T, "t1").calls_today == 1
 
 
 def test_an_agent_who_declines_during_the_failover_is_rung_again_for_the_first_caller(
