@@ -542,13 +542,16 @@ class Acd:
 
     # -- views ------------------------------------------------------------------------------------
 
-    def waiting(self, tenant: str, queues: Sequence[str]) -> dict[str, int]:
-        """Callers waiting in each of ``queues``: one round trip, for a sweep that only
-        dispatches queues somebody waits in."""
+    def heads(self, tenant: str, queues: Sequence[str]) -> dict[str, float]:
+        """The rank score (``rank_score``: lower is served first) of the first caller waiting
+        in each of ``queues`` that has one; one round trip. A dispatch of several queues in
+        this order gives a free agent to the best caller across them, as mod_callcenter
+        ranks members across queues."""
         pipe = self.redis.pipeline(transaction=False)
         for q in queues:
-            pipe.zcard(keys.acd_queue_waiting(tenant, q))
-        return {q: int(n) for q, n in zip(queues, pipe.execute(), strict=True)}
+            pipe.zrange(keys.acd_queue_waiting(tenant, q), 0, 0, withscores=True)
+        return {q: float(head[0][1])
+                for q, head in zip(queues, pipe.execute(), strict=True) if head}
 
     def _member(self, tenant: str, call_uuid: str) -> dict[str, str]:
         raw = self.redis.hgetall(keys.acd_member(tenant, call_uuid))

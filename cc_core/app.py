@@ -176,9 +176,14 @@ def _acd_loop(ctx: WorkerContext, acd: Acd, queues: QueueFlow, source: TenantSou
                 if sweep:
                     # Agents logged in through the API free no timer: whoever waits is
                     # offered to them here, within a second.
-                    names = list(tenant.queues)
-                    due |= {q for q, n in acd.waiting(tenant.tenant, names).items() if n}
-                for name in due:
+                    due |= set(tenant.queues)
+                if not due:
+                    continue
+                # Best waiting caller first: an agent in several queues, free after a
+                # wrap-up or a login, goes to the VIP or the longest waiting of them all,
+                # not to whichever queue a set happened to list first.
+                heads = acd.heads(tenant.tenant, sorted(due))
+                for name in sorted(heads, key=lambda q: (heads[q], q)):
                     queues.dispatch(tenant.tenant, name)
         except (RedisError, OSError) as exc:
             log.warning("ACD tick failed: %r", exc)
