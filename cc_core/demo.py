@@ -515,12 +515,19 @@ def _observability(procs: _Processes, workdir: Path, redis_url: str, ports: list
                                              label="demo wallboard")
     finally:
         client.close()
+    # The queue and agent KPIs describe shared Redis state: served once, by their own process.
+    kpi_port = free_port()
+    procs.start("kpi", [sys.executable, "-m", "cc_core.cli", "metrics", "serve", "--port",
+                        str(kpi_port), "--redis-url", redis_url], env=env)
     _wait_http(f"http://127.0.0.1:{api_port}/v1/openapi.json", "the API (see api.log)")
+    _wait_http(f"http://127.0.0.1:{kpi_port}/metrics", "the KPI exporter (see kpi.log)")
     config = workdir / "prometheus.yml"
-    config.write_text(scrape_config({"cccore-workers": [f"127.0.0.1:{p}" for p in ports]},
+    config.write_text(scrape_config({"cccore-workers": [f"127.0.0.1:{p}" for p in ports],
+                                     "cccore-kpi": [f"127.0.0.1:{kpi_port}"]},
                                     rule_files=[RULES], interval="5s"), encoding="utf-8")
     prom_port = free_port()
-    print("metrics    " + "  ".join(f"http://127.0.0.1:{p}/metrics" for p in ports), flush=True)
+    print("metrics    " + "  ".join(f"http://127.0.0.1:{p}/metrics" for p in ports)
+          + f"  KPIs http://127.0.0.1:{kpi_port}/metrics", flush=True)
     print(f"wallboard  http://127.0.0.1:{api_port}/wallboard#token={token}  (tenant "
           f"{WALLBOARD_TENANT}, refreshed every second)", flush=True)
     print(f"prometheus {' '.join(command(config, workdir / 'prometheus-data', prom_port))}"

@@ -51,7 +51,9 @@ def test_demo_plays_the_example_tenants_through_every_kind_of_outcome() -> None:
     assert int(_row(out, "never answered")) >= refused
     # Where to look: each worker's metrics, the wallboard, the one command for a Prometheus
     # whose config (written by the demo) Prometheus' own promtool accepts.
-    assert len(re.findall(r"http://127\.0\.0\.1:\d+/metrics", _row(out, "metrics"))) == 2
+    workers, _, kpis = _row(out, "metrics").partition("KPIs")
+    assert len(re.findall(r"http://127\.0\.0\.1:\d+/metrics", workers)) == 2
+    assert re.fullmatch(r" http://127\.0\.0\.1:\d+/metrics", kpis), "the KPI exporter"
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/wallboard#token=cct\.acme\.\S+ .*",
                         _row(out, "wallboard"))
     prom = _row(out, "prometheus")
