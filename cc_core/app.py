@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from acd.store import Acd
 from cc_core import keys
+from cc_core.flow.caps import CallCaps
 from cc_core.flow.decide import Decider, TenantSource
 from cc_core.flow.hangup import (
     CallQualityMetrics,
@@ -115,6 +116,7 @@ def build(ctx: WorkerContext) -> CallFlowApp:
         acd, source, link_for=lambda node: ctx.links.get(node),
         owns=lambda node: ctx.nodes is not None and ctx.nodes.owns(node),
         deliver=lambda offers: queues.deliver(offers))
+    machine.caps = CallCaps(ctx.redis, reached=metrics.caps_reached)
     machine.queues = queues = QueueFlow(
         machine, acd, post=ctx.dispatcher.post,
         publish=lambda blob: ctx.redis.publish(keys.ACD_CHANNEL, blob),

@@ -213,3 +213,18 @@ def acd_queue_callbacks(tenant: str, queue: str) -> str:
 
 def acd_offer_claim(tenant: str, token: str) -> str:
     return f"{_tenant(tenant)}:acd:offer:{token}:run"
+
+
+# | ``cc:{t:T}:month:<yyyymm>:calls``     | string | INCR: calls the tenant started that month   |
+# | ``cc:{t:T}:month:<yyyymm>:cost_fen``  | string | INCRBY: what its calls cost that month (fen)|
+# | ``cc:{t:T}:month:<yyyymm>:capped``    | hash   | caps already reported this month (alert)   |
+def tenant_month_calls(tenant: str, month: str) -> str:
+    return f"{_tenant(tenant)}:month:{month}:calls"
+
+
+def tenant_month_cost(tenant: str, month: str) -> str:
+    return f"{_tenant(tenant)}:month:{month}:cost_fen"
+
+
+def tenant_month_capped(tenant: str, month: str) -> str:
+    return f"{_tenant(tenant)}:month:{month}:capped"

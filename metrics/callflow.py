@@ -49,6 +49,10 @@ class CallFlowMetrics:
             "calls", "Finished 400 calls by tenant and outcome (answered_by_agent, voicemail, "
             "blacklisted, unallocated, caller_hung_up, ...)", ["tenant", "outcome"],
             namespace=ns, registry=registry)
+        self.caps_reached = Counter(
+            "caps_reached", "Tenants going past a monthly cap (cap: monthly_calls, "
+            "monthly_cost_fen), counted once per tenant, cap and month",
+            ["tenant", "cap"], namespace=ns, subsystem="tenant", registry=registry)
         # Counted once per call, where it is first claimed (a resumed call is not new), so
         # rate() of it is the new calls per second and it matches cccore_calls_total over time.
         self.started = Counter(

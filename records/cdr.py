@@ -41,6 +41,7 @@ class Disposition(enum.Enum):
     OVERFLOWED = "overflowed"                  # left the queue for its overflow, ended there
     NOT_ANSWERED = "not_answered"              # no agent and nowhere to overflow to
     REJECTED_NO_CREDIT = "rejected_no_credit"  # billing: the tenant's credit is exhausted
+    REJECTED_OVER_CAP = "rejected_over_cap"    # the tenant's monthly cap is reached
     FAILED = "failed"                          # the platform could not handle it
     FALLBACK = "fallback"                      # the switch's own fallback took it
 
@@ -71,6 +72,7 @@ _BY_OUTCOME = {
     "announced": Disposition.IVR_COMPLETED,
     "hung_up_by_menu": Disposition.IVR_COMPLETED,
     "no_credit": Disposition.REJECTED_NO_CREDIT,
+    "over_cap": Disposition.REJECTED_OVER_CAP,
     "failed": Disposition.FAILED,
     "fallback": Disposition.FALLBACK,
 }

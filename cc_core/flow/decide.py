@@ -57,6 +57,7 @@ class Verdict(enum.Enum):
     NOT_IN_SERVICE = "not_in_service"  # reserved or suspended number
     BLACKLISTED = "blacklisted"
     REGION_BLOCKED = "region_blocked"
+    OVER_CAP = "over_cap"            # the tenant's monthly cap is reached (cc_core.flow.caps)
 
 
 @dataclass(frozen=True)

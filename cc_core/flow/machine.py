@@ -15,6 +15,7 @@ node, a snapshot that lagged): see ``take_over`` and README "No call left behind
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -148,6 +149,7 @@ class CallMachine:
         self._unclaimed_since: dict[str, float] = {}
         self._standby_seen: dict[str, dict[str, tuple[str, str, float]]] = {}
         self.queues: Any = None     # cc_core.flow.queue.QueueFlow, when the ACD is wired in
+        self.caps: Any = None       # cc_core.flow.caps.CallCaps: monthly caps, when wired in
 
     def register(self, dispatcher: Any) -> None:
         dispatcher.on("CHANNEL_PARK", self.on_park)
@@ -273,11 +275,27 @@ class CallMachine:
                 return False
             self._unclaimed_since.pop(uuid, None)
             self._started(data.tenant)
+            decision = self._within_caps(decision, uuid)
             call = Call(uuid, CallState.NEW, data, link, setup_from=received_at,
                         node=_node_name(link))
             self._calls[uuid] = call
             self._guarded(call, lambda: self._take_from_switch(call, decision))
             return True
+
+    def _within_caps(self, d: Decision, uuid: str) -> Decision:
+        """The decision, or a refusal when the tenant is past a monthly cap it enforces."""
+        if d.verdict is not Verdict.ROUTE or d.tenant is None or self.caps is None:
+            return d
+        try:
+            over = self.caps.admit(d.tenant, self.clock())
+        except RedisError as exc:
+            # A cap is a business limit, not a reason to lose a caller: the call goes on.
+            log.warning("monthly caps not checked: %r", exc, extra=self._ctx(uuid))
+            return d
+        if over is None:
+            return d
+        return dataclasses.replace(d, verdict=Verdict.OVER_CAP, cause="CALL_REJECTED",
+                                   announce=d.tenant.caps.announce, reason=over)
 
     def _take_from_switch(self, call: Call, decision: Decision) -> None:
         """Cancel the fallback the dialplan armed (freeswitch_conf: sched_transfer into

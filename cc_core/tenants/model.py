@@ -482,6 +482,18 @@ class Voicemail(_Model):
         lambda cls, v: [v] if isinstance(v, str) else v)
 
 
+class Caps(_Model):
+    """Monthly limits of a tenant (the month in its time zone): calls started, and what its
+    calls cost (fen, as billing counts it). Past a cap new calls are refused with the
+    ``announce`` prompt in early media (never answered), or, with ``action: alert``, only
+    reported (log and metric) once a month."""
+
+    monthly_calls: int | None = Field(None, ge=1)
+    monthly_cost_fen: int | None = Field(None, ge=1)
+    action: str = Field("refuse", pattern=r"^(refuse|alert)$")
+    announce: str | None = None
+
+
 class Tenant(_Model):
     tenant: str = Field(pattern=TENANT_ID)
     name: str = ""
@@ -492,6 +504,7 @@ class Tenant(_Model):
     numbers: dict[str, NumberConfig]
     greeting: list[str] = Field(default_factory=list)   # greeting mode: early-media prompts
     lists: Lists = Field(default_factory=Lists)
+    caps: Caps = Field(default_factory=Caps)
     regions: Regions = Field(default_factory=Regions)
     hours: Hours = Field(default_factory=Hours)
     prompts: dict[str, str] = Field(default_factory=dict)
@@ -617,6 +630,7 @@ class Tenant(_Model):
             uses.append((f"queues.{name}", [*q.announce.prompts(), *(p for p in (
                 q.whisper, q.callback.confirm_prompt) if p)]))
         ann = [p for p in (self.lists.blacklist.announce, self.regions.blocked_announce,
+                           self.caps.announce,
                            *(n.announce for n in self.numbers.values())) if p]
         uses.append(("announcements", ann))
         return uses

@@ -27,7 +27,7 @@ EXPORTED = {
     "cccore_call_setup_seconds", "cccore_calls_in_progress",
     "cccore_acd_dispatch_seconds", "cccore_acd_join_to_offer_seconds",
     "cccore_acd_join_to_originate_seconds", "cccore_acd_join_to_answer_seconds",
-    "cccore_queue_overflows_total",
+    "cccore_queue_overflows_total", "cccore_tenant_caps_reached_total",
     "cccore_call_mos", "cccore_call_jitter_seconds", "cccore_call_packet_loss_ratio",
 }
 # What `cc-core metrics serve` exports once per deployment (metrics/queues.py): the names of
