@@ -31,6 +31,9 @@ from cc_core.flow.record import CallStore
 from cc_core.routing.region import RegionDirectory
 from metrics.acd import AcdMetrics
 from metrics.callflow import CallFlowMetrics
+from metrics.recordings import RecordingMetrics
+from recordings.layout import Root
+from recordings.recorder import Recorder
 
 if TYPE_CHECKING:
     from cc_core.worker import WorkerContext
@@ -90,7 +93,8 @@ def build(ctx: WorkerContext) -> CallFlowApp:
         store=store, decider=Decider(tenant_source(ctx), RegionDirectory()), hangups=hangups,
         is_draining=lambda: bool(ctx.draining), may_act=may_act, swept=metrics.swept,
         outcomes=metrics.outcomes, setup=metrics.setup, started=metrics.started,
-        voicemail_dir=os.environ.get("CC_VOICEMAIL_DIR", DEFAULT_VOICEMAIL_DIR))
+        voicemail_dir=os.environ.get("CC_VOICEMAIL_DIR", DEFAULT_VOICEMAIL_DIR),
+        recorder=Recorder(Root(ctx.config.recordings.root), RecordingMetrics(ctx.registry)))
     metrics.watch_live_calls(machine.live_calls)
     acd = Acd(ctx.redis)
     acd_metrics = AcdMetrics(ctx.registry)

@@ -181,7 +181,8 @@ class ChannelApi:
 
         action, path = parts[1].lower(), parts[2]
         if action == "start":
-            apps.start_record(self.engine, ch, path)
+            if not apps.start_record(self.engine, ch, path):
+                return "-ERR Cannot record session!\n"
             return "+OK Success\n"
         if action == "stop":
             paths = list(ch.recording) if path == "all" else [path]
