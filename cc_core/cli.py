@@ -717,6 +717,10 @@ def _add_records_commands() -> None:
 
     cli.add_command(numbers)
     cli.add_command(application)
+    # Recordings' retention and checks live with them (recordings/cli.py), on the same store.
+    from recordings.cli import recordings
+
+    cli.add_command(recordings)
 
 
 _add_records_commands()

@@ -97,7 +97,8 @@ def search(tx: Tx, tenant: str, *, agent: str | None = None, caller: str | None 
            day: str | None = None, from_ms: int | None = None, to_ms: int | None = None,
            limit: int = 100) -> list[Recording]:
     """One tenant's recordings, newest first, by agent, caller number, day or period."""
-    where, args = ["tenant = ?"], [tenant]
+    where: list[str] = ["tenant = ?"]
+    args: list[object] = [tenant]
     for column, value in (("agent", agent), ("caller", caller), ("day", day)):
         if value:
             where.append(f"{column} = ?")
