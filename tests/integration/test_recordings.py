@@ -15,13 +15,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from records.consumer import CdrConsumer
-from records.db import open_database
-from records.migrate import migrate
 from recordings import index
 from recordings.check import check
 from recordings.layout import Root
 from recordings.wav import read_info
+from records.consumer import CdrConsumer
+from records.db import open_database
+from records.migrate import migrate
 from tests.conftest import wait_for
 from tests.integration.cluster import FAILOVER_TTL_MS, REPO, START_TIMEOUT_S, Cluster, Observer
 from tests.integration.cluster import ended as wait_ended
