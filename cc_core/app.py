@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gevent
+import msgpack
 from redis.exceptions import RedisError
 
 from acd.store import Acd
@@ -110,6 +111,7 @@ def build(ctx: WorkerContext) -> CallFlowApp:
     source = machine.decider.tenants
     ctx.group.spawn(_acd_loop, ctx, acd, queues, source)
     ctx.group.spawn(_offers_listener, ctx, queues)
+    ctx.group.spawn(_recording_requests, ctx, machine)
     if ctx.config.records.consume_in_worker:
         from records.consumer import run_in_worker
 
@@ -161,6 +163,37 @@ def _acd_loop(ctx: WorkerContext, acd: Acd, queues: QueueFlow, source: TenantSou
         except Exception:  # noqa: BLE001 - logged; the next tick tries again
             log.exception("ACD tick crashed")
         gevent.sleep(ACD_TICK_S)
+
+
+def _recording_requests(ctx: WorkerContext, machine: CallMachine) -> None:
+    """On-demand recording starts and stops (``cc_core.api.recordings``): every worker hears
+    them, the one holding the call acts, in the call's lane."""
+    while not ctx.draining:
+        pubsub = ctx.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(keys.RECORDING_CHANNEL)
+            while not ctx.draining:
+                msg = pubsub.get_message(timeout=1.0)
+                if not (msg and isinstance(msg.get("data"), bytes)):
+                    continue
+                try:
+                    req = msgpack.unpackb(msg["data"], raw=False)
+                    tenant, call, action = str(req["tenant"]), str(req["call"]), req["action"]
+                    by = str(req.get("by") or "api")
+                except (ValueError, KeyError, TypeError, msgpack.UnpackException):
+                    log.warning("not a recording request; ignored")
+                    continue
+                if action in ("start", "stop"):
+                    ctx.dispatcher.post(call, lambda t=tenant, c=call, a=action, b=by:
+                                        machine.on_demand_recording(t, c, a, b))
+        except (RedisError, OSError) as exc:
+            log.warning("recording requests channel lost: %r; resubscribing", exc)
+            gevent.sleep(1.0)
+        finally:
+            try:
+                pubsub.close()
+            except (RedisError, OSError):
+                pass
 
 
 def _offers_listener(ctx: WorkerContext, queues: QueueFlow) -> None:

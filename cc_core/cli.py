@@ -675,8 +675,10 @@ def api() -> None:
               help="The record store, for the number business' routes ($CC_RECORDS_DB).")
 @click.option("--materials-root", envvar="CC_MATERIALS_ROOT", default=None, metavar="DIR",
               help="Where applicants' material scans are kept ($CC_MATERIALS_ROOT).")
+@click.option("--recordings-root", envvar="CC_RECORDINGS_ROOT", default=None, metavar="DIR",
+              help="The recordings root, for downloads ($CC_RECORDINGS_ROOT).")
 def api_serve(listen: str, redis_url: str | None, db: str | None,
-              materials_root: str | None) -> None:
+              materials_root: str | None, recordings_root: str | None) -> None:
     """Serve the API (gevent WSGIServer) until SIGTERM."""
     from gevent import monkey
 
@@ -686,7 +688,8 @@ def api_serve(listen: str, redis_url: str | None, db: str | None,
     try:
         if not redis_url:
             _redis(redis_url)
-        serve(listen, str(redis_url), records=db, materials_root=materials_root)
+        serve(listen, str(redis_url), records=db, materials_root=materials_root,
+              recordings_root=recordings_root)
     except DOMAIN_ERRORS as exc:
         _fail(exc)
 

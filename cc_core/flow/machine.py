@@ -243,6 +243,28 @@ class CallMachine:
         except StepLost:
             pass     # the call's new holder, or its summary, learns it from the same events
 
+    def on_demand_recording(self, tenant: str, call_uuid: str, action: str, by: str) -> bool:
+        """An agent's or supervisor's start/stop (through the API) for a call this worker
+        holds; False when it is not held here (the worker holding it acts)."""
+        call = self._calls.get(call_uuid)
+        if call is None or call.data.tenant != tenant or self.recorder is None:
+            return False
+
+        def step() -> None:
+            if call.state is not CallState.CONNECTED:
+                return
+            if action == "start":
+                self._act(call)
+                self.recorder.start(call, self._tenant(call), by=by)
+                self._save(call, call.state)
+            elif action == "stop":
+                self._act(call)
+                self.recorder.stop(call)
+
+        with self._running(call.uuid):
+            self._guarded(call, step)
+        return True
+
     def on_dtmf(self, event: EventLike, link: Link) -> None:
         uuid = event.unique_id
         call = self._calls.get(uuid or "")

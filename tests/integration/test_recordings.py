@@ -149,3 +149,59 @@ def test_an_unwritable_root_leaves_calls_unrecorded_counted_and_logged(
     db = store(cluster, tmp_path)
     with db:
         assert record_path(db, uuid) is None
+
+
+def test_on_demand_through_the_api_starts_stops_and_serves_the_recording(
+        recorded, tmp_path: Path) -> None:
+    from falcon import testing
+
+    from acd.store import Acd
+    from cc_core import keys
+    from cc_core.api.app import create_app
+    from cc_core.api.tokens import Role, TokenStore
+    from cc_core.tenants.loader import load_path
+    from cc_core.tenants.store import TenantStore
+
+    cluster, obs, root = recorded
+    TenantStore(cluster.r).apply(load_path(TENANT))
+    tokens = TokenStore(cluster.r)
+    supervisor = {"Authorization": f"Bearer {tokens.create(T, Role.SUPERVISOR)[0]}"}
+    other_agent = {"Authorization": f"Bearer {tokens.create(T, Role.AGENT, agent='s1')[0]}"}
+    db_path = str(tmp_path / "records.sqlite3")
+    api = testing.TestClient(create_app(acd=Acd(cluster.r), tokens=tokens, records=db_path,
+                                        recordings_root=str(root)))
+    uuid = obs.call(CALLER, "4003330003")
+    wait_for(lambda: cluster.r.hget(keys.call(T, uuid), "state") == b"connected", timeout=15,
+             message="the caller connected to the agent")
+    base = f"/v1/tenants/{T}/calls/{uuid}/recording"
+    assert not list(root.rglob("*.wav"))                # on demand: nothing until asked
+    res = api.simulate_post(f"{base}/start", headers=other_agent)
+    assert res.status_code == 403 and "acts for agent 's1' only" in res.json["message"]
+    res = api.simulate_post(f"{base}/start", headers=supervisor)
+    assert res.status_code == 202, res.json
+    wait_for(lambda: list(root.rglob(f"{uuid}.wav")), timeout=10,
+             message="the switch to open the recording")
+    res = api.simulate_post(f"{base}/stop", headers=supervisor)
+    assert res.status_code == 202, res.json
+    summary = wait_ended(cluster, obs, T, uuid, timeout=20)
+    assert summary["recording"]["by"] == "supervisor:" and summary["recording"]["stopped_ms"]
+    db = store(cluster, tmp_path)
+    with db:
+        with db.transaction(write=False) as tx:
+            row = index.get(tx, T, uuid)
+        assert row is not None and row.name == record_path(db, uuid)
+        # Stopped before the agent's 6 s of talk were over: the file is that much shorter.
+        assert row.duration_ms is not None and 0 < row.duration_ms < 5500
+        assert check(db, Root(root), T).ok
+    res = api.simulate_get(f"/v1/tenants/{T}/recordings/{uuid}/audio", headers=supervisor)
+    assert res.status_code == 200 and res.headers["content-type"] == "audio/wav"
+    assert res.content == (root / row.name).read_bytes()
+    listed = api.simulate_get(f"/v1/tenants/{T}/recordings", params={"caller": CALLER},
+                              headers=supervisor)
+    assert [r["call_uuid"] for r in listed.json["recordings"]] == [uuid]
+    # Another queue's policy decides alone: no on-demand start there.
+    other = obs.call(CALLER, "4003330002")
+    wait_for(lambda: cluster.r.hget(keys.call(T, other), "state") == b"connected", timeout=15,
+             message="the second caller connected")
+    res = api.simulate_post(f"/v1/tenants/{T}/calls/{other}/recording/start", headers=supervisor)
+    assert res.status_code == 409 and "does not record on demand" in res.json["message"]
