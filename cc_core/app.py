@@ -12,6 +12,7 @@ it, the configuration applied to Redis with ``cc-core config apply`` (picked up 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -184,8 +185,8 @@ def _recording_requests(ctx: WorkerContext, machine: CallMachine) -> None:
                     log.warning("not a recording request; ignored")
                     continue
                 if action in ("start", "stop"):
-                    ctx.dispatcher.post(call, lambda t=tenant, c=call, a=action, b=by:
-                                        machine.on_demand_recording(t, c, a, b))
+                    ctx.dispatcher.post(call, functools.partial(
+                        machine.on_demand_recording, tenant, call, str(action), by))
         except (RedisError, OSError) as exc:
             log.warning("recording requests channel lost: %r; resubscribing", exc)
             gevent.sleep(1.0)

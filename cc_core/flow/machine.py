@@ -243,12 +243,12 @@ class CallMachine:
         except StepLost:
             pass     # the call's new holder, or its summary, learns it from the same events
 
-    def on_demand_recording(self, tenant: str, call_uuid: str, action: str, by: str) -> bool:
+    def on_demand_recording(self, tenant: str, call_uuid: str, action: str, by: str) -> None:
         """An agent's or supervisor's start/stop (through the API) for a call this worker
-        holds; False when it is not held here (the worker holding it acts)."""
+        holds; nothing when it is not held here (the worker holding it acts)."""
         call = self._calls.get(call_uuid)
         if call is None or call.data.tenant != tenant or self.recorder is None:
-            return False
+            return
 
         def step() -> None:
             if call.state is not CallState.CONNECTED:
@@ -263,7 +263,6 @@ class CallMachine:
 
         with self._running(call.uuid):
             self._guarded(call, step)
-        return True
 
     def on_dtmf(self, event: EventLike, link: Link) -> None:
         uuid = event.unique_id
