@@ -56,7 +56,7 @@ def from_summary(summary: dict[str, Any], end_ms: int | None = None,
     summary says of it is not a recording of this layout)."""
     rec = summary.get("recording") or {}
     name = str(rec.get("name") or "")
-    found = NAME.match(name)
+    found = NAME.fullmatch(name)
     if not rec.get("started_ms") or found is None or found["uuid"] != summary.get("uuid") \
             or found["tenant"] != summary.get("tenant"):
         return None

@@ -41,7 +41,7 @@ def relative_name(tenant: str, call_uuid: str, at_ms: int, timezone: str) -> str
 
 
 def check_name(name: str) -> re.Match[str]:
-    found = NAME.match(name)
+    found = NAME.fullmatch(name)
     if found is None:
         raise OutsideRoot(f"{name!r} is not a recording's name "
                           "(<tenant>/<yyyy>/<mm>/<dd>/<call-uuid>.wav)")
@@ -88,4 +88,4 @@ class Root:
             rel = path.relative_to(self.path).as_posix()
         except ValueError:
             return None
-        return rel if NAME.match(rel) else None
+        return rel if NAME.fullmatch(rel) else None

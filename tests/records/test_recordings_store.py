@@ -16,15 +16,15 @@ import pytest
 from click.testing import CliRunner
 
 from cc_core.cli import cli
-from records import cdr
-from records.consumer import CdrConsumer
-from records.db import Database
-from records.migrate import migrate
 from recordings import index
 from recordings.check import check
 from recordings.layout import Root, relative_name
 from recordings.retention import TenantRetention, purge
 from recordings.wav import header
+from records import cdr
+from records.consumer import CdrConsumer
+from records.db import Database
+from records.migrate import migrate
 from tests.records.helpers import append, summary
 
 DAY = 86_400_000
