@@ -7,7 +7,10 @@ in stereo, nothing, on demand, voicemail).
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -205,3 +208,61 @@ def test_on_demand_through_the_api_starts_stops_and_serves_the_recording(
              message="the second caller connected")
     res = api.simulate_post(f"/v1/tenants/{T}/calls/{other}/recording/start", headers=supervisor)
     assert res.status_code == 409 and "does not record on demand" in res.json["message"]
+
+
+@contextmanager
+def small_disk(where: Path, size_kb: int) -> Iterator[Path]:
+    """A tmpfs of ``size_kb`` (mount needs root; skipped where it is not allowed)."""
+    where.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs",
+                          str(where)], capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill: {res.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(disk: Path, leave: int) -> None:
+    """Fill ``disk`` until at most ``leave`` bytes are free."""
+    with open(disk / "filler", "wb") as f:
+        while True:
+            free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+            if free <= leave:
+                return
+            try:
+                f.write(b"\0" * min(4096, free - leave))
+                f.flush()
+            except OSError:
+                return
+
+
+def test_a_full_disk_leaves_calls_unrecorded_and_a_filling_one_is_reported(
+        cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with small_disk(tmp_path / "disk", 256) as disk:
+        obs = _start(cluster, monkeypatch, disk)
+        try:
+            # Full: the switch cannot even write the WAV header.
+            fill(disk, 0)
+            full = obs.call(CALLER, "4003330001")
+            assert wait_ended(cluster, obs, T, full, timeout=20)["outcome"] == \
+                "answered_by_agent"
+            worker = cluster.workers[0]
+            wait_for(lambda: worker.metric("cccore_recordings_failed_total",
+                                           {"reason": "refused"}) == 1,
+                     timeout=5, message="the refused recording counted")
+            # Filling: the header fits, 2 s of stereo audio does not.
+            (disk / "filler").unlink()
+            fill(disk, 8192)
+            filling = obs.call(CALLER, "4003330001")
+            summary = wait_ended(cluster, obs, T, filling, timeout=20)
+        finally:
+            obs.close()
+        assert summary["outcome"] == "answered_by_agent" and summary["recording"]["started_ms"]
+        db = store(cluster, tmp_path)
+        with db:
+            assert record_path(db, full) is None
+            report = check(db, Root(disk), T)
+    assert [p.call_uuid for p in report.problems] == [filling], report.table()
+    assert "the switch reported" in report.problems[0].what
