@@ -40,10 +40,12 @@ class Recorder:
         at = at_ms if at_ms is not None else int(time.time() * 1000)
         return relative_name(tenant.tenant, call_uuid, at, tenant.timezone)
 
-    def on_agent_answer(self, call: Any, tenant: Tenant, queue: str) -> None:
-        """An agent won the call: record it when the queue's policy says so."""
+    def on_agent_answer(self, call: Any, tenant: Tenant, queue: str) -> bool:
+        """An agent won the call: record it when the queue's policy says so; True when a
+        recording started (the call's data changed)."""
         if plan(tenant, queue).records(call.uuid):
-            self.start(call, tenant, by="policy", queue=queue)
+            return self.start(call, tenant, by="policy", queue=queue)
+        return False
 
     def start(self, call: Any, tenant: Tenant, *, by: str, queue: str | None = None) -> bool:
         """``uuid_record start`` on the caller's leg; False when it did not start."""

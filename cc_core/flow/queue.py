@@ -368,8 +368,8 @@ class QueueFlow:
         self.m._act(call)
         if self.m.recorder is not None and call.data.queue:
             # From the agent's answer, on the caller's leg: both sides once bridged.
-            self.m.recorder.on_agent_answer(call, self.m._tenant(call), call.data.queue)
-            self.m._save(call, CallState.CONNECTED)
+            if self.m.recorder.on_agent_answer(call, self.m._tenant(call), call.data.queue):
+                self.m._save(call, CallState.CONNECTED)
         reply = call.link.api(commands.uuid_bridge(call.uuid, leg))
         if not reply.startswith("+OK"):
             log.warning("bridge to the agent refused: %s", reply.strip(),
