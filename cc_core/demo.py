@@ -27,6 +27,7 @@ import gevent
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from acd.registration import contact_key
 from cc_core.config import EslConfig, NodeConfig
 from cc_core.errors import EnvironmentProblem
 from cc_core.redis_server import PrivateRedis, free_port
@@ -41,6 +42,7 @@ NODE = "fs1"
 START_TIMEOUT_S = 20.0
 # After the traffic: how long `cc-core cdr consume` may take to store the last calls.
 RECORDS_TIMEOUT_S = 20.0
+PHONE_EXPIRES_S = 86_400
 
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "tenants"
@@ -229,6 +231,11 @@ def _set_agents(port: int) -> None:
     try:
         for contact, how in AGENTS.items():
             conn.api(f"sim_endpoint {contact} {how}")
+            key = contact_key(contact)
+            if key is not None:
+                # The agents' phones register (for a day: the demo never refreshes them);
+                # the workers skip agents whose phone is not registered.
+                conn.api(f"sim_register {key} {PHONE_EXPIRES_S}")
     finally:
         conn.close()
 

@@ -100,6 +100,7 @@ class _Ended:
     data: CallData
     cause: str
     event: Any
+    node: str = ""
 
 
 class StepLost(Exception):
@@ -203,9 +204,16 @@ class CallMachine:
         call = self._calls.pop(uuid, None)
         if call is None:
             return
-        cause = event.get("Hangup-Cause") or ""
+        self._ended(call, event.get("Hangup-Cause") or "", event)
+
+    def _ended(self, call: Call, cause: str, event: EventLike | None) -> None:
+        """The caller's channel is gone: its queue place and agent, its outcome, its summary.
+        ``event`` is None for a call whose end the switch never told (it restarted)."""
+        uuid = call.uuid
         if call.state.waits_long and self.queues is not None:
             try:
+                if event is None:
+                    self.queues.call_lost(call)
                 self.queues.caller_gone(call, cause)
             except (EslError, RedisError) as exc:
                 # The ACD's own expiry frees what this could not (reservation deadlines).
@@ -214,7 +222,7 @@ class CallMachine:
         if call.state is CallState.BRIDGING:
             # The bridge app's EXECUTE_COMPLETE comes only after the hang-up (captures), so
             # this may be the first word of how the bridge went: the channel's own variable.
-            connected = event.get("variable_DIALSTATUS") == "SUCCESS"
+            connected = event is not None and event.get("variable_DIALSTATUS") == "SUCCESS"
             if call.data.outcome == "queued":
                 call.data.outcome = "answered_by_agent" if connected else "abandoned_in_queue"
             elif call.data.outcome == "transferred" and not connected:
@@ -230,7 +238,7 @@ class CallMachine:
         if self.recorder is not None:
             self.recorder.on_hangup(call)
         if self.hangups is not None:
-            self.hangups.run(_Ended(uuid, call.data, cause, event))
+            self.hangups.run(_Ended(uuid, call.data, cause, event, call.node))
 
     def on_record(self, event: EventLike, link: Link) -> None:
         """RECORD_START / RECORD_STOP: what the switch wrote for the call's recording, kept
@@ -749,6 +757,11 @@ class CallMachine:
                 log.info("call gone from the switch without its end event here",
                          extra={**self._ctx(call.uuid, call.data.tenant),
                                 "state": call.state.value})
+                if rec is not None and rec.owner == self.worker_id:
+                    # Still ours and nobody ended it (the switch restarted, its events were
+                    # lost): end it here, or its queue place, its agent and its record would
+                    # wait for ever.
+                    self._ended(call, "", None)
 
     def reconcile(self, node: str, channels: list[dict[str, Any]], link: Link) -> None:
         """After (re)gaining a node's event stream: ``show channels`` rows plus the PARKs

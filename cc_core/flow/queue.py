@@ -33,11 +33,19 @@ from typing import TYPE_CHECKING, Any
 import gevent
 import msgpack
 
+from acd.events import MissKind, miss_kind
 from acd.store import CALLBACK_PREFIX, CB_GAVE_UP, CB_RETRY, Acd, Offer, OfferedAgent
 from cc_core.errors import EslError
 from cc_core.flow import spoken
 from cc_core.flow.record import CallState, now_ms
-from cc_core.tenants.model import AgentType, Announce, Destination, Queue, Tenant
+from cc_core.tenants.model import (
+    AgentType,
+    Announce,
+    Destination,
+    DestinationKind,
+    Queue,
+    Tenant,
+)
 from esl_handlers import commands
 from recordings.policy import plan as recording_plan
 
@@ -90,7 +98,9 @@ class QueueFlow:
                  observe_offer: Callable[[float], None] | None = None,
                  observe_originate: Callable[[float], None] | None = None,
                  observe_answer: Callable[[float], None] | None = None,
-                 link_for: Callable[[str], Any] | None = None) -> None:
+                 count_overflow: Callable[[str, str, str], None] | None = None,
+                 link_for: Callable[[str], Any] | None = None,
+                 on_not_registered: Callable[[str, str, str], None] | None = None) -> None:
         self.m = machine
         self.acd = acd
         self.post = post
@@ -99,7 +109,10 @@ class QueueFlow:
         self.observe_offer = observe_offer         # queue join -> originate's reply read
         self.observe_originate = observe_originate  # queue join -> originate handed to socket
         self.observe_answer = observe_answer       # queue join -> an agent's answer won
+        self.count_overflow = count_overflow       # (tenant, queue, destination kind)
         self.link_for = link_for                   # node name -> its link (callbacks)
+        # (node, tenant, agent): ringing the agent on that node failed USER_NOT_REGISTERED
+        self.on_not_registered = on_not_registered
         self._timers: dict[str, Any] = {}          # caller uuid -> its wait greenlet
         self._won: set[str] = set()                # agent legs bridged by this worker
         self._joined_at: dict[str, float] = {}     # caller uuid -> monotonic join time
@@ -125,22 +138,29 @@ class QueueFlow:
         call.data.joined_ms = now_ms()
         call.data.left_queue_ms = 0
         self._joined_at[call.uuid] = time.monotonic()
-        self.m._media(call, answer=False)
         call.data.pending = self.m._app_uuid(call, CallState.QUEUED)
         self.m._save(call, CallState.QUEUED)
         skills = {**queue.skills, **call.data.skills}
         # Enqueue and the dispatch that may find this caller a free agent share one round
-        # trip; the offers run in the callers' lanes, so this caller's rings after its music.
+        # trip. This caller's own offer rings at once, in this step: the agent's phone starts
+        # ringing before the switch has even answered the hold music's commands (two round
+        # trips to the switch saved from the caller's wait).
         t0 = time.perf_counter()
         _, offers = self.acd.enqueue_dispatch(tenant.tenant, name, call.uuid, node=call.node,
                                               priority=call.data.priority, skills=skills,
                                               caller=call.data.caller)
         if self.observe_dispatch is not None:
             self.observe_dispatch(time.perf_counter() - t0)
-        self._recording_notice(call, tenant, name)
-        self._moh(call, queue)
-        self._arm(call, queue)
-        self.deliver(offers)
+        mine = [o for o in offers if o.call_uuid == call.uuid and not o.callback]
+        for offer in mine:
+            self._start_offer(call, offer)
+        if call.state is CallState.QUEUED and not call.data.offer.get("won"):
+            # (A parked standby agent is bridged at once: no music then.)
+            self.m._media(call, answer=False)
+            self._recording_notice(call, tenant, name)
+            self._moh(call, queue)
+            self._arm(call, queue)
+        self.deliver([o for o in offers if o not in mine])
 
     def _recording_notice(self, call: Call, tenant: Tenant, name: str) -> None:
         """"This call may be recorded", once per call, ahead of the hold music, when the
@@ -299,7 +319,7 @@ class QueueFlow:
         answered = bool(event.get("variable_answer_epoch") not in (None, "", "0"))
         fallback = {"tenant": event.get("variable_cc_tenant") or "",
                     "queue": event.get("variable_cc_queue") or "",
-                    "token": event.get("variable_cc_offer") or ""}
+                    "token": event.get("variable_cc_offer") or "", "node": link.node.name}
         self.post(member, lambda: self._leg_ended(member, leg, agent, cause, answered,
                                                   billsec, fallback))
 
@@ -375,6 +395,27 @@ class QueueFlow:
             log.warning("bridge to the agent refused: %s", reply.strip(),
                         extra=self.m._ctx(call.uuid, call.data.tenant))
             self._kill(call.link, leg, "NORMAL_TEMPORARY_FAILURE")
+            self._unbridged(call, leg)
+
+    def _unbridged(self, call: Call, leg: str) -> None:
+        """The agent who won is not there to talk to (their phone answered and hung up at
+        once): the caller waits again, in its place, with music; the agent wraps up."""
+        data = call.data.offer
+        agent = data["legs"][leg]
+        self._won.discard(leg)      # its hang-up is no longer a bridged call's end
+        offer = _offer_of(data, call.data.tenant, call.uuid, call.node)
+        if not self.acd.bridge_failed(offer, agent):
+            return      # the caller left meanwhile: its hang-up ends the call
+        call.data.offer = {}
+        call.data.agent = ""
+        call.data.outcome = "queued"
+        call.data.path.append(f"unbridged:{agent}")
+        self.moh_ended(call)
+        tenant = self.m._tenant(call)
+        queue = tenant.queues.get(call.data.queue)
+        if queue is not None:
+            self._arm(call, queue)
+        self.dispatch(call.data.tenant, call.data.queue)
 
     def _leg_failed(self, member: str, leg: str, agent: str, cause: str) -> None:
         """The originate to an agent failed before any channel (or with one: busy, no answer,
@@ -388,9 +429,16 @@ class QueueFlow:
         del data["legs"][leg]
         if data.get("won"):
             return     # a loser of a ring-all: released by answered()
+        self._absent_if(cause, call.node, call.data.tenant, agent)
         self.acd.agent_failed(_offer_of(data, call.data.tenant, call.uuid, call.node),
                               agent, cause)
         self.m._guarded(call, lambda: self._agent_done(call, agent))
+
+    def _absent_if(self, cause: str, node: str, tenant: str, agent: str) -> None:
+        # Before agent_failed: with a not-registered delay of 0 the agent would otherwise be
+        # Waiting, and rung again, at once.
+        if miss_kind(cause) is MissKind.NOT_REGISTERED and self.on_not_registered is not None:
+            self.on_not_registered(node, tenant, agent)
 
     def _agent_done(self, call: Call, agent: str) -> None:
         data = call.data.offer
@@ -406,6 +454,11 @@ class QueueFlow:
     def _leg_ended(self, member: str, leg: str, agent: str, cause: str, answered: bool,
                    billsec: int, fallback: dict[str, str]) -> None:
         call = self.m._calls.get(member)
+        if (leg in self._won and call is not None and call.state is CallState.QUEUED
+                and call.data.offer.get("won") == leg):
+            # Hung up during the whisper, before any bridge: no call took place.
+            self.m._guarded(call, lambda: self._unbridged(call, leg))
+            return
         if leg in self._won:
             self._won.discard(leg)
             self.acd.call_ended(fallback["tenant"], agent, member, billsec * 1000)
@@ -423,6 +476,7 @@ class QueueFlow:
             if answered and billsec > 0:
                 self.acd.call_ended(fallback["tenant"], agent, member, billsec * 1000)
             elif cause not in _LOST:
+                self._absent_if(cause, fallback["node"], fallback["tenant"], agent)
                 self.acd.agent_failed(Offer(
                     tenant=fallback["tenant"], queue=fallback["queue"], call_uuid=member,
                     node="", token=fallback["token"], deadline_ms=0,
@@ -446,6 +500,17 @@ class QueueFlow:
         for leg in list(call.data.offer.get("legs", {})):
             if leg != call.data.offer.get("won"):
                 self._kill(call.link, leg, "ORIGINATOR_CANCEL")
+
+    def call_lost(self, call: Call) -> None:
+        """The switch no longer has this caller nor, if bridged, its agent's leg (it restarted):
+        no hang-up event will free the agent, so the call's end is counted here."""
+        agent = call.data.agent     # set once an agent's answer won (whisper, then bridge)
+        if agent:
+            since = call.data.agent_answered_ms or call.data.joined_ms or now_ms()
+            self.acd.call_ended(call.data.tenant, agent, call.uuid, max(0, now_ms() - since))
+            self._won.difference_update(
+                leg for leg, a in call.data.offer.get("legs", {}).items() if a == agent)
+            self._after_free(call.data.tenant, agent)
 
     def leave_for(self, call: Call, reason: str) -> None:
         """The caller stops waiting (timeout, no agent, exit key) but stays on the line."""
@@ -520,11 +585,19 @@ class QueueFlow:
         if not call.data.chain:
             call.data.chain = [str(d) for d in queue.overflow]
         if not call.data.chain:
+            self._overflowed(call, DestinationKind.HANGUP)
             call.data.outcome = "not_answered"
             self.m._then_hang_up(call, CallState.ENDING, [])
             return
         call.data.outcome = "overflowed"
-        self.m.goto(call, Destination.parse(call.data.chain.pop(0)))
+        dest = Destination.parse(call.data.chain.pop(0))
+        self._overflowed(call, dest.kind)
+        self.m.goto(call, dest)
+
+    def _overflowed(self, call: Call, kind: DestinationKind) -> None:
+        # The kind, never the target: a transfer's target is a phone number.
+        if self.count_overflow is not None:
+            self.count_overflow(call.data.tenant, call.data.queue, kind.value)
 
     def exit_key(self, call: Call, digit: str) -> bool:
         """A key pressed while waiting; True when the queue has it as an exit key."""
@@ -535,6 +608,7 @@ class QueueFlow:
         self.leave_for(call, "exit_key")
         call.data.path.append(f"exit_key:{digit}")
         call.data.outcome = "overflowed"
+        self._overflowed(call, queue.exit_keys[digit].kind)
         self.m.goto(call, queue.exit_keys[digit])
         return True
 
@@ -651,7 +725,9 @@ class QueueFlow:
             log.info("callback: the agent did not take it", extra={
                 "call_uuid": offer.call_uuid, "tenant": offer.tenant, "agent": oa.agent,
                 "reply": reply.strip()})
-            self.acd.agent_failed(offer, oa.agent, reply[4:].strip() or "NORMAL_TEMPORARY_FAILURE")
+            cause = reply[4:].strip() or "NORMAL_TEMPORARY_FAILURE"
+            self._absent_if(cause, offer.node, offer.tenant, oa.agent)
+            self.acd.agent_failed(offer, oa.agent, cause)
             self._after_free(offer.tenant, oa.agent)
             return
         if not self.acd.answered(offer, oa.agent):

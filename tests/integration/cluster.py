@@ -310,6 +310,34 @@ class Observer:
         return reply[4:].strip()
 
 
+class LegObserver(Observer):
+    """Also records each agent leg: which caller it was for, its agent, how it ended."""
+
+    def __init__(self, port: int) -> None:
+        self.legs: dict[str, dict[str, Any]] = {}
+        self.bridged: set[str] = set()      # channels the switch reported bridged
+        super().__init__(port)
+        self.conn.subscribe(["CHANNEL_BRIDGE"])
+
+    def _on_event(self, ev: Event) -> None:
+        super()._on_event(ev)
+        if ev.name == "CHANNEL_BRIDGE":
+            self.bridged.add(ev.unique_id or "")
+        member = ev.get("variable_cc_member")
+        if not member or ev.unique_id == member:
+            return
+        leg = self.legs.setdefault(ev.unique_id or "", {
+            "member": member, "agent": ev.get("variable_cc_agent"), "answered": False,
+            "cause": None, "cid": ev.get("Caller-Caller-ID-Number")})
+        if ev.name == "CHANNEL_ANSWER":
+            leg["answered"] = True
+        elif ev.name == "CHANNEL_HANGUP_COMPLETE":
+            leg["cause"] = ev.get("Hangup-Cause")
+
+    def legs_of(self, member: str) -> list[dict[str, Any]]:
+        return [leg for leg in self.legs.values() if leg["member"] == member]
+
+
 def summaries(cluster: Cluster, tenant: str) -> dict[str, dict]:
     """The tenant's finished calls as the flow summarised them, by call UUID."""
     out = {}
