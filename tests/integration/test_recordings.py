@@ -43,6 +43,9 @@ def _start(cluster: Cluster, monkeypatch: pytest.MonkeyPatch, root: Path) -> Obs
         assert obs.conn.api(f"sim_endpoint user/{contact}@default answer 100 2000"
                             ).startswith("+OK")
     assert obs.conn.api("sim_endpoint user/d1@default answer 100 6000").startswith("+OK")
+    # The ACD offers calls to registered phones only (it asks sofia_contact at start).
+    for agent in ("s1", "n1", "d1"):
+        assert obs.conn.api(f"sim_register {agent}@default 3600").startswith("+OK")
     cluster.start_workers(1, ttl_ms=FAILOVER_TTL_MS, app="cc_core.app:build",
                           recordings={"root": str(root)})
     cluster.wait_owner(cluster.workers, timeout=START_TIMEOUT_S)
