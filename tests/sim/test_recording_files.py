@@ -98,3 +98,41 @@ def test_record_session_app_writes_its_file_at_hangup(client: SimClient, tmp_pat
     client.api(f"uuid_kill {uid}")
     stop = client.wait_event(uid, "RECORD_STOP")
     assert path.stat().st_size == int(stop.get("variable_record_file_size") or 0) > 44
+
+
+def test_recording_variables_set_stereo_and_ride_on_the_events(client: SimClient,
+                                                               tmp_path: Path) -> None:
+    """mod_commands.c: argv[4] of uuid_record, url-decoded, {a=b,...}; switch_ivr_async.c
+    merge_recording_variables adds each as Recording-Variable-<name> after Record-File-Path
+    (and before Record-Completion-Cause on RECORD_STOP)."""
+    uid = answered_call(client)
+    path = tmp_path / f"{uid}.wav"
+    assert client.api(f"uuid_record {uid} start {path} 0 "
+                      "%7BRECORD_STEREO%3Dtrue,team%3Dnorth%7D") == "+OK Success\n"
+    start = client.wait_event(uid, "RECORD_START")
+    talk(client, uid, 1000)
+    assert client.api(f"uuid_record {uid} stop {path}") == "+OK Success\n"
+    stop = client.wait_event(uid, "RECORD_STOP")
+    for ev in (start, stop):
+        assert ev.get("Recording-Variable-RECORD_STEREO") == "true"
+        assert ev.get("Recording-Variable-team") == "north"
+        names = [k for k, _ in ev.items()]
+        assert names.index("Record-File-Path") < names.index("Recording-Variable-RECORD_STEREO")
+    names = [k for k, _ in stop.items()]
+    assert names.index("Recording-Variable-team") < names.index("Record-Completion-Cause")
+    assert wav_fmt(path)[0] == 2
+    assert client.api(f"uuid_getvar {uid} RECORD_STEREO") == "_undef_"   # not the channel's
+    client.api(f"uuid_kill {uid}")
+
+
+def test_record_session_takes_a_limit_and_variables(client: SimClient, tmp_path: Path) -> None:
+    uid = answered_call(client)
+    path = tmp_path / f"{uid}.wav"
+    client.send(f"sendmsg {uid}\ncall-command: execute\nexecute-app-name: record_session\n"
+                f"execute-app-arg: {path} +60 {{RECORD_STEREO=true}}")
+    assert client.wait_event(uid, "RECORD_START").get("Recording-Variable-RECORD_STEREO") \
+        == "true"
+    talk(client, uid, 500)
+    client.api(f"uuid_kill {uid}")
+    client.wait_event(uid, "RECORD_STOP")
+    assert wav_fmt(path)[0] == 2
