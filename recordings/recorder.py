@@ -29,6 +29,10 @@ from recordings.policy import plan
 
 log = logging.getLogger(__name__)
 
+# switch_ivr_async.c: RECORD_STEREO puts the read (caller) and write (agent) sides on two
+# channels of one file.
+_STEREO = {"RECORD_STEREO": "true"}
+
 
 class Recorder:
     def __init__(self, root: Root, metrics: Any = None) -> None:
@@ -60,9 +64,10 @@ class Recorder:
         path = self.root.absolute(name)
         stereo = plan(tenant, queue or call.data.queue or None).stereo
         try:
-            if stereo:
-                call.link.api(commands.uuid_setvar(call.uuid, "RECORD_STEREO", "true"))
-            reply = call.link.api(commands.uuid_record(call.uuid, "start", path))
+            # The recording's own variable, not the channel's: a later recording of the call
+            # does not inherit it.
+            reply = call.link.api(commands.uuid_record(
+                call.uuid, "start", path, variables=_STEREO if stereo else None))
         except (EslError, OSError) as exc:
             self._failed(call, "command_error", repr(exc), path)
             return False
@@ -83,7 +88,10 @@ class Recorder:
         name = self.name_for(tenant, call.uuid)
         call.data.recording = {"name": name, "stereo": p.stereo, "by": "policy",
                                "asked_ms": int(time.time() * 1000)}
-        return "record_session", self.root.absolute(name)
+        path = self.root.absolute(name)
+        if p.stereo:
+            return "record_session", f"{path} {commands.recording_variables(_STEREO)}"
+        return "record_session", path
 
     def stop(self, call: Any) -> bool:
         rec = call.data.recording
