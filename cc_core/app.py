@@ -12,6 +12,7 @@ it, the configuration applied to Redis with ``cc-core config apply`` (picked up 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gevent
+import msgpack
 from redis.exceptions import RedisError
 
 from acd.store import Acd
@@ -38,6 +40,9 @@ from cc_core.flow.registrations import SUBSCRIPTION, AgentRegistrations
 from cc_core.routing.region import RegionDirectory
 from metrics.acd import AcdMetrics
 from metrics.callflow import CallFlowMetrics
+from metrics.recordings import RecordingMetrics
+from recordings.layout import Root
+from recordings.recorder import Recorder
 
 if TYPE_CHECKING:
     from cc_core.worker import WorkerContext
@@ -105,7 +110,8 @@ def build(ctx: WorkerContext) -> CallFlowApp:
         store=store, decider=Decider(tenant_source(ctx), RegionDirectory()), hangups=hangups,
         is_draining=lambda: bool(ctx.draining), may_act=may_act, swept=metrics.swept,
         outcomes=metrics.outcomes, setup=metrics.setup, started=metrics.started,
-        voicemail_dir=os.environ.get("CC_VOICEMAIL_DIR", DEFAULT_VOICEMAIL_DIR))
+        voicemail_dir=os.environ.get("CC_VOICEMAIL_DIR", DEFAULT_VOICEMAIL_DIR),
+        recorder=Recorder(Root(ctx.config.recordings.root), RecordingMetrics(ctx.registry)))
     metrics.watch_live_calls(machine.live_calls)
     acd = Acd(ctx.redis)
     acd_metrics = AcdMetrics(ctx.registry)
@@ -131,6 +137,7 @@ def build(ctx: WorkerContext) -> CallFlowApp:
     registrations.register(ctx.dispatcher)
     ctx.group.spawn(_acd_loop, ctx, acd, queues, source, registrations)
     ctx.group.spawn(_offers_listener, ctx, queues)
+    ctx.group.spawn(_recording_requests, ctx, machine)
     if ctx.config.records.consume_in_worker:
         from records.consumer import run_in_worker
 
@@ -192,6 +199,37 @@ def _acd_loop(ctx: WorkerContext, acd: Acd, queues: QueueFlow, source: TenantSou
         except Exception:  # noqa: BLE001 - logged; the next tick tries again
             log.exception("ACD tick crashed")
         gevent.sleep(ACD_TICK_S)
+
+
+def _recording_requests(ctx: WorkerContext, machine: CallMachine) -> None:
+    """On-demand recording starts and stops (``cc_core.api.recordings``): every worker hears
+    them, the one holding the call acts, in the call's lane."""
+    while not ctx.draining:
+        pubsub = ctx.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(keys.RECORDING_CHANNEL)
+            while not ctx.draining:
+                msg = pubsub.get_message(timeout=1.0)
+                if not (msg and isinstance(msg.get("data"), bytes)):
+                    continue
+                try:
+                    req = msgpack.unpackb(msg["data"], raw=False)
+                    tenant, call, action = str(req["tenant"]), str(req["call"]), req["action"]
+                    by = str(req.get("by") or "api")
+                except (ValueError, KeyError, TypeError, msgpack.UnpackException):
+                    log.warning("not a recording request; ignored")
+                    continue
+                if action in ("start", "stop"):
+                    ctx.dispatcher.post(call, functools.partial(
+                        machine.on_demand_recording, tenant, call, str(action), by))
+        except (RedisError, OSError) as exc:
+            log.warning("recording requests channel lost: %r; resubscribing", exc)
+            gevent.sleep(1.0)
+        finally:
+            try:
+                pubsub.close()
+            except (RedisError, OSError):
+                pass
 
 
 def _offers_listener(ctx: WorkerContext, queues: QueueFlow) -> None:

@@ -698,8 +698,10 @@ def api() -> None:
               help="The record store, for the number business' routes ($CC_RECORDS_DB).")
 @click.option("--materials-root", envvar="CC_MATERIALS_ROOT", default=None, metavar="DIR",
               help="Where applicants' material scans are kept ($CC_MATERIALS_ROOT).")
+@click.option("--recordings-root", envvar="CC_RECORDINGS_ROOT", default=None, metavar="DIR",
+              help="The recordings root, for downloads ($CC_RECORDINGS_ROOT).")
 def api_serve(listen: str, redis_url: str | None, db: str | None,
-              materials_root: str | None) -> None:
+              materials_root: str | None, recordings_root: str | None) -> None:
     """Serve the API (gevent WSGIServer) until SIGTERM."""
     from gevent import monkey
 
@@ -709,7 +711,8 @@ def api_serve(listen: str, redis_url: str | None, db: str | None,
     try:
         if not redis_url:
             _redis(redis_url)
-        serve(listen, str(redis_url), records=db, materials_root=materials_root)
+        serve(listen, str(redis_url), records=db, materials_root=materials_root,
+              recordings_root=recordings_root)
     except DOMAIN_ERRORS as exc:
         _fail(exc)
 
@@ -779,6 +782,10 @@ def _add_records_commands() -> None:
 
     cli.add_command(numbers)
     cli.add_command(application)
+    # Recordings' retention and checks live with them (recordings/cli.py), on the same store.
+    from recordings.cli import recordings
+
+    cli.add_command(recordings)
 
 
 _add_records_commands()

@@ -36,6 +36,23 @@ class RecordsConfig(_Model):
     consume_in_worker: bool = False
 
 
+class RecordingsConfig(_Model):
+    """Call recordings (``recordings/``): the folder under which the switch writes them and
+    this core reads them (the same path on both: shared storage); CC_RECORDINGS_ROOT
+    overrides."""
+
+    root: str = Field("/var/lib/cc-core/recordings", min_length=1)
+
+    @field_validator("root")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not v.startswith("/") or any(c in v for c in " \t\r\n"):
+            raise ValueError(f"recordings root {v!r} must be an absolute path without spaces "
+                             "(the switch is given paths under it), e.g. "
+                             "/var/lib/cc-core/recordings")
+        return v.rstrip("/") or "/"
+
+
 class Config(_Model):
     nodes: list[NodeConfig] = Field(default_factory=list)
     esl: EslConfig = Field(default_factory=EslConfig)
@@ -49,6 +66,7 @@ class Config(_Model):
     # What `cc-core fsconf render` needs beyond the nodes: trunks, agents, addresses, fallback.
     freeswitch: SwitchConfig = Field(default_factory=SwitchConfig)
     records: RecordsConfig = Field(default_factory=RecordsConfig)
+    recordings: RecordingsConfig = Field(default_factory=RecordingsConfig)
 
     @field_validator("redis_url")
     @classmethod
@@ -83,6 +101,8 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         out["metrics_port"] = environ["CC_METRICS_PORT"]
     if environ.get("CC_RECORDS_DB"):
         out["records"] = {"db": environ["CC_RECORDS_DB"]}
+    if environ.get("CC_RECORDINGS_ROOT"):
+        out["recordings"] = {"root": environ["CC_RECORDINGS_ROOT"]}
     return out
 
 

@@ -117,6 +117,9 @@ def api_tokens(tenant: str) -> str:
 # | ``cc:{t:T}:acd:seq``                  | string | INCR: reservation tokens                |
 # | ``cc:{t:T}:acd:events``               | stream | callcenter::info-style queue events     |
 
+# PUBLISH: an on-demand recording start or stop (msgpack tenant, call, action, by) for the
+# worker holding the call (cc_core.api.recordings -> recordings.recorder via cc_core.app).
+RECORDING_CHANNEL = "cc:recording"
 ACD_CHANNEL = "cc:acd"  # PUBLISH: offers for another worker, "queue has a free agent" nudges
 
 

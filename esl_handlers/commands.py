@@ -193,7 +193,21 @@ def uuid_broadcast(uuid: str, path: str, leg: str = "aleg") -> str:
     return f"uuid_broadcast {_uuid(uuid)} {_word(path, 'path')} {leg}"
 
 
-def uuid_record(uuid: str, action: str, path: str, limit_s: int | None = None) -> str:
+def recording_variables(variables: Mapping[str, str]) -> str:
+    """``{name=value,...}`` for uuid_record / record_session (switch_event_create_brackets;
+    the switch url-decodes it first, so ``%`` is refused here)."""
+    for name, value in variables.items():
+        if not _VAR_NAME.match(check_arg(name, "recording variable", allow_space=False)):
+            raise ValueError(f"recording variable {name!r} must be letters, digits, '_', "
+                             "'.', '-'")
+        if any(c in check_arg(value, "recording variable value", allow_space=False,
+                              required=False) for c in ",{}=%"):
+            raise ValueError(f"recording variable value {value!r} may not hold , {{ }} = or %")
+    return "{" + ",".join(f"{k}={v}" for k, v in variables.items()) + "}"
+
+
+def uuid_record(uuid: str, action: str, path: str, limit_s: int | None = None,
+                variables: Mapping[str, str] | None = None) -> str:
     if action not in ("start", "stop", "mask", "unmask"):
         raise ValueError(f"record action {action!r} must be start, stop, mask or unmask")
     cmd = f"uuid_record {_uuid(uuid)} {action} {_word(path, 'path')}"
@@ -201,6 +215,11 @@ def uuid_record(uuid: str, action: str, path: str, limit_s: int | None = None) -
         if action != "start" or not isinstance(limit_s, int) or limit_s <= 0:
             raise ValueError("limit_s is a positive number of seconds, with action 'start'")
         cmd += f" {limit_s}"
+    if variables:
+        if action != "start":
+            raise ValueError("recording variables go with action 'start'")
+        # mod_commands.c reads them as the fifth argument: the limit comes first (0: none).
+        cmd += f"{'' if limit_s is not None else ' 0'} {recording_variables(variables)}"
     return cmd
 
 

@@ -16,11 +16,14 @@ module).
 
 from __future__ import annotations
 
+import os
 import re
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from fssim import wavfile as wav
 from fssim.channels import Channel, parse_cause
 
 if TYPE_CHECKING:
@@ -248,12 +251,71 @@ def _collect(ch: Channel, max_digits: int, terminators: str, first_ms: int,
     return digits, ""
 
 
-def start_record(engine: Engine, ch: Channel, path: str) -> None:
+def _truthy(value: str | None) -> bool:
+    # switch_true(): "true", "yes", "on", "enabled", "active", "allow" or a non-zero number
+    v = (value or "").strip().lower()
+    return v in ("true", "yes", "on", "enabled", "active", "allow") or (v.isdigit() and int(v) != 0)
+
+
+def recording_vars(text: str | None) -> list[tuple[str, str]]:
+    """``{a=b,c=d}`` as switch_event_create_brackets reads it (after switch_url_decode): the
+    recording's own variables, consulted before the channel's (get_recording_var)."""
+    if not text:
+        return []
+    text = urllib.parse.unquote(text)
+    if not text.startswith("{") or "}" not in text:
+        return []
+    out: list[tuple[str, str]] = []
+    for item in text[1:text.rindex("}")].split(","):
+        name, sep, value = item.partition("=")
+        if sep and name:
+            out.append((name, value))
+    return out
+
+
+def start_record(engine: Engine, ch: Channel, path: str,
+                 variables: list[tuple[str, str]] | None = None) -> bool:
+    """switch_ivr_record_session_event: the folder is made (switch_dir_make_recursive) and the
+    file opened (a WAV header written) before the media bug is added; either failing sets
+    record_completion_cause=uri-failure and starts nothing (no RECORD_START). Stereo when
+    RECORD_STEREO is true in the recording's variables, else the channel's. The file is really
+    written: a silent WAV, 8 kHz 16-bit, filled in when the recording stops."""
+    variables = list(variables or [])
+    given = dict(variables)
+    stereo = given["RECORD_STEREO"] if "RECORD_STEREO" in given \
+        else ch.variables.get("RECORD_STEREO")
+    channels = 2 if _truthy(stereo) else 1
+    if os.path.isabs(path):
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(wav.header(channels, 8000, 0))
+        except OSError:
+            ch.variables["record_completion_cause"] = "uri-failure"
+            return False
     ch.recording.append(path)
     ch.record_started[path] = engine.clock.now()
-    engine.fire(ch, "RECORD_START", extra=[("Record-File-Path", path)])
+    ch.record_channels[path] = channels
+    ch.record_vars[path] = variables
+    # merge_recording_variables: each as Recording-Variable-<name>, after Record-File-Path
+    engine.fire(ch, "RECORD_START", extra=[("Record-File-Path", path), *(
+        (f"Recording-Variable-{k}", v) for k, v in variables)])
     engine.fire(ch, "MEDIA_BUG_START", extra=[("Media-Bug-Function", "session_record"),
                                               ("Media-Bug-Target", path)])
+    return True
+
+
+def _write_silence(path: str, channels: int, frames: int) -> int:
+    """The file's size once written; a full disk leaves what fit (as a real write would)."""
+    try:
+        with open(path, "r+b") as f:
+            wav.write_silence(f, channels, 8000, frames)
+    except OSError:
+        pass
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def stop_record(engine: Engine, ch: Channel, path: str) -> None:
@@ -261,23 +323,38 @@ def stop_record(engine: Engine, ch: Channel, path: str) -> None:
         return
     ch.recording.remove(path)
     started = ch.record_started.pop(path, engine.clock.now())
+    channels = ch.record_channels.pop(path, 1)
+    variables = ch.record_vars.pop(path, [])
     ms = int(round((engine.clock.now() - started) * 1000))
+    # 8 kHz: record_samples counts samples per channel (fh->samples_out)
+    frames = ms * 8
+    size = 44 + frames * 2 * channels
+    if os.path.isabs(path):
+        size = _write_silence(path, channels, frames)
     v = ch.variables
-    v["record_samples"] = str(ms * 8)
+    v["record_samples"] = str(frames)
     v["record_seconds"] = str(ms // 1000)
     v["record_ms"] = str(ms)
-    v["record_file_size"] = str(44 + ms * 16)
+    v["record_file_size"] = str(size)
     v["record_completion_cause"] = "success-silence"
-    engine.fire(ch, "RECORD_STOP", extra=[("Record-File-Path", path),
-                                          ("Record-Completion-Cause", "success-silence")])
+    engine.fire(ch, "RECORD_STOP", extra=[
+        ("Record-File-Path", path), *((f"Recording-Variable-{k}", v) for k, v in variables),
+        ("Record-Completion-Cause", "success-silence")])
     engine.fire(ch, "MEDIA_BUG_STOP", extra=[("Media-Bug-Function", "session_record"),
                                              ("Media-Bug-Target", path)])
 
 
 def app_record_session(engine: Engine, ch: Channel, arg: str) -> None:
-    path = arg.split()[0] if arg.split() else ""
-    if path:
-        start_record(engine, ch, path)
+    """mod_dptools.c:record_session_function, ``<path> [+<timeout>] [{var=value,...}]``
+    (the time limit is not modelled: the recording runs to its stop or the hang-up)."""
+    parts = arg.split(" ")
+    path = parts[0] if parts else ""
+    if not path:
+        return
+    rest = parts[1:]
+    if rest and rest[0].startswith("+"):
+        rest = rest[1:]
+    start_record(engine, ch, path, recording_vars(rest[0] if rest else None))
 
 
 def app_record(engine: Engine, ch: Channel, arg: str) -> None:

@@ -171,7 +171,8 @@ class ChannelApi:
     def uuid_record(self, req: ApiRequest) -> str:
         """mod_commands.c:session_record_function: ``+OK Success`` (captured)."""
         syntax = "<uuid> [start|stop|mask|unmask] <path> [<limit>] [<recording_vars>]"
-        parts = req.args.split()
+        # switch_separate_string(' ', argv[5]): the fifth keeps the rest of the line
+        parts = req.args.split(None, 4)
         if len(parts) < 3:
             return usage(syntax)
         ch = self.live(parts[0])
@@ -181,7 +182,9 @@ class ChannelApi:
 
         action, path = parts[1].lower(), parts[2]
         if action == "start":
-            apps.start_record(self.engine, ch, path)
+            variables = apps.recording_vars(parts[4] if len(parts) > 4 else None)
+            if not apps.start_record(self.engine, ch, path, variables):
+                return "-ERR Cannot record session!\n"
             return "+OK Success\n"
         if action == "stop":
             paths = list(ch.recording) if path == "all" else [path]

@@ -232,6 +232,8 @@ class Channel:
     app_response: str | None = None
     recording: list[str] = field(default_factory=list)
     record_started: dict[str, float] = field(default_factory=dict)
+    record_channels: dict[str, int] = field(default_factory=dict)
+    record_vars: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     media_since: float | None = None  # simulated time media came up (early or answered)
     sendmsgs_with_media: int = 0
     session_id: int = 0

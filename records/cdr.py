@@ -185,9 +185,18 @@ def from_summary(summary: dict[str, Any], source_id: str = "",
         agent_answer_ms=agent_answered or None, talk_ms=talk_ms,
         billsec=_int(summary, "billsec"), hangup_cause=str(summary.get("hangup_cause") or ""),
         hangup_side=str(summary.get("hangup_side") or ""), disposition=found.value,
-        outcome=outcome, recording_path=None, billed_fen=None, billing_result=None,
+        outcome=outcome, recording_path=_recording_name(summary), billed_fen=None, billing_result=None,
         source_id=source_id,
         stored_ms=stored_ms if stored_ms is not None else int(time.time() * 1000))
+
+
+def _recording_name(summary: dict[str, Any]) -> str | None:
+    """The recording's name under the recordings root, when the switch started one (the
+    recordings index has its row, written in the same transaction)."""
+    rec = summary.get("recording")
+    if isinstance(rec, dict) and rec.get("started_ms") and rec.get("name"):
+        return str(rec["name"])
+    return None
 
 
 def store(tx: Tx, records: list[CallRecord]) -> int:

@@ -37,6 +37,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from cc_core import keys
 from cc_core.errors import CcCoreError
+from recordings import index as recordings_index
 from records import cdr
 from records.db import Database, driver_errors
 
@@ -177,6 +178,7 @@ class CdrConsumer:
             return result
         now_ms = int(time.time() * 1000)
         records: dict[str, cdr.CallRecord] = {}
+        indexed: dict[str, recordings_index.Recording] = {}
         for stream, entry_id, fields in entries:
             try:
                 raw = (fields or {}).get(b"call") or (fields or {}).get("call")
@@ -192,9 +194,15 @@ class CdrConsumer:
                                       "tenant": _tenant_of(stream)})
                 continue
             # The same call twice in one batch: the first is the one stored.
-            records.setdefault(record.call_uuid, record)
+            if record.call_uuid not in records:
+                records[record.call_uuid] = record
+                row = recordings_index.from_summary(summary, record.end_ms, now_ms)
+                if row is not None and row.name == record.recording_path:
+                    indexed[row.call_uuid] = row
         with self.db.transaction() as tx:
             result.stored = cdr.store(tx, list(records.values()))
+            # With its record, in one transaction: the index and recording_path agree.
+            recordings_index.store(tx, list(indexed.values()))
         # Only now: a kill before this line leaves the entries pending for another consumer.
         by_stream: dict[str, list[str]] = {}
         for stream, entry_id, _ in entries:

@@ -11,6 +11,7 @@ import falcon
 
 from cc_core.api import acd as acd_routes
 from cc_core.api import provider as provider_routes
+from cc_core.api import recordings as recording_routes
 from cc_core.api import wallboard
 from cc_core.api.auth import AuthMiddleware
 from cc_core.api.errors import ApiError, MethodNotAllowed, NotFound, status_and_body
@@ -70,9 +71,11 @@ def _from_falcon(exc: falcon.HTTPError) -> Exception:
 
 
 def create_app(*, acd: Any, tokens: TokenStore, records: str | None = None,
-               materials_root: str | None = None) -> falcon.App:
+               materials_root: str | None = None,
+               recordings_root: str | None = None) -> falcon.App:
     """``records``: the record store (SQLite path or PostgreSQL DSN) of the number business'
-    routes; ``materials_root``: where applicants' material files are kept."""
+    and the recordings' routes; ``materials_root``: where applicants' material files are kept;
+    ``recordings_root``: the recordings root downloads are served from."""
     # Authentication first: nobody learns a route's size limit without a valid token.
     middleware: list[Any] = [AuthMiddleware(tokens), _BodyLimit()]
     app = falcon.App(middleware=middleware)
@@ -82,6 +85,7 @@ def create_app(*, acd: Any, tokens: TokenStore, records: str | None = None,
     acd_routes.add_routes(app, acd)
     wallboard.add_routes(app, acd)
     provider_routes.add_routes(app, records, materials_root)
+    recording_routes.add_routes(app, getattr(acd, "redis", None), records, recordings_root)
     app.add_route(OPENAPI_PATH, OpenApiDoc())
     spec.app = app     # spectree reads the routes from here (no doc pages are added)
     return app
@@ -99,7 +103,7 @@ def openapi_json() -> str:
 
 
 def serve(listen: str, redis_url: str, *, records: str | None = None,
-          materials_root: str | None = None) -> None:
+          materials_root: str | None = None, recordings_root: str | None = None) -> None:
     """Serve the API on ``listen`` (HOST:PORT) until SIGTERM/SIGINT. Call after gevent's
     monkey-patching (the CLI does it first)."""
     import signal
@@ -116,7 +120,7 @@ def serve(listen: str, redis_url: str, *, records: str | None = None,
         raise ConfigError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
     client = redisconn.connect(redis_url, socket_timeout=10, socket_connect_timeout=5)
     app = create_app(acd=Acd(client), tokens=TokenStore(client), records=records,
-                     materials_root=materials_root)
+                     materials_root=materials_root, recordings_root=recordings_root)
     server = WSGIServer((host.strip("[]"), int(port)), app, log=None, error_log=log)
     gevent.signal_handler(signal.SIGTERM, server.stop)
     gevent.signal_handler(signal.SIGINT, server.stop)

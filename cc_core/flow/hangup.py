@@ -88,6 +88,9 @@ class CallSummaryStream:
             "left_queue_ms": d.left_queue_ms, "waited_ms": d.waited_ms,
             "timezone": d.timezone,
             "hangup_side": _hangup_side(ev),
+            # The call's recording as RECORD_START / RECORD_STOP described it (none when the
+            # switch never started one): the recordings index and the record's path.
+            "recording": d.recording if d.recording.get("started_ms") else {},
         }
         # The caller's audio as the switch received it (cc_core.flow.quality); None when it
         # kept no RTP statistics or no audio arrived.

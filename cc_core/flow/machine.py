@@ -42,6 +42,7 @@ from cc_core.flow.record import (
 )
 from cc_core.tenants.model import AnswerMode, Destination, DestinationKind, Tenant
 from esl_handlers import commands
+from recordings.policy import plan as recording_plan
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class CallMachine:
                  may_act: Callable[[Any], bool] | None = None, swept: Counter | None = None,
                  outcomes: Counter | None = None, setup: Any = None,
                  started: Counter | None = None,
-                 voicemail_dir: str = "voicemail",
+                 voicemail_dir: str = "voicemail", recorder: Any = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.store = store
         self.worker_id = store.worker_id
@@ -143,6 +144,7 @@ class CallMachine:
         self.setup = setup      # a histogram: PARK read -> first command (seconds)
         self.started = started  # new calls by tenant, counted where first claimed
         self.voicemail_dir = voicemail_dir.rstrip("/")
+        self.recorder = recorder    # recordings.recorder.Recorder, when recording is wired in
         self.clock = clock
         self._calls: dict[str, Call] = {}
         self._in_flight: dict[str, int] = {}
@@ -156,6 +158,9 @@ class CallMachine:
         dispatcher.on("CHANNEL_EXECUTE_COMPLETE", self.on_execute_complete)
         dispatcher.on("CHANNEL_HANGUP_COMPLETE", self.on_hangup_complete)
         dispatcher.on("DTMF", self.on_dtmf)
+        if self.recorder is not None:
+            dispatcher.on("RECORD_START", self.on_record)
+            dispatcher.on("RECORD_STOP", self.on_record)
         if self.queues is not None:
             self.queues.register(dispatcher)
 
@@ -236,8 +241,42 @@ class CallMachine:
             # A record resumed from Redis may come from another version of the flow.
             self.outcomes.labels(call.data.tenant,
                                  outcome if outcome in OUTCOMES else "other").inc()
+        if self.recorder is not None:
+            self.recorder.on_hangup(call)
         if self.hangups is not None:
             self.hangups.run(_Ended(uuid, call.data, cause, event, call.node))
+
+    def on_record(self, event: EventLike, link: Link) -> None:
+        """RECORD_START / RECORD_STOP: what the switch wrote for the call's recording, kept
+        on the call for its summary (RECORD_STOP comes before CHANNEL_HANGUP_COMPLETE)."""
+        call = self._calls.get(event.unique_id or "")
+        if call is None or self.recorder is None or not self.recorder.on_event(call, event):
+            return
+        try:
+            self._save(call, call.state)
+        except StepLost:
+            pass     # the call's new holder, or its summary, learns it from the same events
+
+    def on_demand_recording(self, tenant: str, call_uuid: str, action: str, by: str) -> None:
+        """An agent's or supervisor's start/stop (through the API) for a call this worker
+        holds; nothing when it is not held here (the worker holding it acts)."""
+        call = self._calls.get(call_uuid)
+        if call is None or call.data.tenant != tenant or self.recorder is None:
+            return
+
+        def step() -> None:
+            if call.state is not CallState.CONNECTED:
+                return
+            if action == "start":
+                self._act(call)
+                self.recorder.start(call, self._tenant(call), by=by)
+                self._save(call, call.state)
+            elif action == "stop":
+                self._act(call)
+                self.recorder.stop(call)
+
+        with self._running(call.uuid):
+            self._guarded(call, step)
 
     def on_dtmf(self, event: EventLike, link: Link) -> None:
         uuid = event.unique_id
@@ -575,6 +614,14 @@ class CallMachine:
         call.data.outcome = "voicemail"
         self._media(call, answer=True)     # a message is a service: answered
         apps: list[tuple[str, str]] = []
+        if self.recorder is not None:
+            # The call's recording starts at the answer, ahead of everything queued behind it.
+            session = self.recorder.voicemail_app(call, tenant)
+            if session is not None:
+                apps.append(session)
+                notice = recording_plan(tenant)
+                if notice.announce:
+                    apps.append(("playback", notice.announce))
         if vm.prompt:
             apps.append(("playback", _prompt_path(tenant, vm.prompt)))
         # One flat folder: FreeSWITCH's record does not create directories, so the folder

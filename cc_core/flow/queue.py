@@ -52,6 +52,7 @@ from cc_core.tenants.model import (
     Tenant,
 )
 from esl_handlers import commands
+from recordings.policy import plan as recording_plan
 
 if TYPE_CHECKING:
     from cc_core.flow.machine import Call, CallMachine
@@ -171,9 +172,20 @@ class QueueFlow:
         if call.state is CallState.QUEUED and not call.data.offer.get("won"):
             # (A parked standby agent is bridged at once: no music then.)
             self.m._media(call, answer=False)
+            self._recording_notice(call, tenant, name)
             self._moh(call, queue)
             self._arm(call, queue)
         self.deliver([o for o in offers if o not in mine])
+
+    def _recording_notice(self, call: Call, tenant: Tenant, name: str) -> None:
+        """"This call may be recorded", once per call, ahead of the hold music, when the
+        queue may record it (an agent's answer or an on-demand start come later)."""
+        notice = recording_plan(tenant, name)
+        if not notice.may_record or not notice.announce or call.data.vars.get("recording_notice"):
+            return
+        call.data.vars["recording_notice"] = "1"
+        self.m._sendmsg(call, commands.execute_headers("playback", notice.announce,
+                                                       event_lock=True))
 
     def _moh(self, call: Call, queue: Queue) -> None:
         self.m._sendmsg(call, commands.execute_headers("playback", queue.moh,
@@ -428,6 +440,10 @@ class QueueFlow:
         call.data.pending = ""
         self.m._save(call, CallState.CONNECTED)
         self.m._act(call)
+        if self.m.recorder is not None and call.data.queue:
+            # From the agent's answer, on the caller's leg: both sides once bridged.
+            if self.m.recorder.on_agent_answer(call, self.m._tenant(call), call.data.queue):
+                self.m._save(call, CallState.CONNECTED)
         reply = call.link.api(commands.uuid_bridge(call.uuid, leg))
         if not reply.startswith("+OK"):
             log.warning("bridge to the agent refused: %s", reply.strip(),

@@ -111,6 +111,9 @@ class CallData:
     left_queue_ms: int = 0            # when the caller stopped waiting (overflow, exit key)
     waited_ms: int = 0                # time spent in the queues the caller has left
     timezone: str = ""                # the tenant's, for showing the record's times
+    # The call's recording (recordings.recorder): its name under the recordings root, and what
+    # RECORD_START / RECORD_STOP said of it (started_ms, stopped_ms, ms, size, cause).
+    recording: dict[str, Any] = field(default_factory=dict)
 
     def pack(self) -> bytes:
         return msgpack.packb(asdict(self), use_bin_type=True)

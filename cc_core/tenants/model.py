@@ -15,7 +15,7 @@ import enum
 import re
 from collections.abc import Mapping
 from datetime import date, time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -410,6 +410,74 @@ class Callback(_Model):
     confirm_prompt: str | None = None  # played to the caller before hanging up
 
 
+class RecordingMode(enum.Enum):
+    ALL = "all"              # every call the policy covers
+    NONE = "none"
+    PERCENT = "percent"      # a share of calls, chosen by the call's UUID (stable on resume)
+    ON_DEMAND = "on_demand"  # an agent or supervisor starts and stops it through the API
+
+
+RETENTION_DAYS = (30, 90, 180, 365)
+
+
+def _mode_percent(mode: RecordingMode | None, percent: int | None, where: str) -> None:
+    if mode is RecordingMode.PERCENT and percent is None:
+        raise ValueError(f"{where}: mode percent needs percent: a whole number from 1 to 99, "
+                         "e.g. percent: 20")
+    if percent is not None and mode is not RecordingMode.PERCENT:
+        raise ValueError(f"{where}: percent applies to mode percent only; remove it or set "
+                         "mode: percent")
+
+
+class QueueRecording(_Model):
+    """A queue's own recording policy; what it leaves out comes from the tenant's."""
+
+    mode: RecordingMode | None = None
+    percent: int | None = Field(None, ge=1, le=99)
+    # mono: both sides mixed; stereo: the caller on the left channel, the agent on the right.
+    channels: Literal["mono", "stereo"] | None = None
+    announce: str | None = None       # prompt name: "this call may be recorded"
+
+    @model_validator(mode="after")
+    def _percent(self) -> QueueRecording:
+        _mode_percent(self.mode, self.percent, "recording")
+        return self
+
+
+class TenantRecording(_Model):
+    """Call recording (通话录音): what is recorded, how, and for how long it is kept."""
+
+    mode: RecordingMode = RecordingMode.NONE
+    percent: int | None = Field(None, ge=1, le=99)
+    channels: Literal["mono", "stereo"] = "mono"
+    announce: str | None = None
+    # Days a recording is kept (30, 90, 180 or 365) or "forever".
+    retention: int | str = 90
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention(cls, v: Any) -> Any:
+        text = str(v).strip().lower()
+        if text == "forever":
+            return "forever"
+        if text.endswith("d"):
+            text = text[:-1]
+        if text.isdigit() and int(text) in RETENTION_DAYS and not isinstance(v, bool):
+            return int(text)
+        raise ValueError(f"retention {v!r}: keep recordings 30, 90, 180 or 365 days, or "
+                         "write forever")
+
+    @model_validator(mode="after")
+    def _percent(self) -> TenantRecording:
+        _mode_percent(self.mode, self.percent, "recording")
+        return self
+
+    @property
+    def retention_days(self) -> int | None:
+        """None: kept forever."""
+        return None if self.retention == "forever" else int(self.retention)
+
+
 class Queue(_Model):
     """A queue in the style of mod_callcenter (``esl-protocol.md``, last section)."""
 
@@ -442,6 +510,7 @@ class Queue(_Model):
     # abandon figures (misdials, callers who hear the queue and hang up at once).
     service_level_s: int = Field(20, ge=1, le=3600)
     short_abandon_s: int = Field(5, ge=0, le=600)
+    recording: QueueRecording = Field(default_factory=QueueRecording)
 
     _skills = field_validator("skills", mode="before")(lambda cls, v: _skills(v))
 
@@ -513,6 +582,7 @@ class Tenant(_Model):
     agents: dict[str, Agent] = Field(default_factory=dict)
     queues: dict[str, Queue] = Field(default_factory=dict)
     voicemail: dict[str, Voicemail] = Field(default_factory=dict)
+    recording: TenantRecording = Field(default_factory=TenantRecording)
 
     _parse = field_validator("entry", mode="before")(lambda cls, v: _destination(v))
     _greeting = field_validator("greeting", mode="before")(
@@ -628,9 +698,10 @@ class Tenant(_Model):
             uses.append((f"voicemail.{name}", vm.prompt))
         for name, q in self.queues.items():
             uses.append((f"queues.{name}", [*q.announce.prompts(), *(p for p in (
-                q.whisper, q.callback.confirm_prompt) if p)]))
+                q.whisper, q.callback.confirm_prompt, q.recording.announce) if p)]))
         ann = [p for p in (self.lists.blacklist.announce, self.regions.blocked_announce,
                            self.caps.announce,
+                           self.recording.announce,
                            *(n.announce for n in self.numbers.values())) if p]
         uses.append(("announcements", ann))
         return uses

@@ -58,6 +58,16 @@ def test_builders_produce_freeswitch_command_texts():
     assert (c.uuid_record(U, "start", "/rec/a.wav", 60)
             == f"uuid_record {U} start /rec/a.wav 60")
     assert c.uuid_record(U, "stop", "all") == f"uuid_record {U} stop all"
+    # mod_commands.c takes recording variables as the fifth argument, after the limit
+    assert (c.uuid_record(U, "start", "/rec/a.wav", variables={"RECORD_STEREO": "true"})
+            == f"uuid_record {U} start /rec/a.wav 0 {{RECORD_STEREO=true}}")
+    assert (c.uuid_record(U, "start", "/rec/a.wav", 60, {"a": "1", "b": "2"})
+            == f"uuid_record {U} start /rec/a.wav 60 {{a=1,b=2}}")
+    for bad in ({"a": "x,b=y"}, {"a b": "1"}, {"a": "}"}, {"a": "%0A"}, {"a": "1\n"}):
+        with pytest.raises(ValueError):
+            c.uuid_record(U, "start", "/rec/a.wav", variables=bad)
+    with pytest.raises(ValueError):
+        c.uuid_record(U, "stop", "/rec/a.wav", variables={"a": "1"})
     assert c.uuid_setvar(U, "cc_queue", "support line") == f"uuid_setvar {U} cc_queue support line"
     assert c.uuid_setvar(U, "cc_queue") == f"uuid_setvar {U} cc_queue"
     assert c.uuid_getvar(U, "cc_queue") == f"uuid_getvar {U} cc_queue"

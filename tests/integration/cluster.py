@@ -106,13 +106,15 @@ class WorkerProc:
 
 def worker_config(sim_port: int, redis_url: str, ttl_ms: int,
                   esl: dict[str, object] | None = None,
-                  records: dict[str, object] | None = None) -> Config:
+                  records: dict[str, object] | None = None,
+                  recordings: dict[str, object] | None = None) -> Config:
     return Config.model_validate({
         "nodes": [{"name": NODE, "port": sim_port, "password": SIM_PASSWORD}],
         "esl": {"lease_ttl_ms": ttl_ms, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5,
                 "connect_timeout_s": 2, "command_timeout_s": 2, **(esl or {})},
         "redis_url": redis_url,
         **({"records": records} if records else {}),
+        **({"recordings": recordings} if recordings else {}),
     })
 
 
@@ -145,8 +147,9 @@ class Cluster:
 
     def start_workers(self, n: int, ttl_ms: int, app: str = "",
                       esl: dict[str, object] | None = None,
-                      records: dict[str, object] | None = None) -> list[WorkerProc]:
-        cfg = worker_config(self.sim.port, self.redis_url, ttl_ms, esl, records)
+                      records: dict[str, object] | None = None,
+                      recordings: dict[str, object] | None = None) -> list[WorkerProc]:
+        cfg = worker_config(self.sim.port, self.redis_url, ttl_ms, esl, records, recordings)
         new = [start_worker(cfg, len(self.workers) + i, self.tmp_path, app) for i in range(n)]
         self.workers += new
         for w in new:

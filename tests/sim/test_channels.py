@@ -7,6 +7,7 @@ import json
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -322,7 +323,7 @@ def test_show_channels_getvar_setvar_and_hupall(client: SimClient) -> None:
     assert ended(client, uid).get("Hangup-Cause") == "MANAGER_REQUEST"
 
 
-def test_playback_pagd_and_record_through_sendmsg(client: SimClient) -> None:
+def test_playback_pagd_and_record_through_sendmsg(client: SimClient, tmp_path: Path) -> None:
     uid = parked_call(client, "4915550010", "4005550110")
     client.api(f"uuid_answer {uid}")
     frame = client.send(f"sendmsg {uid}\ncall-command: execute\nexecute-app-name: "
@@ -343,9 +344,10 @@ def test_playback_pagd_and_record_through_sendmsg(client: SimClient) -> None:
                 "execute-app-arg: /sounds/no_such_prompt.wav")
     missing = client.wait_event(uid, "CHANNEL_EXECUTE_COMPLETE", Application="playback")
     assert missing.get("Application-Response") == "FILE NOT FOUND"
-    assert client.api(f"uuid_record {uid} start /tmp/r.wav") == "+OK Success\n"
+    wav = tmp_path / "r.wav"
+    assert client.api(f"uuid_record {uid} start {wav}") == "+OK Success\n"
     client.wait_event(uid, "RECORD_START")
-    assert client.api(f"uuid_record {uid} stop /tmp/r.wav") == "+OK Success\n"
+    assert client.api(f"uuid_record {uid} stop {wav}") == "+OK Success\n"
     client.wait_event(uid, "RECORD_STOP")
     client.send(f"sendmsg {uid}\ncall-command: hangup\nhangup-cause: CALL_REJECTED")
     assert ended(client, uid).get("Hangup-Cause") == "CALL_REJECTED"

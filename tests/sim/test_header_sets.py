@@ -98,8 +98,8 @@ def sim_addr() -> Iterator[tuple[str, int]]:
 class FullReplay(Replay):
     """Replay that also keeps every compared simulator event of each leg."""
 
-    def __init__(self, scn: Scenario, client: SimClient) -> None:
-        super().__init__(scn, client)
+    def __init__(self, scn: Scenario, client: SimClient, files: Path) -> None:
+        super().__init__(scn, client, files)
         self.full: dict[str, list[Event]] = {label: [] for label in scn.legs.values()}
 
     def absorb(self) -> None:
@@ -152,10 +152,10 @@ def _where(scn: Scenario, label: str, index: int, ev: Event) -> str:
 
 @pytest.mark.parametrize("directory", scenario_dirs(), ids=lambda p: p.name)
 def test_header_sets_match_capture(directory: Path, captures_dir: Path,
-                                   sim_addr: tuple[str, int]) -> None:
+                                   sim_addr: tuple[str, int], tmp_path: Path) -> None:
     scn = load(directory)
     with SimClient(*sim_addr) as client:
-        replay = FullReplay(scn, client)
+        replay = FullReplay(scn, client, tmp_path)
         replay.run()
     problems: list[str] = []
     names = display_names(scn)

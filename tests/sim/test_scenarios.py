@@ -49,10 +49,16 @@ def sim_addr() -> Iterator[tuple[str, int]]:
         yield addr
 
 
+# Where the captured switch kept its files; the replay gives the simulator a temporary folder
+# instead, since it writes the recordings it is asked for.
+CAPTURED_FILES = "/data/fswitch/"
+
+
 class Replay:
-    def __init__(self, scn: Scenario, client: SimClient) -> None:
+    def __init__(self, scn: Scenario, client: SimClient, files: Path | None = None) -> None:
         self.scn = scn
         self.client = client
+        self.files = f"{files}/" if files is not None else CAPTURED_FILES
         self.label_sim: dict[str, str] = {}  # label -> sim uuid
         self.sim_label: dict[str, str] = {}
         self.captured_uuid = {label: uid for uid, label in scn.legs.items()}
@@ -110,11 +116,11 @@ class Replay:
 
     def to_sim(self, text: str) -> str:
         mapping = {self.captured_uuid[lb]: uid for lb, uid in self.label_sim.items()}
-        return substitute(text, mapping)
+        return substitute(text, mapping).replace(CAPTURED_FILES, self.files)
 
     def to_captured(self, text: str) -> str:
         mapping = {uid: self.captured_uuid[lb] for lb, uid in self.label_sim.items()}
-        return substitute(text, mapping)
+        return substitute(text, mapping).replace(self.files, CAPTURED_FILES)
 
     def api(self, command: str) -> str:
         return self.client.api(command)
@@ -183,11 +189,11 @@ def position(order: list[tuple[str, str, str]], label: str, name: str) -> int:
 
 @pytest.mark.parametrize("directory", scenario_dirs(), ids=lambda p: p.name)
 def test_scenario_matches_capture(directory: Path, captures_dir: Path,
-                                  sim_addr: tuple[str, int]) -> None:
+                                  sim_addr: tuple[str, int], tmp_path: Path) -> None:
     scn = load(directory)
     started = time.monotonic()
     with SimClient(*sim_addr) as client:
-        replay = Replay(scn, client)
+        replay = Replay(scn, client, tmp_path)
         replay.run()
     assert not replay.reply_mismatches, "\n".join(replay.reply_mismatches)
     assert not replay.ghosts, f"{scn.name}: events of unknown channels:\n" + "\n".join(

@@ -69,10 +69,10 @@ def outer_ok(ev: CapEvent) -> list[str]:
 
 @pytest.mark.parametrize("directory", scenario_dirs(), ids=lambda p: p.name)
 def test_sampled_events_match_capture_bytes(directory: Path, captures_dir: Path,
-                                            sim_addr: tuple[str, int]) -> None:
+                                            sim_addr: tuple[str, int], tmp_path: Path) -> None:
     scn: Scenario = load(directory)
     with SimClient(*sim_addr) as client:
-        replay = Replay(scn, client)
+        replay = Replay(scn, client, tmp_path)
         replay.run()
         received = bytes(client.received)
     want = sample(scn.events, scn.legs)
