@@ -66,6 +66,9 @@ JOB_SLACK_S = 10.0
 MAX_QUEUE_HOPS = 6
 # Causes an agent leg ends with when it lost: not the agent's miss.
 _LOST = ("LOSE_RACE", "ORIGINATOR_CANCEL", "MANAGER_REQUEST")
+# Legs hung up before their channel existed, remembered this long (at most this many).
+DOOMED_S = 120.0
+DOOMED_MAX = 10_000
 # uuid_getvar of an unset variable (command_replies.json).
 _UNDEF = "_undef_"
 # Members that are queued callbacks, not live callers: "cb-<call uuid>[~<retry>]".
@@ -131,8 +134,10 @@ class QueueFlow:
         self._timers: dict[str, Any] = {}          # caller uuid -> its wait greenlet
         self._won: set[str] = set()                # agent legs bridged by this worker
         self._joined_at: dict[str, float] = {}     # caller uuid -> monotonic join time
+        self._doomed: dict[str, tuple[str, float]] = {}  # leg -> (cause, when): kill on create
 
     def register(self, dispatcher: Any) -> None:
+        dispatcher.on("CHANNEL_CREATE", self.on_leg_create)
         dispatcher.on("CHANNEL_ANSWER", self.on_leg_answer)
         dispatcher.on("CHANNEL_HANGUP_COMPLETE", self.on_leg_hangup)
         dispatcher.on("CHANNEL_EXECUTE_COMPLETE", self.on_leg_execute_complete)
@@ -581,9 +586,26 @@ class QueueFlow:
 
     def _kill(self, link: Any, leg: str, cause: str) -> None:
         try:
-            link.api(commands.uuid_kill(leg, cause))
+            reply = link.api(commands.uuid_kill(leg, cause))
         except (EslError, ValueError) as exc:
             log.info("could not hang up an agent leg: %r", exc, extra={"call_uuid": leg})
+            return
+        if not reply.startswith("+OK"):
+            # `-ERR No such channel!`: the originate sent a moment ago has not made its
+            # channel yet; it is hung up as soon as it does (on_leg_create), or the agent's
+            # phone would ring for nobody until the ring timeout.
+            now = time.monotonic()
+            if len(self._doomed) >= DOOMED_MAX:
+                for old in [k for k, (_, t) in self._doomed.items() if now - t > DOOMED_S]:
+                    del self._doomed[old]
+            self._doomed[leg] = (cause, now)
+
+    def on_leg_create(self, event: Any, link: Any) -> None:
+        leg = event.unique_id or ""
+        doomed = self._doomed.pop(leg, None)
+        if doomed is not None:
+            self._kill(link, leg, doomed[0])
+            self._doomed.pop(leg, None)     # created now: never wait for it again
 
     # ==== waiting: max wait, no agent, announcements ====================================================
     def _arm(self, call: Call, queue: Queue) -> None:
