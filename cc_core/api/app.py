@@ -84,7 +84,7 @@ def create_app(*, acd: Any, tokens: TokenStore, records: str | None = None,
     app.add_error_handler(falcon.HTTPError, _error)
     acd_routes.add_routes(app, acd)
     wallboard.add_routes(app, acd)
-    provider_routes.add_routes(app, records, materials_root)
+    provider_routes.add_routes(app, records, materials_root, getattr(acd, "redis", None))
     recording_routes.add_routes(app, getattr(acd, "redis", None), records, recordings_root)
     app.add_route(OPENAPI_PATH, OpenApiDoc())
     spec.app = app     # spectree reads the routes from here (no doc pages are added)

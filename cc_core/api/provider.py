@@ -5,8 +5,9 @@ one number with its history, moves along the life cycle), the audit (material ve
 decisions, overdue audits) and contracts. Tenants (``/v1/tenants/{tenant}/...``, their
 supervisors; staff tokens too): their numbers, reserving a number, their applications with
 their materials and submission, their contracts. A tenant never sees another tenant's
-application (404, as if it did not exist). Activation, which places a test call through a
-switch, stays with ``cc-core numbers activate``.
+application (404, as if it did not exist). Suspension, resumption and cancellation move the
+number's routing too; activation, which places a test call through a switch, stays with
+``cc-core numbers activate``.
 """
 
 from __future__ import annotations
@@ -185,9 +186,19 @@ def _ok(resp: Any, model: BaseModel) -> None:
 class _Store:
     """Opens the record store for one request (each request its own connection)."""
 
-    def __init__(self, target: str | None, materials_root: str | None) -> None:
+    def __init__(self, target: str | None, materials_root: str | None,
+                 redis: Any = None) -> None:
         self.target = target
         self.materials_root = materials_root
+        self.redis = redis      # the applied tenant config: a number's routing follows moves
+
+    def tenants(self) -> Any:
+        from cc_core.tenants.store import TenantStore
+
+        if self.redis is None:
+            raise ApiError("this API has no Redis: the routing of numbers cannot be changed "
+                           "here", error_id="not_configured")
+        return TenantStore(self.redis)
 
     @contextmanager
     def db(self) -> Iterator[Any]:
@@ -390,6 +401,45 @@ class ProviderOverdue(_Provider):
         _ok(resp, ApplicationList(applications=[_app_out(a) for a in late]))
 
 
+class ReasonIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class _RoutingMove(_Provider):
+    """Suspend, resume or cancel: the inventory and the tenant's routing move together."""
+
+    roles: ClassVar = {"POST": Role.STAFF}
+    target = "active"
+
+    @spec.validate(json=ReasonIn, resp=_resp(NumberOut), tags=["numbers"])
+    def on_post(self, req: Any, resp: Any, number: str) -> None:
+        """Move the number (suspension / resumption / cancellation); calls follow within the
+        workers' refresh (1 s)."""
+        from provider.activation import change
+        from provider.inventory import get
+        from provider.lifecycle import NumberState
+
+        body: ReasonIn = req.context.json
+        with _mapped(), self.store.db() as db:
+            change(db, self.store.tenants(), number, NumberState(self.target),
+                   actor=f"staff:{req.context.token.id}", reason=body.reason,
+                   now_ms=_now_ms())
+            row = get(db, number)
+        _ok(resp, _number_out(row))
+
+
+class ProviderSuspension(_RoutingMove):
+    target = "suspended"
+
+
+class ProviderResumption(_RoutingMove):
+    target = "active"
+
+
+class ProviderCancellation(_RoutingMove):
+    target = "cancelled"
+
+
 # ---- tenants ------------------------------------------------------------------------------------
 class _Tenant:
     def __init__(self, store: _Store) -> None:
@@ -521,12 +571,16 @@ class TenantContracts(_Tenant):
             esign_ref=r[9], starts_on=r[10]) for r in rows]))
 
 
-def add_routes(app: Any, records: str | None, materials_root: str | None) -> None:
-    store = _Store(records, materials_root)
+def add_routes(app: Any, records: str | None, materials_root: str | None,
+               redis: Any = None) -> None:
+    store = _Store(records, materials_root, redis)
     app.add_route(f"{P}/numbers", ProviderNumbers(store))
     app.add_route(f"{P}/numbers/import", ProviderImport(store))
     app.add_route(f"{P}/numbers/{{number}}", ProviderNumber(store))
     app.add_route(f"{P}/numbers/{{number}}/moves", ProviderMoves(store))
+    app.add_route(f"{P}/numbers/{{number}}/suspension", ProviderSuspension(store))
+    app.add_route(f"{P}/numbers/{{number}}/resumption", ProviderResumption(store))
+    app.add_route(f"{P}/numbers/{{number}}/cancellation", ProviderCancellation(store))
     app.add_route(f"{P}/applications/overdue", ProviderOverdue(store))
     app.add_route(f"{P}/applications/{{app_id}}/reviews", ProviderReview(store))
     app.add_route(f"{P}/applications/{{app_id}}/decision", ProviderDecision(store))

@@ -83,3 +83,28 @@ def test_a_scan_over_ten_megabytes_is_refused_before_it_is_read(api, issued) -> 
                            headers={**bearer(issued["acme-supervisor"]),
                                     "Content-Type": "application/pdf"})
     assert res.status_code == 400 and res.json["error"] == "body_too_large"
+
+
+def test_suspension_moves_the_inventory_and_the_tenant_s_routing(api, staff, client) -> None:
+    from cc_core.tenants.model import NumberStatus
+    from cc_core.tenants.store import TenantStore
+    from provider.lifecycle import NumberState
+
+    # acme's applied number 4008001234 as an active number of the inventory.
+    _json(api.simulate_post("/v1/provider/numbers/import", headers=bearer(staff),
+                            json={"numbers": ["4008001234"]}))
+    for state, tenant in ((NumberState.RESERVED, None), (NumberState.APPLIED, None),
+                          (NumberState.UNDER_AUDIT, None), (NumberState.CONTRACTED, "acme"),
+                          (NumberState.ACTIVE, None)):
+        body = {"state": state.value, "reason": "setup", **({"tenant": tenant} if tenant else {})}
+        _json(api.simulate_post("/v1/provider/numbers/4008001234/moves",
+                                headers=bearer(staff), json=body))
+    row = _json(api.simulate_post("/v1/provider/numbers/4008001234/suspension",
+                                  headers=bearer(staff), json={"reason": "unpaid"}))
+    assert row["state"] == "suspended"
+    acme = TenantStore(client).applied_tenant("acme")
+    assert acme.numbers["4008001234"].status is NumberStatus.SUSPENDED
+    _json(api.simulate_post("/v1/provider/numbers/4008001234/resumption",
+                            headers=bearer(staff), json={"reason": "paid"}))
+    assert TenantStore(client).applied_tenant("acme").numbers[
+        "4008001234"].status is NumberStatus.ACTIVE
