@@ -9,8 +9,8 @@ into the queue, with the injection file's blacklisted callers expecting the 603:
 1. steady traffic, the worker owning the node SIGKILLed in the middle: every call must
    complete (the standby takes the node over);
 2. with ``CC_FREESWITCH_RESTART`` (a shell command that restarts the switch), the switch
-   restarted in the middle of traffic: calls up at that moment die with it and are counted;
-   every call placed once it is back must complete.
+   restarted in the middle of traffic: calls up or placed while it is down die with it and
+   are counted as cut; then a new round of traffic, every call of which must complete.
 
 Then: no agent is left stuck (all Available and Waiting, no reservation, nobody waiting), and
 every call summarised by the workers is stored as one call record. A summary table gives every
@@ -160,6 +160,13 @@ def _sipp_phase(plan: driver.SippPlan, name: str, action_at: float | None,
     return phase
 
 
+def _wait_owned(ports: list[int], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _owner(ports) is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(3)     # the agents' phones re-register, the worker reconciles
+
+
 def main() -> int:
     spec = os.environ.get("CC_FREESWITCH", "")
     if not spec:
@@ -238,17 +245,21 @@ def main() -> int:
         cpu_fs = (_cpu_s(switch_pid) - fs0) if switch_pid else None
         restart = os.environ.get("CC_FREESWITCH_RESTART")
         if restart:
+            # Restarted in the middle of traffic: whatever was up or placed while it was down
+            # dies with it, each counted as cut; then traffic again, which must all complete.
             plan2 = driver.SippPlan(**{**plan.__dict__, "workdir": work / "phase2"})
 
             def restart_switch() -> None:
                 print("  restarting the switch:", restart, flush=True)
                 subprocess.run(restart, shell=True, check=False)
 
-            phase = _sipp_phase(plan2, "switch restarted", CALLS / RATE * 0.4, restart_switch)
-            # What was up when the switch went down died with it: at most the calls of the
-            # restart window and the hold time before it.
-            phase.cut_by_restart = min(phase.failed, int(RATE * (HOLD_MS / 1000 + 15)) + 5)
-            phases.append(phase)
+            cut = _sipp_phase(plan2, "switch restarted", CALLS / RATE * 0.3, restart_switch)
+            cut.cut_by_restart = cut.failed
+            cut.note = "calls up or placed while the switch restarted are cut"
+            phases.append(cut)
+            _wait_owned(ports)
+            plan3 = driver.SippPlan(**{**plan.__dict__, "workdir": work / "phase3"})
+            phases.append(_sipp_phase(plan3, "after the restart", None))
         else:
             phases.append(Phase("switch restarted", note="skipped: CC_FREESWITCH_RESTART "
                                                         "not set"))
@@ -290,7 +301,9 @@ def _stuck_agents(redis_url: str) -> list[str]:
                  if a.state not in ("Waiting", "Idle")]
         waiting = acd.queue_view(TENANT, "support").waiting
         if (not stuck and not waiting) or time.monotonic() > deadline:
-            return stuck + ([f"{waiting} callers still waiting"] if waiting else [])
+            members = [f"{m.call_uuid} ({m.state})" for m in acd.members(TENANT, "support")]
+            return stuck + ([f"{waiting} callers still waiting: {', '.join(members)}"]
+                            if waiting else [])
         time.sleep(0.5)
 
 
