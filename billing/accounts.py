@@ -347,7 +347,7 @@ def rate_calls(tx: Tx, catalogue: Catalogue, uuids: list[str],
                 accounts[tenant] = None
         acc = accounts[tenant]
         if acc is None:
-            _mark(tx, uuid, None, "no_account")
+            # Left unrated: an account opened later rates it (`cc-core billing rate`).
             continue
         if start is None:
             _mark(tx, uuid, 0, rating.NOT_ANSWERED.result())
@@ -371,3 +371,15 @@ def _mark(tx: Tx, uuid: str, fen: int | None, result: str) -> bool:
     tx.execute("UPDATE call_records SET billed_fen = ?, billing_result = ? "
                "WHERE call_uuid = ? AND billing_result IS NULL", (fen, result, uuid))
     return tx.rowcount == 1
+
+
+def snapshot(tx: Tx, catalogue: Catalogue, tenant: str, at_ms: int) -> dict[str, int]:
+    """What the Redis credit view holds of the account (``billing.credit``), as of ``at_ms``."""
+    acc = load(tx, tenant)
+    mobile, year = terms_at(tx, catalogue, acc, at_ms, "mobile")
+    landline, _ = terms_at(tx, catalogue, acc, at_ms, "landline")
+    return {"seq": acc.seq, "balance_fen": acc.balance_fen,
+            "included_left_s": mobile.included_left_s, "increment_s": acc.increment_s,
+            "rate_mobile": mobile.rate_fen_per_minute,
+            "rate_landline": landline.rate_fen_per_minute,
+            "low_credit_fen": acc.low_credit_fen}
