@@ -717,6 +717,10 @@ def _add_records_commands() -> None:
 
     cli.add_command(numbers)
     cli.add_command(application)
+    # Billing lives with it (billing/cli.py), on the same store.
+    from billing.cli import billing
+
+    cli.add_command(billing)
 
 
 _add_records_commands()
