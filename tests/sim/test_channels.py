@@ -663,7 +663,7 @@ def test_sched_hangup_ends_the_call_when_due_and_sched_del_takes_it_back(
         "-ERR No such channel!\n"
     stopped = parked_call(client, "4915550033", "4005550133")
     client.api(f"uuid_answer {stopped}")
-    assert client.api(commands.sched_hangup(stopped, 1)) == "+OK\n"
+    assert client.api(f"sched_hangup +1 {stopped}") == "+OK\n"    # the default cause
     assert ended(client, stopped).get("Hangup-Cause") == "ALLOTTED_TIMEOUT"
     rearmed = parked_call(client, "4915550034", "4005550134")
     assert client.api(commands.sched_hangup(rearmed, 1, "CALL_REJECTED")) == "+OK\n"
