@@ -339,7 +339,7 @@ def rate_calls(tx: Tx, catalogue: Catalogue, uuids: list[str],
     keyed.sort(key=lambda k: (k[0], k[1][0]))
     accounts: dict[str, Account | None] = {}
     booked: list[Booked] = []
-    for _, (uuid, tenant, kind, mode, answer, end, talk), start in keyed:
+    for _, (uuid, tenant, kind, _mode, _answer, end, _talk), start in keyed:
         if tenant not in accounts:
             try:
                 accounts[tenant] = load(tx, tenant)

@@ -85,8 +85,12 @@ def available(credit: Credit, at_ms: int) -> tuple[int, int]:
 
 
 def has_credit(credit: Credit, at_ms: int) -> bool:
+    """Whether a new call could be billed one increment: included seconds for it, or the fen
+    of one increment at the tenant's dearest rate (a call admitted with less would be cut as
+    soon as it is answered)."""
     fen, included_s = available(credit, at_ms)
-    return fen > 0 or included_s > 0
+    one = -(-credit.increment_s * max(credit.rates.values(), default=0) // 60)
+    return included_s >= credit.increment_s or fen >= max(1, one)
 
 
 def deadline_ms(credit: Credit, at_ms: int) -> int | None:

@@ -85,13 +85,23 @@ def build(ctx: WorkerContext) -> CallFlowApp:
     metrics = CallFlowMetrics(ctx.registry)
     store = CallStore(ctx.redis, ctx.worker_id)
     # Ordered: the call's summary is written before its live record is deleted.
-    hangups = HangupPipeline([CallSummaryStream(ctx.redis)], cleanup=ForgetLiveRecord(store))
+    from billing.credit import CreditView
+    from billing.live import CreditControl
+    from metrics.billing import BillingMetrics
+
+    # Live credit control (issue 9): refuses calls of a tenant without credit, hard-stops
+    # billed calls when it runs out; its hang-up step marks the call's reservation ended.
+    credit = CreditControl(CreditView(ctx.redis), BillingMetrics(ctx.registry))
+    hangups = HangupPipeline([credit, CallSummaryStream(ctx.redis)],
+                             cleanup=ForgetLiveRecord(store))
     machine = CallMachine(
         store=store, decider=Decider(tenant_source(ctx), RegionDirectory()), hangups=hangups,
         is_draining=lambda: bool(ctx.draining), may_act=may_act, swept=metrics.swept,
         outcomes=metrics.outcomes, setup=metrics.setup, started=metrics.started,
-        voicemail_dir=os.environ.get("CC_VOICEMAIL_DIR", DEFAULT_VOICEMAIL_DIR))
+        voicemail_dir=os.environ.get("CC_VOICEMAIL_DIR", DEFAULT_VOICEMAIL_DIR),
+        credit=credit)
     metrics.watch_live_calls(machine.live_calls)
+    ctx.group.spawn(credit.run, lambda: bool(ctx.draining), gevent.sleep)
     acd = Acd(ctx.redis)
     acd_metrics = AcdMetrics(ctx.registry)
     machine.queues = queues = QueueFlow(

@@ -37,7 +37,7 @@ from acd.store import CALLBACK_PREFIX, CB_GAVE_UP, CB_RETRY, Acd, Offer, Offered
 from cc_core.errors import EslError
 from cc_core.flow import spoken
 from cc_core.flow.record import CallState, now_ms
-from cc_core.tenants.model import AgentType, Announce, Destination, Queue, Tenant
+from cc_core.tenants.model import AgentType, Announce, AnswerMode, Destination, Queue, Tenant
 from esl_handlers import commands
 
 if TYPE_CHECKING:
@@ -320,6 +320,8 @@ class QueueFlow:
         data["won"] = leg
         call.data.agent = agent
         call.data.agent_answered_ms = now_ms()
+        if call.data.answer_mode == AnswerMode.GREETING.value:
+            self.m.billable(call)      # greeting mode bills from the agent's answer
         self._won.add(leg)
         if self.observe_answer is not None and call.data.joined_ms:
             self.observe_answer(max(0, now_ms() - call.data.joined_ms) / 1000)

@@ -41,6 +41,8 @@ def test_several_calls_share_one_stop_that_their_credit_buys() -> None:
 def test_included_seconds_count_as_credit() -> None:
     assert not has_credit(_credit(0, {}), 0)
     assert has_credit(_credit(0, {}, included=60), 0)
+    # 3 fen buys one increment of 6 s at 30 fen/min, 2 fen buys nothing
+    assert has_credit(_credit(3, {}), 0) and not has_credit(_credit(2, {}), 0)
     assert deadline_ms(_credit(0, {"a": Live(0, 30, 0)}, inc=60, included=120), 0) == 120_000 - 1
 
 
