@@ -42,7 +42,7 @@ bench: deps venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy cc_core esl_handlers metrics fssim loadtest freeswitch_conf acd provider records billing
+	$(VENV)/bin/mypy cc_core esl_handlers metrics fssim loadtest freeswitch_conf acd provider records billing notify
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

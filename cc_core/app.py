@@ -115,6 +115,15 @@ def build(ctx: WorkerContext) -> CallFlowApp:
     machine.register(ctx.dispatcher)
     source = machine.decider.tenants
     ctx.group.spawn(_acd_loop, ctx, acd, queues, source)
+    from notify.notifier import MissedCallNotifier
+
+    def webhook_of(tenant_id: str) -> Any:
+        found = source.tenant(tenant_id)
+        return found.missed_call_webhook if found is not None else None
+
+    # Missed-call notices (issue 9): their own greenlet, off the call path.
+    notifier = MissedCallNotifier(ctx.redis, webhook_of, ctx.worker_id)
+    ctx.group.spawn(notifier.run, lambda: bool(ctx.draining))
     ctx.group.spawn(_offers_listener, ctx, queues)
     if ctx.config.records.consume_in_worker:
         from records.consumer import run_in_worker
