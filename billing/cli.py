@@ -198,3 +198,112 @@ def bill_cmd(tenant: str, period: str, fmt: str, db: str | None,
         _fail(exc)
     out = {"table": bills.as_table, "csv": bills.as_csv, "json": bills.as_json}[fmt](b)
     sys.stdout.write(out)
+
+
+@billing.command("terms")
+@_TENANT
+@click.option("--increment-s", type=click.Choice(["6", "60"]), default=None)
+@click.option("--rent-fen", type=int, default=None, help="Monthly rent, fen.")
+@click.option("--low-credit-fen", type=int, default=None)
+@click.option("--service", "services", multiple=True, help="Value-added services (replace).")
+@_DB
+@_CONFIG
+def terms_cmd(tenant: str, increment_s: str | None, rent_fen: int | None,
+              low_credit_fen: int | None, services: tuple[str, ...], db: str | None,
+              config_path: str | None) -> None:
+    """Change the increment, monthly rent, low-credit threshold or services."""
+    from billing import accounts
+    from cc_core.errors import DOMAIN_ERRORS
+    from provider.catalogue import load
+
+    try:
+        with _store(db, config_path) as store, store.transaction() as tx:
+            accounts.set_terms(tx, load(), tenant,
+                               increment_s=int(increment_s) if increment_s else None,
+                               monthly_rent_fen=rent_fen, services=list(services) or None,
+                               low_credit_fen=low_credit_fen)
+        click.echo(f"{tenant}: terms changed")
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+
+
+def _periods(texts: tuple[str, ...]) -> list[Any]:
+    from datetime import date
+
+    from billing.accounts import RatePeriod
+    from billing.errors import BadRateTable
+
+    out = []
+    for text in texts:
+        parts = text.split(":")
+        try:
+            start, end, fen = parts
+            out.append(RatePeriod(date.fromisoformat(start),
+                                  date.fromisoformat(end) if end else None, int(fen)))
+        except ValueError:
+            raise BadRateTable(f"--period {text!r}: write FROM:TO:FEN_PER_MINUTE with dates "
+                               "YYYY-MM-DD (TO empty for the open last period), e.g. "
+                               "2026-01-01:2026-12-01:20") from None
+    return out
+
+
+@billing.command("rates")
+@_TENANT
+@click.option("--kind", required=True, type=click.Choice(["mobile", "landline"]))
+@click.option("--period", "periods", multiple=True, metavar="FROM:TO:FEN",
+              help="One validity period (repeat); none: back to the package's rate.")
+@_DB
+@_CONFIG
+def rates_cmd(tenant: str, kind: str, periods: tuple[str, ...], db: str | None,
+              config_path: str | None) -> None:
+    """Replace the account's own rate table of one caller kind (no gap, no overlap)."""
+    from billing import accounts
+    from cc_core.errors import DOMAIN_ERRORS
+
+    try:
+        table = _periods(periods)
+        with _store(db, config_path) as store, store.transaction() as tx:
+            accounts.set_rates(tx, tenant, kind, table)
+        click.echo(f"{tenant}: {len(table)} {kind} rate period(s)")
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+
+
+@billing.command("rate")
+@click.option("--tenant", default=None, metavar="ID", help="Only this tenant.")
+@_REDIS
+@_DB
+@_CONFIG
+def rate_cmd(tenant: str | None, redis_url: str | None, db: str | None,
+             config_path: str | None) -> None:
+    """Rate the stored records not rated yet (e.g. calls from before the account opened)."""
+    from billing import service
+    from cc_core.errors import DOMAIN_ERRORS
+
+    try:
+        with _store(db, config_path) as store:
+            n = service.rate_unrated(store, _view(redis_url), tenant)
+        click.echo(f"rated {n} call record(s)")
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+
+
+@billing.command("sync")
+@_REDIS
+@_DB
+@_CONFIG
+def sync_cmd(redis_url: str | None, db: str | None, config_path: str | None) -> None:
+    """Publish every account into the workers' credit view again, and drop the reservations
+    of calls already rated (after a Redis restart or a lost publish)."""
+    from billing import service
+    from cc_core.errors import DOMAIN_ERRORS
+
+    view = _view(redis_url)
+    if view is None:
+        raise click.UsageError("give --redis-url (or $CC_REDIS_URL): the view to repair")
+    try:
+        with _store(db, config_path) as store:
+            n = service.sync(store, view)
+        click.echo(f"published {n} account(s)")
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)

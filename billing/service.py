@@ -75,3 +75,53 @@ def topup(db: Database, view: CreditView | None, catalogue: Catalogue, tenant: s
     # Published after the commit: the workers re-arm their calls' hard stops on it.
     publish(db, view, catalogue, tenant)
     return balance
+
+
+def rate_unrated(db: Database, view: CreditView | None, tenant: str | None = None,
+                 catalogue: Catalogue | None = None) -> int:
+    """Rates the records of tenants with an account that no rating reached yet."""
+    cat = catalogue or load_catalogue()
+    with db.transaction(write=False) as tx:
+        sql = ("SELECT r.call_uuid FROM call_records r JOIN billing_accounts a "
+               "ON a.tenant = r.tenant WHERE r.billing_result IS NULL")
+        args: tuple[str, ...] = ()
+        if tenant:
+            accounts.load(tx, tenant)
+            sql += " AND r.tenant = ?"
+            args = (tenant,)
+        uuids = [str(r[0]) for r in tx.execute(sql, args).fetchall()]
+    booked: list[accounts.Booked] = []
+    for i in range(0, len(uuids), 500):
+        with db.transaction() as tx:
+            booked += accounts.rate_calls(tx, cat, uuids[i:i + 500])
+    if view is not None:
+        _publish_booked(db, view, cat, booked)
+    return len(booked)
+
+
+def _publish_booked(db: Database, view: CreditView, cat: Catalogue,
+                    booked: list[accounts.Booked]) -> None:
+    for tenant in sorted({b.tenant for b in booked}):
+        publish(db, view, cat, tenant, [b.call_uuid for b in booked if b.tenant == tenant])
+
+
+def sync(db: Database, view: CreditView, catalogue: Catalogue | None = None) -> int:
+    """Every account republished; reservations of ended calls whose rating is stored are
+    dropped with it (the lost publish that should have dropped them)."""
+    cat = catalogue or load_catalogue()
+    with db.transaction(write=False) as tx:
+        tenants = [str(r[0]) for r in tx.execute(
+            "SELECT tenant FROM billing_accounts ORDER BY tenant").fetchall()]
+    for tenant in tenants:
+        found = view.read(tenant)
+        ended = [u for u, c in (found.live.items() if found else []) if c.end_ms]
+        rated: list[str] = []
+        if ended:
+            with db.transaction(write=False) as tx:
+                for i in range(0, len(ended), 500):
+                    chunk = ended[i:i + 500]
+                    rated += [str(r[0]) for r in tx.execute(
+                        "SELECT call_uuid FROM call_records WHERE billing_result IS NOT NULL "
+                        f"AND call_uuid IN ({', '.join('?' for _ in chunk)})", chunk).fetchall()]
+        publish(db, view, cat, tenant, rated)
+    return len(tenants)

@@ -71,3 +71,28 @@ def test_future_period_and_unknown_tenant_are_clear_errors(store_target: str) ->
     res = _cc(store_target, "topup", "--tenant", "ghost", "--amount-fen", "5", "--by", "a",
               "--reason", "r")
     assert res.exit_code == 2 and _ledger(store_target) == []
+
+
+def test_rates_refuse_a_gap_and_records_from_before_the_account_are_rated_later(
+        store_target: str) -> None:
+    with open_database(store_target) as db:
+        from records.migrate import migrate
+
+        migrate(db)
+        with db.transaction() as tx:
+            cdr.store(tx, [cdr.from_summary(summary("early", start_ms=T0, end_ms=T0 + 60_000))])
+    _cc(store_target, "open", "--tenant", "acme", "--package", "micro", "--from",
+        "2025-01-01", "--by", "ops")
+    res = _cc(store_target, "rates", "--tenant", "acme", "--kind", "mobile", "--period",
+              "2025-01-01:2025-06-01:30", "--period", "2025-07-01::18")
+    assert res.exit_code == 2 and "gap from 2025-06-01 to 2025-07-01" in res.output
+    res = _cc(store_target, "rates", "--tenant", "acme", "--kind", "mobile", "--period",
+              "2025-01-01:2025-06-01:30", "--period", "2025-06-01::18")
+    assert res.exit_code == 0, res.output
+    with open_database(store_target) as db, db.transaction() as tx:
+        tx.execute("INSERT INTO billing_allowance (tenant, year, used_s) VALUES (?, ?, ?)",
+                   ("acme", 2025, 10**7))
+    res = _cc(store_target, "rate", "--tenant", "acme")
+    assert res.exit_code == 0 and "rated 1 call record" in res.output
+    assert [e["amount_fen"] for e in _ledger(store_target)] == [-18]
+    assert "rated 0" in _cc(store_target, "rate").output

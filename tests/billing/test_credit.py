@@ -117,3 +117,25 @@ def test_a_topup_that_is_not_positive_leaves_redis_and_sql_alone(
     with pytest.raises(BadAmount):
         topup(store, CreditView(r), CAT, "acme", amount, "alice", "x")
     assert r.exists(keys.credit("acme")) == 0
+
+
+def test_sync_drops_reservations_whose_rating_was_never_published(
+        redis_url: str, store: Database) -> None:
+    from billing.service import sync
+    from records import cdr
+
+    r = redis.Redis.from_url(redis_url)
+    migrate(store)
+    _account(store, "acme", 1_000, threshold=0)
+    view = CreditView(r)
+    sync(store, view, CAT)
+    view.start("acme", "rated", "mobile", T0)
+    view.end("acme", "rated", T0 + 60_000)
+    view.start("acme", "talking", "mobile", T0)
+    with store.transaction() as tx:       # rated in SQL; its publish was lost
+        cdr.store(tx, [cdr.from_summary(summary("rated", start_ms=T0, end_ms=T0 + 60_000))])
+        accounts.rate_calls(tx, CAT, ["rated"])
+    assert set(view.read("acme").live) == {"rated", "talking"}  # type: ignore[union-attr]
+    sync(store, view, CAT)
+    found = view.read("acme")
+    assert found is not None and set(found.live) == {"talking"} and found.balance_fen == 975
