@@ -106,8 +106,10 @@ class MissedCallNotifier:
 
     # ---- collecting ---------------------------------------------------------------------------
     def _streams(self) -> list[str]:
+        # Only tenants with a webhook: the others cost the notifier nothing.
         streams = sorted(product_keys.calls_stream(_text(t))
-                         for t in self.redis.smembers(product_keys.calls_tenants()))
+                         for t in self.redis.smembers(product_keys.calls_tenants())
+                         if self.webhook_of(_text(t)) is not None)
         for s in streams:
             if s not in self._groups:
                 try:
@@ -125,11 +127,13 @@ class MissedCallNotifier:
         if not streams:
             return 0
         made = 0
-        for start in ("0", ">"):
-            read = self.redis.xreadgroup(keys.NOTIFY_GROUP, self.name,
-                                         dict.fromkeys(streams, start), count=BATCH) or []
-            for stream, entries in read:
-                made += self._enqueue(_text(stream), entries)
+        # One stream per command: each tenant's stream is in its own Cluster slot.
+        for stream in streams:
+            for start in ("0", ">"):
+                read = self.redis.xreadgroup(keys.NOTIFY_GROUP, self.name, {stream: start},
+                                             count=BATCH) or []
+                for _, entries in read:
+                    made += self._enqueue(stream, entries)
         return made
 
     def _enqueue(self, stream: str, entries: list[Any]) -> int:
