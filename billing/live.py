@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 REARM_S = 0.25
 HARD_STOP_CAUSE = "ALLOTTED_TIMEOUT"
 REARM_EPSILON_MS = 1000       # a deadline that moved less than this is left armed
+UNKNOWN_ARM = -1              # armed by another worker, at a time not known here
 
 
 class CreditControl:
@@ -71,6 +72,21 @@ class CreditControl:
         except RedisError as exc:
             log.warning("could not reserve credit for the call: %r", exc,
                         extra={"call_uuid": uuid, "tenant": tenant})
+
+    def adopt(self, uuid: str, tenant: str, link: Any) -> None:
+        """A billed call taken over from another worker (failover): its reservation stays,
+        and this worker re-arms it from now on; what its old holder armed is taken back
+        first (``sched_del``), since its deadline is not known here."""
+        try:
+            found = self.view.read(tenant)
+        except RedisError:
+            return
+        live = found.live.get(uuid) if found is not None else None
+        if live is None or live.end_ms or uuid in self._calls:
+            return
+        self._calls[uuid] = (tenant, link)
+        self._armed[uuid] = UNKNOWN_ARM
+        self.arm(tenant)
 
     def on_hangup(self, ended: Any) -> None:
         found = self._calls.pop(ended.uuid, None)

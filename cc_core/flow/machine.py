@@ -87,6 +87,7 @@ class CreditGate(Protocol):
 
     def admit(self, tenant: str) -> bool: ...
     def billable(self, uuid: str, tenant: str, caller_kind: str, link: Any) -> None: ...
+    def adopt(self, uuid: str, tenant: str, link: Any) -> None: ...
 
 
 @dataclass
@@ -805,6 +806,10 @@ class CallMachine:
             data = CallData.unpack(rec.data, tenant, "")
             call = Call(uuid, rec.state, data, link, node=node)
             self._calls[uuid] = call
+            if self.credit is not None:
+                # A billed call (one with a reservation) keeps its hard stop: re-armed by
+                # this worker from now on.
+                self.credit.adopt(uuid, tenant, link)
             log.info("resuming a call", extra={**self._ctx(uuid, tenant),
                                                "state": rec.state.value})
             repaired: list[bool] = []
