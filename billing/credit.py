@@ -14,6 +14,12 @@ Consistency with SQL, which stays the truth:
   money is counted once, as a reservation, never zero times nor twice;
 * available credit = balance - spend of the reservations so far; included seconds likewise.
 
+Cost per call: the head of the view also keeps running totals (``live_n``, the sum of the
+live calls' start times, ``pending_fen`` of ended calls not rated yet), kept by the same
+writes as the reservations, so a bound on what the live calls can spend is read in O(1);
+only a tenant whose credit could run out within ``HORIZON_MS`` by that bound has its
+reservations read one by one (``read``) and a deadline computed.
+
 The hard stop: every billed call of a tenant is cut at the same moment, the last one at which
 the spend of all its live calls (each increment counted in full as soon as it starts, the
 dearest live rate for the charged part) still fits in the credit. A call cut there has paid
@@ -31,7 +37,8 @@ from typing import Any
 
 from billing import keys
 
-HORIZON_MS = 12 * 3600 * 1000      # credit lasting longer than this: no stop armed yet
+HORIZON_MS = 3600 * 1000     # credit lasting longer than this: no stop armed yet (checked
+                             # again by the worker well before it could run out)
 
 
 def now_ms() -> int:
@@ -62,6 +69,42 @@ class Credit:
     low_credit_fen: int
     version: int
     live: dict[str, Live]
+
+
+@dataclass(frozen=True)
+class Head:
+    """The credit hash alone (no reservations): enough for the O(1) bounds."""
+
+    balance_fen: int
+    increment_s: int
+    dearest: int
+    version: int
+    live_n: int
+    live_start_sum: int
+    pending_fen: int
+
+
+def bound_fen(head: Head, at_ms: int, horizon_ms: int = 0) -> int:
+    """At least what the tenant's reservations will have cost ``horizon_ms`` after ``at_ms``
+    (each live call one increment more, at the dearest rate; included seconds not counted)."""
+    elapsed_ms = max(0, head.live_n * at_ms - head.live_start_sum)
+    seconds = -(-elapsed_ms // 1000) + head.live_n * (horizon_ms // 1000 + head.increment_s)
+    return -(-seconds * head.dearest // 60) + max(0, head.pending_fen)
+
+
+def surely_lasts(head: Head, at_ms: int) -> bool:
+    return bound_fen(head, at_ms, HORIZON_MS) <= head.balance_fen
+
+
+def surely_admits(head: Head, at_ms: int) -> bool:
+    one = -(-head.increment_s * head.dearest // 60)
+    return head.balance_fen - bound_fen(head, at_ms) >= max(1, one)
+
+
+def ended_cost(start_ms: int, end_ms: int, increment_s: int, rate: int) -> int:
+    step = increment_s * 1000
+    units = -(-max(0, end_ms - start_ms) // step)
+    return -(-units * increment_s * rate // 60)
 
 
 def spend(credit: Credit, at_ms: int) -> tuple[int, int]:
@@ -124,8 +167,13 @@ class CreditView:
         self.redis = redis
         self._publish = redis.register_script(_lua("publish.lua"))
 
+    def head(self, tenant: str) -> Head | None:
+        """The credit hash alone; None when the tenant has no published account."""
+        return _head(self.redis.hgetall(keys.credit(tenant)))
+
     def read(self, tenant: str) -> Credit | None:
-        """None when the tenant has no published account: its calls are not controlled."""
+        """The view with every reservation; None when the tenant has no published account
+        (its calls are not controlled)."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(keys.credit(tenant))
         pipe.hgetall(keys.credit_live(tenant))
@@ -135,7 +183,7 @@ class CreditView:
         h = {_text(k): _text(v) for k, v in head.items()}
         calls = {}
         for uuid, value in live.items():
-            start, rate, end = (int(x) for x in _text(value).split())
+            start, rate, end = (int(x) for x in _text(value).split()[:3])
             calls[_text(uuid)] = Live(start, rate, end)
         return Credit(int(h["balance_fen"]), int(h["included_left_s"]), int(h["increment_s"]),
                       {"mobile": int(h["rate_mobile"]), "landline": int(h["rate_landline"])},
@@ -144,26 +192,47 @@ class CreditView:
     def version(self, tenant: str) -> int:
         return int(self.redis.hget(keys.credit(tenant), "version") or 0)
 
-    def start(self, tenant: str, uuid: str, caller_kind: str, start_ms: int) -> Credit | None:
-        """A call's billable time begins: its reservation, and the view it joins."""
-        head = self.read(tenant)
+    def start(self, tenant: str, uuid: str, caller_kind: str, start_ms: int) -> Head | None:
+        """A call's billable time begins: its reservation; the head it joins (None: the
+        tenant is not controlled)."""
+        head = self.head(tenant)
         if head is None:
             return None
-        rate = head.rates["mobile" if caller_kind == "mobile" else "landline"]
+        found = self.redis.hmget(keys.credit(tenant), "rate_mobile", "rate_landline")
+        rate = int(found[0] if caller_kind == "mobile" else found[1])
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(keys.credit_live(tenant), uuid, f"{start_ms} {rate} 0")
+        pipe.hsetnx(keys.credit_live(tenant), uuid, f"{start_ms} {rate} 0")
+        pipe.hincrby(keys.credit(tenant), "live_n", 1)
+        pipe.hincrby(keys.credit(tenant), "live_start_sum", start_ms)
         pipe.hincrby(keys.credit(tenant), "version", 1)
-        pipe.execute()
-        return self.read(tenant)
+        pipe.hgetall(keys.credit(tenant))
+        added, *_, after = pipe.execute()
+        if not added:        # already reserved (another worker's take-over raced): undo
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hincrby(keys.credit(tenant), "live_n", -1)
+            pipe.hincrby(keys.credit(tenant), "live_start_sum", -start_ms)
+            pipe.execute()
+        return _head(after)
 
     def end(self, tenant: str, uuid: str, end_ms: int) -> None:
-        """Keeps the reservation, ended, until the rating that includes it is published."""
-        found = self.redis.hget(keys.credit_live(tenant), uuid)
-        if found is None:
+        """Keeps the reservation, ended, with what it cost at the dearest rate, until the
+        rating that includes it is published."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(keys.credit_live(tenant), uuid)
+        pipe.hgetall(keys.credit(tenant))
+        found, raw = pipe.execute()
+        head = _head(raw)
+        if found is None or head is None:
             return
-        start, rate, _ = _text(found).split()
+        start, rate, end = (int(x) for x in _text(found).split()[:3])
+        if end:
+            return
+        cost = ended_cost(start, end_ms, head.increment_s, head.dearest)
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(keys.credit_live(tenant), uuid, f"{start} {rate} {end_ms}")
+        pipe.hset(keys.credit_live(tenant), uuid, f"{start} {rate} {end_ms} {cost}")
+        pipe.hincrby(keys.credit(tenant), "live_n", -1)
+        pipe.hincrby(keys.credit(tenant), "live_start_sum", -start)
+        pipe.hincrby(keys.credit(tenant), "pending_fen", cost)
         pipe.hincrby(keys.credit(tenant), "version", 1)
         pipe.execute()
 
@@ -177,3 +246,15 @@ class CreditView:
         applied, alert = self._publish(
             keys=[keys.credit(tenant), keys.credit_live(tenant), keys.events(tenant)], args=args)
         return bool(applied), int(alert)
+
+
+def _head(raw: Any) -> Head | None:
+    if not raw:
+        return None
+    h = {_text(k): _text(v) for k, v in raw.items()}
+    if "seq" not in h:
+        return None
+    return Head(int(h["balance_fen"]), int(h["increment_s"]),
+                max(int(h["rate_mobile"]), int(h["rate_landline"])), int(h.get("version", 0)),
+                int(h.get("live_n", 0)), int(h.get("live_start_sum", 0)),
+                int(h.get("pending_fen", 0)))

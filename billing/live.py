@@ -25,7 +25,15 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from billing.credit import CreditView, deadline_ms, has_credit, now_ms
+from billing.credit import (
+    CreditView,
+    Head,
+    deadline_ms,
+    has_credit,
+    now_ms,
+    surely_admits,
+    surely_lasts,
+)
 from esl_handlers import commands
 
 log = logging.getLogger(__name__)
@@ -34,6 +42,7 @@ REARM_S = 0.25
 HARD_STOP_CAUSE = "ALLOTTED_TIMEOUT"
 REARM_EPSILON_MS = 1000       # a deadline that moved less than this is left armed
 UNKNOWN_ARM = -1              # armed by another worker, at a time not known here
+RECHECK_MS = 10 * 60 * 1000   # a tenant whose view did not change is checked again this often
 
 
 class CreditControl:
@@ -47,15 +56,20 @@ class CreditControl:
         self._calls: dict[str, tuple[str, Any]] = {}     # uuid -> (tenant, link)
         self._armed: dict[str, int] = {}                 # uuid -> deadline ms armed
         self._versions: dict[str, int] = {}
+        self._checked: dict[str, int] = {}
 
     def admit(self, tenant: str) -> bool:
+        now = self.clock()
         try:
+            head = self.view.head(tenant)
+            if head is None or surely_admits(head, now):
+                return True
             credit = self.view.read(tenant)
         except RedisError as exc:
             log.warning("credit view unreadable: call admitted: %r", exc,
                         extra={"tenant": tenant})
             return True
-        if credit is None or has_credit(credit, self.clock()):
+        if credit is None or has_credit(credit, now):
             return True
         if self.metrics is not None:
             self.metrics.refused.labels(tenant).inc()
@@ -65,10 +79,11 @@ class CreditControl:
         if uuid in self._calls:
             return          # answered, then bridged: billed from the first
         try:
-            if self.view.start(tenant, uuid, caller_kind, self.clock()) is None:
+            head = self.view.start(tenant, uuid, caller_kind, self.clock())
+            if head is None:
                 return
             self._calls[uuid] = (tenant, link)
-            self.arm(tenant)
+            self.arm(tenant, head)
         except RedisError as exc:
             log.warning("could not reserve credit for the call: %r", exc,
                         extra={"call_uuid": uuid, "tenant": tenant})
@@ -102,13 +117,20 @@ class CreditControl:
             end = self.clock()
         self.view.end(found[0], ended.uuid, end)
 
-    def arm(self, tenant: str) -> None:
+    def arm(self, tenant: str, head: Head | None = None) -> None:
         """Computes the tenant's deadline and (re-)arms this worker's calls of it."""
+        now = self.clock()
+        head = head or self.view.head(tenant)
+        if head is None:
+            return
+        self._versions[tenant] = head.version
+        self._checked[tenant] = now
+        mine = [u for u, (t, _) in self._calls.items() if t == tenant]
+        if surely_lasts(head, now) and not any(u in self._armed for u in mine):
+            return      # nothing armed, nothing to arm: the reservations are not read
         credit = self.view.read(tenant)
         if credit is None:
             return
-        self._versions[tenant] = credit.version
-        now = self.clock()
         stop = deadline_ms(credit, now)
         for uuid, (t, link) in list(self._calls.items()):
             if t != tenant:
@@ -135,8 +157,10 @@ class CreditControl:
                 self.metrics.stops_armed.labels(tenant).inc()
 
     def tick(self) -> None:
+        now = self.clock()
         for tenant in {t for t, _ in self._calls.values()}:
-            if self.view.version(tenant) != self._versions.get(tenant):
+            stale = now - self._checked.get(tenant, 0) >= RECHECK_MS
+            if stale or self.view.version(tenant) != self._versions.get(tenant):
                 self.arm(tenant)
 
     def run(self, stopping: Callable[[], bool], sleep: Callable[[float], None] = time.sleep

@@ -5,10 +5,23 @@
 -- ARGV[5] rate_mobile  ARGV[6] rate_landline  ARGV[7] low_credit_fen  ARGV[8] now_ms
 -- ARGV[9] events maxlen  ARGV[10..] call uuids rated in that seq
 -- Returns {applied (1: this seq was newer), alert (0 none, 1 low_credit, 2 restored)}.
+-- A reservation is "start rate end [cost]": dropping it takes it out of the head's running
+-- totals too (pending_fen for an ended call; live_n and live_start_sum for one still live).
 -- An older seq never overwrites a newer one (two publishers racing after their commits), but
 -- its uuids are dropped all the same: the newer balance includes them too.
 for i = 10, #ARGV do
-  redis.call('HDEL', KEYS[2], ARGV[i])
+  local entry = redis.call('HGET', KEYS[2], ARGV[i])
+  if entry then
+    local f = {}
+    for word in string.gmatch(entry, '%S+') do f[#f + 1] = tonumber(word) end
+    if f[3] and f[3] > 0 then
+      redis.call('HINCRBY', KEYS[1], 'pending_fen', -(f[4] or 0))
+    else
+      redis.call('HINCRBY', KEYS[1], 'live_n', -1)
+      redis.call('HINCRBY', KEYS[1], 'live_start_sum', -f[1])
+    end
+    redis.call('HDEL', KEYS[2], ARGV[i])
+  end
 end
 local have = tonumber(redis.call('HGET', KEYS[1], 'seq') or '-1')
 local seq = tonumber(ARGV[1])

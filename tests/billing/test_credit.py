@@ -68,7 +68,12 @@ def test_the_consumer_rates_once_publishes_and_raises_the_low_credit_alert(
     topup(store, view, CAT, "acme", 1, "alice", "first publish")   # balance 1001
     for uuid in ("c1", "c2"):     # the worker's reservations: ended, not rated yet
         view.start("acme", uuid, "mobile", T0)
+    head = view.head("acme")
+    assert head is not None and (head.live_n, head.live_start_sum) == (2, 2 * T0)
+    for uuid in ("c1", "c2"):
         view.end("acme", uuid, T0 + 120_000)
+    head = view.head("acme")
+    assert head is not None and (head.live_n, head.pending_fen) == (0, 2 * 50)
     before = view.read("acme")
     assert before is not None and before.balance_fen == 1001 and len(before.live) == 2
     consumer = CdrConsumer(r, store, "c", rater=Rater(r, CAT, m))
@@ -80,6 +85,8 @@ def test_the_consumer_rates_once_publishes_and_raises_the_low_credit_alert(
         pass
     after = view.read("acme")
     assert after is not None and after.balance_fen == 1001 - 2 * 50 and after.live == {}
+    head = view.head("acme")        # the running totals went back with the reservations
+    assert head is not None and (head.live_n, head.live_start_sum, head.pending_fen) == (0, 0, 0)
     with store.transaction(write=False) as tx:
         assert accounts.load(tx, "acme").balance_fen == 901
     # 901 > 900: no alert yet; one more call crosses the threshold, once
@@ -139,3 +146,15 @@ def test_sync_drops_reservations_whose_rating_was_never_published(
     sync(store, view, CAT)
     found = view.read("acme")
     assert found is not None and set(found.live) == {"talking"} and found.balance_fen == 975
+
+
+def test_the_o1_bounds_never_promise_more_than_the_reservations_allow() -> None:
+    from billing.credit import Head, bound_fen, surely_admits, surely_lasts
+
+    # two calls of 30 fen/min, started 60 s and 0 s ago, 6 s increments
+    head = Head(balance_fen=100, increment_s=6, dearest=30, version=0, live_n=2,
+                live_start_sum=(100_000 - 60_000) + 100_000, pending_fen=10)
+    exact = _credit(90, {"a": Live(40_000, 30, 0), "b": Live(100_000, 30, 0)})
+    assert bound_fen(head, 100_000) >= spend(exact, 100_001)[0] + 10
+    assert surely_admits(head, 100_000)
+    assert not surely_lasts(head, 100_000)      # an hour at 30 fen/min is 1800 fen
