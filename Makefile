@@ -9,17 +9,18 @@ DURATION ?= 60
 RATE     ?= 20
 WORKERS  ?= 2
 
-.PHONY: help deps venv test demo bench lint clean
+.PHONY: help deps venv test demo bench lint clean acceptance
 
 help:
 	@echo "make demo   - private Redis + simulator + $(WORKERS) workers + traffic (DURATION=$(DURATION) RATE=$(RATE))"
 	@echo "make test   - install what is missing, then run the whole test suite"
 	@echo "make bench  - parser/simulator throughput, call-flow latency and CPU, side by side"
 	@echo "make lint   - ruff and mypy"
+	@echo "make acceptance - SIPp callers and agents on a real switch (CC_FREESWITCH=HOST:ESL:SIP)"
 
-# System packages (tools/install-deps.sh): redis-server, redis-tools, sip-tester and
-# postgresql; their services are never started (the project runs private instances on
-# loopback).
+# System packages (tools/install-deps.sh): redis-server, redis-tools, sip-tester,
+# postgresql, prometheus (+ promtool) and chromium; their services are never started (the
+# project runs private instances on loopback).
 deps:
 	@bash tools/install-deps.sh
 
@@ -39,6 +40,11 @@ demo: deps venv
 
 bench: deps venv
 	$(PY) -m bench
+
+# On a real FreeSWITCH started with the config rendered from examples/acceptance (README):
+# CC_FREESWITCH=HOST:ESLPORT:SIPPORT make acceptance. Without it: says so, exits 0.
+acceptance: deps venv
+	$(PY) -m loadtest.acceptance
 
 lint: venv
 	$(VENV)/bin/ruff check .

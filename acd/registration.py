@@ -108,6 +108,14 @@ class RegistrationTracker:
             return False
         return True
 
+    def absent(self, user_at_domain: str) -> None:
+        """The switch said so in another answer (an originate to the user failed
+        USER_NOT_REGISTERED): not registered, whatever was heard before."""
+        user, _, domain = user_at_domain.partition("@")
+        key = registration_key(user, domain)
+        self._contacts.pop(key, None)
+        self._set(key, False)
+
     # ---- asking the switch -----------------------------------------------------------
     def resolve(self, user_at_domain: str) -> bool | None:
         """Ask the switch with ``sofia_contact``; the state it gives (and on_change if that

@@ -125,6 +125,10 @@ class QueueView:
     agents_free: int
     avg_handle_ms: int | None
     estimated_wait_s: int | None
+    # Service level of today (answered_today and abandoned_today include these):
+    answered_in_sl_today: int = 0      # answered within the queue's service_level_s
+    abandoned_short_today: int = 0     # hung up waiting less than the queue's short_abandon_s
+    answer_wait_ms_today: int = 0      # the waits of the calls answered today, summed (ASA)
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,18 @@ def _kv(mapping: Mapping[str, int]) -> str:
     return ",".join(f"{k}={int(v)}" for k, v in sorted(mapping.items()))
 
 
+#: The queue hash's daily counters (reset by _lib.lua's roll_qday when the day changes).
+DAILY_COUNTERS = ("answered", "abandoned", "overflowed", "answered_sl", "wait_ms",
+                  "abandoned_short")
+
+
+def today_counters(fields: Mapping[str, str], day: str) -> dict[str, int]:
+    """A queue hash's daily counters as of ``day`` (tenant-local YYYYMMDD): all 0 when the
+    last write was on another day (the scripts roll the day over on their next write only)."""
+    fresh = fields.get("qday") == day
+    return {name: _int(fields.get(name)) if fresh else 0 for name in DAILY_COUNTERS}
+
+
 def rank_score(priority: int, base_ms: int) -> int:
     """A waiting caller's rank: higher priority first, then the earlier wait base."""
     p = min(max(int(priority), 0), PRIORITY_MAX)
@@ -170,7 +186,8 @@ def rank_score(priority: int, base_ms: int) -> int:
 
 _DISPATCH = ("dispatch", "dispatch_agent")
 _SCRIPTS = ("enqueue", "dispatch", "dispatch_agent", "offering", "answered", "agent_failed",
-            "leave", "call_ended", "tick", "agent_set", "callback_failed", "queue_reindex")
+            "bridge_failed", "leave", "call_ended", "tick", "agent_set", "callback_failed",
+            "queue_reindex")
 
 
 class AcdScripts:
@@ -272,7 +289,8 @@ class Acd:
                                for tier in q.tiers})
         for qname in old_queues - set(tenant.queues):
             pipe.delete(keys.acd_queue(t, qname), keys.acd_queue_tiers(t, qname),
-                        keys.acd_queue_waiting(t, qname), keys.acd_queue_idle(t, qname))
+                        keys.acd_queue_waiting(t, qname), keys.acd_queue_idle(t, qname),
+                        keys.acd_queue_callbacks(t, qname))
             pipe.srem(keys.acd_queues(t), qname)
         pipe.execute()
         self._tz[t] = ZoneInfo(tenant.timezone)
@@ -305,7 +323,8 @@ class Acd:
                 "discard_s": q.discard_abandoned_after_s,
                 "resume": int(q.abandoned_resume_allowed),
                 "cb_retries": q.callback.retries, "cb_retry_s": q.callback.retry_after_s,
-                "cb_give_up_s": q.callback.give_up_after_s}
+                "cb_give_up_s": q.callback.give_up_after_s,
+                "sl_s": q.service_level_s, "short_s": q.short_abandon_s}
 
     # -- agents -------------------------------------------------------------------------------
 
@@ -395,6 +414,11 @@ class Acd:
         joins is offered a free agent at once, without a second wait on Redis. A refused
         enqueue raises as ``enqueue`` does; the offers of that dispatch (other callers') are
         then not returned and lapse after ``RESERVE_MS``, their callers keeping their place."""
+        if _is_cluster(self.redis):
+            # redis-py's cluster pipeline takes no scripts: two round trips there.
+            joined_ = self.enqueue(tenant, queue, call_uuid, node=node, priority=priority,
+                                   skills=skills, caller=caller)
+            return joined_, self.dispatch(tenant, queue, max_offers=max_offers)
         pipe = self.redis.pipeline(transaction=False)
         self.enqueue(tenant, queue, call_uuid, node=node, priority=priority, skills=skills,
                      caller=caller, pipe=pipe)
@@ -468,6 +492,14 @@ class Acd:
                         [offer.call_uuid, offer.token, agent])
         return int(res) in (OK, AGAIN)
 
+    def bridge_failed(self, offer: Offer, agent: str) -> bool:
+        """``agent`` answered and won, but the bridge failed (its leg was already gone): the
+        caller waits again in its place, the agent wraps up. True: dispatch the queue; False:
+        nothing changed (not this offer's answered caller and agent any more)."""
+        res = self._run("bridge_failed", offer.tenant, self._offer_keys(offer, agent),
+                        [offer.call_uuid, offer.token, agent])
+        return int(res) == OK
+
     def agent_failed(self, offer: Offer, agent: str, cause: str) -> None:
         """Ringing ``agent`` failed with hang-up ``cause``: the agent's delay for it, misses
         counted; with no agent of the offer left the caller waits again in its place."""
@@ -510,13 +542,16 @@ class Acd:
 
     # -- views ------------------------------------------------------------------------------------
 
-    def waiting(self, tenant: str, queues: Sequence[str]) -> dict[str, int]:
-        """Callers waiting in each of ``queues``: one round trip, for a sweep that only
-        dispatches queues somebody waits in."""
+    def heads(self, tenant: str, queues: Sequence[str]) -> dict[str, float]:
+        """The rank score (``rank_score``: lower is served first) of the first caller waiting
+        in each of ``queues`` that has one; one round trip. A dispatch of several queues in
+        this order gives a free agent to the best caller across them, as mod_callcenter
+        ranks members across queues."""
         pipe = self.redis.pipeline(transaction=False)
         for q in queues:
-            pipe.zcard(keys.acd_queue_waiting(tenant, q))
-        return {q: int(n) for q, n in zip(queues, pipe.execute(), strict=True)}
+            pipe.zrange(keys.acd_queue_waiting(tenant, q), 0, 0, withscores=True)
+        return {q: float(head[0][1])
+                for q, head in zip(queues, pipe.execute(), strict=True) if head}
 
     def _member(self, tenant: str, call_uuid: str) -> dict[str, str]:
         raw = self.redis.hgetall(keys.acd_member(tenant, call_uuid))
@@ -554,7 +589,7 @@ class Acd:
         if not raw:
             raise UnknownQueue(tenant, queue)
         f = {_text(k): _text(v) for k, v in raw.items()}
-        today = f.get("qday") == self.day(tenant)
+        today = today_counters(f, self.day(tenant))
         waiting = int(self.redis.zcard(keys.acd_queue_waiting(tenant, queue)))
         logged_in, free = self._logged_in(tenant, queue)
         aht = _int(f.get("aht_ms")) if _int(f.get("aht_n")) > 0 else None
@@ -563,11 +598,12 @@ class Acd:
             ewt = math.ceil((waiting + 1) * aht / 1000 / logged_in)
         return QueueView(
             queue=queue, strategy=f.get("strategy", ""), waiting=waiting,
-            answered_today=_int(f.get("answered")) if today else 0,
-            abandoned_today=_int(f.get("abandoned")) if today else 0,
-            overflowed_today=_int(f.get("overflowed")) if today else 0,
+            answered_today=today["answered"], abandoned_today=today["abandoned"],
+            overflowed_today=today["overflowed"],
             agents_available=logged_in, agents_free=free, avg_handle_ms=aht,
-            estimated_wait_s=ewt)
+            estimated_wait_s=ewt, answered_in_sl_today=today["answered_sl"],
+            abandoned_short_today=today["abandoned_short"],
+            answer_wait_ms_today=today["wait_ms"])
 
     def queues(self, tenant: str) -> list[QueueView]:
         return [self.queue_view(tenant, q)
@@ -603,3 +639,9 @@ class Acd:
 
 __all__ = ["Acd", "AcdError", "AcdScripts", "AgentView", "Joined", "MemberView", "Offer",
            "OfferedAgent", "QueueView", "rank_score"]
+
+
+def _is_cluster(client: Any) -> bool:
+    from redis.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)

@@ -31,6 +31,7 @@ def main() -> int:
         bench_acd,
         bench_acd_flow,
         bench_callflow,
+        bench_kpi,
         bench_parser,
         bench_records,
         bench_sim,
@@ -42,7 +43,8 @@ def main() -> int:
                        ("Call flow", bench_callflow),
                        ("ACD dispatch latency", bench_acd),
                        ("ACD end to end: capacity, join -> originate, ring-all", bench_acd_flow),
-                       ("Call records: consumer into SQLite and PostgreSQL", bench_records)):
+                       ("Call records: consumer into SQLite and PostgreSQL", bench_records),
+                       ("KPI collector scrape", bench_kpi)):
         t0 = time.monotonic()
         print(f"\n== {title}", flush=True)
         try:

@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from acd.registration import contact_key
 from bench.bench_callflow import _peak_busy, _quantiles, _Rig
 from cc_core import demo
 from cc_core.config import EslConfig, NodeConfig
@@ -124,7 +125,12 @@ def _endpoints(port: int) -> None:
     conn.connect()
     try:
         for agent in _line_agents() + _ringall_agents():
-            conn.api(f"sim_endpoint {_contact(agent)} {SHIFT_BEHAVIOUR}")
+            contact = _contact(agent)
+            conn.api(f"sim_endpoint {contact} {SHIFT_BEHAVIOUR}")
+            key = contact_key(contact)
+            if key is not None:
+                # Registered phones, as the demo's: the worker skips agents whose phone is not.
+                conn.api(f"sim_register {key} {demo.PHONE_EXPIRES_S}")
     finally:
         conn.close()
 

@@ -24,10 +24,16 @@ from redis.exceptions import RedisError
 from acd.store import Acd
 from cc_core import keys
 from cc_core.flow.decide import Decider, TenantSource
-from cc_core.flow.hangup import CallSummaryStream, ForgetLiveRecord, HangupPipeline
+from cc_core.flow.hangup import (
+    CallQualityMetrics,
+    CallSummaryStream,
+    ForgetLiveRecord,
+    HangupPipeline,
+)
 from cc_core.flow.machine import STANDBY_EVENTS, CallMachine
 from cc_core.flow.queue import QueueFlow
 from cc_core.flow.record import CallStore
+from cc_core.flow.registrations import SUBSCRIPTION, AgentRegistrations
 from cc_core.routing.region import RegionDirectory
 from metrics.acd import AcdMetrics
 from metrics.callflow import CallFlowMetrics
@@ -48,16 +54,22 @@ class CallFlowApp:
     """The hooks a worker's node manager calls, bound to one worker's call machine."""
 
     standby_events = STANDBY_EVENTS
+    # The owner of a node hears its agents' phones register and go.
+    extra_events = (SUBSCRIPTION,)
 
-    def __init__(self, ctx: WorkerContext, machine: CallMachine) -> None:
+    def __init__(self, ctx: WorkerContext, machine: CallMachine,
+                 registrations: AgentRegistrations) -> None:
         self._ctx = ctx
         self.machine = machine
+        self.registrations = registrations
 
     def reconcile(self, node: str, rows: list[dict[str, Any]]) -> None:
         self.machine.reconcile(node, rows, self._ctx.links[node])
+        self.registrations.node_gained(node)
 
     def sweep(self, node: str, rows: list[dict[str, Any]]) -> None:
         self.machine.sweep(node, rows, self._ctx.links[node])
+        self.registrations.still_in_doubt(node)
 
     def on_standby_event(self, node: str, event: Any) -> None:
         self.machine.on_standby_event(node, event)
@@ -90,9 +102,11 @@ def build(ctx: WorkerContext) -> CallFlowApp:
     from metrics.billing import BillingMetrics
 
     # Live credit control (issue 9): refuses calls of a tenant without credit, hard-stops
-    # billed calls when it runs out; its hang-up step marks the call's reservation ended.
+    # billed calls when it runs out; its hang-up step marks the call's reservation ended
+    # before the summary is written (the rating of that summary drops the reservation).
     credit = CreditControl(CreditView(ctx.redis), BillingMetrics(ctx.registry))
-    hangups = HangupPipeline([credit, CallSummaryStream(ctx.redis)],
+    hangups = HangupPipeline([credit, CallSummaryStream(ctx.redis),
+                              CallQualityMetrics(metrics.observe_quality)],
                              cleanup=ForgetLiveRecord(store))
     machine = CallMachine(
         store=store, decider=Decider(tenant_source(ctx), RegionDirectory()), hangups=hangups,
@@ -104,6 +118,13 @@ def build(ctx: WorkerContext) -> CallFlowApp:
     ctx.group.spawn(credit.run, lambda: bool(ctx.draining), gevent.sleep)
     acd = Acd(ctx.redis)
     acd_metrics = AcdMetrics(ctx.registry)
+    source = machine.decider.tenants
+    # An agent whose phone registers is offered a waiting caller at once (the queue flow,
+    # built next, delivers the offers).
+    registrations = AgentRegistrations(
+        acd, source, link_for=lambda node: ctx.links.get(node),
+        owns=lambda node: ctx.nodes is not None and ctx.nodes.owns(node),
+        deliver=lambda offers: queues.deliver(offers))
     machine.queues = queues = QueueFlow(
         machine, acd, post=ctx.dispatcher.post,
         publish=lambda blob: ctx.redis.publish(keys.ACD_CHANNEL, blob),
@@ -111,10 +132,12 @@ def build(ctx: WorkerContext) -> CallFlowApp:
         observe_offer=acd_metrics.join_to_offer.observe,
         observe_originate=acd_metrics.join_to_originate.observe,
         observe_answer=acd_metrics.join_to_answer.observe,
-        link_for=lambda node: _owned_link(ctx, node))
+        count_overflow=lambda t, q, kind: acd_metrics.overflows.labels(t, q, kind).inc(),
+        link_for=lambda node: _owned_link(ctx, node),
+        on_not_registered=registrations.not_registered)
     machine.register(ctx.dispatcher)
-    source = machine.decider.tenants
-    ctx.group.spawn(_acd_loop, ctx, acd, queues, source)
+    registrations.register(ctx.dispatcher)
+    ctx.group.spawn(_acd_loop, ctx, acd, queues, source, registrations)
     from notify.notifier import MissedCallNotifier
 
     def webhook_of(tenant_id: str) -> Any:
@@ -130,7 +153,7 @@ def build(ctx: WorkerContext) -> CallFlowApp:
 
         ctx.group.spawn(run_in_worker, ctx.redis, ctx.config.records.db, ctx.worker_id,
                         lambda: bool(ctx.draining), gevent.sleep)
-    return CallFlowApp(ctx, machine)
+    return CallFlowApp(ctx, machine, registrations)
 
 
 def _owned_link(ctx: WorkerContext, node: str) -> Any:
@@ -146,7 +169,8 @@ def _owned_link(ctx: WorkerContext, node: str) -> Any:
     return ctx.links.get(owned[0]) if owned else None
 
 
-def _acd_loop(ctx: WorkerContext, acd: Acd, queues: QueueFlow, source: TenantSource) -> None:
+def _acd_loop(ctx: WorkerContext, acd: Acd, queues: QueueFlow, source: TenantSource,
+              registrations: AgentRegistrations) -> None:
     """Keep the ACD's Redis copy of each tenant's agents and queues in step with the applied
     configuration, run its timers, and dispatch: never raises (it would stop the worker)."""
     synced: dict[str, int] = {}
@@ -154,10 +178,14 @@ def _acd_loop(ctx: WorkerContext, acd: Acd, queues: QueueFlow, source: TenantSou
     while not ctx.draining:
         try:
             tenants = [t for t in source.all_tenants() if t.queues or t.agents]
+            fresh = []
             for tenant in tenants:
                 if synced.get(tenant.tenant) != id(tenant):
                     acd.sync(tenant)
                     synced[tenant.tenant] = id(tenant)
+                    fresh.append(tenant)
+            if fresh:
+                registrations.synced(fresh)
             now = time.monotonic()
             sweep = now - last_sweep >= ACD_SWEEP_S
             if sweep:
@@ -167,9 +195,14 @@ def _acd_loop(ctx: WorkerContext, acd: Acd, queues: QueueFlow, source: TenantSou
                 if sweep:
                     # Agents logged in through the API free no timer: whoever waits is
                     # offered to them here, within a second.
-                    names = list(tenant.queues)
-                    due |= {q for q, n in acd.waiting(tenant.tenant, names).items() if n}
-                for name in due:
+                    due |= set(tenant.queues)
+                if not due:
+                    continue
+                # Best waiting caller first: an agent in several queues, free after a
+                # wrap-up or a login, goes to the VIP or the longest waiting of them all,
+                # not to whichever queue a set happened to list first.
+                heads = acd.heads(tenant.tenant, sorted(due))
+                for name in sorted(heads, key=lambda q: (heads[q], q)):
                     queues.dispatch(tenant.tenant, name)
         except (RedisError, OSError) as exc:
             log.warning("ACD tick failed: %r", exc)

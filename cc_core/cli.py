@@ -664,6 +664,29 @@ def token_revoke(tenant: str, token_id: str, redis_url: str | None) -> None:
 
 
 @cli.group()
+def dashboards() -> None:
+    """Grafana dashboards of cc-core, generated as code (metrics/grafana.py)."""
+
+
+@dashboards.command("write")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Folder to write into (default: metrics/dashboards of the "
+                                 "source tree, the committed copy).")
+def dashboards_write(out_dir: Path | None) -> None:
+    """Write the dashboards' JSON and a Grafana provisioning YAML beside them."""
+    from metrics import grafana
+
+    target = out_dir or grafana.DEFAULT_OUT
+    try:
+        written = grafana.write(target)
+    except OSError as exc:
+        _fail(ConfigError(f"--out {target}: cannot write there ({exc.strerror}); pick a "
+                          "writable folder"))
+    click.echo(f"wrote {len(written)} files to {target}: "
+               f"{', '.join(p.name for p in written)}")
+
+
+@cli.group()
 def api() -> None:
     """The HTTP JSON API for agents' desks and supervisors."""
 
@@ -689,6 +712,45 @@ def api_serve(listen: str, redis_url: str | None, db: str | None,
         serve(listen, str(redis_url), records=db, materials_root=materials_root)
     except DOMAIN_ERRORS as exc:
         _fail(exc)
+
+
+@cli.group()
+def metrics() -> None:
+    """Prometheus metrics served once per deployment (workers serve their own)."""
+
+
+@metrics.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (loopback unless a scraper elsewhere needs it).")
+@click.option("--port", type=click.IntRange(0, 65535), default=9390, show_default=True,
+              help="Port of /metrics; 0 picks a free one (logged).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1, 30), default=2.0,
+              show_default=True, help="Seconds a Redis read may take before the scrape goes "
+              "without the KPIs (and cccore_kpi_scrape_errors_total counts it).")
+@_REDIS_URL
+def metrics_serve(host: str, port: int, timeout_s: float, redis_url: str | None) -> None:
+    """Serve the queue and agent KPIs (cccore_queue_*), read from the ACD in Redis at each
+    scrape: run ONE per deployment (the figures describe shared state)."""
+    from gevent import monkey
+
+    monkey.patch_all()
+    from redis.exceptions import RedisError
+
+    from cc_core import logs
+    from metrics.serve import serve
+
+    try:
+        _redis(redis_url)        # checks the URL (a cluster client connects at once)
+        logs.setup()
+        try:
+            serve(host, port, str(redis_url), timeout_s)
+        except RedisError as exc:
+            raise _redis_down(exc, redis_url) from exc
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(ConfigError(f"cannot listen on {host}:{port}: {exc}; pick a free port with "
+                          "--port (0: any free port)"))
 
 
 @api.command("openapi")
@@ -724,6 +786,88 @@ def _add_records_commands() -> None:
 
 
 _add_records_commands()
+
+
+@cli.command()
+@click.option("--target", type=click.Choice(["sim", "sipp"]), required=True,
+              help="sim: a simulator a running core owns; sipp: a real FreeSWITCH.")
+@click.option("--node", default="127.0.0.1:8021", show_default=True, metavar="HOST:PORT",
+              help="sim: the simulator's ESL address.")
+@click.option("--password", default="ClueCon", show_default=True, help="sim: ESL password.")
+@click.option("--rate", type=click.FloatRange(0.1, 5000), default=10.0, show_default=True,
+              help="New calls per second.")
+@click.option("--duration", type=click.FloatRange(1, 3600), default=30.0, show_default=True,
+              help="sim: seconds of call placement.")
+@click.option("--concurrency", type=click.IntRange(0, 100_000), default=0, show_default=True,
+              help="sim: calls up at once at most (0: no limit).")
+@click.option("--mix", default="full", show_default=True, help="sim: the caller mix "
+              "(loadtest.mixes: full, announce, ivr, ivr_to_agent).")
+@click.option("--seed", type=int, default=400, show_default=True)
+@click.option("--metrics", multiple=True, metavar="URL",
+              help="The workers' /metrics, for the core's dispatch latency.")
+@click.option("--switch", default=None, metavar="HOST:PORT",
+              help="sipp: the switch's carriers profile (400 calls in).")
+@click.option("--agents-switch", default=None, metavar="HOST:PORT",
+              help="sipp: the switch's agents profile (default: --switch's host, port 5070).")
+@click.option("--dnis", default="4008001234", show_default=True, help="sipp: the 400 number.")
+@click.option("--calls", type=click.IntRange(1, 1_000_000), default=100, show_default=True,
+              help="sipp: calls to place in all.")
+@click.option("--agents", type=click.IntRange(0, 500), default=5, show_default=True,
+              help="sipp: SIPp agent phones (users 1001, 1002...).")
+@click.option("--agent-password", default="agentpass", show_default=True)
+@click.option("--hold-ms", type=click.IntRange(0, 3_600_000), default=10_000, show_default=True,
+              help="sipp: how long a caller stays after the IVR.")
+@click.option("--bind", default="127.0.0.1", show_default=True,
+              help="sipp: the address every SIPp process binds to.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="sipp: where injection files, SIPp logs and statistics go.")
+@click.option("--print-commands", is_flag=True, help="sipp: print the SIPp command lines, "
+              "run nothing.")
+def loadtest(target: str, node: str, password: str, rate: float, duration: float,
+             concurrency: int, mix: str, seed: int, metrics: tuple[str, ...],
+             switch: str | None, agents_switch: str | None, dnis: str, calls: int,
+             agents: int, agent_password: str, hold_ms: int, bind: str,
+             workdir: Path | None, print_commands: bool) -> None:
+    """Load a running core: simulated callers on the simulator, or SIPp callers and agent
+    phones on a real switch; a progress line, then a summary table."""
+    import shlex
+    import tempfile
+
+    from loadtest import driver
+
+    if target == "sim":
+        from gevent import monkey
+
+        monkey.patch_all()
+        from loadtest.mixes import MIXES
+
+        if mix not in MIXES:
+            _fail(ConfigError(f"--mix {mix!r}: one of {', '.join(MIXES)}"))
+        host, _, port = node.rpartition(":")
+        if not port.isdigit():
+            _fail(ConfigError(f"--node {node!r}: HOST:PORT of the simulator's ESL"))
+        try:
+            summary = driver.run_sim(host or "127.0.0.1", int(port), password, rate=rate,
+                                     duration=duration, concurrency=concurrency, mix=mix,
+                                     seed=seed, out=click.echo, metrics=metrics)
+        except DOMAIN_ERRORS as exc:
+            _fail(exc)
+    else:
+        if not switch:
+            _fail(ConfigError("--target sipp needs --switch HOST:PORT (the carriers profile)"))
+        agents_at = agents_switch or f"{switch.rpartition(':')[0]}:5070"
+        plan = driver.SippPlan(switch=switch, agents_switch=agents_at, dnis=dnis, rate=rate,
+                               calls=calls, agents=agents, hold_ms=hold_ms,
+                               agent_password=agent_password, bind=bind,
+                               workdir=workdir or Path(tempfile.mkdtemp(prefix="cc-loadtest-")))
+        if print_commands:
+            for _, argv in driver.sipp_commands(plan):
+                click.echo(shlex.join(argv))
+            return
+        summary = driver.run_sipp(plan, out=click.echo)
+        click.echo(f"SIPp logs and statistics: {plan.workdir}")
+    click.echo(summary.table())
+    sys.exit(0 if summary.failed == 0 and summary.offered > 0 else 1)
 
 
 def main() -> None:

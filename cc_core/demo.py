@@ -27,6 +27,7 @@ import gevent
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from acd.registration import contact_key
 from cc_core.config import EslConfig, NodeConfig
 from cc_core.errors import EnvironmentProblem
 from cc_core.redis_server import PrivateRedis, free_port
@@ -41,6 +42,7 @@ NODE = "fs1"
 START_TIMEOUT_S = 20.0
 # After the traffic: how long `cc-core cdr consume` may take to store the last calls.
 RECORDS_TIMEOUT_S = 20.0
+PHONE_EXPIRES_S = 86_400
 
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "tenants"
@@ -272,6 +274,11 @@ def _set_agents(port: int) -> None:
     try:
         for contact, how in AGENTS.items():
             conn.api(f"sim_endpoint {contact} {how}")
+            key = contact_key(contact)
+            if key is not None:
+                # The agents' phones register (for a day: the demo never refreshes them);
+                # the workers skip agents whose phone is not registered.
+                conn.api(f"sim_register {key} {PHONE_EXPIRES_S}")
     finally:
         conn.close()
 
@@ -484,6 +491,7 @@ def run_demo(opts: DemoOptions) -> int:
             print(f"redis {redis_srv.url}  simulator 127.0.0.1:{sim_port}  "
                   f"node {NODE} owned by worker {owner}  metrics :{ports[0]}..:{ports[-1]}",
                   flush=True)
+            _observability(procs, workdir, redis_srv.url, ports, env)
 
             def tick(stats: TrafficStats, ev_rate: float) -> None:
                 scrapes = [_scrape(p) for p in ports]
@@ -525,6 +533,64 @@ def run_demo(opts: DemoOptions) -> int:
             return 0 if ok else 1
         finally:
             procs.stop_all()
+
+
+# The tenant whose queues the demo's wallboard shows (the example with agents and queues).
+WALLBOARD_TENANT = "acme"
+RULES = Path(__file__).resolve().parents[1] / "metrics" / "prometheus" / "rules.yml"
+DASHBOARDS = Path(__file__).resolve().parents[1] / "metrics" / "dashboards"
+
+
+def _observability(procs: _Processes, workdir: Path, redis_url: str, ports: list[int],
+                   env: dict[str, str]) -> None:
+    """Serve the API (the wallboard) and print where to look: each worker's /metrics, the
+    wallboard with a supervisor token, and the one command that starts a Prometheus on them
+    (its config written into the demo's folder, loopback targets only, the shipped rules)."""
+    import redis
+
+    from cc_core.api.tokens import Role, TokenStore
+    from cc_core.prom_server import command, scrape_config
+
+    api_port = free_port()
+    procs.start("api", [sys.executable, "-m", "cc_core.cli", "api", "serve", "--listen",
+                        f"127.0.0.1:{api_port}", "--redis-url", redis_url], env=env)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        token, _ = TokenStore(client).create(WALLBOARD_TENANT, Role.SUPERVISOR,
+                                             label="demo wallboard")
+    finally:
+        client.close()
+    # The queue and agent KPIs describe shared Redis state: served once, by their own process.
+    kpi_port = free_port()
+    procs.start("kpi", [sys.executable, "-m", "cc_core.cli", "metrics", "serve", "--port",
+                        str(kpi_port), "--redis-url", redis_url], env=env)
+    _wait_http(f"http://127.0.0.1:{api_port}/v1/openapi.json", "the API (see api.log)")
+    _wait_http(f"http://127.0.0.1:{kpi_port}/metrics", "the KPI exporter (see kpi.log)")
+    config = workdir / "prometheus.yml"
+    config.write_text(scrape_config({"cccore-workers": [f"127.0.0.1:{p}" for p in ports],
+                                     "cccore-kpi": [f"127.0.0.1:{kpi_port}"]},
+                                    rule_files=[RULES], interval="5s"), encoding="utf-8")
+    prom_port = free_port()
+    print("metrics    " + "  ".join(f"http://127.0.0.1:{p}/metrics" for p in ports)
+          + f"  KPIs http://127.0.0.1:{kpi_port}/metrics", flush=True)
+    print(f"wallboard  http://127.0.0.1:{api_port}/wallboard#token={token}  (tenant "
+          f"{WALLBOARD_TENANT}, refreshed every second)", flush=True)
+    print(f"prometheus {' '.join(command(config, workdir / 'prometheus-data', prom_port))}"
+          f"  (then http://127.0.0.1:{prom_port}; rules {RULES.name}, dashboards for Grafana "
+          f"in {DASHBOARDS})", flush=True)
+
+
+def _wait_http(url: str, what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        gevent.sleep(0.1)
+    raise EnvironmentProblem(f"{what} did not answer {url} within {START_TIMEOUT_S:.0f}s")
 
 
 def _wait_for_owner(ports: list[int]) -> int:

@@ -184,6 +184,7 @@ def acd_prefix(tenant: str) -> str:
 # | ``cc:{t:T}:acd:tenant``                    | hash   | tenant-wide ACD settings (timezone)|
 # | ``cc:{t:T}:acd:queue:<q>:abandoned:<num>`` | string | "score|wait base" of a caller who  |
 # |                                            |        | abandoned, kept for a resume (PX)  |
+# | ``cc:{t:T}:acd:queue:<q>:callbacks``       | zset   | queued callbacks, score = expiry ms|
 # | ``cc:{t:T}:acd:offer:<token>:run``         | string | the worker running an offer heard  |
 # |                                            |        | by several (callbacks; PX)         |
 
@@ -202,6 +203,12 @@ def acd_tenant(tenant: str) -> str:
 
 def acd_abandoned(tenant: str, queue: str, caller: str) -> str:
     return f"{_tenant(tenant)}:acd:queue:{queue}:abandoned:{caller}"
+
+
+def acd_queue_callbacks(tenant: str, queue: str) -> str:
+    """Zset: the queue's queued callbacks (member uuids), score = when their member hash
+    expires (ms); trimmed by enqueue.lua, read by the KPI collector (``acd.kpi``)."""
+    return f"{_tenant(tenant)}:acd:queue:{queue}:callbacks"
 
 
 def acd_offer_claim(tenant: str, token: str) -> str:

@@ -92,7 +92,7 @@ class WorkerContext:
 
     The app registers handlers on ``dispatcher``; the object it returns may offer the node
     manager's hooks (``reconcile``, ``sweep``, ``standby_events``, ``on_standby_event``,
-    ``stop``). ``nodes`` and ``links`` are filled in right after the app is built, before any
+    ``extra_events``: subscriptions added to the owner's, ``stop``). ``nodes`` and ``links`` are filled in right after the app is built, before any
     event flows; ``draining`` turns true when the worker stops taking new calls.
     """
 
@@ -358,6 +358,7 @@ class Worker:
             sweep=getattr(app, "sweep", None),
             standby_events=getattr(app, "standby_events", ()),
             on_standby_event=getattr(app, "on_standby_event", None),
+            extra_events=getattr(app, "extra_events", ()),
             metrics=self.lease_metrics, esl_metrics=esl_metrics, group=group)
         ctx.nodes = self.nodes
         ctx.links = dict(self.nodes.links)  # type: ignore[arg-type]  # NodeLinks by factory

@@ -78,8 +78,12 @@ class NodeLink:
                  on_down: Callable[[NodeLink], None] | None = None,
                  connection_factory: Callable[..., EslConnection] = EslConnection,
                  standby_events: Sequence[str] = (),
-                 on_standby_event: Callable[[Event], None] | None = None) -> None:
+                 on_standby_event: Callable[[Event], None] | None = None,
+                 extra_events: Sequence[str] = ()) -> None:
         self.node = node
+        # Entries the app adds to the consuming subscription (e.g. ``CUSTOM sofia::register``)
+        # on top of ``EslConfig.events``: what the app needs, not what the operator configures.
+        self._extra_events = tuple(extra_events)
         # While not consuming, a link with standby events keeps its events connection,
         # subscribed to those only, and hands them to on_standby_event: a standby that takes
         # the node over then has no gap between what it watched and what it consumes.
@@ -199,6 +203,7 @@ class NodeLink:
 
     def _event_list(self) -> list[str]:
         events = list(self.esl.events)
+        events += [e for e in self._extra_events if e not in events]
         if "HEARTBEAT" not in events:
             events.append("HEARTBEAT")      # the watchdog needs a pulse on every connection
         return events
@@ -212,6 +217,12 @@ class NodeLink:
             for name in ("HEARTBEAT", "BACKGROUND_JOB"):
                 if name in events and ("Event-Name", name) not in filters:
                     filters.append(("Event-Name", name))
+            # ... and what the app asked for on top of the configured events.
+            for entry in self._extra_events:
+                head, *subclasses = entry.split()
+                wanted = ([("Event-Subclass", sub) for sub in subclasses]
+                          if head.upper() == "CUSTOM" else [("Event-Name", head)])
+                filters += [f for f in wanted if f not in filters]
         return filters
 
     def _connect(self, role: str) -> EslConnection:

@@ -345,7 +345,8 @@ class NodeManager:
                  link_factory: LinkFactory | None = None,
                  group: gevent.pool.Group | None = None, sweep: Reconcile | None = None,
                  standby_events: Sequence[str] = (),
-                 on_standby_event: StandbyHook | None = None) -> None:
+                 on_standby_event: StandbyHook | None = None,
+                 extra_events: Sequence[str] = ()) -> None:
         self.config = config
         self.owner_id = owner_id
         self.group = group if group is not None else gevent.pool.Group()
@@ -363,6 +364,9 @@ class NodeManager:
             if on_standby_event is not None and standby_events:
                 watch = {"standby_events": tuple(standby_events),
                          "on_standby_event": _standby_forwarder(on_standby_event, node.name)}
+            if extra_events:
+                # Consumed by the owner only, like EslConfig.events (see NodeLink).
+                watch["extra_events"] = tuple(extra_events)
             link = factory(node, config.esl, consume_events=False,
                            dispatcher=FencedDispatcher(dispatcher, own),
                            metrics=esl_metrics, on_up=own.on_link_up, on_down=own.on_link_down,

@@ -569,6 +569,33 @@ class ChannelApi:
         self.engine.endpoints.set(parts[0], Behaviour(parts[1], delay, talk))
         return f"+OK {parts[0]} {parts[1]}\n"
 
+    def sim_rtp(self, req: ApiRequest) -> str:
+        """How a leg's far end audio arrives, for the RTP statistics at its hang-up
+        (``fssim.rtpstats``): ``default`` for every leg without its own settings."""
+        from fssim import rtpstats
+
+        syntax = "sim_rtp <uuid|default> [loss=F] [jitter_ms=MS] [sending=0|1]"
+        parts = req.args.split()
+        if not parts:
+            return usage(syntax)
+        if parts[0] == "default":
+            base, ch = self.engine.rtp_quality, None
+        else:
+            ch = self.live(parts[0])
+            if ch is None or not ch.alive:
+                return NO_CHANNEL
+            base = ch.rtp_quality or self.engine.rtp_quality
+        try:
+            quality = rtpstats.parse_settings(base, parts[1:])
+        except ValueError as exc:
+            return f"-ERR {exc}\n"
+        if ch is None:
+            self.engine.rtp_quality = quality
+        else:
+            ch.rtp_quality = quality
+        return (f"+OK loss={quality.loss:g} jitter_ms={quality.jitter_ms:g} "
+                f"sending={int(quality.sending)}\n")
+
     def sim_register(self, req: ApiRequest) -> str:
         syntax = "sim_register <user>@<domain> [expires_s] [contact]"
         parts = req.args.split()
@@ -620,6 +647,7 @@ def register(switch: Switch, engine: Engine) -> ChannelApi:
         "sim_inbound": api.sim_inbound, "sim_dtmf": api.sim_dtmf,
         "sim_hangup": api.sim_hangup, "sim_endpoint": api.sim_endpoint,
         "sim_register": api.sim_register, "sim_unregister": api.sim_unregister,
+        "sim_rtp": api.sim_rtp,
         "sofia_contact": api.sofia_contact,
     }
     for name, handler in table.items():

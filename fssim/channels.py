@@ -19,6 +19,7 @@ import gevent.queue
 
 if TYPE_CHECKING:
     from fssim.engine import Engine
+    from fssim.rtpstats import RtpQuality
 
 # switch_types.h: switch_channel_state_t, in declaration order (Channel-State-Number).
 STATE_NUMBERS = {
@@ -244,6 +245,7 @@ class Channel:
     ended_by_partner: bool = False  # hung up by the other leg of its bridge
     hangup_origin: str = "local"  # remote: the SIP peer hung up
     sip_disposition: str = ""  # sip_hangup_disposition once sofia records it
+    rtp_quality: RtpQuality | None = None  # sim_rtp for this leg (None: the engine's default)
 
     # ---- time -------------------------------------------------------------------------
     def us_at(self, sim: float | None) -> int:

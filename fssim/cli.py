@@ -44,6 +44,13 @@ def build_parser(prog: str = "fssim") -> argparse.ArgumentParser:
                    help="how long `show channels` (FreeSWITCH's core database, written from a "
                         "queue after the events) trails the events, wall clock "
                         f"(default {DEFAULT_DB_LAG_MS:g})")
+    p.add_argument("--rtp-loss", type=float, default=0.0, metavar="F",
+                   help="fraction of the far ends' audio packets lost, for the RTP statistics "
+                        "at hang-up (default 0; per leg: sim_rtp)")
+    p.add_argument("--rtp-jitter-ms", type=float, default=2.0, metavar="MS",
+                   help="standard deviation of their packets' inter-arrival time (default 2)")
+    p.add_argument("--rtp-silent", action="store_true",
+                   help="far ends send no audio, only DTMF (as the captures' SIPp callers)")
     p.add_argument("--hostname", default=None, help="FreeSWITCH-Hostname (default: this host)")
     p.add_argument("--log-level", default="WARNING", type=str.upper,
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -63,7 +70,16 @@ def main(argv: list[str] | None = None, prog: str = "fssim") -> int:
     switch = Switch(hostname=args.hostname, password=args.password,
                     heartbeat_interval=args.heartbeat_interval, time_scale=args.time_scale,
                     max_sessions=args.max_sessions, db_lag_ms=args.db_lag_ms)
-    engine.install(switch)
+    from fssim import rtpstats
+
+    try:
+        quality = rtpstats.parse_settings(rtpstats.RtpQuality(), [
+            f"loss={args.rtp_loss}", f"jitter_ms={args.rtp_jitter_ms}",
+            f"sending={0 if args.rtp_silent else 1}"])
+    except ValueError as exc:
+        print(f"fssim: --rtp-*: {exc}", file=sys.stderr)
+        return 2
+    engine.install(switch).rtp_quality = quality
     host, port = args.listen
     server = EslServer(switch, host, port)
     try:

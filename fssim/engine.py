@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 import gevent.event
 
-from fssim import dialplan
+from fssim import dialplan, rtpstats
 from fssim.channels import CallerProfile, Channel, new_uuid
 from fssim.endpoints import Behaviour, Endpoints, parse_dial_string
 from fssim.registrations import Registrar, Registration
@@ -156,6 +156,8 @@ class Engine:
         self.tasks: dict[int, tuple[str, gevent.Greenlet]] = {}
         self._task_ids = itertools.count(1)
         self.sessions_since_start = 0
+        # how every far end's audio arrives unless sim_rtp says otherwise for a leg
+        self.rtp_quality = rtpstats.RtpQuality()
 
     @property
     def time_scale(self) -> float:
@@ -687,6 +689,7 @@ class Engine:
         if ch.kind == "loopback":
             ch.variables["is_loopback"] = "1"
         ch.set_hangup_variables()
+        self._set_rtp_stats(ch)
         self.fire(ch, "CHANNEL_HANGUP_COMPLETE", pre=[("Hangup-Cause", ch.hangup_cause or "")])
         ch.reported.set()
         other = ch.other
@@ -707,6 +710,17 @@ class Engine:
         self.set_state(ch, "CS_DESTROY")
         self.channels.pop(ch.uuid, None)
         ch.destroyed.set()
+
+    def _set_rtp_stats(self, ch: Channel) -> None:
+        """switch_core_media_set_stats after the CS_HANGUP handlers (fssim.rtpstats): only a
+        sofia leg whose media came up has an RTP session (captures: none on loopback legs,
+        none on a leg rejected or cancelled before media)."""
+        if ch.kind != "sofia" or ch.media_since is None:
+            return
+        end = ch.hangup_sim if ch.hangup_sim is not None else self.clock.now()
+        quality = ch.rtp_quality or self.rtp_quality
+        ch.variables.update(rtpstats.audio_stats(
+            max(0.0, end - ch.media_since), quality, dtmf_digits=len(ch.digits_dialed)))
 
     def _force_end(self, ch: Channel) -> None:
         ch.hangup_cause = ch.hangup_cause or "NORMAL_CLEARING"

@@ -54,6 +54,7 @@ class TrafficPlan:
     scripts: tuple[CallerScript, ...] = ()   # a mix of callers; empty: numbers in turn
     key_delay_s: float = 0.15                # a caller keys this long after a prompt starts
     message_s: float = 2.0                   # how long a voicemail message lasts
+    max_active: int = 0                      # calls up at once at most (0: no limit)
 
 
 @dataclass
@@ -113,6 +114,7 @@ class TrafficGenerator:
         self.rng = random.Random(plan.seed + 1)
         self._first_round: list[CallerScript] | None = None
         self.conn: EslConnection | None = None
+        self._placing = 0      # placements sent, not yet answered by the switch
 
     # -- events from the switch ------------------------------------------------------------
     def _record(self, uuid: str) -> CallRecord:
@@ -219,6 +221,12 @@ class TrafficGenerator:
             rec.keys = list(script.keys)
         self.stats.placed += 1
 
+    def _placing_one(self, seq: int) -> None:
+        try:
+            self._place_one(seq)
+        finally:
+            self._placing -= 1
+
     def run(self, on_tick: Callable[[TrafficStats, float], None] | None = None,
             tick_s: float = 1.0) -> TrafficStats:
         self.conn = EslConnection(self.node, self.esl, on_event=self._on_event)
@@ -232,7 +240,13 @@ class TrafficGenerator:
             for seq in range(total):
                 # Scheduled against the start time so a slow reply does not lower the rate.
                 gevent.sleep(max(0.0, start + seq / self.plan.rate - time.monotonic()))
-                pool.spawn(self._place_one, seq)
+                # At the concurrency bound (calls up, and placements not yet answered by the
+                # switch) the next call waits.
+                while (self.plan.max_active
+                       and self.stats.active + self._placing >= self.plan.max_active):
+                    gevent.sleep(0.005)
+                self._placing += 1
+                pool.spawn(self._placing_one, seq)
             pool.join(timeout=self.esl.command_timeout_s * 2)
             deadline = time.monotonic() + self.plan.greeting_s + self.plan.drain_timeout_s
             while self.stats.active > 0 and time.monotonic() < deadline:

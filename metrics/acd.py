@@ -6,7 +6,7 @@ from the tenants' configuration.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from metrics import NAMESPACE
 
@@ -41,4 +41,12 @@ class AcdMetrics:
             "join_to_answer", "From a caller joining a queue to an agent's answer winning "
             "the call (the speed of answer: ringing and waiting for a free agent included)",
             unit="seconds", buckets=ANSWER_BUCKETS, namespace=NAMESPACE, subsystem="acd",
+            registry=registry)
+        # Counted by the worker that took the step, so sum() across workers is right (unlike
+        # the queue gauges of metrics.queues, read from shared state by one process).
+        self.overflows = Counter(
+            "overflows", "Callers sent on from a queue by its overflow chain (max wait, no "
+            "agent) or an exit key, by the kind of where they went (queue, voicemail, "
+            "transfer, callback, announce, menu, ...; hangup: the chain was empty)",
+            ["tenant", "queue", "target"], namespace=NAMESPACE, subsystem="queue",
             registry=registry)

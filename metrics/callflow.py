@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -16,9 +17,18 @@ from prometheus_client.registry import Collector
 
 from metrics import NAMESPACE, full_name
 
+if TYPE_CHECKING:
+    from cc_core.flow.quality import CallQuality
+
 # Sub-millisecond resolution where the target lives (p99 under 5 ms), coarse beyond.
 SETUP_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075,
                  0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+# MOS: FreeSWITCH's 1-4.5 scale (R 100 -> 4.50, 94 -> 4.42, 75 -> 3.82, 50 -> 2.58).
+MOS_BUCKETS = (1.0, 2.0, 2.5, 3.0, 3.5, 3.8, 4.0, 4.2, 4.3, 4.4, 4.45, 4.5)
+# Jitter: a few ms on a healthy network, tens of ms when voice suffers.
+JITTER_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
+LOSS_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 #: (node, tenant) of each call this worker runs right now.
 LiveCalls = Callable[[], Iterable[tuple[str, str]]]
@@ -50,6 +60,29 @@ class CallFlowMetrics:
             "command the core sends for it (all decisions taken in between); the switch's own "
             "delay is not in it", unit="seconds", buckets=SETUP_BUCKETS, namespace=ns,
             subsystem="call", registry=registry)
+
+        # Call quality from the switch's RTP statistics at hang-up (cc_core.flow.quality):
+        # the caller's leg, calls that received audio only.
+        self.mos = Histogram(
+            "mos", "Per call, FreeSWITCH's MOS of the caller's audio at hang-up "
+            "(rtp_audio_in_mos: 4.5 is the top, derived from packet flaws)",
+            ["node", "tenant"], buckets=MOS_BUCKETS, namespace=ns, subsystem="call",
+            registry=registry)
+        self.jitter = Histogram(
+            "jitter", "Per call, the mean jitter of the caller's audio: the standard deviation "
+            "of its packets' inter-arrival time (square root of the midpoint of "
+            "rtp_audio_in_jitter_min/max_variance)", ["node", "tenant"], unit="seconds",
+            buckets=JITTER_BUCKETS, namespace=ns, subsystem="call", registry=registry)
+        self.packet_loss = Histogram(
+            "packet_loss", "Per call, the caller's audio packets lost / expected "
+            "(rtp_audio_in_flaw_total / (media packets received + flaws))",
+            ["node", "tenant"], unit="ratio", buckets=LOSS_BUCKETS, namespace=ns,
+            subsystem="call", registry=registry)
+
+    def observe_quality(self, node: str, tenant: str, q: CallQuality) -> None:
+        self.mos.labels(node, tenant).observe(q.mos)
+        self.jitter.labels(node, tenant).observe(q.jitter_s)
+        self.packet_loss.labels(node, tenant).observe(q.loss_ratio)
 
     def watch_live_calls(self, live: LiveCalls) -> None:
         """Export ``cccore_calls_in_progress{node,tenant}`` from ``live``, read at scrape time."""

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project runs (the default list is below) when they are
-# missing, without letting their services start: a packaged redis or PostgreSQL would
-# listen on its default port system-wide; the project starts its own private instances on
-# loopback instead (cc_core/redis_server.py, records/pg_server.py).
+# missing, without letting their services start: a packaged redis, PostgreSQL or Prometheus
+# would listen on its default port system-wide; the project starts its own private instances
+# on loopback instead (cc_core/redis_server.py, records/pg_server.py, cc_core/prom_server.py).
 set -euo pipefail
 
 want=("$@")
 # redis-server: tests, demo and bench start private instances; redis-tools: redis-cli, which
 # creates the tests' private Redis Cluster; sip-tester: SIPp, whose scenarios (loadtest/sipp)
-# the tests run against each other on loopback; postgresql: the record store's tests.
-[ ${#want[@]} -gt 0 ] || want=(redis-server redis-tools sip-tester postgresql)
+# the tests run against each other on loopback; postgresql: the record store's tests;
+# prometheus: prometheus and promtool, which check the alert rules and every dashboard query;
+# chromium: the wallboard's headless browser test.
+[ ${#want[@]} -gt 0 ] || want=(redis-server redis-tools sip-tester postgresql prometheus chromium)
 
 missing=()
 for pkg in "${want[@]}"; do
@@ -20,6 +22,9 @@ for pkg in "${want[@]}"; do
     sip-tester) command -v sipp >/dev/null 2>&1 || missing+=("$pkg") ;;
     # The server binaries (initdb, pg_ctl) are what the record store's tests start.
     postgresql) compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=("$pkg") ;;
+    prometheus) { command -v prometheus && command -v promtool; } >/dev/null 2>&1 \
+                  || missing+=("$pkg") ;;
+    chromium) command -v chromium >/dev/null 2>&1 || missing+=("$pkg") ;;
     *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
   esac
 done
@@ -47,8 +52,10 @@ trap cleanup EXIT
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# A unit may still have been enabled; stop anything that slipped through.
+# A unit may still have been enabled; stop anything that slipped through. Not the
+# recommended prometheus-node-exporter either: --no-install-recommends keeps it out.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-  $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
-  $SUDO systemctl disable --now postgresql >/dev/null 2>&1 || true
+  for unit in redis-server postgresql prometheus; do
+    $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true
+  done
 fi

@@ -57,6 +57,7 @@ local function member_key(u) return P .. ':member:' .. u end
 -- idle_since ms (kept by refresh_sets, rebuilt by queue_reindex.lua; see _dispatch.lua).
 local function idle_key(q) return P .. ':queue:' .. q .. ':idle' end
 local IDLE_LEVEL_SPAN = 10000000000000   -- 10^13 ms, past any idle_since; level <= 100
+local function callbacks_key(q) return P .. ':queue:' .. q .. ':callbacks' end
 
 local function event(fields)
   redis.call('XADD', EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', unpack(fields))
@@ -114,10 +115,22 @@ local function roll_day(k)
   end
 end
 
+-- Today's counters of a queue (the KPI collector, metrics/queues.py, reads them):
+-- answered, abandoned (every caller who hung up waiting), overflowed, and for the service
+-- level answered_sl (answered within the queue's sl_s), wait_ms (the waits of the answered
+-- calls, summed: ASA = wait_ms / answered) and abandoned_short (abandons under short_s).
 local function roll_qday(qk)
   if redis.call('HGET', qk, 'qday') ~= DAY then
-    redis.call('HSET', qk, 'qday', DAY, 'answered', 0, 'abandoned', 0, 'overflowed', 0)
+    redis.call('HSET', qk, 'qday', DAY, 'answered', 0, 'abandoned', 0, 'overflowed', 0,
+               'answered_sl', 0, 'wait_ms', 0, 'abandoned_short', 0)
   end
+end
+
+-- A queue's service-level thresholds in ms: {sl, short abandon}; the model's defaults when a
+-- queue hash predates them (written before the fields existed, not yet synced again).
+local function sl_thresholds(qk)
+  local f = redis.call('HMGET', qk, 'sl_s', 'short_s')
+  return tonumber(f[1] or 20) * 1000, tonumber(f[2] or 5) * 1000
 end
 
 local function split(s)

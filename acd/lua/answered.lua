@@ -1,5 +1,6 @@
 -- answered.lua: `agent` answered first: the agent is In a queue call, the caller Answered,
--- every other agent of the offer released at once (no penalty).
+-- every other agent of the offer released at once (no penalty). The queue's counters of
+-- today: answered, and for the service level the wait summed and answered_sl.
 -- (Prefixed with _lib.lua: KEYS[1..6], ARGV[1..2] as described there.)
 -- KEYS[7]  keys.acd_member(tenant, call uuid)
 -- KEYS[8]  keys.acd_agent(tenant, agent)
@@ -27,6 +28,12 @@ redis.call('ZREM', TIMERS, 'r|' .. u)
 roll_qday(qk)
 redis.call('HINCRBY', qk, 'answered', 1)
 local mf = redis.call('HMGET', mk, 'caller', 'joined_ms')
+-- The wait is this stay in the queue (joined_ms), not the rank's base (jbase: a resumed
+-- place or the call's start), so ASA and the service level mean what the caller lived.
+local wait = math.max(0, NOW - tonumber(mf[2] or NOW))
+local sl_ms = sl_thresholds(qk)
+redis.call('HINCRBY', qk, 'wait_ms', wait)
+if wait <= sl_ms then redis.call('HINCRBY', qk, 'answered_sl', 1) end
 local called = redis.call('HGET', ak, 'called_ms') or I(NOW)
 event({'CC-Queue', m[5], 'CC-Action', 'bridge-agent-start', 'CC-Agent', a,
        'CC-Agent-Called-Time', secs(called), 'CC-Agent-Answered-Time', secs(NOW),

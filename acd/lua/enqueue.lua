@@ -15,7 +15,8 @@
 -- KEYS[11] keys.acd_member(tenant, ARGV[14]): the caller who asked for this callback
 -- ARGV[14] that caller's uuid ("" for none): a callback takes the place (rank score and wait
 --          base) that caller had in this queue. A callback also gets a give-up timer
---          ("g|<uuid>", the queue's cb_give_up_s from now) and lives at least that long.
+--          ("g|<uuid>", the queue's cb_give_up_s from now) and lives at least that long;
+--          it is listed in keys.acd_queue_callbacks (built from KEYS[1]) until it expires.
 -- Returns {code, position (0: not waiting), waiting, resumed (0/1), queue}:
 --   JOINED 1, ALREADY 2 (this uuid is already in this queue, nothing changed),
 --   UNKNOWN_QUEUE -1, IN_OTHER_QUEUE -3 (live in the queue named in the 5th element).
@@ -59,6 +60,11 @@ if ARGV[11] ~= '' then
   redis.call('HSET', mk, 'give_up_ms', I(NOW + give_up_s * 1000), 'tries', 0)
   redis.call('ZADD', TIMERS, NOW + give_up_s * 1000, 'g|' .. u)
   ttl = ttl + give_up_s
+  -- Listed for the KPI collector (callbacks pending) until its member hash expires; the
+  -- collector reads each one's state, so the list only has to be a superset, trimmed here.
+  local ck = callbacks_key(q)
+  redis.call('ZREMRANGEBYSCORE', ck, '-inf', NOW)
+  redis.call('ZADD', ck, NOW + ttl * 1000, u)
 end
 redis.call('EXPIRE', mk, ttl)
 redis.call('ZADD', wk, score, u)

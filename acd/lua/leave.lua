@@ -7,7 +7,8 @@
 -- ARGV[3]  call uuid
 -- ARGV[4]  mod_callcenter's cancel reason (BREAK_OUT, TIMEOUT, NO_AGENT_TIMEOUT,
 --          EXIT_WITH_KEY, NONE)
--- ARGV[5]  which queue counter it adds to: abandoned | overflowed | none
+-- ARGV[5]  which queue counter it adds to: abandoned | overflowed | none; an abandon after
+--          less than the queue's short_s of waiting (joined_ms) also adds to abandoned_short
 -- Returns the ids of the agents released (empty when nothing was reserved, or when the
 -- member had already left).
 local u, cancel, counter = ARGV[3], ARGV[4], ARGV[5]
@@ -40,6 +41,12 @@ local qk = queue_key(q)
 roll_qday(qk)
 if counter == 'abandoned' or counter == 'overflowed' then
   redis.call('HINCRBY', qk, counter, 1)
+end
+if counter == 'abandoned' then
+  local _, short_ms = sl_thresholds(qk)
+  if NOW - tonumber(m[6] or NOW) < short_ms then
+    redis.call('HINCRBY', qk, 'abandoned_short', 1)
+  end
 end
 if counter == 'abandoned' and (m[5] or '') ~= '' then
   local qf = redis.call('HMGET', qk, 'resume', 'discard_s')

@@ -11,6 +11,7 @@ import falcon
 
 from cc_core.api import acd as acd_routes
 from cc_core.api import provider as provider_routes
+from cc_core.api import wallboard
 from cc_core.api.auth import AuthMiddleware
 from cc_core.api.errors import ApiError, MethodNotAllowed, NotFound, status_and_body
 from cc_core.api.spec import spec
@@ -79,6 +80,7 @@ def create_app(*, acd: Any, tokens: TokenStore, records: str | None = None,
     app.add_error_handler(Exception, _error)
     app.add_error_handler(falcon.HTTPError, _error)
     acd_routes.add_routes(app, acd)
+    wallboard.add_routes(app, acd)
     provider_routes.add_routes(app, records, materials_root)
     app.add_route(OPENAPI_PATH, OpenApiDoc())
     spec.app = app     # spectree reads the routes from here (no doc pages are added)

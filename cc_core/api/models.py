@@ -127,3 +127,29 @@ class CallbackOut(BaseModel):
 
 class CallbackList(BaseModel):
     callbacks: list[MemberOut]
+
+
+class WallboardQueue(BaseModel):
+    queue: str
+    waiting: int = Field(description="callers (and queued callbacks) waiting now")
+    longest_wait_s: int = Field(description="the longest current wait; 0 when nobody waits")
+    answered_today: int
+    abandoned_today: int = Field(description="callers who hung up waiting today, short "
+                                 "abandons (under the queue's threshold) excluded once the "
+                                 "ACD counts them")
+    service_level_pct: float | None = Field(
+        None, description="answered within the queue's threshold over answered + abandoned, "
+        "today; null until the ACD counts answers within the threshold, or before the day's "
+        "first answered or abandoned call")
+    agents_logged_in: int
+    agents_by_state: dict[str, int] = Field(
+        description="logged-in agents of the queue's tiers by state (Waiting, Receiving, "
+        "In a queue call, Idle, Reserved)")
+    agents_by_status: dict[str, int] = Field(
+        description="every agent of the queue's tiers by status (Logged Out included)")
+
+
+class Wallboard(BaseModel):
+    tenant: str
+    now_ms: int = Field(description="when the figures were read (ms since epoch)")
+    queues: list[WallboardQueue]

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import msgpack
 
 from cc_core import keys
+from cc_core.flow import quality
 from cc_core.flow.record import CallData, CallStore
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class Ended(Protocol):
     data: CallData
     cause: str
     event: Any
+    node: str        # the configured name of the node the call was on (a metrics label)
 
 
 class HangupConsumer(Protocol):
@@ -87,6 +89,11 @@ class CallSummaryStream:
             "timezone": d.timezone,
             "hangup_side": _hangup_side(ev),
         }
+        # The caller's audio as the switch received it (cc_core.flow.quality); None when it
+        # kept no RTP statistics or no audio arrived.
+        q = quality.from_hangup(ev)
+        summary.update(q.as_summary() if q is not None else
+                       {"mos": None, "jitter_ms": None, "packet_loss": None})
         append_summary(self.redis, summary)
 
 
@@ -119,6 +126,20 @@ def _hangup_side(event: Any) -> str:
     if disposition.startswith("send_"):
         return "platform"
     return ""
+
+
+class CallQualityMetrics:
+    """Observes each call's audio quality (MOS, jitter, loss) per node and tenant."""
+
+    name = "call_quality"
+
+    def __init__(self, observe: Callable[[str, str, quality.CallQuality], None]) -> None:
+        self.observe = observe
+
+    def on_hangup(self, ended: Ended) -> None:
+        q = quality.from_hangup(ended.event)
+        if q is not None:
+            self.observe(ended.node, ended.data.tenant, q)
 
 
 class ForgetLiveRecord:

@@ -107,10 +107,15 @@ class _Ended:
     data: CallData
     cause: str
     event: Any
+    node: str = ""
 
 
 class StepLost(Exception):
     """This worker may no longer act on the call (taken over, or the node was lost)."""
+
+
+class NodeLost(StepLost):
+    """The call's node is no longer this worker's: whoever owns it now takes the call on."""
 
 
 def _prompt_path(tenant: Tenant, names: list[str]) -> str:
@@ -207,9 +212,16 @@ class CallMachine:
         call = self._calls.pop(uuid, None)
         if call is None:
             return
-        cause = event.get("Hangup-Cause") or ""
+        self._ended(call, event.get("Hangup-Cause") or "", event)
+
+    def _ended(self, call: Call, cause: str, event: EventLike | None) -> None:
+        """The caller's channel is gone: its queue place and agent, its outcome, its summary.
+        ``event`` is None for a call whose end the switch never told (it restarted)."""
+        uuid = call.uuid
         if call.state.waits_long and self.queues is not None:
             try:
+                if event is None:
+                    self.queues.call_lost(call)
                 self.queues.caller_gone(call, cause)
             except (EslError, RedisError) as exc:
                 # The ACD's own expiry frees what this could not (reservation deadlines).
@@ -218,7 +230,7 @@ class CallMachine:
         if call.state is CallState.BRIDGING:
             # The bridge app's EXECUTE_COMPLETE comes only after the hang-up (captures), so
             # this may be the first word of how the bridge went: the channel's own variable.
-            connected = event.get("variable_DIALSTATUS") == "SUCCESS"
+            connected = event is not None and event.get("variable_DIALSTATUS") == "SUCCESS"
             if call.data.outcome == "queued":
                 call.data.outcome = "answered_by_agent" if connected else "abandoned_in_queue"
             elif call.data.outcome == "transferred" and not connected:
@@ -232,7 +244,7 @@ class CallMachine:
             self.outcomes.labels(call.data.tenant,
                                  outcome if outcome in OUTCOMES else "other").inc()
         if self.hangups is not None:
-            self.hangups.run(_Ended(uuid, call.data, cause, event))
+            self.hangups.run(_Ended(uuid, call.data, cause, event, call.node))
 
     def on_dtmf(self, event: EventLike, link: Link) -> None:
         uuid = event.unique_id
@@ -336,6 +348,13 @@ class CallMachine:
             log.warning("stopped working on the call: %s", exc,
                         extra=self._ctx(call.uuid, call.data.tenant))
             self._calls.pop(call.uuid, None)
+            if isinstance(exc, NodeLost):
+                # Handed back at once: the node's owner (another worker, or this one once it
+                # owns the node again) resumes it without waiting for a stall to show.
+                try:
+                    self.store.release(call.data.tenant, call.uuid)
+                except RedisError:
+                    pass    # then the stall rule applies: the owner resumes it after STALL_MS
         except (EslError, RedisError) as exc:
             # The record stays at the state reached, held by this live worker: the sweep
             # resumes the call (``take_over``) after its grace.
@@ -392,7 +411,7 @@ class CallMachine:
     def _act(self, call: Call) -> None:
         """Called before every command sent for the call (fencing, and setup latency)."""
         if not self.may_act(call.link):
-            raise StepLost("this worker no longer owns the call's node")
+            raise NodeLost("this worker no longer owns the call's node")
         if call.setup_from is not None:
             if self.setup is not None:
                 self.setup.observe(time.monotonic() - call.setup_from)
@@ -722,6 +741,11 @@ class CallMachine:
                 log.info("call gone from the switch without its end event here",
                          extra={**self._ctx(call.uuid, call.data.tenant),
                                 "state": call.state.value})
+                if rec is not None and rec.owner == self.worker_id:
+                    # Still ours and nobody ended it (the switch restarted, its events were
+                    # lost): end it here, or its queue place, its agent and its record would
+                    # wait for ever.
+                    self._ended(call, "", None)
 
     def reconcile(self, node: str, channels: list[dict[str, Any]], link: Link) -> None:
         """After (re)gaining a node's event stream: ``show channels`` rows plus the PARKs

@@ -16,6 +16,9 @@ what the worker holding the caller does with it over ESL:
   handled in the caller's lane. The first agent to answer wins (``Acd.answered``); every other
   ringing or answered leg of the offer is hung up at once. The winner hears the whisper, if
   any, and is bridged with ``uuid_bridge``.
+* **failover**: a worker that takes over a queued caller carries on the offer its dead holder
+  started, under the same reservation (``resume``, ``_adopt_offer``): ringing legs are kept,
+  an answered one is connected, gone ones are released at once, later ones rung in time.
 * **leaving**: the caller's hang-up frees every agent reserved or ringing for it at once (and
   hangs up their legs); a wait past ``max_wait_s`` (or ``max_wait_no_agent_s`` with nobody
   logged in) leads along the overflow chain. A bridged agent's hang-up starts its wrap-up.
@@ -33,11 +36,22 @@ from typing import TYPE_CHECKING, Any
 import gevent
 import msgpack
 
+from acd.errors import AcdError
+from acd.events import MissKind, miss_kind
 from acd.store import CALLBACK_PREFIX, CB_GAVE_UP, CB_RETRY, Acd, Offer, OfferedAgent
 from cc_core.errors import EslError
 from cc_core.flow import spoken
 from cc_core.flow.record import CallState, now_ms
-from cc_core.tenants.model import AgentType, Announce, AnswerMode, Destination, Queue, Tenant
+from cc_core.tenants.model import (
+    AgentState,
+    AgentType,
+    Announce,
+    AnswerMode,
+    Destination,
+    DestinationKind,
+    Queue,
+    Tenant,
+)
 from esl_handlers import commands
 
 if TYPE_CHECKING:
@@ -52,6 +66,8 @@ JOB_SLACK_S = 10.0
 MAX_QUEUE_HOPS = 6
 # Causes an agent leg ends with when it lost: not the agent's miss.
 _LOST = ("LOSE_RACE", "ORIGINATOR_CANCEL", "MANAGER_REQUEST")
+# uuid_getvar of an unset variable (command_replies.json).
+_UNDEF = "_undef_"
 # Members that are queued callbacks, not live callers: "cb-<call uuid>[~<retry>]".
 
 
@@ -60,6 +76,14 @@ def _offer_of(data: dict[str, Any], tenant: str, call_uuid: str, node: str) -> O
                  token=str(data.get("token", "")), deadline_ms=int(data.get("deadline_ms", 0)),
                  agents=tuple(OfferedAgent(agent=a, contact="", type="callback", delay_ms=0)
                               for a in data.get("agents", [])))
+
+
+def _newer(token: str, than: str) -> bool:
+    """Whether reservation ``token`` came after ``than`` (tokens count up per tenant)."""
+    try:
+        return int(token) > int(than)
+    except ValueError:
+        return False
 
 
 def pack_offer(offer: Offer) -> bytes:
@@ -89,7 +113,9 @@ class QueueFlow:
                  observe_offer: Callable[[float], None] | None = None,
                  observe_originate: Callable[[float], None] | None = None,
                  observe_answer: Callable[[float], None] | None = None,
-                 link_for: Callable[[str], Any] | None = None) -> None:
+                 count_overflow: Callable[[str, str, str], None] | None = None,
+                 link_for: Callable[[str], Any] | None = None,
+                 on_not_registered: Callable[[str, str, str], None] | None = None) -> None:
         self.m = machine
         self.acd = acd
         self.post = post
@@ -98,7 +124,10 @@ class QueueFlow:
         self.observe_offer = observe_offer         # queue join -> originate's reply read
         self.observe_originate = observe_originate  # queue join -> originate handed to socket
         self.observe_answer = observe_answer       # queue join -> an agent's answer won
+        self.count_overflow = count_overflow       # (tenant, queue, destination kind)
         self.link_for = link_for                   # node name -> its link (callbacks)
+        # (node, tenant, agent): ringing the agent on that node failed USER_NOT_REGISTERED
+        self.on_not_registered = on_not_registered
         self._timers: dict[str, Any] = {}          # caller uuid -> its wait greenlet
         self._won: set[str] = set()                # agent legs bridged by this worker
         self._joined_at: dict[str, float] = {}     # caller uuid -> monotonic join time
@@ -124,21 +153,28 @@ class QueueFlow:
         call.data.joined_ms = now_ms()
         call.data.left_queue_ms = 0
         self._joined_at[call.uuid] = time.monotonic()
-        self.m._media(call, answer=False)
         call.data.pending = self.m._app_uuid(call, CallState.QUEUED)
         self.m._save(call, CallState.QUEUED)
         skills = {**queue.skills, **call.data.skills}
         # Enqueue and the dispatch that may find this caller a free agent share one round
-        # trip; the offers run in the callers' lanes, so this caller's rings after its music.
+        # trip. This caller's own offer rings at once, in this step: the agent's phone starts
+        # ringing before the switch has even answered the hold music's commands (two round
+        # trips to the switch saved from the caller's wait).
         t0 = time.perf_counter()
         _, offers = self.acd.enqueue_dispatch(tenant.tenant, name, call.uuid, node=call.node,
                                               priority=call.data.priority, skills=skills,
                                               caller=call.data.caller)
         if self.observe_dispatch is not None:
             self.observe_dispatch(time.perf_counter() - t0)
-        self._moh(call, queue)
-        self._arm(call, queue)
-        self.deliver(offers)
+        mine = [o for o in offers if o.call_uuid == call.uuid and not o.callback]
+        for offer in mine:
+            self._start_offer(call, offer)
+        if call.state is CallState.QUEUED and not call.data.offer.get("won"):
+            # (A parked standby agent is bridged at once: no music then.)
+            self.m._media(call, answer=False)
+            self._moh(call, queue)
+            self._arm(call, queue)
+        self.deliver([o for o in offers if o not in mine])
 
     def _moh(self, call: Call, queue: Queue) -> None:
         self.m._sendmsg(call, commands.execute_headers("playback", queue.moh,
@@ -190,8 +226,20 @@ class QueueFlow:
 
     def _offer(self, offer: Offer) -> None:
         call = self.m._calls.get(offer.call_uuid)
-        if call is None or call.state is not CallState.QUEUED or call.data.offer:
-            return      # gone, or ringing someone already: the reservation lapses in Redis
+        if call is None or call.state is not CallState.QUEUED:
+            return      # gone: the reservation lapses in Redis
+        current = call.data.offer
+        if current:
+            if current.get("won") or not _newer(offer.token, str(current.get("token", ""))):
+                return  # ringing someone already: this reservation lapses in Redis
+            # The ACD reserved agents for this caller again, so the reservation of the offer
+            # still run here lapsed (its agents were released with it): left in place, it
+            # would turn every new offer away and the caller would never be offered again.
+            log.info("the offer in progress lapsed; taking the new one",
+                     extra=self.m._ctx(call.uuid, call.data.tenant))
+            for leg in current.get("legs", {}):
+                self._kill(call.link, leg, "LOSE_RACE")
+            call.data.offer = {}
         self.m._guarded(call, lambda: self._start_offer(call, offer))
 
     def _start_offer(self, call: Call, offer: Offer) -> None:
@@ -199,8 +247,12 @@ class QueueFlow:
                            "deadline_ms": offer.deadline_ms,
                            "agents": [a.agent for a in offer.agents],
                            "left": len(offer.agents), "legs": {}}
-        if any(oa.delay_ms > 0 for oa in offer.agents):
-            # Saved now for the legs rung later; a leg rung at once saves before its originate.
+        later = {oa.agent: [oa.contact, oa.type, oa.delay_ms]
+                 for oa in offer.agents if oa.delay_ms > 0}
+        if later:
+            # Saved now for the legs rung later (and for whoever resumes the call before
+            # they are rung); a leg rung at once saves before its originate.
+            call.data.offer.update(later=later, at_ms=now_ms())
             self.m._save(call, CallState.QUEUED)
         for oa in offer.agents:
             if oa.delay_ms > 0:
@@ -272,7 +324,9 @@ class QueueFlow:
         leg = event.unique_id
         # A callback's agent leg is run by the greenlet that rang it (_call_back).
         if member and leg and member != leg and not member.startswith(CALLBACK_PREFIX):
-            self.post(member, lambda: self._leg_answered(member, leg, link))
+            tenant = event.get("variable_cc_tenant") or ""
+            agent = event.get("variable_cc_agent") or ""
+            self.post(member, lambda: self._leg_answered(member, leg, link, tenant, agent))
 
     def on_leg_hangup(self, event: Any, link: Any) -> None:
         member = event.get("variable_cc_member")
@@ -287,7 +341,7 @@ class QueueFlow:
         answered = bool(event.get("variable_answer_epoch") not in (None, "", "0"))
         fallback = {"tenant": event.get("variable_cc_tenant") or "",
                     "queue": event.get("variable_cc_queue") or "",
-                    "token": event.get("variable_cc_offer") or ""}
+                    "token": event.get("variable_cc_offer") or "", "node": link.node.name}
         self.post(member, lambda: self._leg_ended(member, leg, agent, cause, answered,
                                                   billsec, fallback))
 
@@ -299,13 +353,34 @@ class QueueFlow:
         leg = event.unique_id or ""
         self.post(member, lambda: self._whispered(member, leg))
 
-    def _leg_answered(self, member: str, leg: str, link: Any) -> None:
+    def _leg_answered(self, member: str, leg: str, link: Any, tenant: str = "",
+                      agent: str = "") -> None:
         call = self.m._calls.get(member)
+        if call is None and self._held_elsewhere(member, link, tenant, agent):
+            # This worker took the switch over from a dead one and has not taken this caller
+            # yet (its holder's heartbeat expires first): whoever does connects the agent
+            # (``_adopt_offer``), who waits on the line until then rather than being cut off.
+            log.info("agent answered for a caller not taken over yet; left for its new holder",
+                     extra={"call_uuid": member, "tenant": tenant, "agent": agent, "leg": leg})
+            return
         if call is None or leg not in call.data.offer.get("legs", {}):
             # The caller left (or this leg is not of its live offer): nobody to talk to.
             self._kill(link, leg, "ORIGINATOR_CANCEL")
             return
         self.m._guarded(call, lambda: self._answered(call, leg))
+
+    def _held_elsewhere(self, member: str, link: Any, tenant: str, agent: str) -> bool:
+        """Whether the caller is still on the switch with ``agent`` still ringing for it: a
+        live offer this worker does not run (yet)."""
+        if not tenant or not agent:
+            return False
+        try:
+            if link.api(commands.uuid_exists(member)).strip() != "true":
+                return False
+            view = self.acd.agent(tenant, agent)
+        except (EslError, AcdError, ValueError):
+            return False
+        return view.call_uuid == member and view.state == AgentState.RECEIVING.value
 
     def _answered(self, call: Call, leg: str) -> None:
         data = call.data.offer
@@ -361,6 +436,27 @@ class QueueFlow:
             log.warning("bridge to the agent refused: %s", reply.strip(),
                         extra=self.m._ctx(call.uuid, call.data.tenant))
             self._kill(call.link, leg, "NORMAL_TEMPORARY_FAILURE")
+            self._unbridged(call, leg)
+
+    def _unbridged(self, call: Call, leg: str) -> None:
+        """The agent who won is not there to talk to (their phone answered and hung up at
+        once): the caller waits again, in its place, with music; the agent wraps up."""
+        data = call.data.offer
+        agent = data["legs"][leg]
+        self._won.discard(leg)      # its hang-up is no longer a bridged call's end
+        offer = _offer_of(data, call.data.tenant, call.uuid, call.node)
+        if not self.acd.bridge_failed(offer, agent):
+            return      # the caller left meanwhile: its hang-up ends the call
+        call.data.offer = {}
+        call.data.agent = ""
+        call.data.outcome = "queued"
+        call.data.path.append(f"unbridged:{agent}")
+        self.moh_ended(call)
+        tenant = self.m._tenant(call)
+        queue = tenant.queues.get(call.data.queue)
+        if queue is not None:
+            self._arm(call, queue)
+        self.dispatch(call.data.tenant, call.data.queue)
 
     def _leg_failed(self, member: str, leg: str, agent: str, cause: str) -> None:
         """The originate to an agent failed before any channel (or with one: busy, no answer,
@@ -374,13 +470,21 @@ class QueueFlow:
         del data["legs"][leg]
         if data.get("won"):
             return     # a loser of a ring-all: released by answered()
+        self._absent_if(cause, call.node, call.data.tenant, agent)
         self.acd.agent_failed(_offer_of(data, call.data.tenant, call.uuid, call.node),
                               agent, cause)
         self.m._guarded(call, lambda: self._agent_done(call, agent))
 
+    def _absent_if(self, cause: str, node: str, tenant: str, agent: str) -> None:
+        # Before agent_failed: with a not-registered delay of 0 the agent would otherwise be
+        # Waiting, and rung again, at once.
+        if miss_kind(cause) is MissKind.NOT_REGISTERED and self.on_not_registered is not None:
+            self.on_not_registered(node, tenant, agent)
+
     def _agent_done(self, call: Call, agent: str) -> None:
         data = call.data.offer
         data["left"] = int(data.get("left", 1)) - 1
+        data.setdefault("done", []).append(agent)
         if data["left"] > 0 or data.get("won") or call.state is not CallState.QUEUED:
             self.m._save(call, call.state)
             return
@@ -392,6 +496,11 @@ class QueueFlow:
     def _leg_ended(self, member: str, leg: str, agent: str, cause: str, answered: bool,
                    billsec: int, fallback: dict[str, str]) -> None:
         call = self.m._calls.get(member)
+        if (leg in self._won and call is not None and call.state is CallState.QUEUED
+                and call.data.offer.get("won") == leg):
+            # Hung up during the whisper, before any bridge: no call took place.
+            self.m._guarded(call, lambda: self._unbridged(call, leg))
+            return
         if leg in self._won:
             self._won.discard(leg)
             self.acd.call_ended(fallback["tenant"], agent, member, billsec * 1000)
@@ -409,6 +518,7 @@ class QueueFlow:
             if answered and billsec > 0:
                 self.acd.call_ended(fallback["tenant"], agent, member, billsec * 1000)
             elif cause not in _LOST:
+                self._absent_if(cause, fallback["node"], fallback["tenant"], agent)
                 self.acd.agent_failed(Offer(
                     tenant=fallback["tenant"], queue=fallback["queue"], call_uuid=member,
                     node="", token=fallback["token"], deadline_ms=0,
@@ -432,6 +542,17 @@ class QueueFlow:
         for leg in list(call.data.offer.get("legs", {})):
             if leg != call.data.offer.get("won"):
                 self._kill(call.link, leg, "ORIGINATOR_CANCEL")
+
+    def call_lost(self, call: Call) -> None:
+        """The switch no longer has this caller nor, if bridged, its agent's leg (it restarted):
+        no hang-up event will free the agent, so the call's end is counted here."""
+        agent = call.data.agent     # set once an agent's answer won (whisper, then bridge)
+        if agent:
+            since = call.data.agent_answered_ms or call.data.joined_ms or now_ms()
+            self.acd.call_ended(call.data.tenant, agent, call.uuid, max(0, now_ms() - since))
+            self._won.difference_update(
+                leg for leg, a in call.data.offer.get("legs", {}).items() if a == agent)
+            self._after_free(call.data.tenant, agent)
 
     def leave_for(self, call: Call, reason: str) -> None:
         """The caller stops waiting (timeout, no agent, exit key) but stays on the line."""
@@ -506,11 +627,19 @@ class QueueFlow:
         if not call.data.chain:
             call.data.chain = [str(d) for d in queue.overflow]
         if not call.data.chain:
+            self._overflowed(call, DestinationKind.HANGUP)
             call.data.outcome = "not_answered"
             self.m._then_hang_up(call, CallState.ENDING, [])
             return
         call.data.outcome = "overflowed"
-        self.m.goto(call, Destination.parse(call.data.chain.pop(0)))
+        dest = Destination.parse(call.data.chain.pop(0))
+        self._overflowed(call, dest.kind)
+        self.m.goto(call, dest)
+
+    def _overflowed(self, call: Call, kind: DestinationKind) -> None:
+        # The kind, never the target: a transfer's target is a phone number.
+        if self.count_overflow is not None:
+            self.count_overflow(call.data.tenant, call.data.queue, kind.value)
 
     def exit_key(self, call: Call, digit: str) -> bool:
         """A key pressed while waiting; True when the queue has it as an exit key."""
@@ -521,6 +650,7 @@ class QueueFlow:
         self.leave_for(call, "exit_key")
         call.data.path.append(f"exit_key:{digit}")
         call.data.outcome = "overflowed"
+        self._overflowed(call, queue.exit_keys[digit].kind)
         self.m.goto(call, queue.exit_keys[digit])
         return True
 
@@ -637,7 +767,9 @@ class QueueFlow:
             log.info("callback: the agent did not take it", extra={
                 "call_uuid": offer.call_uuid, "tenant": offer.tenant, "agent": oa.agent,
                 "reply": reply.strip()})
-            self.acd.agent_failed(offer, oa.agent, reply[4:].strip() or "NORMAL_TEMPORARY_FAILURE")
+            cause = reply[4:].strip() or "NORMAL_TEMPORARY_FAILURE"
+            self._absent_if(cause, offer.node, offer.tenant, oa.agent)
+            self.acd.agent_failed(offer, oa.agent, cause)
             self._after_free(offer.tenant, oa.agent)
             return
         if not self.acd.answered(offer, oa.agent):
@@ -673,21 +805,82 @@ class QueueFlow:
         """A queued or connected call this worker now holds. True when it needed more than
         waiting for its next event."""
         if call.state is CallState.CONNECTED:
-            return False        # bridged: the agent leg's hang-up comes to this worker now
-        if app == "playback" and not call.data.offer:
-            tenant = self.m._tenant(call)
-            queue = tenant.queues.get(call.data.queue)
-            if queue is not None:
-                self._arm(call, queue)
-                self.dispatch(call.data.tenant, call.data.queue)
+            # Bridged: the agent leg's hang-up comes to this worker now, and ends the agent's
+            # call (wrap-up, counters) only for a leg it knows it bridged.
+            won = call.data.offer.get("won")
+            if won:
+                self._won.add(won)
             return False
-        # Its music stopped or an offer was in flight with the old holder: the caller waits
-        # again (the old offer lapses in Redis) with music.
-        call.data.offer = {}
-        self.moh_ended(call)
         tenant = self.m._tenant(call)
         queue = tenant.queues.get(call.data.queue)
-        if queue is not None:
-            self._arm(call, queue)
-            self.dispatch(call.data.tenant, call.data.queue)
-        return True
+        if queue is None:
+            return False
+        self._arm(call, queue)
+        repaired = app != "playback"
+        if repaired:
+            self.moh_ended(call)        # its music stopped while nobody held the call
+        if call.data.offer:
+            # An offer was in flight with the old holder: its agents' phones may be ringing,
+            # or an agent may have picked up and be waiting on the line.
+            self._adopt_offer(call)
+            return True
+        self.dispatch(call.data.tenant, call.data.queue)
+        return repaired
+
+    def _leg_app(self, call: Call, leg: str) -> str | None:
+        """What an agent leg runs: None when it is gone, "" while it rings (the originate's
+        ``&park()`` starts only once it is answered), else the application."""
+        reply = call.link.api(commands.uuid_getvar(leg, "current_application")).strip()
+        if reply.startswith("-ERR"):
+            return None
+        return "" if reply == _UNDEF else reply
+
+    def _adopt_offer(self, call: Call) -> None:
+        """Carry on the offer a dead holder started, under the same reservation: a ringing
+        agent leg is kept (its answer or hang-up now comes to this worker, and answering
+        connects the agent to the caller), an answered one is connected now; agents whose leg
+        is gone are released at once rather than when the reservation lapses, and those the
+        holder was to ring later (ring-progressively) are rung when it would have. With nobody
+        of the offer left the caller is offered again in its place."""
+        data = call.data.offer
+        won = data.get("won")
+        if won:
+            self._won.add(won)      # its hang-up now ends the agent's call here
+            app = self._leg_app(call, won)
+            if app == "playback":
+                return          # the whisper plays: its completion comes here and bridges
+            if app is not None:
+                self._bridge(call, won)
+                return
+            # The winner's leg ended before the bridge, while nobody held the call.
+            self._unbridged(call, won)
+            return
+        offer = _offer_of(data, call.data.tenant, call.uuid, call.node)
+        done = set(data.get("done", []))
+        rung = set(data["legs"].values())
+        answered: list[str] = []
+        for leg, agent in list(data["legs"].items()):
+            app = self._leg_app(call, leg)
+            if app is None:
+                del data["legs"][leg]
+                self.acd.agent_failed(offer, agent, "ORIGINATOR_CANCEL")
+                self._agent_done(call, agent)
+            elif app:
+                answered.append(leg)
+        later = data.get("later", {})
+        for agent in data.get("agents", []):
+            if agent in rung or agent in done or not call.data.offer:
+                continue
+            if agent in later:
+                # Ring-progressively: rung when the dead holder would have rung them.
+                contact, kind, delay_ms = later[agent]
+                oa = OfferedAgent(agent=agent, contact=contact, type=kind, delay_ms=delay_ms)
+                wait_ms = max(0, int(data.get("at_ms", 0)) + delay_ms - now_ms())
+                gevent.spawn_later(wait_ms / 1000, self.post, call.uuid,
+                                   lambda o=oa: self._ring_later(call.uuid, offer, o))
+            else:
+                self.acd.agent_failed(offer, agent, "ORIGINATOR_CANCEL")
+                self._agent_done(call, agent)
+        for leg in answered:
+            if call.data.offer and leg in call.data.offer.get("legs", {}):
+                self._answered(call, leg)

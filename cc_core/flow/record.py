@@ -190,6 +190,14 @@ class CallStore:
             return None
         return CallRecord(CallState(_text(res[1])), self.worker_id, now_ms(), _bytes(res[2]))
 
+    def release(self, tenant: str, uuid: str) -> bool:
+        """Let go of a call this worker can no longer act on (it lost the call's node): the
+        record names no holder, so whoever owns the node now resumes it at once instead of
+        waiting for this worker to stall. True when the record was this worker's."""
+        res = self._takeover(keys=[keys.call(tenant, uuid)],
+                             args=[self.worker_id, "", now_ms(), self.ttl_s])
+        return int(res[0]) == TAKEN
+
     def records(self, pairs: list[tuple[str, str]]) -> dict[str, CallRecord | None]:
         """Records of (tenant, uuid) pairs in one round trip (None: never claimed, or ended)."""
         if not pairs:

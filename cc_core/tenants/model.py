@@ -437,6 +437,11 @@ class Queue(_Model):
     abandoned_resume_allowed: bool = False
     overflow: list[Dest] = Field(default_factory=list)  # tried in order after a max wait
     callback: Callback = Field(default_factory=Callback)
+    # Service level: a call answered within this wait counts as answered in SL; a caller who
+    # hangs up waiting less than short_abandon_s is a short abandon, left out of the SL and
+    # abandon figures (misdials, callers who hear the queue and hang up at once).
+    service_level_s: int = Field(20, ge=1, le=3600)
+    short_abandon_s: int = Field(5, ge=0, le=600)
 
     _skills = field_validator("skills", mode="before")(lambda cls, v: _skills(v))
 

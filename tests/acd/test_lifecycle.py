@@ -425,3 +425,32 @@ def test_a_queue_with_more_agents_than_lua_can_unpack_still_finds_the_free_one(
     acd.enqueue(T, "q", "c1", node="n1")
     (offer,) = acd.dispatch(T, "q")
     assert [a.agent for a in offer.agents] == [ids[-1]]
+
+
+def test_a_failed_bridge_puts_the_caller_back_in_its_place_and_the_agent_wraps_up(
+        redis_url: str) -> None:
+    cfg = tenant({"a1": {"wrap_up_s": 10}, "a2": {"wrap_up_s": 0}},
+                 {"q": {"strategy": "top-down", "tiers": tiers("a1", "a2")}})
+    acd, clock = make_acd(redis_url, cfg)
+    acd.enqueue(T, "q", "first", node="n1")
+    clock.advance(1000)
+    acd.enqueue(T, "q", "second", node="n1")
+    offer = acd.dispatch(T, "q", max_offers=1)[0]
+    assert offer.call_uuid == "first" and offer.agents[0].agent == "a1"
+    assert acd.offering(offer, "a1") and acd.answered(offer, "a1")
+    # a1's phone hung up before the bridge: "first" waits again, ahead of "second".
+    assert acd.bridge_failed(offer, "a1")
+    assert [m.call_uuid for m in acd.members(T, "q")] == ["first", "second"]
+    view = acd.agent(T, "a1")
+    assert (view.state, view.calls_today, view.call_uuid) == ("Idle", 0, "")
+    assert acd.queue_view(T, "q").answered_today == 0
+    # Twice: nothing more changes; and a2 (free) gets "first".
+    assert not acd.bridge_failed(offer, "a1")
+    offers = acd.dispatch(T, "q", max_offers=1)
+    assert [(o.call_uuid, o.agents[0].agent) for o in offers] == [("first", "a2")]
+    clock.advance(10_000)
+    acd.tick(T)
+    assert acd.agent(T, "a1").state == "Waiting"
+    last = events.read(acd.redis, T)
+    assert any(e.get("CC-Action") == "bridge-agent-end" and e.get("CC-Agent-Bridged") == "false"
+               for e in last)

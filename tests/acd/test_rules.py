@@ -128,6 +128,19 @@ def test_vip_priority_overtakes_earlier_callers(redis_url: str) -> None:
     assert [o.call_uuid for o in acd.dispatch(T, "q")] == ["vip"]
 
 
+def test_heads_rank_the_first_callers_of_several_queues_the_vip_first(redis_url: str) -> None:
+    cfg = tenant({"a1": {}}, {q: {"tiers": tiers("a1")} for q in ("q1", "q2", "q3", "q4")})
+    acd, clock = make_acd(redis_url, cfg)
+    acd.set_break(T, "a1")
+    acd.enqueue(T, "q1", "early", node="n1")
+    clock.advance(1000)
+    acd.enqueue(T, "q3", "later", node="n1")
+    clock.advance(1000)
+    acd.enqueue(T, "q2", "vip", node="n1", priority=10)
+    heads = acd.heads(T, ["q1", "q2", "q3", "q4"])
+    assert sorted(heads, key=heads.__getitem__) == ["q2", "q1", "q3"]     # q4: nobody waits
+
+
 def test_time_base_system_ranks_by_the_calls_start(redis_url: str) -> None:
     cfg = tenant({"a1": {}}, {"q": {"tiers": tiers("a1"), "time_base_score": "system"}})
     acd, clock = make_acd(redis_url, cfg)

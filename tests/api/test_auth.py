@@ -12,9 +12,11 @@ import pytest
 from cc_core.api.app import OPENAPI_PATH, create_app
 from cc_core.api.auth import is_public
 from cc_core.api.tokens import TokenStore
+from cc_core.api.wallboard import PAGE_PATH
 from tests.api.conftest import bearer, needs_acd, snapshot
 
-PUBLIC = {OPENAPI_PATH}
+# The wallboard page is static (no figures in it); its figures need a supervisor token.
+PUBLIC = {OPENAPI_PATH, PAGE_PATH}
 # A body that validates, per method of each resource (so a refusal is not a 422).
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("AgentLogin", "POST"): {"on_demand": False},
@@ -55,7 +57,8 @@ def _url(path: str, tenant: str) -> str:
             .replace("{app_id}", "app-000000000000").replace("{item}", "id_card"))
 
 
-def test_the_walk_finds_the_routes_and_only_the_openapi_document_is_public() -> None:
+def test_the_walk_finds_the_routes_and_only_the_openapi_document_and_wallboard_are_public(
+        ) -> None:
     assert len(PRIVATE) >= 11 and len(BACK_OFFICE) >= 8
     assert {p for p, *_ in ROUTES} - {p for p, *_ in PRIVATE + BACK_OFFICE} == PUBLIC
     app = create_app(acd=None, tokens=TokenStore(None))

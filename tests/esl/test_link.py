@@ -238,6 +238,30 @@ def test_with_a_filter_set_heartbeats_still_reach_the_event_stream(metrics):
             d.stop(1)
 
 
+def test_the_apps_extra_events_are_subscribed_and_pass_the_filters(peer, metrics):
+    # What the app adds (sofia's registration events for the ACD) joins the configured list,
+    # CUSTOM subclasses last, and gets through the operator's Caller-Destination-Number filter.
+    d = Dispatcher(queue_size=100, pool_size=2, metrics=metrics)
+    got: list[str] = []
+    d.on_custom("sofia::register", lambda e, link: got.append(e.get("from-user") or ""))
+    rec = Recorder()
+    link = NodeLink(NodeConfig(name="fs1", port=peer.port, password=PW), _esl(),
+                    consume_events=True, dispatcher=d, metrics=metrics, on_up=rec.on_up,
+                    on_down=rec.on_down,
+                    extra_events=["CUSTOM sofia::register sofia::expire"])
+    link.start()
+    try:
+        gwait(lambda: rec.ups == [False], message="link up")
+        assert ("event plain CHANNEL_PARK CHANNEL_HANGUP BACKGROUND_JOB HEARTBEAT "
+                "CUSTOM sofia::register sofia::expire") in peer.commands
+        peer.broadcast_event("CUSTOM", {"Event-Subclass": "sofia::register",
+                                        "from-user": "1001", "from-host": "default"})
+        gwait(lambda: got == ["1001"], message="the registration event through the filter")
+    finally:
+        link.stop()
+        d.stop(1)
+
+
 def test_a_switch_with_a_longer_heartbeat_period_is_probed_not_reset(peer, metrics):
     # The peer sends no HEARTBEAT at all within our window (a switch whose
     # event-heartbeat-interval is longer than heartbeat_interval_s x misses, or an idle node)

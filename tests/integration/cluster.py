@@ -263,6 +263,7 @@ class Observer:
 
     def __init__(self, port: int) -> None:
         self.answered: dict[str, int] = {}
+        self.bridges: dict[str, int] = {}      # caller uuid -> CHANNEL_BRIDGE events
         self.greeting_started: set[str] = set()
         self.greetings: dict[str, int] = {}
         self.apps: dict[str, list[tuple[str, str]]] = {}
@@ -274,7 +275,7 @@ class Observer:
             EslConfig(connect_timeout_s=3, command_timeout_s=3), on_event=self._on_event)
         self.conn.connect()
         self.conn.subscribe(["CHANNEL_ANSWER", "CHANNEL_EXECUTE", "CHANNEL_HANGUP_COMPLETE",
-                             "CHANNEL_PROGRESS_MEDIA"])
+                             "CHANNEL_PROGRESS_MEDIA", "CHANNEL_BRIDGE"])
 
     def _on_event(self, ev: Event) -> None:
         uuid = ev.unique_id or ""
@@ -282,6 +283,8 @@ class Observer:
             self.answered[uuid] = self.answered.get(uuid, 0) + 1
         elif ev.name == "CHANNEL_PROGRESS_MEDIA":
             self.early_media.add(uuid)
+        elif ev.name == "CHANNEL_BRIDGE":
+            self.bridges[uuid] = self.bridges.get(uuid, 0) + 1
         elif ev.name == "CHANNEL_EXECUTE":
             app = ev.get("Application") or ""
             self.apps.setdefault(uuid, []).append((app, ev.get("Application-Data") or ""))
@@ -307,10 +310,49 @@ class Observer:
         return reply[4:].strip()
 
 
+class LegObserver(Observer):
+    """Also records each agent leg: which caller it was for, its agent, how it ended, and
+    when (the switch's own wall-clock stamps, microseconds) it started, answered and ended."""
+
+    def __init__(self, port: int) -> None:
+        self.legs: dict[str, dict[str, Any]] = {}
+        self.bridged: set[str] = set()      # channels the switch reported bridged
+        super().__init__(port)
+
+    def _on_event(self, ev: Event) -> None:
+        super()._on_event(ev)
+        if ev.name == "CHANNEL_BRIDGE":
+            self.bridged.add(ev.unique_id or "")
+        member = ev.get("variable_cc_member")
+        if not member or ev.unique_id == member:
+            return
+        leg = self.legs.setdefault(ev.unique_id or "", {
+            "member": member, "agent": ev.get("variable_cc_agent"), "answered": False,
+            "cause": None, "cid": ev.get("Caller-Caller-ID-Number"), "start_us": 0,
+            "answer_us": 0, "end_us": 0})
+        if ev.name == "CHANNEL_ANSWER":
+            leg["answered"] = True
+        elif ev.name == "CHANNEL_HANGUP_COMPLETE":
+            leg["cause"] = ev.get("Hangup-Cause")
+            for name in ("start", "answer", "end"):
+                leg[f"{name}_us"] = int(ev.get(f"variable_{name}_uepoch") or 0)
+
+    def legs_of(self, member: str) -> list[dict[str, Any]]:
+        return [leg for leg in self.legs.values() if leg["member"] == member]
+
+    def agent_legs(self, agent: str) -> list[dict[str, Any]]:
+        return [leg for leg in self.legs.values() if leg["agent"] == agent]
+
+
 def summaries(cluster: Cluster, tenant: str) -> dict[str, dict]:
     """The tenant's finished calls as the flow summarised them, by call UUID."""
+    return stream_summaries(cluster.r, tenant)
+
+
+def stream_summaries(r: Any, tenant: str) -> dict[str, dict]:
+    """``summaries`` read through any Redis client (tests with several switches)."""
     out = {}
-    for _, fields in cluster.r.xrange(product_keys.calls_stream(tenant)):
+    for _, fields in r.xrange(product_keys.calls_stream(tenant)):
         call = msgpack.unpackb(fields[b"call"], raw=False)
         out[call["uuid"]] = call
     return out

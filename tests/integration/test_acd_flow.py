@@ -9,20 +9,20 @@ calls' stream; where agents stand, from the ACD in Redis.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from acd.store import Acd
 from cc_core import keys
-from esl_handlers.events import Event
 from tests.conftest import wait_for
 from tests.integration.cluster import (
     FAILOVER_TTL_MS,
     REPO,
     START_TIMEOUT_S,
     Cluster,
+    LegObserver,
     Observer,
+    WorkerProc,
 )
 from tests.integration.cluster import ended as wait_ended
 from tests.integration.cluster import summaries as cluster_summaries
@@ -32,30 +32,6 @@ pytestmark = pytest.mark.slow
 TENANT = REPO / "tests" / "data" / "tenants" / "acdtest.yaml"
 T = "acdtest"
 CALLER = "13311112222"
-
-
-class LegObserver(Observer):
-    """Also records each agent leg: which caller it was for, its agent, how it ended."""
-
-    def __init__(self, port: int) -> None:
-        self.legs: dict[str, dict[str, Any]] = {}
-        super().__init__(port)
-
-    def _on_event(self, ev: Event) -> None:
-        super()._on_event(ev)
-        member = ev.get("variable_cc_member")
-        if not member or ev.unique_id == member:
-            return
-        leg = self.legs.setdefault(ev.unique_id or "", {
-            "member": member, "agent": ev.get("variable_cc_agent"), "answered": False,
-            "cause": None, "cid": ev.get("Caller-Caller-ID-Number")})
-        if ev.name == "CHANNEL_ANSWER":
-            leg["answered"] = True
-        elif ev.name == "CHANNEL_HANGUP_COMPLETE":
-            leg["cause"] = ev.get("Hangup-Cause")
-
-    def legs_of(self, member: str) -> list[dict[str, Any]]:
-        return [leg for leg in self.legs.values() if leg["member"] == member]
 
 
 @pytest.fixture
@@ -73,6 +49,10 @@ def acd_flow(cluster: Cluster, monkeypatch: pytest.MonkeyPatch
         assert reply.startswith("+OK"), reply
     assert obs.conn.api("sim_endpoint sofia/gateway/carrier/13311112222 answer 200 500"
                         ).startswith("+OK")
+    # The agents' phones are registered before the worker starts (it asks sofia_contact).
+    for agent in ("a1", "a2", "r1", "r2", "r3", "busy", "next", "slow", "w1", "late", "hold"):
+        reply = obs.conn.api(f"sim_register {agent}@default 3600")
+        assert reply.startswith("+OK"), reply
     cluster.start_workers(1, ttl_ms=FAILOVER_TTL_MS, app="cc_core.app:build")
     cluster.wait_owner(cluster.workers, timeout=START_TIMEOUT_S)
     acd = Acd(cluster.r)
@@ -215,6 +195,19 @@ def test_max_wait_leads_along_the_overflow_chain_to_voicemail(acd_flow) -> None:
     record = from_summary(summary)
     assert record.disposition == "voicemail" and record.wait_ms is not None
     assert 4_000 <= record.wait_ms < 30_000, record.wait_ms
+    # Each step counted once, by where it went from which queue (a kind, never a target).
+    worker = cluster.workers[0]
+    assert _overflows(worker, "empty", "queue") == 1
+    assert _overflows(worker, "empty2", "voicemail") == 1
+    assert _overflows(worker, "empty2", "queue") is None
+    # The ACD's day counts both (each caller who left a queue by its max wait).
+    assert acd.queue_view(T, "empty").overflowed_today == 1
+    assert acd.queue_view(T, "empty2").overflowed_today == 1
+
+
+def _overflows(worker: WorkerProc, queue: str, target: str) -> float | None:
+    return worker.metric("cccore_queue_overflows_total",
+                         {"tenant": T, "queue": queue, "target": target})
 
 
 def test_an_exit_key_leaves_the_queue_for_voicemail(acd_flow) -> None:
@@ -225,6 +218,7 @@ def test_an_exit_key_leaves_the_queue_for_voicemail(acd_flow) -> None:
     summary = ended(cluster, obs, uuid)
     assert "exit_key:1" in summary["path"] and summary["outcome"] == "voicemail"
     assert acd.queue_view(T, "exits").waiting == 0
+    assert _overflows(cluster.workers[0], "exits", "voicemail") == 1
 
 
 def test_a_queued_callback_rings_the_agent_then_dials_the_caller(acd_flow) -> None:
@@ -332,3 +326,29 @@ def test_a_vip_overtakes_callers_who_waited_longer(acd_flow) -> None:
     assert not obs.legs_of(plain[0]) and not obs.legs_of(plain[1])
     for uuid in plain:
         obs.conn.api(f"uuid_kill {uuid}")
+
+
+def test_a_switch_restart_frees_the_queue_and_the_agent_of_calls_it_took_with_it(
+        acd_flow) -> None:
+    # The switch restarts: its calls vanish with no hang-up event. The waiting caller must
+    # leave the queue, the agent in a call must be free again, and both calls leave their
+    # summary (the call record), once the worker sees the switch no longer has them.
+    from tests.integration.cluster import start_sim
+
+    cluster, obs, acd = acd_flow
+    talking = obs.call("13311110001", "4002220007")           # w1 answers, talks 5 s
+    wait_for(lambda: acd.agent(T, "w1").state == "In a queue call", timeout=10,
+             message="the agent in the call")
+    waiting = obs.call("13311110002", "4002220006")           # exits: nobody logged in
+    wait_for(lambda: acd.queue_view(T, "exits").waiting == 1, timeout=10,
+             message="a caller waiting")
+    port = cluster.sim.port
+    obs.close()
+    cluster.sim.stop()
+    cluster.sim = start_sim(cluster.tmp_path, port=port)
+    wait_for(lambda: acd.queue_view(T, "exits").waiting == 0, timeout=30,
+             message="the vanished caller out of the queue")
+    wait_for(lambda: acd.agent(T, "w1").state in ("Waiting", "Idle"), timeout=30,
+             message="the agent free again")
+    done = cluster_summaries(cluster, T)
+    assert talking in done and waiting in done

@@ -56,6 +56,20 @@ def test_demo_plays_the_example_tenants_through_every_kind_of_outcome() -> None:
     # Callers the flow refused are never answered: the ones the summary counts as such.
     refused = sum(outcomes[k] for k in ("blacklisted", "unallocated", "not_in_service"))
     assert int(_row(out, "never answered")) >= refused
+    # Where to look: each worker's metrics, the wallboard, the one command for a Prometheus
+    # whose config (written by the demo) Prometheus' own promtool accepts.
+    workers, _, kpis = _row(out, "metrics").partition("KPIs")
+    assert len(re.findall(r"http://127\.0\.0\.1:\d+/metrics", workers)) == 2
+    assert re.fullmatch(r" http://127\.0\.0\.1:\d+/metrics", kpis), "the KPI exporter"
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/wallboard#token=cct\.acme\.\S+ .*",
+                        _row(out, "wallboard"))
+    prom = _row(out, "prometheus")
+    assert prom.startswith("prometheus --config.file=") and "127.0.0.1:" in prom
+    config = re.search(r"--config\.file=(\S+)", prom)
+    assert config
+    check = subprocess.run(["promtool", "check", "config", config.group(1)],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_past_the_machines_capacity_calls_slow_down_but_every_one_ends() -> None:

@@ -33,8 +33,9 @@ PAIRS = [
 
 
 def _sipp(scenario: str, port: int, media: int, *extra: str) -> list[str]:
-    # Loopback only: SIP (-i), media (-mi), each instance on its own ports.
+    # Loopback only: SIP (-i), media (-mi), control (-ci), each instance on its own ports.
     return ["sipp", "-sf", str(SIPP / scenario), "-i", "127.0.0.1", "-mi", "127.0.0.1",
+            "-ci", "127.0.0.1", "-cp", str(free_port()),
             "-p", str(port), "-mp", str(media), "-m", str(CALLS), "-nostdin",
             "-timeout", f"{TIMEOUT_S}s", "-trace_err", *extra]
 

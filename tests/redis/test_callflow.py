@@ -375,6 +375,29 @@ def test_a_call_dropped_when_the_node_lapsed_mid_step_is_taken_again_when_it_is_
     assert link.apps() == ["playback"], "resumed once"
 
 
+def test_a_call_dropped_because_its_node_moved_is_taken_by_the_new_owner_at_once(
+        redis_url) -> None:
+    # The old holder lives on (its heartbeat is fresh) but lost the node: it hands the call
+    # back, so the node's new owner resumes it now, not after the 15 s stall rule.
+    owning = [True]
+    old, _, r = _machine(redis_url, worker_id="w-old", may_act=lambda link: owning[0])
+    new, _, _ = _machine(redis_url, worker_id="w-new")
+    r.set(esl_keys.worker("w-old"), "1")
+
+    class LapsingLink(RecordingLink):
+        def api(self, cmd: str, timeout: float | None = None) -> str:
+            if cmd.startswith("uuid_answer"):
+                owning[0] = False
+            return super().api(cmd, timeout)
+
+    old.on_park(_park(), LapsingLink())
+    assert r.hget(keys.call("t1", UUID), "owner") == b""
+    link = RecordingLink()
+    new.sweep("fs1", [_row(UUID, application="park")], link)
+    assert link.apps() == ["playback"] and link.sent.count(HANGUP) == 1
+    assert r.hget(keys.call("t1", UUID), "owner") == b"w-new"
+
+
 def test_a_call_whose_end_event_was_lost_is_forgotten_once_the_switch_no_longer_lists_it(
         redis_url) -> None:
     m, _, _ = _machine(redis_url)

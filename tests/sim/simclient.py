@@ -10,6 +10,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
+from typing import Any
 
 import gevent
 import gevent.event
@@ -23,8 +24,10 @@ from esl_handlers.framing import Frame, FrameParser
 @contextlib.contextmanager
 def running_sim(*, time_scale: float = 10.0, max_sessions: int = 1000,
                 heartbeat_interval: float = 0.0,
-                db_lag_ms: float | None = None) -> Iterator[tuple[str, int]]:
-    """An in-process Switch with the channel engine, served over TCP on a free port."""
+                db_lag_ms: float | None = None,
+                rtp: Any = None) -> Iterator[tuple[str, int]]:
+    """An in-process Switch with the channel engine, served over TCP on a free port
+    (``rtp``: the far ends' audio, an ``fssim.rtpstats.RtpQuality``; default: clean)."""
     from fssim import engine
     from fssim.server import EslServer
     from fssim.switch import Switch
@@ -32,7 +35,9 @@ def running_sim(*, time_scale: float = 10.0, max_sessions: int = 1000,
     lag = {} if db_lag_ms is None else {"db_lag_ms": db_lag_ms}
     switch = Switch(hostname="sim", time_scale=time_scale, max_sessions=max_sessions,
                     heartbeat_interval=heartbeat_interval, **lag)
-    engine.install(switch)
+    eng = engine.install(switch)
+    if rtp is not None:
+        eng.rtp_quality = rtp
     switch.start()
     server = EslServer(switch, "127.0.0.1", 0)
     host, port = server.start()

@@ -28,15 +28,13 @@ from pathlib import Path
 import pytest
 
 from esl_handlers.events import Event
+from fssim.rtpstats import RtpQuality
 from tests.sim.scenario_replay import Scenario, compared, load
 from tests.sim.simclient import SimClient, running_sim
 from tests.sim.test_scenarios import TIME_SCALE, Replay, scenario_dirs
 
 # Variables left out of the set comparison, by the reason they cannot be reproduced.
 MEDIA_VARIABLES: dict[str, str] = {
-    # RTP statistics (switch_core_media.c:set_stats): counted from real RTP/RTCP packets
-    # (packets, bytes, jitter, MOS); the simulator carries no media.
-    r"rtp_audio_(in|out|rtcp)_\w+": "RTP/RTCP packet statistics",
     # SDP bodies (sofia_glue / switch_core_media.c): offer/answer texts with session ids,
     # ports and payload lists of a real media stack.
     r"switch_r_sdp|switch_m_sdp|rtp_local_sdp_str": "SDP offer/answer bodies",
@@ -77,6 +75,13 @@ PER_RUN_VARIABLES: dict[str, str] = {
         "the far end's Contact (SIPp answered as 'agent' whatever user was dialled)",
     r"(playback|record)_(ms|seconds|samples|last_offset_pos|file_size)":
         "media lengths in simulated time (--time-scale, replay timing)",
+    # RTP statistics (fssim.rtpstats; the replay's far ends send no audio, as SIPp did):
+    # what the switch sent and read-loop skips follow each leg's media time, the RFC 2833
+    # packets each key's duration as SIPp sent it. Names, MOS, quality, the audio counts
+    # and every jitter figure are compared.
+    r"rtp_audio_out_(raw_bytes|media_bytes|packet_count|media_packet_count)|"
+    r"rtp_audio_in_(raw_bytes|packet_count|skip_packet_count|dtmf_packet_count|"
+    r"flush_packet_count)": "RTP packets timed by the run (media time, key durations)",
 }
 _PER_RUN = re.compile(
     "(?:" + "|".join(f"(?:{p})" for p in PER_RUN_HEADERS) + ")$|variable_(?:"
@@ -85,7 +90,8 @@ _PER_RUN = re.compile(
 
 @pytest.fixture
 def sim_addr() -> Iterator[tuple[str, int]]:
-    with running_sim(time_scale=TIME_SCALE) as addr:
+    # The captures' SIPp callers and agents sent no audio (DTMF only): so do the far ends here.
+    with running_sim(time_scale=TIME_SCALE, rtp=RtpQuality(sending=False)) as addr:
         yield addr
 
 

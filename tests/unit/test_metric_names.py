@@ -5,9 +5,11 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from esl_handlers.event_names import EVENT_NAMES
+from metrics.acd import AcdMetrics
 from metrics.callflow import CallFlowMetrics
 from metrics.esl import EslMetrics, event_label
 from metrics.lease import LeaseMetrics
+from metrics.queues import KpiMetrics
 
 # What README "Observability", the demo, the bench, chaos.py and the integration tests read.
 EXPORTED = {
@@ -23,7 +25,24 @@ EXPORTED = {
     "cccore_node_reconciles_total",
     "cccore_calls_swept_total", "cccore_calls_total", "cccore_calls_started_total",
     "cccore_call_setup_seconds", "cccore_calls_in_progress",
+    "cccore_acd_dispatch_seconds", "cccore_acd_join_to_offer_seconds",
+    "cccore_acd_join_to_originate_seconds", "cccore_acd_join_to_answer_seconds",
+    "cccore_queue_overflows_total",
+    "cccore_call_mos", "cccore_call_jitter_seconds", "cccore_call_packet_loss_ratio",
 }
+# What `cc-core metrics serve` exports once per deployment (metrics/queues.py): the names of
+# the KPI contract (issue 10) that dashboards and alert rules are written against.
+KPI_EXPORTED = {
+    "cccore_queue_callers_waiting", "cccore_queue_oldest_wait_seconds",
+    "cccore_queue_answered_today", "cccore_queue_answered_in_sl_today",
+    "cccore_queue_abandoned_today", "cccore_queue_overflowed_today",
+    "cccore_queue_service_level_ratio", "cccore_queue_abandon_ratio",
+    "cccore_queue_asa_seconds", "cccore_queue_aht_seconds", "cccore_queue_callbacks_pending",
+    "cccore_queue_agents", "cccore_kpi_scrape_errors_total",
+    "cccore_kpi_scrape_duration_seconds",
+}
+# Histograms of something other than a time: a score and a ratio, in their own units.
+UNITLESS_HISTOGRAMS = {"cccore_call_mos", "cccore_call_packet_loss_ratio"}
 
 
 def _worker_registry() -> CollectorRegistry:
@@ -32,7 +51,28 @@ def _worker_registry() -> CollectorRegistry:
     EslMetrics(reg)
     LeaseMetrics(reg)
     CallFlowMetrics(reg).watch_live_calls(lambda: [("fs1", "t1")])
+    AcdMetrics(reg)
     return reg
+
+
+def _kpi_registry() -> CollectorRegistry:
+    """What `cc-core metrics serve` exports (metrics.serve.build), against no Redis: the
+    names come from describe(), a failed read only drops the samples."""
+    reg = CollectorRegistry()
+    KpiMetrics(reg, _DownRedis(), lambda: [("t1", "UTC")])
+    return reg
+
+
+class _DownRedis:
+    """A Redis that cannot be reached (at once, without the client's retries)."""
+
+    def register_script(self, body: str) -> None:
+        return None
+
+    def pipeline(self, transaction: bool = True) -> None:
+        from redis.exceptions import ConnectionError as RedisDown
+
+        raise RedisDown("Redis is down")
 
 
 def _exported(reg: CollectorRegistry) -> dict[str, str]:
@@ -48,13 +88,22 @@ def test_every_metric_a_worker_exports_keeps_its_contracted_name() -> None:
     assert set(_exported(_worker_registry())) == EXPORTED
 
 
+def test_the_kpi_collector_keeps_the_contracted_names() -> None:
+    reg = _kpi_registry()
+    # Redis is unreachable here: the queue families are known from describe() (what the
+    # registry learnt at registration), the collector's own counters from a scrape.
+    described = {name for name in reg._names_to_collectors       # noqa: SLF001
+                 if name.startswith("cccore_queue_")}
+    assert described | set(_exported(reg)) == KPI_EXPORTED
+
+
 def test_names_carry_the_namespace_and_base_units() -> None:
-    for name, kind in _exported(_worker_registry()).items():
+    for name, kind in {**_exported(_worker_registry()), **_exported(_kpi_registry())}.items():
         assert name.startswith("cccore_"), name
         if kind == "counter":
             assert name.endswith("_total"), name
-        if kind == "histogram":
-            # Every histogram here measures a time, in seconds.
+        if kind == "histogram" and name not in UNITLESS_HISTOGRAMS:
+            # Every other histogram here measures a time, in seconds.
             assert name.endswith("_seconds"), name
         assert "_ms" not in name and "millis" not in name, name
 

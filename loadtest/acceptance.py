@@ -1,0 +1,319 @@
+"""``make acceptance``: the whole product on a real FreeSWITCH, with SIPp callers and agents.
+
+``CC_FREESWITCH=HOST:ESLPORT:SIPPORT`` names a switch running the configuration rendered from
+``examples/acceptance/`` (README, "Acceptance on a real switch"); without it this says so and
+exits 0 (CI never runs it). It starts its own Redis, two workers and the call-record consumer,
+registers five SIPp agent phones, and sends SIPp callers through the IVR (key 1 by RFC 2833)
+into the queue, with the injection file's blacklisted callers expecting the 603:
+
+1. steady traffic, the worker owning the node SIGKILLed in the middle: every call must
+   complete (the standby takes the node over);
+2. with ``CC_FREESWITCH_RESTART`` (a shell command that restarts the switch), the switch
+   restarted in the middle of traffic: calls up at that moment die with it and are counted;
+   every call placed once it is back must complete.
+
+Then: no agent is left stuck (all Available and Waiting, no reservation, nobody waiting), and
+every call summarised by the workers is stored as one call record. A summary table gives every
+call's fate and the figures: calls/s, call-setup latency, the workers' CPU per call next to the
+switch's (``CC_FREESWITCH_PID``, or the process listening on the ESL port). Exit 1 on any lost
+call or stuck agent.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from loadtest import driver
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "acceptance"
+TENANT = "accept"
+DNIS = "4008660000"
+AGENTS = ("1001", "1002", "1003", "1004", "1005")
+CALLS = int(os.environ.get("CC_ACCEPTANCE_CALLS", "60"))
+RATE = float(os.environ.get("CC_ACCEPTANCE_RATE", "3"))
+HOLD_MS = 2000
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Phase:
+    name: str
+    placed: int = 0
+    completed: int = 0
+    failed: int = 0
+    blacklisted_ok: int = 0
+    blacklisted_failed: int = 0
+    cut_by_restart: int = 0
+    note: str = ""
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.failed - self.cut_by_restart) + self.blacklisted_failed
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    except OSError:
+        return []
+    return [int(x) for x in out.split()]
+
+
+def _switch_pid(esl_port: int) -> int | None:
+    if os.environ.get("CC_FREESWITCH_PID"):
+        return int(os.environ["CC_FREESWITCH_PID"])
+    out = subprocess.run(["pgrep", "-x", "freeswitch"], capture_output=True, text=True).stdout
+    pids = [int(x) for x in out.split()]
+    return pids[0] if pids else None
+
+
+def _owner(ports: list[int]) -> int | None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for i, port in enumerate(ports):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
+                text = r.read().decode()
+        except OSError:
+            continue
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                if s.name == "cccore_node_owner" and s.value >= 1:
+                    return i
+    return None
+
+
+def _worker_pids(redis_url: str) -> dict[str, int]:
+    import redis
+
+    from esl_handlers import keys
+
+    client = redis.Redis.from_url(redis_url)
+    out = {}
+    for key in client.scan_iter(match=keys.worker("*")):
+        beat = client.hgetall(key)
+        pid = beat.get(b"pid")
+        if pid:
+            out[key.decode()] = int(pid)
+    return out
+
+
+def _setup_ms(ports: list[int]) -> tuple[float | None, float | None]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from cc_core.demo import histogram_quantiles
+
+    buckets = []
+    for port in ports:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
+                text = r.read().decode()
+        except OSError:
+            continue
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                if s.name == "cccore_call_setup_seconds_bucket":
+                    buckets.append((s.labels.get("le", "+Inf"), s.value))
+    p50, p99 = histogram_quantiles(buckets, (0.5, 0.99))
+    return p50, p99
+
+
+def _sipp_phase(plan: driver.SippPlan, name: str, action_at: float | None,
+                action: object = None) -> Phase:
+    phase = Phase(name)
+    timer = None
+    if action_at is not None and callable(action):
+        timer = threading.Timer(action_at, action)
+        timer.start()
+    try:
+        summary = driver.run_sipp(plan, out=lambda line: print(f"  {name}: {line}", flush=True))
+    finally:
+        if timer is not None:
+            timer.cancel()
+    phase.placed = plan.calls
+    phase.completed = summary.answered
+    ok, bad = driver.sipp_counts(plan.workdir / "callers.csv")
+    phase.failed = bad + max(0, plan.calls - plan.blacklisted_calls - ok - bad)
+    bok, bbad = driver.sipp_counts(plan.workdir / "blacklisted.csv")
+    phase.blacklisted_ok = bok
+    phase.blacklisted_failed = bbad + max(0, plan.blacklisted_calls - bok - bbad)
+    return phase
+
+
+def main() -> int:
+    spec = os.environ.get("CC_FREESWITCH", "")
+    if not spec:
+        print("make acceptance: CC_FREESWITCH=HOST:ESLPORT:SIPPORT is not set, so nothing was "
+              "run. It needs a real FreeSWITCH started with the configuration rendered from "
+              "examples/acceptance (README, 'Acceptance on a real switch').")
+        return 0
+    try:
+        host, esl_port, sip_port = spec.split(":")
+        int(esl_port), int(sip_port)
+    except ValueError:
+        print(f"CC_FREESWITCH={spec!r}: expected HOST:ESLPORT:SIPPORT, e.g. "
+              "127.0.0.1:8031:5080", file=sys.stderr)
+        return 2
+    cfg = yaml.safe_load((EXAMPLE / "cc.yaml").read_text(encoding="utf-8"))
+    password = os.environ.get("CC_ESL_PASSWORD") or cfg["nodes"][0]["password"]
+    agent_port = cfg["freeswitch"]["agent_port"]
+    passwords = {a["id"]: a["password"] for a in cfg["freeswitch"]["agents"]}
+
+    from cc_core.demo import _free_port_block, _Processes
+    from cc_core.redis_server import PrivateRedis
+
+    work = Path(tempfile.mkdtemp(prefix="cc-acceptance-"))
+    procs = _Processes(work)
+    redis_srv = PrivateRedis().start()
+    phases: list[Phase] = []
+    ok = True
+    try:
+        env = {k: v for k, v in os.environ.items() if k not in ("CC_TENANTS",)}
+        env["CC_VOICEMAIL_DIR"] = cfg["freeswitch"]["voicemail_dir"]
+        subprocess.run([sys.executable, "-m", "cc_core.cli", "config", "apply",
+                        str(EXAMPLE / "tenants"), "--redis-url", redis_srv.url], check=True,
+                       cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+        metrics = _free_port_block(2)
+        ports = [metrics, metrics + 1]
+        workers = procs.start("workers", [
+            sys.executable, "-m", "cc_core.cli", "run", "--workers", "2",
+            "--node", f"fs1={host}:{esl_port}", "--password", password,
+            "--redis-url", redis_srv.url, "--metrics-port", str(metrics)], env=env)
+        db = work / "records.sqlite3"
+        procs.start("records", [sys.executable, "-m", "cc_core.cli", "cdr", "consume", "--db",
+                                str(db), "--redis-url", redis_srv.url], env=env)
+        deadline = time.monotonic() + 30
+        while _owner(ports) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _owner(ports) is None:
+            print("no worker took the node within 30 s: see the workers log in", work)
+            return 1
+        print(f"redis {redis_srv.url}  switch {host} ESL {esl_port} SIP {sip_port}  "
+              f"work dir {work}", flush=True)
+        plan = driver.SippPlan(
+            switch=f"{host}:{sip_port}", agents_switch=f"{host}:{agent_port}", dnis=DNIS,
+            rate=RATE, calls=CALLS, agents=len(AGENTS), hold_ms=HOLD_MS,
+            agent_passwords=passwords, workdir=work / "phase1", timeout_s=300)
+        switch_pid = _switch_pid(int(esl_port))
+        cpu0 = {p: _cpu_s(p) for p in _children(workers.pid)}
+        fs0 = _cpu_s(switch_pid) if switch_pid else 0.0
+        t0 = time.monotonic()
+
+        def kill_owner() -> None:
+            i = _owner(ports)
+            pids = _worker_pids(redis_srv.url)
+            print(f"  SIGKILL the node's owner (worker {i}) of workers {sorted(pids.values())}",
+                  flush=True)
+            for key, pid in pids.items():
+                # Worker i serves metrics on metrics + i; its id (the heartbeat key's
+                # {w:<id>} tag) starts w<i>-.
+                worker_id = key.partition("{w:")[2].partition("}")[0]
+                if i is not None and worker_id.startswith(f"w{i}-"):
+                    print(f"  killed {worker_id} (pid {pid})", flush=True)
+                    os.kill(pid, signal.SIGKILL)
+
+        phases.append(_sipp_phase(plan, "worker killed", CALLS / RATE * 0.4, kill_owner))
+        elapsed = time.monotonic() - t0
+        cpu_core = sum(_cpu_s(p) - cpu0.get(p, 0.0) for p in _children(workers.pid))
+        cpu_fs = (_cpu_s(switch_pid) - fs0) if switch_pid else None
+        restart = os.environ.get("CC_FREESWITCH_RESTART")
+        if restart:
+            plan2 = driver.SippPlan(**{**plan.__dict__, "workdir": work / "phase2"})
+
+            def restart_switch() -> None:
+                print("  restarting the switch:", restart, flush=True)
+                subprocess.run(restart, shell=True, check=False)
+
+            phase = _sipp_phase(plan2, "switch restarted", CALLS / RATE * 0.4, restart_switch)
+            # What was up when the switch went down died with it: at most the calls of the
+            # restart window and the hold time before it.
+            phase.cut_by_restart = min(phase.failed, int(RATE * (HOLD_MS / 1000 + 15)) + 5)
+            phases.append(phase)
+        else:
+            phases.append(Phase("switch restarted", note="skipped: CC_FREESWITCH_RESTART "
+                                                        "not set"))
+        stuck = _stuck_agents(redis_srv.url)
+        summarised, stored = _records(redis_srv.url, db)
+        setup = _setup_ms(ports)
+        calls = sum(p.placed for p in phases[:1])
+        print()
+        print(f"{'phase':<18} {'placed':>6} {'completed':>9} {'failed':>6} {'cut':>4} "
+              f"{'blacklist 603':>13} {'lost':>4}  note")
+        for p in phases:
+            print(f"{p.name:<18} {p.placed:>6} {p.completed:>9} {p.failed:>6} "
+                  f"{p.cut_by_restart:>4} {p.blacklisted_ok:>13} {p.lost:>4}  {p.note}")
+        print(f"agents stuck: {', '.join(stuck) or 'none'}")
+        print(f"call records stored: {stored} of {summarised} summarised calls")
+        print(f"calls/s (phase 1): {calls / max(elapsed, 1e-6):.2f}")
+        print("call setup p50 / p99 ms: "
+              + " / ".join("-" if v is None else f"{v:.1f}" for v in setup))
+        if calls:
+            fs = "-" if cpu_fs is None else f"{1000 * cpu_fs / calls:.2f}"
+            print(f"CPU per call ms (phase 1): core {1000 * cpu_core / calls:.2f}, switch {fs}")
+        ok = not stuck and all(p.lost == 0 for p in phases) and stored == summarised
+        print("ACCEPTANCE", "PASSED" if ok else "FAILED", flush=True)
+        return 0 if ok else 1
+    finally:
+        procs.stop_all()
+        redis_srv.stop()
+
+
+def _stuck_agents(redis_url: str) -> list[str]:
+    import redis
+
+    from acd.store import Acd
+
+    acd = Acd(redis.Redis.from_url(redis_url))
+    deadline = time.monotonic() + 20
+    while True:
+        stuck = [f"{a.agent} ({a.status}/{a.state})" for a in acd.agents(TENANT)
+                 if a.state not in ("Waiting", "Idle")]
+        waiting = acd.queue_view(TENANT, "support").waiting
+        if (not stuck and not waiting) or time.monotonic() > deadline:
+            return stuck + ([f"{waiting} callers still waiting"] if waiting else [])
+        time.sleep(0.5)
+
+
+def _records(redis_url: str, db: Path) -> tuple[int, int]:
+    import redis
+
+    from cc_core import keys
+    from records.db import open_database
+
+    client = redis.Redis.from_url(redis_url)
+    summarised = client.xlen(keys.calls_stream(TENANT))
+    deadline = time.monotonic() + 30
+    stored = 0
+    while time.monotonic() < deadline:
+        with open_database(str(db)) as store, store.transaction(write=False) as tx:
+            row = tx.execute("SELECT COUNT(*) FROM call_records WHERE tenant = ?",
+                             (TENANT,)).fetchone()
+        stored = int(row[0]) if row else 0
+        if stored >= summarised:
+            break
+        time.sleep(0.5)
+    return summarised, stored
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
