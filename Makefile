@@ -48,7 +48,7 @@ acceptance: deps venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy cc_core esl_handlers metrics fssim loadtest freeswitch_conf acd provider records recordings
+	$(VENV)/bin/mypy cc_core esl_handlers metrics fssim loadtest freeswitch_conf acd provider records recordings billing notify
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -103,7 +103,15 @@ def build(ctx: WorkerContext) -> CallFlowApp:
     metrics = CallFlowMetrics(ctx.registry)
     store = CallStore(ctx.redis, ctx.worker_id)
     # Ordered: the call's summary is written before its live record is deleted.
-    hangups = HangupPipeline([CallSummaryStream(ctx.redis),
+    from billing.credit import CreditView
+    from billing.live import CreditControl
+    from metrics.billing import BillingMetrics
+
+    # Live credit control (issue 9): refuses calls of a tenant without credit, hard-stops
+    # billed calls when it runs out; its hang-up step marks the call's reservation ended
+    # before the summary is written (the rating of that summary drops the reservation).
+    credit = CreditControl(CreditView(ctx.redis), BillingMetrics(ctx.registry))
+    hangups = HangupPipeline([credit, CallSummaryStream(ctx.redis),
                               CallQualityMetrics(metrics.observe_quality)],
                              cleanup=ForgetLiveRecord(store))
     machine = CallMachine(
@@ -111,8 +119,10 @@ def build(ctx: WorkerContext) -> CallFlowApp:
         is_draining=lambda: bool(ctx.draining), may_act=may_act, swept=metrics.swept,
         outcomes=metrics.outcomes, setup=metrics.setup, started=metrics.started,
         voicemail_dir=os.environ.get("CC_VOICEMAIL_DIR", DEFAULT_VOICEMAIL_DIR),
-        recorder=Recorder(Root(ctx.config.recordings.root), RecordingMetrics(ctx.registry)))
+        recorder=Recorder(Root(ctx.config.recordings.root), RecordingMetrics(ctx.registry)),
+        credit=credit)
     metrics.watch_live_calls(machine.live_calls)
+    ctx.group.spawn(credit.run, lambda: bool(ctx.draining), gevent.sleep)
     acd = Acd(ctx.redis)
     acd_metrics = AcdMetrics(ctx.registry)
     source = machine.decider.tenants
@@ -136,6 +146,15 @@ def build(ctx: WorkerContext) -> CallFlowApp:
     machine.register(ctx.dispatcher)
     registrations.register(ctx.dispatcher)
     ctx.group.spawn(_acd_loop, ctx, acd, queues, source, registrations)
+    from notify.notifier import MissedCallNotifier
+
+    def webhook_of(tenant_id: str) -> Any:
+        found = source.tenant(tenant_id)
+        return found.missed_call_webhook if found is not None else None
+
+    # Missed-call notices (issue 9): their own greenlet, off the call path.
+    notifier = MissedCallNotifier(ctx.redis, webhook_of, ctx.worker_id)
+    ctx.group.spawn(notifier.run, lambda: bool(ctx.draining))
     ctx.group.spawn(_offers_listener, ctx, queues)
     ctx.group.spawn(_recording_requests, ctx, machine)
     if ctx.config.records.consume_in_worker:

@@ -787,6 +787,11 @@ def _add_records_commands() -> None:
 
     cli.add_command(recordings)
 
+    # Billing lives with it (billing/cli.py), on the same store.
+    from billing.cli import billing
+
+    cli.add_command(billing)
+
 
 _add_records_commands()
 

@@ -205,6 +205,49 @@ def _print_call_report(db_path: Path, summarised: Counter[str]) -> None:
         print(report.as_table(report.report(report.rows(db, p), p)), end="", flush=True)
 
 
+#: Prepaid credit of each demo tenant: plenty, so the demo's traffic is never refused.
+DEMO_CREDIT_FEN = 10_000_000
+
+
+def _open_accounts(db_path: Path, tenants: list[str]) -> None:
+    """A billing account per demo tenant (package micro, 6 s increments, 50 元 rent), its
+    included minutes of this year used up so that the bill shows charged calls."""
+    from billing import accounts
+    from provider.catalogue import load
+    from records.db import open_database
+    from records.migrate import migrate
+
+    catalogue = load()
+    year = datetime.now().year
+    with open_database(str(db_path)) as db:
+        migrate(db)
+        with db.transaction() as tx:
+            for tenant in tenants:
+                accounts.open_account(tx, catalogue, tenant, "micro", increment_s=6,
+                                      monthly_rent_fen=5000, effective_on=f"{year - 1}-01-01",
+                                      by="demo")
+                tx.execute("INSERT INTO billing_allowance (tenant, year, used_s) "
+                           "VALUES (?, ?, ?)", (tenant, year, 2000 * 60))
+                accounts.topup(tx, tenant, DEMO_CREDIT_FEN, "demo", "demo credit")
+
+
+def _print_bill(db_path: Path, summarised: Counter[str]) -> None:
+    """The busiest tenant's bill of this month, as `cc-core billing bill` prints it."""
+    from billing import accounts, bills
+    from records.db import open_database
+
+    if not summarised or not db_path.exists():
+        return
+    tenant = summarised.most_common(1)[0][0]
+    with open_database(str(db_path)) as db:
+        with db.transaction(write=False) as tx:
+            tz = accounts.load(tx, tenant).tz
+        period = datetime.now(tz).strftime("%Y-%m")
+        print(f"\nbill: cc-core billing bill --db {db_path} --tenant {tenant} "
+              f"--period {period}", flush=True)
+        print(bills.as_table(bills.bill(db, tenant, period)), end="", flush=True)
+
+
 def _selftest(redis_url: str, port: int) -> int:
     """What a provider runs after activating a number (拨测): three menu levels deep."""
     import redis
@@ -439,6 +482,7 @@ def run_demo(opts: DemoOptions) -> int:
                 "--redis-url", redis_srv.url, "--metrics-port", str(metrics_base),
             ], env=env)
             records_db = workdir / "records.sqlite3"
+            _open_accounts(records_db, tenants)
             procs.start("records", [
                 sys.executable, "-m", "cc_core.cli", "cdr", "consume", "--db", str(records_db),
                 "--redis-url", redis_srv.url], env=env)
@@ -484,6 +528,7 @@ def run_demo(opts: DemoOptions) -> int:
                            _queue_counts(redis_srv.url, tenants),
                            records=(stored, sum(summarised.values()), records_db))
             _print_call_report(records_db, summarised)
+            _print_bill(records_db, summarised)
             ok = stats.placed > 0 and stats.ended == stats.placed
             return 0 if ok else 1
         finally:

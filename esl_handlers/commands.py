@@ -258,6 +258,21 @@ def sched_del(group: str) -> str:
     return f"sched_del {_uuid(group)}"
 
 
+_CAUSE = re.compile(r"^[A-Z_]{1,64}$")
+
+
+def sched_hangup(uuid: str, seconds: int, cause: str = "ALLOTTED_TIMEOUT") -> str:
+    """``sched_hangup +<seconds> <uuid> <cause>``: the switch hangs the channel up when the
+    time comes, whatever any worker does meanwhile (``+0``: at once). The task is in the
+    channel's uuid group: ``sched_del <uuid>`` takes it back before re-arming."""
+    if not 0 <= seconds <= 10**7:
+        raise ValueError(f"sched_hangup in {seconds} s: give 0 to 10000000 seconds")
+    if not _CAUSE.match(cause):
+        raise ValueError(f"hang-up cause {cause!r} must be a cause name such as "
+                         "ALLOTTED_TIMEOUT")
+    return f"sched_hangup +{int(seconds)} {_uuid(uuid)} {cause}"
+
+
 def uuid_break(uuid: str, all_: bool = False) -> str:
     return f"uuid_break {_uuid(uuid)}" + (" all" if all_ else "")
 

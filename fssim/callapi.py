@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Callable
@@ -56,6 +57,12 @@ NO_CHANNEL = "-ERR No such channel!\n"  # command_replies.json: uuid_kill_nonexi
 ORIGINATE_SYNTAX = ("<call url> <exten>|&<application_name>(<app_args>) [<dialplan>] "
                     "[<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]")
 DTMF_DIGITS = re.compile(r"^[0-9*#A-Da-d]+$")
+
+
+def _atol(text: str) -> int:
+    """C's atol: leading blanks, a sign, the digits that follow; 0 when there are none."""
+    m = re.match(r"\s*([+-]?\d+)", text)
+    return int(m.group(1)) if m else 0
 
 
 def usage(syntax: str) -> str:
@@ -259,6 +266,38 @@ class ChannelApi:
         if twin is not None and twin.alive:
             self.engine.spawn(self.engine.feed_dtmf, twin, digits, "UNKNOWN")
         return f"+OK {ch.uuid} sent DTMF {digits}.\n"
+
+    def sched_hangup(self, req: ApiRequest) -> str:
+        """mod_commands.c:sched_hangup_function, ``[+]<time> <uuid> [<cause>]``: the channel
+        must exist now (``-ERR No such channel!``); ``+0`` (any first word whose digits after
+        its first character read as 0, as atol does) hangs up at once; otherwise
+        switch_ivr_schedule_hangup (switch_ivr_async.c) adds a task in the channel's uuid
+        group, so ``sched_del <uuid>`` removes it. ``+N`` is due at the switch's whole epoch
+        second now + N (the scheduler's one-second resolution); an absolute time is read on
+        the simulator's clock, as ``sched_transfer`` reads it. Cause default
+        ALLOTTED_TIMEOUT; an unknown name is switch_channel_str2cause's NONE."""
+        parts = req.args.split()
+        if not parts or not parts[0]:
+            return usage("[+]<time> <uuid> [<cause>]")
+        ch = self.live(parts[1]) if len(parts) > 1 else None
+        if ch is None or not ch.alive:
+            return NO_CHANNEL
+        cause = "ALLOTTED_TIMEOUT"
+        if len(parts) > 2:
+            cause = parse_cause(parts[2]) or "NONE"
+        sec = _atol(parts[0][1:])
+        if sec == 0:
+            self.engine.hangup(ch, cause)
+            return "+OK\n"
+        now = self.engine.clock.now()
+        when = math.floor(now) + sec if parts[0].startswith("+") else _atol(parts[0])
+
+        def fire() -> None:
+            if ch.alive:
+                self.engine.hangup(ch, cause)
+
+        self.engine.schedule(ch.uuid, max(0.0, when - now), fire)
+        return "+OK\n"
 
     def sched_del(self, req: ApiRequest) -> str:
         """mod_commands.c:sched_del_function: a task id (digits) or a group name."""
@@ -607,6 +646,7 @@ def register(switch: Switch, engine: Engine) -> ChannelApi:
         "uuid_send_dtmf": api.uuid_send_dtmf, "uuid_dump": api.uuid_dump,
         "hupall": api.hupall, "originate": api.originate, "show": api.show,
         "sched_del": api.sched_del,
+        "sched_hangup": api.sched_hangup,
         "sim_inbound": api.sim_inbound, "sim_dtmf": api.sim_dtmf,
         "sim_hangup": api.sim_hangup, "sim_endpoint": api.sim_endpoint,
         "sim_register": api.sim_register, "sim_unregister": api.sim_unregister,

@@ -99,8 +99,11 @@ def cdr_consume(db: str | None, config_path: str | None, redis_url: str | None,
     try:
         with open_database(_target(db, config_path)) as store:
             migrate(store)
-            consumer = CdrConsumer(_redis(redis_url), store, name, batch=batch,
-                                   claim_idle_ms=claim_idle_ms)
+            from billing.service import Rater
+
+            r = _redis(redis_url)
+            consumer = CdrConsumer(r, store, name, batch=batch, claim_idle_ms=claim_idle_ms,
+                                   rater=Rater(r))
             consumer.run(lambda: stop["now"])
     except DOMAIN_ERRORS as exc:
         _fail(exc)

@@ -75,9 +75,11 @@ def _text(value: Any) -> str:
 class CdrConsumer:
     def __init__(self, redis: Any, db: Database, name: str | None = None, *,
                  batch: int = BATCH, claim_idle_ms: int = CLAIM_IDLE_MS,
-                 rescan_s: float = RESCAN_S, clock: Callable[[], float] = time.monotonic
-                 ) -> None:
+                 rescan_s: float = RESCAN_S, clock: Callable[[], float] = time.monotonic,
+                 rater: Any = None) -> None:
         self.redis = redis
+        # billing.service.Rater: rates the batch's calls in the same transaction (issue 9).
+        self.rater = rater
         self.db = db
         self.name = name or default_name()
         self.batch = batch
@@ -199,10 +201,17 @@ class CdrConsumer:
                 row = recordings_index.from_summary(summary, record.end_ms, now_ms)
                 if row is not None and row.name == record.recording_path:
                     indexed[row.call_uuid] = row
+        booked: list[Any] = []
         with self.db.transaction() as tx:
             result.stored = cdr.store(tx, list(records.values()))
             # With its record, in one transaction: the index and recording_path agree.
             recordings_index.store(tx, list(indexed.values()))
+            if self.rater is not None:
+                # Every record of the batch, new or not: one stored by a consumer that died
+                # before rating it is rated now; one rated already is left as it is.
+                booked = self.rater.rate(tx, list(records))
+        if booked:
+            self.rater.published(self.db, booked)
         # Only now: a kill before this line leaves the entries pending for another consumer.
         by_stream: dict[str, list[str]] = {}
         for stream, entry_id, _ in entries:
@@ -254,7 +263,9 @@ def run_in_worker(redis: Any, target: str, name: str, stopping: Callable[[], boo
         db = open_database(target)
         try:
             migrate(db)
-            CdrConsumer(redis, db, name).run(stopping, sleep=sleep)
+            from billing.service import Rater
+
+            CdrConsumer(redis, db, name, rater=Rater(redis)).run(stopping, sleep=sleep)
         except faults as exc:
             log.error("call-record consumer cannot use the store: %s; retrying in %.0f s",
                       exc, STORE_RETRY_S, extra={"consumer": name})

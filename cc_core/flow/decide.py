@@ -7,7 +7,10 @@
 4. caller region: a rule may send the call elsewhere, or the region may be blocked;
 5. time: outside working hours (holidays, make-up working days) → the after-hours destination;
 6. answer mode: IVR (answered before the first prompt) or greeting (early media, answered when
-   an agent answers).
+   an agent answers);
+7. credit (billing, issue 9): a routed call of a tenant whose prepaid credit is exhausted is
+   refused with an announcement in early media, never answered (``no_credit``; the worker
+   asks the Redis credit view, ``billing.live``, and this module stays pure).
 
 Pure: no Redis, no switch. ``Decider`` holds what is loaded once (the region data) and caches
 each tenant's compiled rules by the tenant object (tenants are frozen and replaced whole on a
@@ -58,6 +61,7 @@ class Verdict(enum.Enum):
     BLACKLISTED = "blacklisted"
     REGION_BLOCKED = "region_blocked"
     OVER_CAP = "over_cap"            # the tenant's monthly cap is reached (cc_core.flow.caps)
+    NO_CREDIT = "no_credit"          # billing: the tenant's prepaid credit is exhausted
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,18 @@ class Decision:
     announce: str | None = None      # prompt name to play in early media before a rejection
     cause: str = ""                  # hang-up cause of a rejection
     reason: str = ""                 # what matched (a list rule, the region, the calendar)
+
+
+#: The tenant's prompt played to a caller refused for want of credit (early media).
+NO_CREDIT_PROMPT = "no_credit"
+
+
+def no_credit(d: Decision) -> Decision:
+    """The routed decision ``d`` turned into a refusal: the tenant's credit is exhausted.
+    The caller hears the tenant's ``no_credit`` prompt unanswered (nothing billed), then
+    CALL_REJECTED."""
+    return Decision(Verdict.NO_CREDIT, d.tenant, caller=d.caller, region=d.region,
+                    cause="CALL_REJECTED", announce=NO_CREDIT_PROMPT, reason="credit exhausted")
 
 
 @dataclass(frozen=True)

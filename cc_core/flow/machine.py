@@ -29,7 +29,7 @@ import gevent
 from redis.exceptions import RedisError
 
 from cc_core.errors import EslError
-from cc_core.flow.decide import Decider, Decision, Verdict
+from cc_core.flow.decide import Decider, Decision, Verdict, no_credit
 from cc_core.flow.hangup import HangupPipeline
 from cc_core.flow.record import (
     NOT_OWNER,
@@ -84,6 +84,14 @@ class Counter(Protocol):
     def labels(self, *values: str) -> Any: ...
 
 
+class CreditGate(Protocol):
+    """Live credit control (``billing.live.CreditControl``)."""
+
+    def admit(self, tenant: str) -> bool: ...
+    def billable(self, uuid: str, tenant: str, caller_kind: str, link: Any) -> None: ...
+    def adopt(self, uuid: str, tenant: str, link: Any) -> None: ...
+
+
 @dataclass
 class Call:
     uuid: str
@@ -132,6 +140,7 @@ class CallMachine:
                  outcomes: Counter | None = None, setup: Any = None,
                  started: Counter | None = None,
                  voicemail_dir: str = "voicemail", recorder: Any = None,
+                 credit: CreditGate | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.store = store
         self.worker_id = store.worker_id
@@ -146,6 +155,7 @@ class CallMachine:
         self.voicemail_dir = voicemail_dir.rstrip("/")
         self.recorder = recorder    # recordings.recorder.Recorder, when recording is wired in
         self.clock = clock
+        self.credit = credit
         self._calls: dict[str, Call] = {}
         self._in_flight: dict[str, int] = {}
         self._unclaimed_since: dict[str, float] = {}
@@ -296,6 +306,10 @@ class CallMachine:
             return False
         with self._running(uuid):
             decision = self.decider.decide(dnis, caller, self.clock())
+            if (decision.verdict is Verdict.ROUTE and decision.tenant is not None
+                    and self.credit is not None
+                    and not self.credit.admit(decision.tenant.tenant)):
+                decision = no_credit(decision)
             if decision.tenant is None:
                 # No tenant, so no record: killing twice is harmless. Never answered.
                 log.info("unknown 400 number: rejected", extra={
@@ -485,8 +499,15 @@ class CallMachine:
             if not reply.startswith("+OK"):
                 raise StepLost(f"answer refused: {reply.strip()}")
             call.data.answered = True
+            self.billable(call)
         else:
             self._sendmsg(call, commands.execute_headers("pre_answer"))
+
+    def billable(self, call: Call) -> None:
+        """The call's billable time starts now (IVR mode: answered here; greeting mode: an
+        agent answered): the credit control reserves and arms its hard stop."""
+        if self.credit is not None:
+            self.credit.billable(call.uuid, call.data.tenant, call.data.caller_kind, call.link)
 
     def _play(self, call: Call, state: CallState, path: str) -> None:
         """Play ``path`` as the step of ``state``; its completion moves the call on."""
@@ -875,6 +896,10 @@ class CallMachine:
             data = CallData.unpack(rec.data, tenant, "")
             call = Call(uuid, rec.state, data, link, node=node)
             self._calls[uuid] = call
+            if self.credit is not None:
+                # A billed call (one with a reservation) keeps its hard stop: re-armed by
+                # this worker from now on.
+                self.credit.adopt(uuid, tenant, link)
             log.info("resuming a call", extra={**self._ctx(uuid, tenant),
                                                "state": rec.state.value})
             repaired: list[bool] = []

@@ -46,6 +46,7 @@ from cc_core.tenants.model import (
     AgentState,
     AgentType,
     Announce,
+    AnswerMode,
     Destination,
     DestinationKind,
     Queue,
@@ -411,6 +412,8 @@ class QueueFlow:
         data["won"] = leg
         call.data.agent = agent
         call.data.agent_answered_ms = now_ms()
+        if call.data.answer_mode == AnswerMode.GREETING.value:
+            self.m.billable(call)      # greeting mode bills from the agent's answer
         self._won.add(leg)
         if self.observe_answer is not None and call.data.joined_ms:
             self.observe_answer(max(0, now_ms() - call.data.joined_ms) / 1000)

@@ -563,6 +563,15 @@ class Caps(_Model):
     announce: str | None = None
 
 
+class MissedCallWebhook(_Model):
+    """漏电提醒: an HTTP POST for each call that ended unanswered (``notify/``), its body
+    signed with HMAC-SHA256 of ``secret``; retried with backoff up to ``max_attempts``."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)
+    secret: str = Field(min_length=16, max_length=200)
+    max_attempts: int = Field(6, ge=1, le=20)
+
+
 class Tenant(_Model):
     tenant: str = Field(pattern=TENANT_ID)
     name: str = ""
@@ -583,6 +592,7 @@ class Tenant(_Model):
     queues: dict[str, Queue] = Field(default_factory=dict)
     voicemail: dict[str, Voicemail] = Field(default_factory=dict)
     recording: TenantRecording = Field(default_factory=TenantRecording)
+    missed_call_webhook: MissedCallWebhook | None = None
 
     _parse = field_validator("entry", mode="before")(lambda cls, v: _destination(v))
     _greeting = field_validator("greeting", mode="before")(

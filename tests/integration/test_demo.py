@@ -46,6 +46,13 @@ def test_demo_plays_the_example_tenants_through_every_kind_of_outcome() -> None:
     assert re.search(r"^call report: cc-core cdr report --db \S+ --tenant \w+", out, re.M)
     reported = re.search(r"^calls +(\d+)$", out.split("call report:")[-1], re.M)
     assert reported and int(reported[1]) > 0
+    # ...and its bill of the month: rated calls plus the month's rent.
+    assert re.search(r"^bill: cc-core billing bill --db \S+ --tenant \w+ --period \d{4}-\d{2}$",
+                     out, re.M)
+    billed = out.split("bill: ")[-1]
+    rated = re.search(r"calls rated +(\d+)$", billed, re.M)
+    total = re.search(r"TOTAL \(元\) +([\d.]+)$", billed, re.M)
+    assert rated and int(rated[1]) > 0 and total and float(total[1]) > 50.0, billed
     # Callers the flow refused are never answered: the ones the summary counts as such.
     refused = sum(outcomes[k] for k in ("blacklisted", "unallocated", "not_in_service"))
     assert int(_row(out, "never answered")) >= refused

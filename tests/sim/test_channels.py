@@ -653,3 +653,29 @@ def test_sched_transfer_fires_unless_sched_del_removes_it_first(client: SimClien
     assert client.api(f"uuid_exists {kept}") == "true"
     client.api(f"uuid_kill {kept}")
     ended(client, kept)
+
+
+def test_sched_hangup_ends_the_call_when_due_and_sched_del_takes_it_back(
+        client: SimClient) -> None:
+    # mod_commands.c:sched_hangup_function: the channel must exist, the reply is "+OK";
+    # switch_ivr_schedule_hangup puts the task in the channel's uuid group.
+    assert client.api("sched_hangup") == "-USAGE: [+]<time> <uuid> [<cause>]\n"
+    assert client.api("sched_hangup +5") == "-ERR No such channel!\n"
+    assert client.api("sched_hangup +5 0bd4d5fa-0000-4000-8000-000000000000") == \
+        "-ERR No such channel!\n"
+    stopped = parked_call(client, "4915550033", "4005550133")
+    client.api(f"uuid_answer {stopped}")
+    assert client.api(f"sched_hangup +1 {stopped}") == "+OK\n"    # the default cause
+    assert ended(client, stopped).get("Hangup-Cause") == "ALLOTTED_TIMEOUT"
+    rearmed = parked_call(client, "4915550034", "4005550134")
+    assert client.api(commands.sched_hangup(rearmed, 1, "CALL_REJECTED")) == "+OK\n"
+    assert client.api(f"sched_del {rearmed}") == "+OK Deleted: 1\n"
+    assert client.api(commands.sched_hangup(rearmed, 3600, "CALL_REJECTED")) == "+OK\n"
+    # +0 hangs up at once, with the cause given
+    now = parked_call(client, "4915550035", "4005550135")
+    assert client.api(commands.sched_hangup(now, 0, "OUTGOING_CALL_BARRED")) == "+OK\n"
+    assert ended(client, now).get("Hangup-Cause") == "OUTGOING_CALL_BARRED"
+    assert client.api(f"uuid_exists {rearmed}") == "true"
+    assert client.api(f"sched_del {rearmed}") == "+OK Deleted: 1\n"
+    client.api(f"uuid_kill {rearmed}")
+    ended(client, rearmed)
