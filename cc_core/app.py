@@ -146,6 +146,7 @@ def build(ctx: WorkerContext) -> CallFlowApp:
     machine.register(ctx.dispatcher)
     registrations.register(ctx.dispatcher)
     ctx.group.spawn(_acd_loop, ctx, acd, queues, source, registrations)
+    ctx.group.spawn(_orphans_loop, ctx, machine)
     from notify.notifier import MissedCallNotifier
 
     def webhook_of(tenant_id: str) -> Any:
@@ -165,6 +166,9 @@ def build(ctx: WorkerContext) -> CallFlowApp:
     return CallFlowApp(ctx, machine, registrations)
 
 
+ORPHANS_EVERY_S = 2.0
+
+
 def _owned_link(ctx: WorkerContext, node: str) -> Any:
     """The link to run a queued callback on: its caller's node when this worker owns it, else
     any node it owns (a callback asked for through the API has no node), else None."""
@@ -176,6 +180,18 @@ def _owned_link(ctx: WorkerContext, node: str) -> Any:
         return None         # another worker owns that node: the offer goes to it
     owned = ctx.nodes.owned()
     return ctx.links.get(owned[0]) if owned else None
+
+
+def _orphans_loop(ctx: WorkerContext, machine: CallMachine) -> None:
+    """Calls seen ending while their holder was dead: ended once nobody else did."""
+    while not ctx.draining:
+        gevent.sleep(ORPHANS_EVERY_S)
+        try:
+            machine.end_orphans_seen(lambda node: ctx.links.get(node))
+        except (RedisError, OSError) as exc:
+            log.warning("ending orphaned calls failed: %r", exc)
+        except Exception:  # noqa: BLE001 - logged; the next pass tries again
+            log.exception("ending orphaned calls crashed")
 
 
 def _acd_loop(ctx: WorkerContext, acd: Acd, queues: QueueFlow, source: TenantSource,

@@ -301,7 +301,8 @@ def _stuck_agents(redis_url: str) -> list[str]:
                  if a.state not in ("Waiting", "Idle")]
         waiting = acd.queue_view(TENANT, "support").waiting
         if (not stuck and not waiting) or time.monotonic() > deadline:
-            members = [f"{m.call_uuid} ({m.state})" for m in acd.members(TENANT, "support")]
+            members = [f"{m.call_uuid} ({m.state}, joined {m.joined_ms}, node {m.node})"
+                       for m in acd.members(TENANT, "support")]
             return stuck + ([f"{waiting} callers still waiting: {', '.join(members)}"]
                             if waiting else [])
         time.sleep(0.5)

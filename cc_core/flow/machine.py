@@ -51,6 +51,9 @@ NUMBER_400 = re.compile(r"^400\d{7}$")
 SWEEP_GRACE_S = 1.0
 # What a standby remembers of PARKs it saw, for its first reconcile as owner.
 STANDBY_MEMORY_S = 30.0
+# A call seen ending by a standby is ended by it this long after, if its holder is dead by
+# then (past the heartbeat's expiry) and nobody else ended it.
+ORPHAN_AFTER_S = 10.0
 STANDBY_MEMORY_MAX = 50_000
 # A followed call missing from `show channels` this long is gone (longer than the core
 # database's lag behind a new channel).
@@ -160,6 +163,7 @@ class CallMachine:
         self._in_flight: dict[str, int] = {}
         self._unclaimed_since: dict[str, float] = {}
         self._standby_seen: dict[str, dict[str, tuple[str, str, float]]] = {}
+        self._standby_ended: dict[str, dict[str, tuple[EventLike, float]]] = {}
         self.queues: Any = None     # cc_core.flow.queue.QueueFlow, when the ACD is wired in
         self.caps: Any = None       # cc_core.flow.caps.CallCaps: monthly caps, when wired in
 
@@ -764,6 +768,16 @@ class CallMachine:
             # A call of ours that ended after the node was handed over: no longer ours to
             # count, and not to be resumed if this worker owns the node again.
             self._calls.pop(uuid, None)
+            dnis = event.get("Caller-Destination-Number") or ""
+            if event.get("Call-Direction") == "inbound" and NUMBER_400.match(dnis):
+                # Remembered for this worker's first reconcile as owner: a call that ended
+                # while nobody owned the node (its holder died) is ended then (its queue
+                # place, its record); its holder will never see this event again.
+                ended = self._standby_ended.setdefault(node, {})
+                if len(ended) >= STANDBY_MEMORY_MAX:
+                    for old in list(ended)[: len(ended) // 2]:
+                        del ended[old]
+                ended[uuid] = (event, time.monotonic())
 
     def _forget_old(self, seen: dict[str, tuple[str, str, float]], force: bool = False) -> None:
         horizon = time.monotonic() - STANDBY_MEMORY_S
@@ -826,6 +840,61 @@ class CallMachine:
             log.info("taking calls parked just before this worker owned the node",
                      extra={"node": node, "calls": len(extra)})
         self.take_over(node, [*channels, *extra], link, grace_s=0.0)
+        self._end_orphans(node, self._standby_ended.pop(node, {}), listed, link)
+
+    def end_orphans_seen(self, link_for: Callable[[str], Any]) -> None:
+        """Run periodically (every worker): calls this worker saw end as a standby whose
+        holder died before it could hear the end. Once the holder's heartbeat has had time to
+        expire (``ORPHAN_AFTER_S``) they are ended here, whichever worker owns the node now
+        (the new owner may have started too late to see the hang-up)."""
+        cutoff = time.monotonic() - ORPHAN_AFTER_S
+        for node, ended in list(self._standby_ended.items()):
+            due = {u: v for u, v in ended.items() if v[1] <= cutoff}
+            if not due:
+                continue
+            for uuid in due:
+                ended.pop(uuid, None)
+            link = link_for(node)
+            if link is not None:
+                self._end_orphans(node, due, set(), link)
+
+    def _end_orphans(self, node: str, ended: dict[str, tuple[EventLike, float]],
+                     listed: set[Any], link: Link) -> None:
+        """Calls that ended while no worker owned the node: their holder (dead, or without
+        the node) never heard their end, so nobody would free their queue place or write
+        their summary. This worker saw the end as a standby and does both now."""
+        horizon = time.monotonic() - STANDBY_MEMORY_S
+        pairs: list[tuple[str, str]] = []
+        events: dict[str, EventLike] = {}
+        for uuid, (event, seen_at) in ended.items():
+            found = self.decider.tenants.lookup(event.get("Caller-Destination-Number") or "")
+            if seen_at < horizon or uuid in listed or uuid in self._calls or found is None:
+                continue
+            pairs.append((found[0].tenant, uuid))
+            events[uuid] = event
+        if not pairs:
+            return
+        records = self.store.records(pairs)
+        holders = {r.owner for r in records.values()
+                   if r is not None and r.owner not in ("", self.worker_id)}
+        alive = self.store.live_workers(holders)
+        for tenant, uuid in pairs:
+            rec = records.get(uuid)
+            if rec is None or rec.owner in alive:
+                continue     # ended by its holder, or a live holder that still owns it
+            taken = rec if rec.owner == self.worker_id else self.store.take_over(
+                tenant, uuid, rec.owner)
+            if taken is None:
+                continue
+            call = Call(uuid, taken.state, CallData.unpack(taken.data, tenant, ""), link,
+                        node=node)
+            log.info("ending a call that ended while no worker owned its node",
+                     extra={**self._ctx(uuid, tenant), "state": taken.state.value})
+            try:
+                self._ended(call, events[uuid].get("Hangup-Cause") or "", events[uuid])
+            except (EslError, RedisError) as exc:
+                log.warning("could not end an orphaned call: %r", exc,
+                            extra=self._ctx(uuid, tenant))
 
     def sweep(self, node: str, channels: list[dict[str, Any]], link: Link) -> None:
         """The owner's periodic safety net over ``show channels``."""

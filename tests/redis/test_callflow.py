@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import msgpack
 import redis
 
 from cc_core import keys
@@ -396,6 +397,41 @@ def test_a_call_dropped_because_its_node_moved_is_taken_by_the_new_owner_at_once
     new.sweep("fs1", [_row(UUID, application="park")], link)
     assert link.apps() == ["playback"] and link.sent.count(HANGUP) == 1
     assert r.hget(keys.call("t1", UUID), "owner") == b"w-new"
+
+
+def test_a_call_that_ended_while_nobody_owned_its_node_is_ended_by_the_next_owner(
+        redis_url) -> None:
+    # Its holder died holding it; the caller hung up before the standby took the node. The
+    # standby saw the hang-up: once owner, it writes the call's summary and drops the record
+    # (and would free its queue place), which no one else will ever do.
+    m, _, r = _machine(redis_url)
+    _seed(r, UUID, "menu", owner="w-dead", menu_stack=["main"], path=["menu:main"])
+    m.on_standby_event("fs1", _park())
+    m.on_standby_event("fs1", Event.from_headers({
+        "Event-Name": "CHANNEL_HANGUP_COMPLETE", "Unique-ID": UUID, "Call-Direction": "inbound",
+        "Caller-Destination-Number": "4008001234", "Hangup-Cause": "NORMAL_CLEARING"}))
+    m.reconcile("fs1", [], RecordingLink())
+    assert _state(r) is None, "the record is gone"
+    (summary,) = [msgpack.unpackb(f[b"call"], raw=False)
+                  for _, f in r.xrange(keys.calls_stream("t1"))]
+    assert summary["uuid"] == UUID and summary["hangup_cause"] == "NORMAL_CLEARING"
+
+
+def test_a_standby_ends_a_dead_holder_s_call_it_saw_end_even_if_it_never_owns_the_node(
+        redis_url) -> None:
+    m, _, r = _machine(redis_url)
+    _seed(r, UUID, "menu", owner="w-dead", menu_stack=["main"], path=["menu:main"])
+    m.on_standby_event("fs1", Event.from_headers({
+        "Event-Name": "CHANNEL_HANGUP_COMPLETE", "Unique-ID": UUID, "Call-Direction": "inbound",
+        "Caller-Destination-Number": "4008001234", "Hangup-Cause": "NORMAL_CLEARING"}))
+    m.end_orphans_seen(lambda node: RecordingLink())
+    assert _state(r) == b"menu", "too early: its holder's heartbeat may not have expired"
+    for ended in m._standby_ended.values():
+        for uuid, (event, seen_at) in list(ended.items()):
+            ended[uuid] = (event, seen_at - flow_machine.ORPHAN_AFTER_S)
+    m.end_orphans_seen(lambda node: RecordingLink())
+    assert _state(r) is None
+    assert r.xlen(keys.calls_stream("t1")) == 1
 
 
 def test_a_call_whose_end_event_was_lost_is_forgotten_once_the_switch_no_longer_lists_it(
