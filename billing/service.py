@@ -11,12 +11,14 @@ right after its commit.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from redis.exceptions import RedisError
 
 from billing import accounts
 from billing.credit import CreditView, now_ms
+from cc_core import keys as product_keys
 from provider.catalogue import Catalogue
 from provider.catalogue import load as load_catalogue
 from records.db import Database, Tx
@@ -53,8 +55,13 @@ def publish(db: Database, view: CreditView | None, catalogue: Catalogue, tenant:
     at = now_ms()
     with db.transaction(write=False) as tx:
         snap = accounts.snapshot(tx, catalogue, tenant, at)
+        month, spent = month_spend(tx, tenant, at)
     try:
         _, alert = view.publish(tenant, snap, rated or [], at)
+        # What the tenant's calls cost this month, for its monthly cost cap (cc_core.flow.caps):
+        # the total as committed, so a repeated publish cannot count a call twice.
+        view.redis.set(product_keys.tenant_month_cost(tenant, month), spent,
+                       ex=MONTH_COST_TTL_S)
     except RedisError as exc:
         log.warning("could not publish the credit view: %r", exc, extra={"tenant": tenant})
         return
@@ -63,6 +70,21 @@ def publish(db: Database, view: CreditView | None, catalogue: Catalogue, tenant:
                                          "threshold_fen": snap["low_credit_fen"]})
         if metrics is not None:
             metrics.low_credit.labels(tenant).inc()
+
+
+MONTH_COST_TTL_S = 40 * 86400
+
+
+def month_spend(tx: Tx, tenant: str, at_ms: int) -> tuple[str, int]:
+    """(YYYYMM, fen) the tenant's rated calls of the month of ``at_ms`` cost, the month in the
+    account's time zone."""
+    tz = accounts.load(tx, tenant).tz
+    now = datetime.fromtimestamp(at_ms / 1000, tz)
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    row = tx.execute("SELECT COALESCE(SUM(billed_fen), 0) FROM call_records "
+                     "WHERE tenant = ? AND start_ms >= ?",
+                     (tenant, int(start.timestamp() * 1000))).fetchone()
+    return now.strftime("%Y%m"), int(row[0] if row else 0)
 
 
 def topup(db: Database, view: CreditView | None, catalogue: Catalogue, tenant: str,

@@ -8,7 +8,8 @@ from prometheus_client import CollectorRegistry
 
 from billing import accounts, keys
 from billing.credit import Credit, CreditView, Live, deadline_ms, has_credit, spend
-from billing.service import Rater, topup
+from billing.service import Rater, month_spend, topup
+from cc_core import keys as product_keys
 from metrics.billing import BillingMetrics
 from provider import catalogue as catalogue_mod
 from records.consumer import CdrConsumer
@@ -58,7 +59,11 @@ def _account(db: Database, tenant: str, balance: int, threshold: int) -> None:
 
 
 def test_the_consumer_rates_once_publishes_and_raises_the_low_credit_alert(
-        redis_url: str, store: Database) -> None:
+        redis_url: str, store: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    import billing.service
+
+    # Published as of the calls' own month (the records are dated T0).
+    monkeypatch.setattr(billing.service, "now_ms", lambda: T0 + 300_000)
     r = redis.Redis.from_url(redis_url)
     migrate(store)
     _account(store, "acme", 1_000, threshold=900)
@@ -89,6 +94,9 @@ def test_the_consumer_rates_once_publishes_and_raises_the_low_credit_alert(
     assert head is not None and (head.live_n, head.live_start_sum, head.pending_fen) == (0, 0, 0)
     with store.transaction(write=False) as tx:
         assert accounts.load(tx, "acme").balance_fen == 901
+        month, _ = month_spend(tx, "acme", T0)
+    # The month's cost, for the tenant's monthly cost cap: the two calls, counted once.
+    assert r.get(product_keys.tenant_month_cost("acme", month)) == b"100"
     # 901 > 900: no alert yet; one more call crosses the threshold, once
     append(r, summary("c3", start_ms=T0 + 1, answer_ms=T0 + 1, end_ms=T0 + 60_001))
     append(r, summary("c4", start_ms=T0 + 2, answer_ms=T0 + 2, end_ms=T0 + 60_002))
