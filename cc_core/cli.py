@@ -700,19 +700,32 @@ def api() -> None:
               help="Where applicants' material scans are kept ($CC_MATERIALS_ROOT).")
 @click.option("--recordings-root", envvar="CC_RECORDINGS_ROOT", default=None, metavar="DIR",
               help="The recordings root, for downloads ($CC_RECORDINGS_ROOT).")
+@click.option("--node", default=None, metavar="NAME=HOST:PORT",
+              help="The switch activations place their test call (拨测) through.")
+@click.option("--password", default=None, help="ESL password of --node.")
 def api_serve(listen: str, redis_url: str | None, db: str | None,
-              materials_root: str | None, recordings_root: str | None) -> None:
+              materials_root: str | None, recordings_root: str | None, node: str | None,
+              password: str | None) -> None:
     """Serve the API (gevent WSGIServer) until SIGTERM."""
     from gevent import monkey
 
     monkey.patch_all()
     from cc_core.api.app import serve
+    from cc_core.config import NodeConfig
 
     try:
         if not redis_url:
             _redis(redis_url)
+        esl_node = None
+        if node:
+            name, _, address = node.partition("=")
+            host, _, port = address.rpartition(":")
+            if not (name and host and port.isdigit()):
+                raise ConfigError(f"--node {node!r}: NAME=HOST:PORT, e.g. fs1=10.0.0.11:8021")
+            esl_node = NodeConfig(name=name, host=host, port=int(port),
+                                  password=password or "")
         serve(listen, str(redis_url), records=db, materials_root=materials_root,
-              recordings_root=recordings_root)
+              recordings_root=recordings_root, node=esl_node)
     except DOMAIN_ERRORS as exc:
         _fail(exc)
 

@@ -340,5 +340,16 @@ def sign(db: Database, app_id: str, *, catalogue: Catalogue, package: str, promo
                    (app_id, app.tenant, app.number, package, promotion, term_years,
                     int(auto_renew), fee, sla_text, esign_ref.strip(), starts_on, now_ms, actor))
         _set(tx, app_id, now_ms, state=AppState.CONTRACTED.value)
+        # The tenant's billing account follows its contract, in the same commit: opened with
+        # the package, or moved to it, from the contract's first day (billing rates by it).
+        from billing import accounts
+        from billing.errors import UnknownAccount
+
+        try:
+            accounts.set_package(tx, catalogue, app.tenant, package, starts_on, by=actor,
+                                 at_ms=now_ms)
+        except UnknownAccount:
+            accounts.open_account(tx, catalogue, app.tenant, package, effective_on=starts_on,
+                                  by=actor, at_ms=now_ms)
     return Contract(app_id, app.tenant, app.number, package, promotion, term_years, auto_renew,
                     fee, sla_text, esign_ref.strip(), starts_on)

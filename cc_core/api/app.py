@@ -72,7 +72,7 @@ def _from_falcon(exc: falcon.HTTPError) -> Exception:
 
 def create_app(*, acd: Any, tokens: TokenStore, records: str | None = None,
                materials_root: str | None = None,
-               recordings_root: str | None = None) -> falcon.App:
+               recordings_root: str | None = None, dial: Any = None) -> falcon.App:
     """``records``: the record store (SQLite path or PostgreSQL DSN) of the number business'
     and the recordings' routes; ``materials_root``: where applicants' material files are kept;
     ``recordings_root``: the recordings root downloads are served from."""
@@ -84,7 +84,7 @@ def create_app(*, acd: Any, tokens: TokenStore, records: str | None = None,
     app.add_error_handler(falcon.HTTPError, _error)
     acd_routes.add_routes(app, acd)
     wallboard.add_routes(app, acd)
-    provider_routes.add_routes(app, records, materials_root, getattr(acd, "redis", None))
+    provider_routes.add_routes(app, records, materials_root, getattr(acd, "redis", None), dial)
     recording_routes.add_routes(app, getattr(acd, "redis", None), records, recordings_root)
     app.add_route(OPENAPI_PATH, OpenApiDoc())
     spec.app = app     # spectree reads the routes from here (no doc pages are added)
@@ -102,8 +102,28 @@ def openapi_json() -> str:
     return json.dumps(openapi_document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def selftest_dial(node: Any, redis: Any) -> Any:
+    """The 拨测 test call of an activation, through ``node`` (cc_core.selftest)."""
+    def dial(number: str, keys_: list[str], caller: str) -> Any:
+        import gevent
+
+        from cc_core.routing.region import RegionDirectory
+        from cc_core.selftest import run_selftest
+        from cc_core.tenants.store import TenantDirectory
+        from provider.activation import DialTest
+
+        gevent.sleep(1.5)    # workers pick up the new configuration version within 1 s
+        lines: list[str] = []
+        code = run_selftest(node, redis, TenantDirectory(redis), RegionDirectory(), number,
+                            keys_, caller, timeout_s=30, out=lines.append)
+        return DialTest(code == 0, "\n".join(lines))
+
+    return dial
+
+
 def serve(listen: str, redis_url: str, *, records: str | None = None,
-          materials_root: str | None = None, recordings_root: str | None = None) -> None:
+          materials_root: str | None = None, recordings_root: str | None = None,
+          node: Any = None) -> None:
     """Serve the API on ``listen`` (HOST:PORT) until SIGTERM/SIGINT. Call after gevent's
     monkey-patching (the CLI does it first)."""
     import signal
@@ -120,7 +140,8 @@ def serve(listen: str, redis_url: str, *, records: str | None = None,
         raise ConfigError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
     client = redisconn.connect(redis_url, socket_timeout=10, socket_connect_timeout=5)
     app = create_app(acd=Acd(client), tokens=TokenStore(client), records=records,
-                     materials_root=materials_root, recordings_root=recordings_root)
+                     materials_root=materials_root, recordings_root=recordings_root,
+                     dial=selftest_dial(node, client) if node is not None else None)
     server = WSGIServer((host.strip("[]"), int(port)), app, log=None, error_log=log)
     gevent.signal_handler(signal.SIGTERM, server.stop)
     gevent.signal_handler(signal.SIGINT, server.stop)

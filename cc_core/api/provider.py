@@ -6,8 +6,7 @@ decisions, overdue audits) and contracts. Tenants (``/v1/tenants/{tenant}/...``,
 supervisors; staff tokens too): their numbers, reserving a number, their applications with
 their materials and submission, their contracts. A tenant never sees another tenant's
 application (404, as if it did not exist). Suspension, resumption and cancellation move the
-number's routing too; activation, which places a test call through a switch, stays with
-``cc-core numbers activate``.
+number's routing too; activation places its test call through the switch the API was given.
 """
 
 from __future__ import annotations
@@ -187,10 +186,11 @@ class _Store:
     """Opens the record store for one request (each request its own connection)."""
 
     def __init__(self, target: str | None, materials_root: str | None,
-                 redis: Any = None) -> None:
+                 redis: Any = None, dial: Any = None) -> None:
         self.target = target
         self.materials_root = materials_root
         self.redis = redis      # the applied tenant config: a number's routing follows moves
+        self.dial = dial        # (number, keys, caller) -> DialTest: the 拨测 test call
 
     def tenants(self) -> Any:
         from cc_core.tenants.store import TenantStore
@@ -428,6 +428,45 @@ class _RoutingMove(_Provider):
         _ok(resp, _number_out(row))
 
 
+class ActivationIn(BaseModel):
+    dtmf: str = Field("", pattern=r"^[0-9*#,]*$", description="keys the test call presses: 1,2")
+    caller: str = Field("13800138000", pattern=r"^\+?[0-9]{3,20}$")
+
+
+class ActivationOut(BaseModel):
+    number: str
+    tenant: str
+    active: bool
+    summary: str
+    report: str
+
+
+class ProviderActivation(_Provider):
+    """Activate a contracted number: bound to its tenant's routing, the test call (拨测)
+    placed through the switch this API was given (``--node``), active only if it passes."""
+
+    roles: ClassVar = {"POST": Role.STAFF}
+
+    @spec.validate(json=ActivationIn, resp=_resp(ActivationOut), tags=["numbers"])
+    def on_post(self, req: Any, resp: Any, number: str) -> None:
+        """Bind, place the test call, keep its report; 200 with active false when it failed."""
+        from provider.activation import activate
+
+        if self.store.dial is None:
+            raise ApiError("this API places no test calls: serve it with --node (the switch "
+                           "to call through), or use cc-core numbers activate",
+                           error_id="not_configured")
+        b: ActivationIn = req.context.json
+        keys_ = [k for k in b.dtmf.split(",") if k]
+        with _mapped(), self.store.db() as db:
+            result = activate(db, self.store.tenants(), number,
+                              actor=f"staff:{req.context.token.id}", now_ms=_now_ms(),
+                              dial_test=lambda n: self.store.dial(n, keys_, b.caller))
+        _ok(resp, ActivationOut(number=result.number, tenant=result.tenant,
+                                active=result.active, summary=result.summary(),
+                                report=result.report))
+
+
 class ProviderSuspension(_RoutingMove):
     target = "suspended"
 
@@ -572,12 +611,13 @@ class TenantContracts(_Tenant):
 
 
 def add_routes(app: Any, records: str | None, materials_root: str | None,
-               redis: Any = None) -> None:
-    store = _Store(records, materials_root, redis)
+               redis: Any = None, dial: Any = None) -> None:
+    store = _Store(records, materials_root, redis, dial)
     app.add_route(f"{P}/numbers", ProviderNumbers(store))
     app.add_route(f"{P}/numbers/import", ProviderImport(store))
     app.add_route(f"{P}/numbers/{{number}}", ProviderNumber(store))
     app.add_route(f"{P}/numbers/{{number}}/moves", ProviderMoves(store))
+    app.add_route(f"{P}/numbers/{{number}}/activation", ProviderActivation(store))
     app.add_route(f"{P}/numbers/{{number}}/suspension", ProviderSuspension(store))
     app.add_route(f"{P}/numbers/{{number}}/resumption", ProviderResumption(store))
     app.add_route(f"{P}/numbers/{{number}}/cancellation", ProviderCancellation(store))

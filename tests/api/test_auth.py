@@ -27,6 +27,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("ProviderImport", "POST"): {"numbers": ["4008661234"]},
     ("ProviderMoves", "POST"): {"state": "reserved", "reason": "test"},
     ("ProviderSuspension", "POST"): {"reason": "unpaid"},
+    ("ProviderActivation", "POST"): {},
     ("ProviderResumption", "POST"): {"reason": "paid"},
     ("ProviderCancellation", "POST"): {"reason": "closed"},
     ("ProviderReview", "POST"): {"item": "id_card", "verdict": "accept"},

@@ -141,3 +141,29 @@ def test_activation_before_the_contract_is_refused(cluster: Cluster, tmp_path: P
     assert res.returncode == 2
     assert "is available: activation needs an accepted audit and a signed contract" in res.stderr
     assert _routing(cluster) is None
+
+
+def test_the_api_activates_a_contracted_number_with_its_test_call(
+        cluster: Cluster, tmp_path: Path) -> None:
+    from falcon import testing
+
+    from acd.store import Acd
+    from cc_core.api.app import create_app, selftest_dial
+    from cc_core.api.tokens import PROVIDER, Role, TokenStore
+    from cc_core.config import NodeConfig
+
+    db = _contracted(cluster, tmp_path)
+    cluster.start_workers(1, ttl_ms=FAILOVER_TTL_MS, app="cc_core.app:build")
+    cluster.wait_owner(cluster.workers, timeout=START_TIMEOUT_S)
+    r = redis.Redis.from_url(cluster.redis_url)
+    node = NodeConfig(name="fs1", port=cluster.sim.port, password=SIM_PASSWORD)
+    api = testing.TestClient(create_app(acd=Acd(r), tokens=TokenStore(r), records=str(db),
+                                        dial=selftest_dial(node, r)))
+    staff = TokenStore(r).create(PROVIDER, Role.STAFF)[0]
+    res = api.simulate_post(f"/v1/provider/numbers/{NEW}/activation", json={},
+                            headers={"Authorization": f"Bearer {staff}"})
+    assert res.status_code == 200, res.text
+    assert res.json["active"] is True and "result: reached" in res.json["report"]
+    with open_database(str(db)) as store:
+        assert get(store, NEW).state is NumberState.ACTIVE
+    assert _routing(cluster) is NumberStatus.ACTIVE

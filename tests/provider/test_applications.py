@@ -139,6 +139,12 @@ def test_a_returned_application_goes_back_then_through_to_a_contract(
     row = get(db, "4006137982")
     assert (row.state, row.tenant) == (NumberState.CONTRACTED, "acme")
     assert get_application(db, app_id).state is AppState.CONTRACTED
+    # The billing account follows the contract: opened with its package from its first day.
+    from billing import accounts
+
+    with db.transaction(write=False) as tx:
+        account = accounts.load(tx, "acme")
+    assert account.packages == [("2026-10-12", "micro")]
 
 
 def test_a_premium_number_cannot_be_sold_with_a_cheap_package_and_a_promotion_sets_the_price(
