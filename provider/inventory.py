@@ -15,8 +15,10 @@ import csv
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cc_core.errors import CcCoreError
 from provider.grading import SEGMENTS, Grade, NumberError, grade
@@ -44,6 +46,16 @@ class NumberTaken(CcCoreError):
         who = f" by {holder}" if holder else ""
         super().__init__(f"number {number} is {state}{who}: choose another available number "
                          "(cc-core numbers search)")
+
+
+class InQuarantine(CcCoreError):
+    error_id = "numbers.in_quarantine"
+    exit_code = 2
+
+
+# A cancelled number's cooling-off period before another applicant may take it (callers of
+# the old enterprise still dial it for a while).
+QUARANTINE_DAYS = 90
 
 
 class BadImport(CcCoreError):
@@ -272,6 +284,13 @@ def move(db: Database, number: str, target: NumberState, *, actor: str, reason: 
     """Any other move of the life cycle (provider.lifecycle says which are allowed)."""
     with db.transaction() as tx:
         row = current_in(tx, number, now_ms)
+        if (row.state is NumberState.QUARANTINE and target is NumberState.AVAILABLE
+                and now_ms < row.updated_ms + QUARANTINE_DAYS * 86_400_000):
+            until = datetime.fromtimestamp((row.updated_ms + QUARANTINE_DAYS * 86_400_000)
+                                           / 1000, ZoneInfo("Asia/Shanghai"))
+            raise InQuarantine(f"number {number} is in quarantine until {until:%Y-%m-%d %H:%M} "
+                               f"(a cancelled number cools off {QUARANTINE_DAYS} days before "
+                               "it is offered again)")
         return move_in(tx, row, target, actor=actor, reason=reason, now_ms=now_ms,
                      tenant=tenant, holder=row.holder if target is not NumberState.AVAILABLE
                      else "", reserved_until_ms=row.reserved_until_ms

@@ -159,3 +159,14 @@ def test_a_staff_token_serves_every_tenant(api, staff) -> None:
     for tenant in ("acme", "beta"):
         res = api.simulate_get(f"/v1/tenants/{tenant}/numbers", headers=bearer(staff))
         assert res.status_code == 200, res.json
+
+
+@needs_acd
+@pytest.mark.parametrize(("path", "method", "cls", "route"), PRIVATE,
+                         ids=[f"{m} {p}" for p, m, *_ in PRIVATE])
+def test_every_tenant_route_serves_the_provider_s_staff(api, staff, path, method, cls,
+                                                        route) -> None:
+    res = _call(api, method, _url(path, "acme"), staff, BODIES.get((cls, method), {}))
+    assert res.status_code < 400 or res.json["error"] not in ("unauthorized", "forbidden"), \
+        res.json
+    assert res.status_code < 500, res.text

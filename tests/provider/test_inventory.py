@@ -11,6 +11,7 @@ import pytest
 from provider.grading import Grade
 from provider.inventory import (
     BadImport,
+    InQuarantine,
     NumberTaken,
     UnknownNumber,
     get,
@@ -118,9 +119,15 @@ def test_the_whole_life_to_active_and_back_to_the_shelf(inv: Database) -> None:
     reserve(inv, n, holder="acme", ttl_s=HOUR_S, now_ms=T0)
     for target in (NumberState.APPLIED, NumberState.UNDER_AUDIT, NumberState.CONTRACTED,
                    NumberState.ACTIVE, NumberState.SUSPENDED, NumberState.CANCELLED,
-                   NumberState.QUARANTINE, NumberState.AVAILABLE):
+                   NumberState.QUARANTINE):
         move(inv, n, target, actor="staff-1", reason=f"to {target}", now_ms=T0 + 1000,
              tenant="acme" if target is NumberState.CONTRACTED else None)
+    # The cooling-off period: not back on the shelf before it has passed.
+    with pytest.raises(InQuarantine, match="in quarantine until .* cools off 90 days"):
+        move(inv, n, NumberState.AVAILABLE, actor="staff-1", reason="early",
+             now_ms=T0 + 1000 + 89 * 86_400_000)
+    move(inv, n, NumberState.AVAILABLE, actor="staff-1", reason="cooled off",
+         now_ms=T0 + 1000 + 90 * 86_400_000)
     row = get(inv, n)
     assert (row.state, row.tenant, row.holder, row.version) == (NumberState.AVAILABLE, "", "", 10)
     assert len(history(inv, n)) == 10
