@@ -5,12 +5,13 @@ message. Both processes must end with SIPp's success exit code (0: every call su
 
 from __future__ import annotations
 
+import random
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from cc_core.redis_server import free_port
 from loadtest.callers import Caller, write
 
 SIPP = Path(__file__).resolve().parents[2] / "loadtest" / "sipp"
@@ -32,10 +33,38 @@ PAIRS = [
 ]
 
 
-def _sipp(scenario: str, port: int, media: int, *extra: str) -> list[str]:
+def _ports(n: int, span: int = 4) -> list[int]:
+    """n blocks of ``span`` consecutive UDP ports free on loopback, distinct from each other
+    (held while choosing: two picks can never return the same port, as two free_port() calls
+    can). SIPp binds SIP, control and media (the port and the ones after it) over UDP."""
+    chosen: list[int] = []
+    held: list[socket.socket] = []
+    rng = random.Random()
+    try:
+        while len(chosen) < n:
+            base = rng.randrange(20000, 60000 - span)
+            block = []
+            try:
+                for p in range(base, base + span):
+                    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    block.append(sock)
+                    sock.bind(("127.0.0.1", p))
+            except OSError:
+                for sock in block:
+                    sock.close()
+                continue
+            held += block
+            chosen.append(base)
+    finally:
+        for sock in held:
+            sock.close()
+    return chosen
+
+
+def _sipp(scenario: str, port: int, media: int, control: int, *extra: str) -> list[str]:
     # Loopback only: SIP (-i), media (-mi), control (-ci), each instance on its own ports.
     return ["sipp", "-sf", str(SIPP / scenario), "-i", "127.0.0.1", "-mi", "127.0.0.1",
-            "-ci", "127.0.0.1", "-cp", str(free_port()),
+            "-ci", "127.0.0.1", "-cp", str(control),
             "-p", str(port), "-mp", str(media), "-m", str(CALLS), "-nostdin",
             "-timeout", f"{TIMEOUT_S}s", "-trace_err", *extra]
 
@@ -48,16 +77,16 @@ def test_the_scenario_completes_its_calls_against_its_peer(
                     tmp_path / "callers.csv")
     agents = tmp_path / "agents.csv"
     agents.write_text("SEQUENTIAL\n1001;secret1;5099\n1002;secret2;5098\n", encoding="ascii")
-    server_port, client_port = free_port(), free_port()
+    server_port, client_port, m1, m2, c1, c2 = _ports(6)
     uac, uas = (scenario, peer) if starts == "caller" else (peer, scenario)
     inf = (["-inf", str(agents)] if scenario == "agent_register.xml"
            else ["-inf", str(callers)] if scenario.startswith("caller") else [])
     server = subprocess.Popen(
-        _sipp(uas, server_port, free_port(), "-error_file", str(tmp_path / "server.err")),
+        _sipp(uas, server_port, m1, c1, "-error_file", str(tmp_path / "server.err")),
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         client = subprocess.run(
-            _sipp(uac, client_port, free_port(), *inf, "-d", "300", "-r", "5",
+            _sipp(uac, client_port, m2, c2, *inf, "-d", "300", "-r", "5",
                   "-error_file", str(tmp_path / "client.err"),
                   "-s", "4008001234", f"127.0.0.1:{server_port}"),
             capture_output=True, timeout=TIMEOUT_S + 10, cwd=tmp_path)
