@@ -219,7 +219,7 @@ def acd_offer_claim(tenant: str, token: str) -> str:
 
 
 # | ``cc:{t:T}:month:<yyyymm>:calls``     | string | INCR: calls the tenant started that month   |
-# | ``cc:{t:T}:month:<yyyymm>:cost_fen``  | string | INCRBY: what its calls cost that month (fen)|
+# | ``cc:{t:T}:month:<yyyymm>:cost_fen``  | string | SET by billing: the month's committed cost  |
 # | ``cc:{t:T}:month:<yyyymm>:capped``    | hash   | caps already reported this month (alert)   |
 def tenant_month_calls(tenant: str, month: str) -> str:
     return f"{_tenant(tenant)}:month:{month}:calls"

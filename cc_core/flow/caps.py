@@ -1,7 +1,8 @@
 """A tenant's monthly caps on the call path: calls started and what they cost.
 
 Each call a worker claims is counted once (``INCR`` of the tenant's month counter, in the same
-round trip that reads the month's cost, which billing adds to as it rates calls). Past a cap a
+round trip that reads the month's cost, which billing publishes as the committed
+total after each rating, ``billing.service.publish``). Past a cap a
 ``refuse`` tenant's new call is refused; an ``alert`` tenant's goes on and the crossing is
 reported once that month. Months are the tenant's (Asia/Shanghai unless configured).
 """
