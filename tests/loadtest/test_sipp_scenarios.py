@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.callers import Caller, write
+from loadtest.driver import agent_row
 
 SIPP = Path(__file__).resolve().parents[2] / "loadtest" / "sipp"
 CALLS = 3
@@ -76,13 +77,17 @@ def test_the_scenario_completes_its_calls_against_its_peer(
     callers = write([Caller("13311112222", "1", "plain"), Caller("13922223333", "2", "vip")],
                     tmp_path / "callers.csv")
     agents = tmp_path / "agents.csv"
-    agents.write_text("SEQUENTIAL\n1001;secret1;5099\n1002;secret2;5098\n", encoding="ascii")
+    agents.write_text("SEQUENTIAL\n" + agent_row("1001", "secret1", 5099) + "\n"
+                      + agent_row("1002", "secret2", 5098) + "\n", encoding="ascii")
     server_port, client_port, m1, m2, c1, c2 = _ports(6)
     uac, uas = (scenario, peer) if starts == "caller" else (peer, scenario)
     inf = (["-inf", str(agents)] if scenario == "agent_register.xml"
            else ["-inf", str(callers)] if scenario.startswith("caller") else [])
+    # The registrar checks each digest answer against the same agents' credentials.
+    server_inf = ["-inf", str(agents)] if scenario == "agent_register.xml" else []
     server = subprocess.Popen(
-        _sipp(uas, server_port, m1, c1, "-error_file", str(tmp_path / "server.err")),
+        _sipp(uas, server_port, m1, c1, *server_inf, "-error_file",
+              str(tmp_path / "server.err")),
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         client = subprocess.run(
