@@ -885,7 +885,10 @@ def loadtest(target: str, node: str, password: str, rate: float, duration: float
             for _, argv in driver.sipp_commands(plan):
                 click.echo(shlex.join(argv))
             return
-        summary = driver.run_sipp(plan, out=click.echo)
+        try:
+            summary = driver.run_sipp(plan, out=click.echo)
+        except driver.BadAgentCredential as exc:
+            raise click.UsageError(str(exc)) from exc
         click.echo(f"SIPp logs and statistics: {plan.workdir}")
     click.echo(summary.table())
     sys.exit(0 if summary.failed == 0 and summary.offered > 0 else 1)

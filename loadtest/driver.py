@@ -30,6 +30,10 @@ AGENT_BASE_PORT = 15100      # agent phone i answers on AGENT_BASE_PORT + 2i, re
 CALLER_PORT = 15060
 BLACKLISTED_PORT = 15062
 MEDIA_BASE_PORT = 16000
+# SIPp binds audio RTP on -mp and video RTP on -mp + 2 (each with its RTCP port after it), and
+# exits when either is taken: every instance gets a block of 4 ports of its own. Agent phone i
+# answers with media from MEDIA_BASE_PORT + 100 + 8i and registers from the 4 after it.
+MEDIA_BLOCK = 4
 CONTROL_BASE_PORT = 17000    # SIPp's remote-control socket (-cp), one per process
 
 
@@ -73,7 +77,7 @@ def _sipp_commands(plan: SippPlan) -> list[tuple[str, list[str]]]:
     for i in range(plan.agents):
         user = plan.agent_first + i
         port = AGENT_BASE_PORT + 2 * i
-        media = MEDIA_BASE_PORT + 100 + 4 * i
+        media = MEDIA_BASE_PORT + 100 + 2 * MEDIA_BLOCK * i
         out.append((f"agent-{user}", [
             "sipp", "-sf", str(SIPP_DIR / "agent_answer.xml"), "-i", b, "-mi", b,
             "-p", str(port), "-mp", str(media), "-m", str(plan.calls), "-nostdin",
@@ -82,7 +86,7 @@ def _sipp_commands(plan: SippPlan) -> list[tuple[str, list[str]]]:
         out.append((f"register-{user}", [
             "sipp", "-sf", str(SIPP_DIR / "agent_register.xml"), "-inf",
             str(plan.workdir / f"agent-{user}.inf"), "-i", b, "-mi", b, "-p", str(port + 1),
-            "-mp", str(media + 2), "-m", "1", "-d", str(int(shift_ms)), "-nostdin",
+            "-mp", str(media + MEDIA_BLOCK), "-m", "1", "-d", str(int(shift_ms)), "-nostdin",
             "-timeout", f"{plan.timeout_s}s", "-s", str(user), plan.agents_switch]))
     out.append(("callers", [
         "sipp", "-sf", str(SIPP_DIR / "caller_ivr_2833.xml"), "-inf",
@@ -113,7 +117,31 @@ def write_injection_files(plan: SippPlan, callers: Sequence[Caller]) -> None:
         user = plan.agent_first + i
         password = (plan.agent_passwords or {}).get(str(user), plan.agent_password)
         (plan.workdir / f"agent-{user}.inf").write_text(
-            f"SEQUENTIAL\n{user};{password};{AGENT_BASE_PORT + 2 * i}\n", encoding="ascii")
+            "SEQUENTIAL\n" + agent_row(str(user), password, AGENT_BASE_PORT + 2 * i) + "\n",
+            encoding="ascii")
+
+
+# What SIPp's injection file and its authentication keyword cannot carry: the field separator,
+# the keyword's brackets, and the blanks that split its parameters.
+_SIPP_UNSAFE = frozenset(";[]=") | frozenset(" \t\r\n")
+
+
+class BadAgentCredential(ValueError):
+    """An agent's user or password that SIPp's injection file cannot carry."""
+
+
+def agent_row(user: str, password: str, port: int) -> str:
+    """One line of an agent's injection file for ``agent_register.xml``: user, password, the
+    port of its answering instance, and the authentication keyword built from the first two
+    (SIPp does not expand fields inside the keyword, so the file carries it whole)."""
+    for what, value in (("user", user), ("password", password)):
+        bad = sorted({c for c in value if c in _SIPP_UNSAFE or not c.isascii()})
+        if not value or bad:
+            raise BadAgentCredential(
+                f"agent {user!r}: its {what} cannot go into a SIPp injection file "
+                f"({'empty' if not value else 'contains ' + ', '.join(map(repr, bad))}); "
+                "give the agent a password of printable ASCII without ; [ ] = or blanks")
+    return f"{user};{password};{port};[authentication username={user} password={password}]"
 
 
 @dataclass

@@ -7,6 +7,9 @@ import shlex
 import subprocess
 import sys
 
+import pytest
+
+from loadtest import driver
 from tests.integration.cluster import REPO
 
 README_CMD = ("cc-core loadtest --target sipp --switch 127.0.0.1:5060 --calls 100 --agents 2 "
@@ -44,3 +47,31 @@ def test_the_sipp_command_lines_are_the_readme_s_and_stay_on_loopback() -> None:
     assert len(ports) == len(set(ports)), "every SIPp process on ports of its own"
     assert sum(1 for ln in printed if "agent_answer.xml" in ln) == 2
     assert any("caller_blacklisted.xml" in ln for ln in printed)
+
+
+def test_an_agent_line_carries_its_credentials_as_the_authentication_keyword() -> None:
+    # SIPp does not expand [field0] inside [authentication ...]: the line holds it whole.
+    assert driver.agent_row("1001", "s3cret!", 15100) == (
+        "1001;s3cret!;15100;[authentication username=1001 password=s3cret!]")
+
+
+@pytest.mark.parametrize("password", ["a;b", "a b", "a]b", "a=b", "", "密码"])
+def test_a_password_sipp_cannot_carry_is_refused_saying_which_characters(password: str) -> None:
+    with pytest.raises(driver.BadAgentCredential, match="agent '1001': its password"):
+        driver.agent_row("1001", password, 15100)
+
+
+def test_no_two_sipp_processes_of_a_run_share_a_port() -> None:
+    # SIPp binds audio RTP on -mp and video RTP on -mp + 2 (and the RTCP port after each) and
+    # exits when one is taken: on the lab switch every agent phone died that way, and no
+    # call ever reached an agent.
+    plan = driver.SippPlan(switch="127.0.0.1:5060", agents_switch="127.0.0.1:5070",
+                           dnis="4008001234", rate=5, calls=100, agents=12)
+    owners: dict[int, str] = {}     # every one a UDP port on 127.0.0.1
+    for name, argv in driver.sipp_commands(plan):
+        opts = dict(zip(argv, argv[1:], strict=False))
+        media = int(opts["-mp"])
+        taken = [int(opts["-p"]), int(opts["-cp"]), *range(media, media + 4)]
+        for port in taken:
+            assert port not in owners, f"{name} and {owners[port]} both bind {port}"
+            owners[port] = name
