@@ -18,6 +18,7 @@ an unwritable root) is counted and logged, and the call goes on unrecorded.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -26,12 +27,16 @@ from cc_core.tenants.model import Tenant
 from esl_handlers import commands
 from recordings.layout import Root, relative_name
 from recordings.policy import plan
+from recordings.wav import HEADER_BYTES, NotWav, WavInfo, read_info
 
 log = logging.getLogger(__name__)
 
 # switch_ivr_async.c: RECORD_STEREO puts the read (caller) and write (agent) sides on two
 # channels of one file.
 _STEREO = {"RECORD_STEREO": "true"}
+
+# The index's completion of a recording whose RECORD_STOP was missed (read from the file).
+RECOVERED = "recovered-from-file"
 
 
 class Recorder:
@@ -106,11 +111,29 @@ class Recorder:
         return reply.startswith("+OK")
 
     def on_hangup(self, call: Any) -> None:
-        """A recording asked for that never started (a queued ``record_session`` the switch
-        could not open: it answers nothing, it only never reports RECORD_START)."""
+        """The call is over: what its recording events left unsaid is read from the file.
+
+        RECORD_START and RECORD_STOP reach only the node's owner; when the owner died (or
+        the node had none) while they were sent, the switch still wrote the file. A finished
+        WAV at the call's own path is then taken as the recording, its length and size read
+        from the file (completion ``recovered-from-file``). A recording asked for with no
+        RECORD_START and no file never started (a queued ``record_session`` the switch could
+        not open answers nothing): counted and logged as refused."""
         rec = call.data.recording
-        if rec.get("name") and not rec.get("started_ms"):
-            self._failed(call, "refused", "no RECORD_START", self.root.absolute(rec["name"]))
+        if not rec.get("name") or rec.get("stopped_ms"):
+            return
+        path = self.root.absolute(rec["name"])
+        found = _finished_file(path)
+        if found is None:
+            if not rec.get("started_ms"):
+                self._failed(call, "refused", "no RECORD_START", path)
+            return
+        info, size, mtime_ms = found
+        rec["stopped_ms"] = mtime_ms
+        rec.setdefault("started_ms", max(0, mtime_ms - info.ms))
+        rec["ms"], rec["size"], rec["cause"] = info.ms, size, RECOVERED
+        log.info("recording events missed; taken from the file", extra={
+            **_ctx(call), "recording": rec["name"], "ms": info.ms, "size": size})
 
     def _failed(self, call: Any, reason: str, detail: str, path: str) -> None:
         if self.metrics is not None:
@@ -137,6 +160,19 @@ class Recorder:
         rec["size"] = _int(event.get("variable_record_file_size"))
         rec["cause"] = event.get("Record-Completion-Cause") or ""
         return True
+
+
+def _finished_file(path: str) -> tuple[WavInfo, int, int] | None:
+    """The WAV at ``path`` with audio in it (its header, size and last write), or None."""
+    try:
+        st = os.stat(path)
+        size, mtime_ms = st.st_size, int(st.st_mtime * 1000)
+        info = read_info(path)
+    except (OSError, NotWav):
+        return None
+    if size <= HEADER_BYTES or info.ms <= 0:
+        return None
+    return info, size, mtime_ms
 
 
 def _ctx(call: Any) -> dict[str, str]:

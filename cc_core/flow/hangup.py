@@ -80,10 +80,10 @@ class CallSummaryStream:
             # CHANNEL_HANGUP_COMPLETE carries them, 0 for what never happened); the worker's
             # for the queue, which the switch knows nothing of. Durations are only ever taken
             # between two stamps of one clock.
-            "start_ms": _epoch_ms(ev, "variable_start_uepoch"),
-            "answer_ms": _epoch_ms(ev, "variable_answer_uepoch"),
-            "bridge_ms": _epoch_ms(ev, "variable_bridge_uepoch"),
-            "end_ms": _epoch_ms(ev, "variable_end_uepoch"),
+            "start_ms": epoch_ms(ev, "variable_start_uepoch"),
+            "answer_ms": epoch_ms(ev, "variable_answer_uepoch"),
+            "bridge_ms": epoch_ms(ev, "variable_bridge_uepoch"),
+            "end_ms": epoch_ms(ev, "variable_end_uepoch"),
             "joined_ms": d.joined_ms, "agent_answered_ms": d.agent_answered_ms,
             "left_queue_ms": d.left_queue_ms, "waited_ms": d.waited_ms,
             "timezone": d.timezone,
@@ -111,7 +111,7 @@ def append_summary(redis: Any, summary: dict[str, Any]) -> None:
     pipe.execute()
 
 
-def _epoch_ms(event: Any, name: str) -> int:
+def epoch_ms(event: Any, name: str) -> int:
     """A ``*_uepoch`` channel variable in milliseconds; 0 when absent or not a number."""
     value = event.get(name) if event is not None else None
     try:

@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 
 from cc_core.errors import EslError
 from cc_core.flow.decide import Decider, Decision, Verdict, no_credit
-from cc_core.flow.hangup import HangupPipeline
+from cc_core.flow.hangup import HangupPipeline, epoch_ms
 from cc_core.flow.record import (
     NOT_OWNER,
     STALL_MS,
@@ -880,8 +880,14 @@ class CallMachine:
         alive = self.store.live_workers(holders)
         for tenant, uuid in pairs:
             rec = records.get(uuid)
-            if rec is None or rec.owner in alive:
-                continue     # ended by its holder, or a live holder that still owns it
+            if rec is None:
+                continue     # ended by its holder
+            if rec.owner in alive:
+                # A live holder, or a dead one whose heartbeat has not expired yet (the node
+                # is taken over within the lease TTL, sooner than that): asked again by
+                # end_orphans_seen once ORPHAN_AFTER_S has passed, until STANDBY_MEMORY_S.
+                self._standby_ended.setdefault(node, {})[uuid] = ended[uuid]
+                continue
             taken = rec if rec.owner == self.worker_id else self.store.take_over(
                 tenant, uuid, rec.owner)
             if taken is None:
@@ -892,6 +898,9 @@ class CallMachine:
                      extra={**self._ctx(uuid, tenant), "state": taken.state.value})
             try:
                 self._ended(call, events[uuid].get("Hangup-Cause") or "", events[uuid])
+                if self.queues is not None:
+                    self.queues.orphaned(
+                        call, epoch_ms(events[uuid], "variable_end_uepoch") or now_ms())
             except (EslError, RedisError) as exc:
                 log.warning("could not end an orphaned call: %r", exc,
                             extra=self._ctx(uuid, tenant))

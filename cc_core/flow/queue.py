@@ -564,16 +564,28 @@ class QueueFlow:
             if leg != call.data.offer.get("won"):
                 self._kill(call.link, leg, "ORIGINATOR_CANCEL")
 
-    def call_lost(self, call: Call) -> None:
+    def call_lost(self, call: Call, end_ms: int | None = None) -> None:
         """The switch no longer has this caller nor, if bridged, its agent's leg (it restarted):
         no hang-up event will free the agent, so the call's end is counted here."""
         agent = call.data.agent     # set once an agent's answer won (whisper, then bridge)
         if agent:
             since = call.data.agent_answered_ms or call.data.joined_ms or now_ms()
-            self.acd.call_ended(call.data.tenant, agent, call.uuid, max(0, now_ms() - since))
+            end = end_ms or now_ms()
+            self.acd.call_ended(call.data.tenant, agent, call.uuid, max(0, end - since))
             self._won.difference_update(
                 leg for leg, a in call.data.offer.get("legs", {}).items() if a == agent)
             self._after_free(call.data.tenant, agent)
+
+    def orphaned(self, call: Call, end_ms: int) -> None:
+        """The caller hung up while no worker owned the node: the hang-up of the agent's leg
+        went unheard as well (a bridge ends both), so nothing else would ever free the agent
+        from "In a queue call". Its leg is hung up in case it is still there (``uuid_kill``
+        of a gone leg only answers -ERR), then the call's end is counted (talk time up to the
+        caller's hang-up)."""
+        won = call.data.offer.get("won")
+        if won:
+            self._kill(call.link, won, "NORMAL_CLEARING")
+        self.call_lost(call, end_ms)
 
     def leave_for(self, call: Call, reason: str) -> None:
         """The caller stops waiting (timeout, no agent, exit key) but stays on the line."""

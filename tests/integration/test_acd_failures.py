@@ -22,6 +22,7 @@ from acd.store import Acd
 from cc_core import redisconn
 from cc_core.config import Config
 from fssim.process import SimProcess
+from recordings.wav import read_info
 from tests.conftest import wait_for
 from tests.integration.cluster import (
     FAILOVER_TTL_MS,
@@ -45,7 +46,8 @@ CALLER = "13322223333"
 # How each agent's phone behaves (sim_endpoint): answer after N ms, talk M ms.
 PHONES = {"f1": "answer 2500 1000", "t1": "answer 200 8000", "g1": "answer 2500 500", "s1": "answer 300 700", "s2": "answer 300 700",
           "s3": "answer 300 700", "p1": "noanswer", "p2": "answer 2500 1000",
-          "p3": "answer 300 1000", "m1": "answer 200 600"}
+          "p3": "answer 300 1000", "m1": "answer 200 600",
+          "o1": "answer 200 30000"}
 NODES = ("fs1", "fs2")
 # ring_progressively_delay_s of the queue, less a margin for the switch's clock stamps.
 PROGRESSIVE_GAP_US = 900_000
@@ -149,6 +151,40 @@ def test_an_agent_talking_when_the_worker_dies_is_free_again_after_the_call(acd_
     wait_for(lambda: all_waiting(acd, ["t1"]), timeout=10,
              message="the agent Waiting again after the call")
     assert acd.agent(T, "t1").calls_today == 1
+
+
+def test_a_call_that_ends_while_no_worker_owns_the_node_frees_its_agent_and_keeps_its_recording(
+        acd_cluster, tmp_path: Path) -> None:
+    # Seen on FreeSWITCH 1.10.12 with SIPp: callers who hung up while the node had no owner
+    # left their agents "In a queue call" for good, and their recordings unindexed (the
+    # RECORD_STOP went to nobody) though the switch had written the files.
+    cluster, obs, acd = acd_cluster
+    root = tmp_path / "recordings"
+    cluster.start_workers(2, ttl_ms=FAILOVER_TTL_MS, app="cc_core.app:build",
+                          recordings={"root": str(root)})
+    cluster.wait_owner(cluster.workers, timeout=START_TIMEOUT_S)
+    wait_for(lambda: acd.agents(T), timeout=10, message="the workers to sync the agents")
+    owner = cluster.by_id(cluster.holder())
+    assert owner is not None
+    standby = next(w for w in cluster.workers if w is not owner)
+    uuid = obs.call(CALLER, "4003330009")
+    wait_for(lambda: obs.bridges.get(uuid), timeout=10, message="the caller bridged to o1")
+    wait_for(lambda: list(root.rglob(f"{uuid}.wav")), timeout=5,
+             message="the switch writing the recording")
+    os.kill(owner.proc.pid, signal.SIGKILL)
+    # The caller hangs up at once: the bridge ends both legs before the standby owns the node.
+    assert obs.conn.api(f"uuid_kill {uuid} NORMAL_CLEARING").startswith("+OK")
+    cluster.wait_owner([standby], timeout=FAILOVER_TTL_MS / 1000 + 3)
+    summary = wait_ended(cluster, obs, T, uuid, timeout=30)
+    assert summary["outcome"] == "answered_by_agent" and summary["agent"] == "o1"
+    wait_for(lambda: all_waiting(acd, ["o1"]), timeout=15,
+             message="the agent Waiting again, not left In a queue call")
+    assert acd.agent(T, "o1").calls_today == 1
+    rec = summary["recording"]
+    (path,) = root.rglob(f"{uuid}.wav")
+    assert rec["name"] == str(path.relative_to(root))
+    assert rec.get("stopped_ms") and rec["size"] == path.stat().st_size, rec
+    assert rec["ms"] == read_info(str(path)).ms
 
 
 def test_an_agent_who_declines_during_the_failover_is_rung_again_for_the_first_caller(
