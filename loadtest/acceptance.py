@@ -12,15 +12,22 @@ into the queue, with the injection file's blacklisted callers expecting the 603:
    restarted in the middle of traffic: calls up or placed while it is down die with it and
    are counted as cut; then a new round of traffic, every call of which must complete.
 
-Then: no agent is left stuck (all Available and Waiting, no reservation, nobody waiting), and
-every call summarised by the workers is stored as one call record. A summary table gives every
-call's fate and the figures: calls/s, call-setup latency, the workers' CPU per call next to the
-switch's (``CC_FREESWITCH_PID``, or the process listening on the ESL port). Exit 1 on any lost
-call or stuck agent.
+Then: no agent is left stuck (all Available and Waiting, no reservation, nobody waiting);
+every call summarised by the workers is stored as one call record; every call an agent
+answered has its recording (the tenant records all calls), indexed, and ``cc-core recordings
+check`` finds the switch's files whole; and ``cc-core billing bill`` of the tenant's account
+(opened and topped up by this run, so the workers' live credit control is on) rates every
+record, its lines adding up to its total. A summary table gives every call's fate and the
+figures: calls/s, call-setup latency, the workers' CPU per call next to the switch's
+(``CC_FREESWITCH_PID``, or the process listening on the ESL port). Exit 1 on any lost call,
+stuck agent, missing record, missing or broken recording, or unrated call.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import signal
 import subprocess
@@ -30,7 +37,9 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -43,7 +52,12 @@ DNIS = "4008660000"
 AGENTS = ("1001", "1002", "1003", "1004", "1005")
 CALLS = int(os.environ.get("CC_ACCEPTANCE_CALLS", "60"))
 RATE = float(os.environ.get("CC_ACCEPTANCE_RATE", "3"))
-HOLD_MS = 2000
+# The caller holds this long after pressing 1: the agent phones ring 1 s, so a call talks for
+# about 2 s and its recording has something to check.
+HOLD_MS = 3000
+#: Prepaid credit of the acceptance tenant: enough that no call is refused, yet held by the
+#: workers' live credit control (each billed call arms a hard stop).
+CREDIT_FEN = 500_000
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -197,6 +211,10 @@ def main() -> int:
     try:
         env = {k: v for k, v in os.environ.items() if k not in ("CC_TENANTS",)}
         env["CC_VOICEMAIL_DIR"] = cfg["freeswitch"]["voicemail_dir"]
+        env["CC_RECORDINGS_ROOT"] = recordings_root = cfg["recordings"]["root"]
+        # The switch runs on this machine and writes both folders as the same user.
+        for folder in (env["CC_VOICEMAIL_DIR"], recordings_root):
+            Path(folder).mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "cc_core.cli", "config", "apply",
                         str(EXAMPLE / "tenants"), "--redis-url", redis_srv.url], check=True,
                        cwd=REPO, env=env, stdout=subprocess.DEVNULL)
@@ -207,6 +225,7 @@ def main() -> int:
             "--node", f"fs1={host}:{esl_port}", "--password", password,
             "--redis-url", redis_srv.url, "--metrics-port", str(metrics)], env=env)
         db = work / "records.sqlite3"
+        _open_account(db, redis_srv.url, env)
         procs.start("records", [sys.executable, "-m", "cc_core.cli", "cdr", "consume", "--db",
                                 str(db), "--redis-url", redis_srv.url], env=env)
         deadline = time.monotonic() + 30
@@ -275,13 +294,18 @@ def main() -> int:
                   f"{p.cut_by_restart:>4} {p.blacklisted_ok:>13} {p.lost:>4}  {p.note}")
         print(f"agents stuck: {', '.join(stuck) or 'none'}")
         print(f"call records stored: {stored} of {summarised} summarised calls")
+        rec_problems = _recordings(db, recordings_root, env)
+        bill_problems = _bill(db, env)
+        for line in rec_problems + bill_problems:
+            print(f"  {line}")
         print(f"calls/s (phase 1): {calls / max(elapsed, 1e-6):.2f}")
         print("call setup p50 / p99 ms: "
               + " / ".join("-" if v is None else f"{v:.1f}" for v in setup))
         if calls:
             fs = "-" if cpu_fs is None else f"{1000 * cpu_fs / calls:.2f}"
             print(f"CPU per call ms (phase 1): core {1000 * cpu_core / calls:.2f}, switch {fs}")
-        ok = not stuck and all(p.lost == 0 for p in phases) and stored == summarised
+        ok = (not stuck and all(p.lost == 0 for p in phases) and stored == summarised
+              and not rec_problems and not bill_problems)
         print("ACCEPTANCE", "PASSED" if ok else "FAILED", flush=True)
         return 0 if ok else 1
     finally:
@@ -306,6 +330,91 @@ def _stuck_agents(redis_url: str) -> list[str]:
             return stuck + ([f"{waiting} callers still waiting: {', '.join(members)}"]
                             if waiting else [])
         time.sleep(0.5)
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cc_core.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, check=False)
+
+
+def _open_account(db: Path, redis_url: str, env: dict[str, str]) -> None:
+    """The tenant's billing account as an operator opens it: a package with recording, 6 s
+    increments, a rent; then prepaid credit published to the workers' credit view."""
+    since = (datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(days=30)).date().isoformat()
+    for args in (["db", "migrate", "--db", str(db)],
+                 ["billing", "open", "--tenant", TENANT, "--package", "growth", "--from", since,
+                  "--increment-s", "6", "--rent-fen", "5000", "--low-credit-fen", "10000",
+                  "--by", "acceptance", "--db", str(db)],
+                 ["billing", "topup", "--tenant", TENANT, "--amount-fen", str(CREDIT_FEN),
+                  "--by", "acceptance", "--reason", "acceptance run", "--redis-url", redis_url,
+                  "--db", str(db)]):
+        done = _cli(args, env)
+        if done.returncode != 0:
+            raise SystemExit(f"cc-core {' '.join(args[:2])} failed: {done.stderr.strip()}")
+
+
+def _recordings(db: Path, root: str, env: dict[str, str]) -> list[str]:
+    """Problems with the recordings: an answered call without one, or a file that
+    ``cc-core recordings check`` finds missing, empty or unlike its call."""
+    from records.db import open_database
+
+    with open_database(str(db)) as store, store.transaction(write=False) as tx:
+        answered = {str(r[0]): r[1] for r in tx.execute(
+            "SELECT call_uuid, recording_path FROM call_records WHERE tenant = ? "
+            "AND disposition = 'answered'", (TENANT,)).fetchall()}
+        indexed = {str(r[0]) for r in tx.execute(
+            "SELECT call_uuid FROM recordings WHERE tenant = ?", (TENANT,)).fetchall()}
+    with open_database(str(db)) as store, store.transaction(write=False) as tx:
+        fates = tx.execute("SELECT disposition, COUNT(*) FROM call_records WHERE tenant = ? "
+                           "GROUP BY disposition ORDER BY 2 DESC", (TENANT,)).fetchall()
+    print("call records by disposition: " + ", ".join(f"{d} {n}" for d, n in fates))
+    problems = [f"answered call {u} has no recording" for u, path in sorted(answered.items())
+                if not path or u not in indexed]
+    done = _cli(["recordings", "check", "--tenant", TENANT, "--root", root, "--db", str(db)],
+                env)
+    print(f"recordings: {len(indexed)} indexed for {len(answered)} answered calls; "
+          f"check: {done.stdout.strip().splitlines()[0] if done.stdout.strip() else '-'}")
+    if done.returncode != 0:
+        problems.append("cc-core recordings check: "
+                        + (done.stdout.strip() or done.stderr.strip()))
+    if not answered:
+        problems.append("no call was answered by an agent, so no recording was checked")
+    return problems
+
+
+def _bill(db: Path, env: dict[str, str]) -> list[str]:
+    """Problems with this month's bill: unrated records, records left out, or lines that do
+    not add up to the total."""
+    from records.db import open_database
+
+    period = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    base = ["billing", "bill", "--tenant", TENANT, "--period", period, "--db", str(db)]
+    as_json, as_csv = _cli([*base, "--format", "json"], env), _cli([*base, "--format", "csv"],
+                                                                   env)
+    if as_json.returncode or as_csv.returncode:
+        return [f"cc-core billing bill failed: {(as_json.stderr or as_csv.stderr).strip()}"]
+    bill = json.loads(as_json.stdout)
+    lines = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    total = [int(r["amount_fen"]) for r in lines if r["line"] == "total"]
+    parts = sum(int(r["amount_fen"]) for r in lines if r["line"] != "total")
+    with open_database(str(db)) as store, store.transaction(write=False) as tx:
+        row = tx.execute("SELECT COUNT(*) FROM call_records WHERE tenant = ?",
+                         (TENANT,)).fetchone()
+    stored = int(row[0]) if row else 0
+    print(f"bill {period}: {bill['calls']} calls rated, {bill['billable_s']} s billable "
+          f"({bill['included_s']} s included, {bill['charged_s']} s charged), "
+          f"total {bill['total_fen']} fen")
+    problems = []
+    if bill["unrated"]:
+        problems.append(f"bill: {bill['unrated']} call records not rated")
+    if bill["calls"] + bill["unrated"] != stored:
+        problems.append(f"bill: {bill['calls'] + bill['unrated']} calls of {stored} records")
+    if total != [bill["total_fen"]] or parts != bill["total_fen"]:
+        problems.append(f"bill: lines add up to {parts} fen, total says {total}")
+    if bill["billable_s"] != bill["included_s"] + bill["charged_s"] or not bill["billable_s"]:
+        problems.append(f"bill: billable {bill['billable_s']} s is not included "
+                        f"{bill['included_s']} s + charged {bill['charged_s']} s")
+    return problems
 
 
 def _records(redis_url: str, db: Path) -> tuple[int, int]:
