@@ -55,6 +55,7 @@ RATE = float(os.environ.get("CC_ACCEPTANCE_RATE", "3"))
 # The caller holds this long after pressing 1: the agent phones ring 1 s, so a call talks for
 # about 2 s and its recording has something to check.
 HOLD_MS = 3000
+IDLE_SPAN_S = 5.0
 #: Prepaid credit of the acceptance tenant: enough that no call is refused, yet held by the
 #: workers' live credit control (each billed call arms a hard stop).
 CREDIT_FEN = 500_000
@@ -263,6 +264,7 @@ def main() -> int:
         cpu_core = sum(_cpu_s(p) - cpu0.get(p, 0.0) for p in _children(workers.pid))
         cpu_fs = (_cpu_s(switch_pid) - fs0) if switch_pid else None
         restart = os.environ.get("CC_FREESWITCH_RESTART")
+        steady: tuple[float, float | None, float, float] | None = None
         if restart:
             # Restarted in the middle of traffic: whatever was up or placed while it was down
             # dies with it, each counted as cut; then traffic again, which must all complete.
@@ -278,7 +280,20 @@ def main() -> int:
             phases.append(cut)
             _wait_owned(ports)
             plan3 = driver.SippPlan(**{**plan.__dict__, "workdir": work / "phase3"})
+            # The steady figure: no worker starting (imports, a reconcile) inside the span.
+            # First the workers' CPU with no call up (heartbeats, leases, sweeps), which a
+            # per-call figure at a few calls/s carries too.
+            idle0, idle_t = sum(_cpu_s(p) for p in _children(workers.pid)), time.monotonic()
+            time.sleep(IDLE_SPAN_S)
+            idle = ((sum(_cpu_s(p) for p in _children(workers.pid)) - idle0)
+                    / (time.monotonic() - idle_t))
+            pid3 = _switch_pid(int(esl_port))
+            t3 = time.monotonic()
+            cpu3 = {p: _cpu_s(p) for p in _children(workers.pid)}
+            fs3 = _cpu_s(pid3) if pid3 else 0.0
             phases.append(_sipp_phase(plan3, "after the restart", None))
+            steady = (sum(_cpu_s(p) - cpu3.get(p, 0.0) for p in _children(workers.pid)),
+                      (_cpu_s(pid3) - fs3) if pid3 else None, idle, time.monotonic() - t3)
         else:
             phases.append(Phase("switch restarted", note="skipped: CC_FREESWITCH_RESTART "
                                                         "not set"))
@@ -303,7 +318,15 @@ def main() -> int:
               + " / ".join("-" if v is None else f"{v:.1f}" for v in setup))
         if calls:
             fs = "-" if cpu_fs is None else f"{1000 * cpu_fs / calls:.2f}"
-            print(f"CPU per call ms (phase 1): core {1000 * cpu_core / calls:.2f}, switch {fs}")
+            print(f"CPU per call ms (phase 1, a worker killed and restarted): core "
+                  f"{1000 * cpu_core / calls:.2f}, switch {fs}")
+        if steady is not None and phases[-1].placed:
+            n = phases[-1].placed
+            fs = "-" if steady[1] is None else f"{1000 * steady[1] / n:.2f}"
+            core, _, idle, span = steady
+            print(f"CPU per call ms (after the restart, steady): core {1000 * core / n:.2f} "
+                  f"(of which idle work {1000 * idle * span / n:.2f}: {1000 * idle:.1f} ms/s "
+                  f"with no call up), switch {fs}")
         ok = (not stuck and all(p.lost == 0 for p in phases) and stored == summarised
               and not rec_problems and not bill_problems)
         print("ACCEPTANCE", "PASSED" if ok else "FAILED", flush=True)

@@ -110,7 +110,7 @@ class Recorder:
             return False
         return reply.startswith("+OK")
 
-    def on_hangup(self, call: Any) -> None:
+    def on_hangup(self, call: Any, tenant: Tenant | None = None) -> None:
         """The call is over: what its recording events left unsaid is read from the file.
 
         RECORD_START and RECORD_STOP reach only the node's owner; when the owner died (or
@@ -118,8 +118,14 @@ class Recorder:
         WAV at the call's own path is then taken as the recording, its length and size read
         from the file (completion ``recovered-from-file``). A recording asked for with no
         RECORD_START and no file never started (a queued ``record_session`` the switch could
-        not open answers nothing): counted and logged as refused."""
+        not open answers nothing): counted and logged as refused.
+
+        With ``tenant``, a call an agent answered whose data names no recording (its holder
+        died between ``uuid_record`` and saving the call) is looked up at the path the
+        policy would have given it, on the day the agent answered."""
         rec = call.data.recording
+        if not rec.get("name") and tenant is not None:
+            rec = self._unsaved(call, tenant)
         if not rec.get("name") or rec.get("stopped_ms"):
             return
         path = self.root.absolute(rec["name"])
@@ -134,6 +140,18 @@ class Recorder:
         rec["ms"], rec["size"], rec["cause"] = info.ms, size, RECOVERED
         log.info("recording events missed; taken from the file", extra={
             **_ctx(call), "recording": rec["name"], "ms": info.ms, "size": size})
+
+    def _unsaved(self, call: Any, tenant: Tenant) -> dict[str, Any]:
+        answered_ms = call.data.agent_answered_ms
+        p = plan(tenant, call.data.queue or None)
+        if not call.data.agent or not answered_ms or not p.records(call.uuid):
+            return call.data.recording
+        name = self.name_for(tenant, call.uuid, answered_ms)
+        if _finished_file(self.root.absolute(name)) is None:
+            return call.data.recording
+        call.data.recording = {"name": name, "stereo": p.stereo, "by": "policy",
+                               "asked_ms": answered_ms}
+        return call.data.recording
 
     def _failed(self, call: Any, reason: str, detail: str, path: str) -> None:
         if self.metrics is not None:

@@ -256,7 +256,7 @@ class CallMachine:
             self.outcomes.labels(call.data.tenant,
                                  outcome if outcome in OUTCOMES else "other").inc()
         if self.recorder is not None:
-            self.recorder.on_hangup(call)
+            self.recorder.on_hangup(call, self.decider.tenants.tenant(call.data.tenant))
         if self.hangups is not None:
             self.hangups.run(_Ended(uuid, call.data, cause, event, call.node))
 
