@@ -12,6 +12,8 @@ into the queue, with the injection file's blacklisted callers expecting the 603:
    restarted in the middle of traffic: calls up or placed while it is down die with it and
    are counted as cut; then a new round of traffic, every call of which must complete.
 
+First the switch itself: every module the rendered configuration names is loaded, and with
+``CC_FREESWITCH_LOG`` (its log file) no error line was logged while it started.
 Then: no agent is left stuck (all Available and Waiting, no reservation, nobody waiting);
 every call summarised by the workers is stored as one call record; every call an agent
 answered has its recording (the tenant records all calls), indexed, and ``cc-core recordings
@@ -29,6 +31,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -225,6 +228,9 @@ def main() -> int:
             sys.executable, "-m", "cc_core.cli", "run", "--workers", "2",
             "--node", f"fs1={host}:{esl_port}", "--password", password,
             "--redis-url", redis_srv.url, "--metrics-port", str(metrics)], env=env)
+        switch_problems = _switch_problems(host, int(esl_port), password)
+        for line in switch_problems:
+            print(f"  {line}")
         db = work / "records.sqlite3"
         _open_account(db, redis_srv.url, env)
         procs.start("records", [sys.executable, "-m", "cc_core.cli", "cdr", "consume", "--db",
@@ -292,6 +298,8 @@ def main() -> int:
             cpu3 = {p: _cpu_s(p) for p in _children(workers.pid)}
             fs3 = _cpu_s(pid3) if pid3 else 0.0
             phases.append(_sipp_phase(plan3, "after the restart", None))
+            switch_problems += [f"after the restart: {line}" for line in
+                                _switch_problems(host, int(esl_port), password)]
             steady = (sum(_cpu_s(p) - cpu3.get(p, 0.0) for p in _children(workers.pid)),
                       (_cpu_s(pid3) - fs3) if pid3 else None, idle, time.monotonic() - t3)
         else:
@@ -328,7 +336,7 @@ def main() -> int:
                   f"(of which idle work {1000 * idle * span / n:.2f}: {1000 * idle:.1f} ms/s "
                   f"with no call up), switch {fs}")
         ok = (not stuck and all(p.lost == 0 for p in phases) and stored == summarised
-              and not rec_problems and not bill_problems)
+              and not rec_problems and not bill_problems and not switch_problems)
         print("ACCEPTANCE", "PASSED" if ok else "FAILED", flush=True)
         return 0 if ok else 1
     finally:
@@ -353,6 +361,56 @@ def _stuck_agents(redis_url: str) -> list[str]:
             return stuck + ([f"{waiting} callers still waiting: {', '.join(members)}"]
                             if waiting else [])
         time.sleep(0.5)
+
+
+def _switch_problems(host: str, esl_port: int, password: str) -> list[str]:
+    """The rendered configuration as the switch took it: every module of ``fsconf render``
+    loaded (``module_exists``), and, given ``CC_FREESWITCH_LOG``, no error line logged while
+    the running switch process started."""
+    from freeswitch_conf.render import MODULES
+    from loadtest.chaos import esl_connect
+
+    conn = esl_connect(host, esl_port, password)
+    try:
+        problems = [f"module {m} is not loaded" for m in MODULES
+                    if conn.api(f"module_exists {m}").strip() != "true"]
+    finally:
+        conn.close()
+    log_path = os.environ.get("CC_FREESWITCH_LOG")
+    pid = _switch_pid(esl_port)
+    if log_path and pid:
+        problems += [f"at start: {line}" for line in _start_errors(Path(log_path), pid)]
+    print(f"switch: {len(MODULES)} modules checked"
+          + (f", start-up log {log_path} read" if log_path else
+             " (set CC_FREESWITCH_LOG to read its start-up log too)")
+          + f": {len(problems)} problems", flush=True)
+    return problems
+
+
+_LOG_STAMP = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) ")
+
+
+def _start_errors(log: Path, pid: int) -> list[str]:
+    """Error lines the switch process ``pid`` logged from its start to "FreeSWITCH Started"
+    (its log is appended to across restarts; the previous process's shutdown is not its
+    start). Log stamps are the switch's local time, as this machine's."""
+    with open("/proc/stat", encoding="ascii") as f:
+        boot = float(next(line.split()[1] for line in f if line.startswith("btime")))
+    ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    began = boot + ticks / _TICK - 1.0
+    out: list[str] = []
+    inside = False
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        stamp = _LOG_STAMP.search(line)
+        if not inside and stamp is not None:
+            inside = datetime.strptime(stamp[1], "%Y-%m-%d %H:%M:%S.%f").timestamp() >= began
+        if not inside:
+            continue
+        if "FreeSWITCH Started" in line:
+            break
+        if any(level in line for level in ("[ERR]", "[CRIT]", "[ALERT]")):
+            out.append(line.strip())
+    return out
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

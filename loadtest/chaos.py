@@ -43,7 +43,7 @@ def _addr(text: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def _esl(host: str, port: int, password: str) -> EslConnection:
+def esl_connect(host: str, port: int, password: str) -> EslConnection:
     conn = EslConnection(NodeConfig(name=NODE, host=host, port=port, password=password),
                          EslConfig(connect_timeout_s=3, command_timeout_s=10))
     conn.connect()
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         _stop(sipp)
         setup = _setup_figures(r)
         succ, fail = _sipp_counts(work / "stats.csv")
-        conn = _esl(esl_host, esl_port, args.password)
+        conn = esl_connect(esl_host, esl_port, args.password)
         try:
             left = _left_parked(conn, work)
             conn.api("hupall NORMAL_CLEARING")
