@@ -38,8 +38,8 @@ def test_open_topup_account_and_bill(store_target: str) -> None:
     assert res.exit_code == 0 and "balance 100.00 元" in res.output
     with open_database(store_target) as db:
         with db.transaction() as tx:
-            tx.execute("INSERT INTO billing_allowance (tenant, year, used_s) VALUES (?, ?, ?)",
-                       ("acme", 2025, 10**7))
+            tx.execute("INSERT INTO billing_allowance_years (tenant, year_from, used_s) VALUES (?, ?, ?)",
+                       ("acme", "2025-01-01", 10**7))
             cdr.store(tx, [cdr.from_summary(summary("k1", start_ms=T0, end_ms=T0 + 90_000)),
                            cdr.from_summary(summary("k2", start_ms=T0 + 1,
                                                     end_ms=T0 + 30_001))])
@@ -90,8 +90,8 @@ def test_rates_refuse_a_gap_and_records_from_before_the_account_are_rated_later(
               "2025-01-01:2025-06-01:30", "--period", "2025-06-01::18")
     assert res.exit_code == 0, res.output
     with open_database(store_target) as db, db.transaction() as tx:
-        tx.execute("INSERT INTO billing_allowance (tenant, year, used_s) VALUES (?, ?, ?)",
-                   ("acme", 2025, 10**7))
+        tx.execute("INSERT INTO billing_allowance_years (tenant, year_from, used_s) VALUES (?, ?, ?)",
+                   ("acme", "2025-01-01", 10**7))
     res = _cc(store_target, "rate", "--tenant", "acme")
     assert res.exit_code == 0 and "rated 1 call record" in res.output
     assert [e["amount_fen"] for e in _ledger(store_target)] == [-18]
