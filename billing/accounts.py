@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -268,13 +268,29 @@ def set_package(tx: Tx, catalogue: Catalogue, tenant: str, package: str, effecti
                 term_years: int | None = None) -> Account:
     """The package in force from ``effective_on`` (midnight, the account's zone) on, at a
     promotion's fixed yearly fee for its term if one is given (``billing.fees`` prorates a
-    change of the yearly fee within a contract year)."""
+    change of the yearly fee within a contract year).
+
+    Services come and go with their package, on the same day and in the trail: the new
+    package's are subscribed, and those the old one included that the new one does not are
+    ended (a downgrade must not start charging for what came with the old package; a tenant
+    who wants one kept adds it again with ``set_services``)."""
     acc = load(tx, tenant)
     if package not in catalogue.packages:
         raise BadTerms(f"unknown package {package!r}: the catalogue sells "
                        f"{', '.join(sorted(catalogue.packages))}")
+    stamp = at_ms if at_ms is not None else now_ms()
     _insert_package(tx, catalogue, tenant, package, effective_on, promotion, term_years, by,
-                    at_ms if at_ms is not None else now_ms())
+                    stamp)
+    day = date.fromisoformat(effective_on)
+    before = catalogue.packages.get(acc.package_at(day - timedelta(days=1)))
+    came = set(before.services) if before is not None else set()
+    brings = set(catalogue.packages[package].services)
+    subscribed = acc.services_at(day)
+    tx.executemany("INSERT INTO billing_services (tenant, service, effective_on, subscribed, "
+                   "set_by, set_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                   [(tenant, s, effective_on, 1, by, stamp) for s in sorted(brings - subscribed)]
+                   + [(tenant, s, effective_on, 0, by, stamp)
+                      for s in sorted((came - brings) & subscribed)])
     return load(tx, acc.tenant)
 
 

@@ -140,16 +140,21 @@ def test_services_outside_the_package_cost_their_monthly_fee_while_subscribed(
     monthly = {m: _fees(bills.bill(db, "acme", f"2026-{m:02d}", now=LATER), "service")
                for m in (2, 3, 4, 5)}
     assert monthly == {2: [], 3: [("2026-03-01", 5000)], 4: [("2026-04-01", 5000)], 5: []}
-    with db.transaction() as tx:      # growth includes recording: nothing more to pay
-        accounts.set_services(tx, CAT, "acme", add=["recording"], effective_on="2026-08-01",
-                              by="sales")
+    with db.transaction() as tx:      # growth brings recording with it: nothing more to pay
         accounts.set_package(tx, CAT, "acme", "growth", "2026-08-01", by="sales")
     assert _fees(bills.bill(db, "acme", "2026-08", now=LATER), "service") == []
+    with db.transaction() as tx:      # back to micro: what growth brought ends with it
+        accounts.set_package(tx, CAT, "acme", "micro", "2026-10-01", by="sales")
+    assert _fees(bills.bill(db, "acme", "2026-10", now=LATER), "service") == []
     with db.transaction(write=False) as tx:
         trail = accounts.load(tx, "acme").subscriptions
     assert [(s.service, str(s.effective_on), s.subscribed, s.set_by) for s in trail] == [
         ("ivr", "2025-01-01", True, "ops"), ("recording", "2026-03-20", True, "sales"),
-        ("recording", "2026-05-01", False, "sales"), ("recording", "2026-08-01", True, "sales")]
+        ("recording", "2026-05-01", False, "sales"),
+        ("call_reports", "2026-08-01", True, "sales"), ("recording", "2026-08-01", True, "sales"),
+        ("voicemail", "2026-08-01", True, "sales"),
+        ("call_reports", "2026-10-01", False, "sales"),
+        ("recording", "2026-10-01", False, "sales"), ("voicemail", "2026-10-01", False, "sales")]
 
 
 @pytest.mark.parametrize(("kw", "message"), [
