@@ -155,10 +155,12 @@ def as_table(b: Bill) -> str:
     for kind, fen in sorted(b.by_kind.items()):
         lines.append(f"  {'calls, ' + kind + ' (元)':<28}{yuan(fen):>14}")
     lines.append(f"  {'calls (元)':<28}{yuan(b.calls_fen):>14}")
+    labels = {"yearly_fee": "yearly fee", "fee_change": "yearly fee change",
+              "service": "service"}
     for f in b.fees:
-        if f["kind"] != "rent":
-            lines.append(f"  {f['day']} {f['detail']} (元)")
-            lines.append(f"  {'':<28}{yuan(int(f['amount_fen'])):>14}")
+        if f["kind"] in labels:
+            lines.append(f"  {labels[f['kind']] + ' (元)':<28}"
+                         f"{yuan(int(f['amount_fen'])):>14}  {f['day']}: {f['detail']}")
     lines += [f"  {'yearly fees (元)':<28}{yuan(b.yearly_fee_fen):>14}",
               f"  {'value-added services (元)':<28}{yuan(b.services_fen):>14}",
               f"  {'monthly rent (元)':<28}{yuan(b.rent_fen):>14}",
