@@ -6,18 +6,22 @@ Every change of a balance is one ledger row in the same transaction as the balan
 rated once: its ``billing_result`` is set only where it is still NULL, and the balance moves
 only when that update changed the row (the ledger's unique ``call_uuid`` would refuse a
 second booking anyway), so a record rated twice changes the balance once.
+
+Included minutes are the package's per contract year (``billing.fees.contract_year``: from
+the account's effective date to its anniversary), counted in ``billing_allowance_years``.
+Value-added services are dated subscriptions with who set them (``billing_services``,
+append-only); what they and the yearly fee cost per cycle is ``billing.fees``.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from billing import rating
+from billing import fees, rating
 from billing.errors import BadAmount, BadRateTable, BadTerms, UnknownAccount
 from provider.catalogue import SERVICES, Catalogue
 from records.db import Tx
@@ -47,28 +51,69 @@ class RatePeriod:
 
 
 @dataclass(frozen=True)
+class PackageRow:
+    effective_on: date
+    package: str
+    promotion: str = ""
+    promotion_fee_fen: int | None = None
+    promotion_until: date | None = None      # excluded
+
+
+@dataclass(frozen=True)
+class Subscription:
+    service: str
+    effective_on: date
+    subscribed: bool
+    set_by: str
+    set_ms: int
+
+
+@dataclass(frozen=True)
 class Account:
     tenant: str
     timezone: str
     increment_s: int
     monthly_rent_fen: int
-    services: list[str]
     balance_fen: int
     low_credit_fen: int
     seq: int
-    packages: list[tuple[str, str]]            # (effective_on, package), oldest first
+    package_rows: list[PackageRow]             # oldest first
     rates: dict[str, list[RatePeriod]]
+    subscriptions: list[Subscription]          # by (effective_on, set_ms)
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def packages(self) -> list[tuple[str, str]]:
+        """(effective_on, package), oldest first."""
+        return [(r.effective_on.isoformat(), r.package) for r in self.package_rows]
+
+    @property
+    def anchor(self) -> date:
+        """The account's effective date: its contract years start on its anniversaries."""
+        return self.package_rows[0].effective_on
+
+    def package_row_at(self, day: date) -> PackageRow:
+        found = self.package_rows[0]
+        for row in self.package_rows:
+            if row.effective_on <= day:
+                found = row
+        return found
+
     def package_at(self, day: date) -> str:
-        found = ""
-        for on, package in self.packages:
-            if date.fromisoformat(on) <= day:
-                found = package
-        return found or self.packages[0][1]
+        return self.package_row_at(day).package
+
+    def services_at(self, day: date) -> set[str]:
+        on: dict[str, bool] = {}
+        for sub in self.subscriptions:
+            if sub.effective_on <= day:
+                on[sub.service] = sub.subscribed
+        return {s for s, yes in on.items() if yes}
+
+    def services_ever(self) -> set[str]:
+        return {s.service for s in self.subscriptions if s.subscribed}
 
     def own_rate_at(self, kind: str, day: date) -> int | None:
         for p in self.rates.get(kind, []):
@@ -94,7 +139,7 @@ def _day(text: str, what: str) -> date:
 
 
 def _check_terms(catalogue: Catalogue, package: str, increment_s: int, rent: int,
-                 services: list[str], low_credit_fen: int) -> None:
+                 low_credit_fen: int) -> None:
     if package not in catalogue.packages:
         raise BadTerms(f"unknown package {package!r}: the catalogue sells "
                        f"{', '.join(sorted(catalogue.packages))}")
@@ -103,21 +148,63 @@ def _check_terms(catalogue: Catalogue, package: str, increment_s: int, rent: int
     if not 0 <= rent <= MAX_FEN or not 0 <= low_credit_fen <= MAX_FEN:
         raise BadTerms("monthly rent and low-credit threshold are fen from 0 to "
                        f"{MAX_FEN}")
+
+
+def _check_services(catalogue: Catalogue, package: str, services: list[str]) -> None:
     unknown = sorted(set(services) - set(SERVICES))
     if unknown:
         raise BadTerms(f"unknown value-added services {unknown}: use {', '.join(SERVICES)}")
+    included = set(catalogue.packages[package].services) if package in catalogue.packages \
+        else set()
+    unpriced = sorted(set(services) - included - set(catalogue.services))
+    if unpriced:
+        raise BadTerms(f"services {unpriced} are not in package {package} and the catalogue "
+                       "has no monthly fee for them: add them under services: in "
+                       "provider/catalogue.yaml, or choose a package that includes them")
+
+
+def _promotion(catalogue: Catalogue, package: str, promotion: str, effective_on: date,
+               term_years: int | None) -> tuple[int | None, str | None]:
+    """(fixed fee, first day after its term) of a promotion on a package row."""
+    if not promotion:
+        return None, None
+    promo = catalogue.promotions.get(promotion)
+    if promo is None or promo.package != package:
+        offered = [p for p, x in catalogue.promotions.items() if x.package == package]
+        raise BadTerms(f"promotion {promotion!r} is not one of package {package}'s "
+                       f"({', '.join(offered) or 'none'}): check the name in "
+                       "provider/catalogue.yaml")
+    years = max(term_years or 0, promo.term_years)
+    until = fees.anniversary(effective_on, effective_on.year + years)
+    return promo.yearly_fee_fen, until.isoformat()
+
+
+def _insert_package(tx: Tx, catalogue: Catalogue, tenant: str, package: str,
+                    effective_on: str, promotion: str, term_years: int | None, by: str,
+                    stamp: int) -> None:
+    fee, until = _promotion(catalogue, package, promotion, _day(effective_on, "--from"),
+                            term_years)
+    tx.execute("DELETE FROM billing_packages WHERE tenant = ? AND effective_on = ?",
+               (tenant, effective_on))
+    tx.execute("INSERT INTO billing_packages (tenant, effective_on, package, set_by, set_ms, "
+               "promotion, promotion_fee_fen, promotion_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+               (tenant, effective_on, package, by, stamp, promotion, fee, until))
 
 
 def open_account(tx: Tx, catalogue: Catalogue, tenant: str, package: str, *,
                  increment_s: int = 60, monthly_rent_fen: int = 0,
                  services: list[str] | None = None, low_credit_fen: int = 0,
                  timezone: str = DEFAULT_TIMEZONE, effective_on: str, by: str,
+                 promotion: str = "", term_years: int | None = None,
                  at_ms: int | None = None) -> Account:
-    """A new account with a zero balance; the package in force from ``effective_on``."""
+    """A new account with a zero balance; the package (at a promotion's fixed fee for its
+    term, if any) and the services (default: the package's) in force from ``effective_on``,
+    the account's effective date: its contract years start on its anniversaries."""
     chosen = list(services) if services is not None else \
         list(catalogue.packages[package].services) if package in catalogue.packages else []
-    _check_terms(catalogue, package, increment_s, monthly_rent_fen, chosen, low_credit_fen)
-    _day(effective_on, "--from")
+    _check_terms(catalogue, package, increment_s, monthly_rent_fen, low_credit_fen)
+    _check_services(catalogue, package, chosen)
+    _promotion(catalogue, package, promotion, _day(effective_on, "--from"), term_years)
     if not tenant or not by:
         raise BadTerms("an account needs a tenant and who opens it (--by)")
     stamp = at_ms if at_ms is not None else now_ms()
@@ -126,43 +213,84 @@ def open_account(tx: Tx, catalogue: Catalogue, tenant: str, package: str, *,
         raise BadTerms(f"tenant {tenant!r} has an account already: change its package with "
                        "`cc-core billing package`, its terms with `cc-core billing terms`")
     tx.execute("INSERT INTO billing_accounts (tenant, timezone, increment_s, monthly_rent_fen,"
-               " services, balance_fen, low_credit_fen, seq, created_ms) "
-               "VALUES (?, ?, ?, ?, ?, 0, ?, 0, ?)",
-               (tenant, _zone(timezone), increment_s, monthly_rent_fen, json.dumps(chosen),
-                low_credit_fen, stamp))
-    tx.execute("INSERT INTO billing_packages (tenant, effective_on, package, set_by, set_ms) "
-               "VALUES (?, ?, ?, ?, ?)", (tenant, effective_on, package, by, stamp))
+               " balance_fen, low_credit_fen, seq, created_ms) "
+               "VALUES (?, ?, ?, ?, 0, ?, 0, ?)",
+               (tenant, _zone(timezone), increment_s, monthly_rent_fen, low_credit_fen, stamp))
+    _insert_package(tx, catalogue, tenant, package, effective_on, promotion, term_years, by,
+                    stamp)
+    tx.executemany("INSERT INTO billing_services (tenant, service, effective_on, subscribed, "
+                   "set_by, set_ms) VALUES (?, ?, ?, 1, ?, ?)",
+                   [(tenant, svc, effective_on, by, stamp) for svc in sorted(set(chosen))])
     return load(tx, tenant)
 
 
 def set_terms(tx: Tx, catalogue: Catalogue, tenant: str, *, increment_s: int | None = None,
-              monthly_rent_fen: int | None = None, services: list[str] | None = None,
+              monthly_rent_fen: int | None = None,
               low_credit_fen: int | None = None) -> Account:
     acc = load(tx, tenant)
     inc = acc.increment_s if increment_s is None else increment_s
     rent = acc.monthly_rent_fen if monthly_rent_fen is None else monthly_rent_fen
-    svc = acc.services if services is None else services
     low = acc.low_credit_fen if low_credit_fen is None else low_credit_fen
-    _check_terms(catalogue, acc.packages[-1][1], inc, rent, svc, low)
+    _check_terms(catalogue, acc.packages[-1][1], inc, rent, low)
     tx.execute("UPDATE billing_accounts SET increment_s = ?, monthly_rent_fen = ?, "
-               "services = ?, low_credit_fen = ? WHERE tenant = ?",
-               (inc, rent, json.dumps(svc), low, tenant))
+               "low_credit_fen = ? WHERE tenant = ?", (inc, rent, low, tenant))
+    return load(tx, tenant)
+
+
+def set_services(tx: Tx, catalogue: Catalogue, tenant: str, *, add: list[str] | None = None,
+                 remove: list[str] | None = None, effective_on: str, by: str,
+                 at_ms: int | None = None) -> Account:
+    """Subscribes to ``add`` and ends ``remove`` from ``effective_on`` on (one trail row each,
+    who and when); a service outside the package is charged its monthly fee (``fees``)."""
+    acc = load(tx, tenant)
+    on, off = sorted(set(add or [])), sorted(set(remove or []))
+    if not by.strip():
+        raise BadTerms("say who changes the services (--by): the trail keeps it")
+    if not on and not off:
+        raise BadTerms("name a service to add (--add) or to end (--remove)")
+    if set(on) & set(off):
+        raise BadTerms(f"{sorted(set(on) & set(off))} both added and removed: give each once")
+    day = _day(effective_on, "--from")
+    _check_services(catalogue, acc.package_at(day), on)
+    unknown = sorted(set(off) - set(SERVICES))
+    if unknown:
+        raise BadTerms(f"unknown value-added services {unknown}: use {', '.join(SERVICES)}")
+    stamp = at_ms if at_ms is not None else now_ms()
+    tx.executemany("INSERT INTO billing_services (tenant, service, effective_on, subscribed, "
+                   "set_by, set_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                   [(tenant, s, effective_on, 1, by, stamp) for s in on]
+                   + [(tenant, s, effective_on, 0, by, stamp) for s in off])
     return load(tx, tenant)
 
 
 def set_package(tx: Tx, catalogue: Catalogue, tenant: str, package: str, effective_on: str,
-                by: str, at_ms: int | None = None) -> Account:
-    """The package in force from ``effective_on`` (midnight, the account's zone) on."""
+                by: str, at_ms: int | None = None, *, promotion: str = "",
+                term_years: int | None = None) -> Account:
+    """The package in force from ``effective_on`` (midnight, the account's zone) on, at a
+    promotion's fixed yearly fee for its term if one is given (``billing.fees`` prorates a
+    change of the yearly fee within a contract year).
+
+    Services come and go with their package, on the same day and in the trail: the new
+    package's are subscribed, and those the old one included that the new one does not are
+    ended (a downgrade must not start charging for what came with the old package; a tenant
+    who wants one kept adds it again with ``set_services``)."""
     acc = load(tx, tenant)
     if package not in catalogue.packages:
         raise BadTerms(f"unknown package {package!r}: the catalogue sells "
                        f"{', '.join(sorted(catalogue.packages))}")
-    _day(effective_on, "--from")
-    tx.execute("DELETE FROM billing_packages WHERE tenant = ? AND effective_on = ?",
-               (tenant, effective_on))
-    tx.execute("INSERT INTO billing_packages (tenant, effective_on, package, set_by, set_ms) "
-               "VALUES (?, ?, ?, ?, ?)",
-               (tenant, effective_on, package, by, at_ms if at_ms is not None else now_ms()))
+    stamp = at_ms if at_ms is not None else now_ms()
+    _insert_package(tx, catalogue, tenant, package, effective_on, promotion, term_years, by,
+                    stamp)
+    day = date.fromisoformat(effective_on)
+    before = catalogue.packages.get(acc.package_at(day - timedelta(days=1)))
+    came = set(before.services) if before is not None else set()
+    brings = set(catalogue.packages[package].services)
+    subscribed = acc.services_at(day)
+    tx.executemany("INSERT INTO billing_services (tenant, service, effective_on, subscribed, "
+                   "set_by, set_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                   [(tenant, s, effective_on, 1, by, stamp) for s in sorted(brings - subscribed)]
+                   + [(tenant, s, effective_on, 0, by, stamp)
+                      for s in sorted((came - brings) & subscribed)])
     return load(tx, acc.tenant)
 
 
@@ -207,7 +335,7 @@ def set_rates(tx: Tx, tenant: str, kind: str, periods: list[RatePeriod]) -> Acco
 
 
 def load(tx: Tx, tenant: str) -> Account:
-    row = tx.execute("SELECT tenant, timezone, increment_s, monthly_rent_fen, services, "
+    row = tx.execute("SELECT tenant, timezone, increment_s, monthly_rent_fen, "
                      "balance_fen, low_credit_fen, seq FROM billing_accounts WHERE tenant = ?",
                      (tenant,)).fetchone()
     if row is None:
@@ -217,17 +345,24 @@ def load(tx: Tx, tenant: str) -> Account:
             f"tenant {tenant!r} has no billing account (accounts: "
             f"{', '.join(known) if known else 'none yet'}); check the tenant id, or open one "
             "with `cc-core billing open`")
-    packages = [(str(a), str(b)) for a, b in tx.execute(
-        "SELECT effective_on, package FROM billing_packages WHERE tenant = ? "
-        "ORDER BY effective_on", (tenant,)).fetchall()]
+    packages = [PackageRow(date.fromisoformat(on), str(p), str(promo or ""),
+                           None if fee is None else int(fee),
+                           date.fromisoformat(until) if until else None)
+                for on, p, promo, fee, until in tx.execute(
+        "SELECT effective_on, package, promotion, promotion_fee_fen, promotion_until "
+        "FROM billing_packages WHERE tenant = ? ORDER BY effective_on", (tenant,)).fetchall()]
+    subs = [Subscription(str(s), date.fromisoformat(on), bool(yes), str(by), int(ms))
+            for s, on, yes, by, ms in tx.execute(
+        "SELECT service, effective_on, subscribed, set_by, set_ms FROM billing_services "
+        "WHERE tenant = ? ORDER BY effective_on, set_ms, service", (tenant,)).fetchall()]
     rates: dict[str, list[RatePeriod]] = {}
     for kind, start, end, fen in tx.execute(
             "SELECT caller_kind, valid_from, valid_to, fen_per_minute FROM billing_rates "
             "WHERE tenant = ? ORDER BY caller_kind, valid_from", (tenant,)).fetchall():
         rates.setdefault(str(kind), []).append(RatePeriod(
             date.fromisoformat(start), date.fromisoformat(end) if end else None, int(fen)))
-    return Account(str(row[0]), str(row[1]), int(row[2]), int(row[3]), json.loads(row[4]),
-                   int(row[5]), int(row[6]), int(row[7]), packages, rates)
+    return Account(str(row[0]), str(row[1]), int(row[2]), int(row[3]), int(row[4]),
+                   int(row[5]), int(row[6]), packages, rates, subs)
 
 
 def book(tx: Tx, tenant: str, kind: str, amount_fen: int, by: str, reason: str,
@@ -283,15 +418,24 @@ def ledger(tx: Tx, tenant: str, start_ms: int = 0, end_ms: int = 2**62) -> list[
     return [dict(zip(cols, r, strict=True)) for r in tx.fetchall()]
 
 
-def included_used_s(tx: Tx, tenant: str, year: int) -> int:
-    row = tx.execute("SELECT used_s FROM billing_allowance WHERE tenant = ? AND year = ?",
-                     (tenant, year)).fetchone()
+def included_used_s(tx: Tx, tenant: str, year_from: date) -> int:
+    """Included seconds used in the contract year that starts on ``year_from``."""
+    row = tx.execute("SELECT used_s FROM billing_allowance_years WHERE tenant = ? AND "
+                     "year_from = ?", (tenant, year_from.isoformat())).fetchone()
     return int(row[0]) if row else 0
 
 
+def use_included(tx: Tx, tenant: str, year_from: date, seconds: int) -> None:
+    tx.execute("INSERT INTO billing_allowance_years (tenant, year_from, used_s) "
+               "VALUES (?, ?, ?) ON CONFLICT (tenant, year_from) DO UPDATE SET "
+               "used_s = billing_allowance_years.used_s + excluded.used_s",
+               (tenant, year_from.isoformat(), seconds))
+
+
 def terms_at(tx: Tx, catalogue: Catalogue, acc: Account, at_ms: int,
-             caller_kind: str) -> tuple[rating.Terms, int]:
-    """The terms in force at ``at_ms`` (the account's zone) and the package year."""
+             caller_kind: str) -> tuple[rating.Terms, date]:
+    """The terms in force at ``at_ms`` (the account's zone) and the first day of its
+    contract year (whose included minutes the call uses)."""
     local = datetime.fromtimestamp(at_ms / 1000, acc.tz)
     day = local.date()
     package_name = acc.package_at(day)
@@ -304,8 +448,9 @@ def terms_at(tx: Tx, catalogue: Catalogue, acc: Account, at_ms: int,
                            "catalogue any more; give the account its own rates or a package")
         own = package.rate_fen_per_minute[kind]
     included = package.included_minutes * 60 if package is not None else 0
-    left = max(0, included - included_used_s(tx, acc.tenant, local.year))
-    return rating.Terms(acc.increment_s, own, left, package_name), local.year
+    year_from, _ = fees.contract_year(acc.anchor, day)
+    left = max(0, included - included_used_s(tx, acc.tenant, year_from))
+    return rating.Terms(acc.increment_s, own, left, package_name), year_from
 
 
 @dataclass(frozen=True)
@@ -357,10 +502,7 @@ def rate_calls(tx: Tx, catalogue: Catalogue, uuids: list[str],
         if not _mark(tx, uuid, rated.fen, rated.result()):
             continue
         if rated.included_s:
-            tx.execute("INSERT INTO billing_allowance (tenant, year, used_s) VALUES (?, ?, ?) "
-                       "ON CONFLICT (tenant, year) DO UPDATE SET "
-                       "used_s = billing_allowance.used_s + excluded.used_s",
-                       (tenant, year, rated.included_s))
+            use_included(tx, tenant, year, rated.included_s)
         balance, seq = book(tx, tenant, "call", -rated.fen, "rating", rated.result(),
                             call_uuid=uuid, at_ms=at_ms)
         booked.append(Booked(tenant, uuid, rated.fen, balance, seq, acc.low_credit_fen))
@@ -376,7 +518,7 @@ def _mark(tx: Tx, uuid: str, fen: int | None, result: str) -> bool:
 def snapshot(tx: Tx, catalogue: Catalogue, tenant: str, at_ms: int) -> dict[str, int]:
     """What the Redis credit view holds of the account (``billing.credit``), as of ``at_ms``."""
     acc = load(tx, tenant)
-    mobile, year = terms_at(tx, catalogue, acc, at_ms, "mobile")
+    mobile, _ = terms_at(tx, catalogue, acc, at_ms, "mobile")
     landline, _ = terms_at(tx, catalogue, acc, at_ms, "landline")
     return {"seq": acc.seq, "balance_fen": acc.balance_fen,
             "included_left_s": mobile.included_left_s, "increment_s": acc.increment_s,

@@ -4,9 +4,14 @@ store as it was.
 
 A bill's calls are the tenant's records that started in the period (the same choice as
 ``cc-core cdr export``, so a bill reconciles with the export of its period), each at the
-``billed_fen`` its rating wrote; the total is the sum of those plus the monthly rent of each
-month of the cycle. Top-ups and adjustments are listed beside it: they move the prepaid
-balance, not what the cycle cost.
+``billed_fen`` its rating wrote. The other lines are ``billing.fees``: the yearly package fee
+on the first day of each contract year (the anniversary of the account's effective date) in
+the cycle, at the promotion's fixed fee while one runs; a prorated difference where the
+yearly fee changes within a contract year (package change); value-added services outside the
+package, per month; the monthly rent, per month. Every line has one day, so a quarter's or a
+year's bill is exactly the sum of its months' bills. The total is the sum of all the lines.
+Top-ups and adjustments are listed beside it: they move the prepaid balance, not what the
+cycle cost.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from billing import accounts
+from billing import accounts, fees
 from billing.errors import BadBillPeriod
+from provider.catalogue import Catalogue
+from provider.catalogue import load as load_catalogue
 from records.db import Database
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -66,19 +73,24 @@ class Bill:
     charged_s: int = 0
     calls_fen: int = 0
     rent_fen: int = 0
+    yearly_fee_fen: int = 0         # yearly fees due in the cycle and prorated changes
+    services_fen: int = 0
     total_fen: int = 0
     unrated: int = 0                # records of the period not rated yet
     by_kind: dict[str, int] = field(default_factory=dict)
     payments: list[dict[str, Any]] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
+    fees: list[dict[str, Any]] = field(default_factory=list)   # kind, day, amount_fen, detail
 
 
 def _fields(result: str) -> dict[str, str]:
     return dict(p.split("=", 1) for p in result.split()[1:] if "=" in p)
 
 
-def bill(db: Database, tenant: str, period: str, now: datetime | None = None) -> Bill:
+def bill(db: Database, tenant: str, period: str, now: datetime | None = None,
+         catalogue: Catalogue | None = None) -> Bill:
     c = cycle(period)
+    cat = catalogue or load_catalogue()
     with db.transaction(write=False) as tx:
         acc = accounts.load(tx, tenant)
         tz = acc.tz
@@ -96,8 +108,18 @@ def bill(db: Database, tenant: str, period: str, now: datetime | None = None) ->
             "FROM call_records WHERE tenant = ? AND start_ms >= ? AND start_ms < ? "
             "ORDER BY start_ms, call_uuid", (tenant, s_ms, e_ms)).fetchall()
         payments = [p for p in accounts.ledger(tx, tenant, s_ms, e_ms) if p["kind"] != "call"]
+    due = fees.lines(acc, cat, start.date(), end.date())
     out = Bill(tenant, c.label, tz.key, start.isoformat(), end.isoformat(), end <= current,
-               rent_fen=acc.monthly_rent_fen * c.months, payments=payments)
+               payments=payments,
+               fees=[{"kind": f.kind, "day": f.day.isoformat(), "amount_fen": f.amount_fen,
+                      "detail": f.detail} for f in due])
+    for f in due:
+        if f.kind == "rent":
+            out.rent_fen += f.amount_fen
+        elif f.kind == "service":
+            out.services_fen += f.amount_fen
+        else:
+            out.yearly_fee_fen += f.amount_fen
     for uuid, started, kind, fen, result in rows:
         if result is None:
             out.unrated += 1
@@ -114,7 +136,7 @@ def bill(db: Database, tenant: str, period: str, now: datetime | None = None) ->
                             "start": datetime.fromtimestamp(started / 1000, tz).isoformat(),
                             "caller_kind": kind, "billed_fen": int(fen or 0),
                             "billing_result": result})
-    out.total_fen = out.calls_fen + out.rent_fen
+    out.total_fen = out.calls_fen + sum(f.amount_fen for f in due)
     return out
 
 
@@ -132,7 +154,15 @@ def as_table(b: Bill) -> str:
              f"  {'  of which charged':<28}{b.charged_s / 60:>14.1f}"]
     for kind, fen in sorted(b.by_kind.items()):
         lines.append(f"  {'calls, ' + kind + ' (元)':<28}{yuan(fen):>14}")
-    lines += [f"  {'calls (元)':<28}{yuan(b.calls_fen):>14}",
+    lines.append(f"  {'calls (元)':<28}{yuan(b.calls_fen):>14}")
+    labels = {"yearly_fee": "yearly fee", "fee_change": "yearly fee change",
+              "service": "service"}
+    for f in b.fees:
+        if f["kind"] in labels:
+            lines.append(f"  {labels[f['kind']] + ' (元)':<28}"
+                         f"{yuan(int(f['amount_fen'])):>14}  {f['day']}: {f['detail']}")
+    lines += [f"  {'yearly fees (元)':<28}{yuan(b.yearly_fee_fen):>14}",
+              f"  {'value-added services (元)':<28}{yuan(b.services_fen):>14}",
               f"  {'monthly rent (元)':<28}{yuan(b.rent_fen):>14}",
               f"  {'TOTAL (元)':<28}{yuan(b.total_fen):>14}"]
     if b.unrated:
@@ -144,18 +174,21 @@ def as_table(b: Bill) -> str:
 
 
 SUMMARY = ["tenant", "period", "timezone", "start", "end", "complete", "calls", "billable_s",
-           "included_s", "charged_s", "calls_fen", "rent_fen", "total_fen", "unrated"]
+           "included_s", "charged_s", "calls_fen", "yearly_fee_fen", "services_fen",
+           "rent_fen", "total_fen", "unrated"]
 
 
 def as_csv(b: Bill) -> str:
-    """One line per rated call, then the rent and the total (amounts in fen)."""
+    """One line per rated call, one per fee (yearly fee, fee change, service, rent), then the
+    total, which is the sum of the lines above it (amounts in fen)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["line", "call_uuid", "start", "caller_kind", "amount_fen", "detail"])
     for r in b.records:
         w.writerow(["call", r["call_uuid"], r["start"], r["caller_kind"], r["billed_fen"],
                     r["billing_result"]])
-    w.writerow(["rent", "", b.start, "", b.rent_fen, f"monthly rent, {b.period}"])
+    for f in b.fees:
+        w.writerow([f["kind"], "", f["day"], "", f["amount_fen"], f["detail"]])
     w.writerow(["total", "", b.start, "", b.total_fen, f"{b.tenant} {b.period}"])
     return buf.getvalue()
 

@@ -44,6 +44,12 @@ def billing() -> None:
     """400 cost sharing: accounts, prepaid credit, bills."""
 
 
+_PROMOTION = click.option("--promotion", default="", help="A promotion of the package "
+                          "(catalogue promotions): its fixed yearly fee for its term.")
+_TERM = click.option("--term-years", type=click.IntRange(1, 10), default=None,
+                     help="Contract term, years (at least the promotion's).")
+
+
 @billing.command("open")
 @_TENANT
 @click.option("--package", required=True, help="A package of the catalogue (micro, small…).")
@@ -56,12 +62,14 @@ def billing() -> None:
 @click.option("--service", "services", multiple=True, help="Value-added service (repeat); "
               "default: the package's.")
 @click.option("--timezone", default="Asia/Shanghai", show_default=True)
+@_PROMOTION
+@_TERM
 @click.option("--by", required=True, help="Who opens it (the ledger keeps it).")
 @_DB
 @_CONFIG
 def open_cmd(tenant: str, package: str, effective_on: str, increment_s: str, rent_fen: int,
-             low_credit_fen: int, services: tuple[str, ...], timezone: str, by: str,
-             db: str | None, config_path: str | None) -> None:
+             low_credit_fen: int, services: tuple[str, ...], timezone: str, promotion: str,
+             term_years: int | None, by: str, db: str | None, config_path: str | None) -> None:
     """Open a tenant's billing account with a zero balance."""
     from billing import accounts
     from cc_core.errors import DOMAIN_ERRORS
@@ -73,7 +81,7 @@ def open_cmd(tenant: str, package: str, effective_on: str, increment_s: str, ren
                 tx, load(), tenant, package, increment_s=int(increment_s),
                 monthly_rent_fen=rent_fen, services=list(services) or None,
                 low_credit_fen=low_credit_fen, timezone=timezone, effective_on=effective_on,
-                by=by)
+                by=by, promotion=promotion, term_years=term_years)
         click.echo(f"opened {acc.tenant}: package {package} from {effective_on}")
     except DOMAIN_ERRORS as exc:
         _fail(exc)
@@ -83,19 +91,24 @@ def open_cmd(tenant: str, package: str, effective_on: str, increment_s: str, ren
 @_TENANT
 @click.option("--package", required=True)
 @click.option("--from", "effective_on", required=True, metavar="YYYY-MM-DD")
+@_PROMOTION
+@_TERM
 @click.option("--by", required=True)
 @_DB
 @_CONFIG
-def package_cmd(tenant: str, package: str, effective_on: str, by: str, db: str | None,
+def package_cmd(tenant: str, package: str, effective_on: str, promotion: str,
+                term_years: int | None, by: str, db: str | None,
                 config_path: str | None) -> None:
-    """Change the package from a stated day on (calls answered before keep the old one)."""
+    """Change the package from a stated day on (calls answered before keep the old one; the
+    yearly fee's difference is prorated over the days left of the contract year)."""
     from billing import accounts
     from cc_core.errors import DOMAIN_ERRORS
     from provider.catalogue import load
 
     try:
         with _store(db, config_path) as store, store.transaction() as tx:
-            accounts.set_package(tx, load(), tenant, package, effective_on, by)
+            accounts.set_package(tx, load(), tenant, package, effective_on, by,
+                                 promotion=promotion, term_years=term_years)
         click.echo(f"{tenant}: package {package} from {effective_on}")
     except DOMAIN_ERRORS as exc:
         _fail(exc)
@@ -163,10 +176,15 @@ def account_cmd(tenant: str, db: str | None, config_path: str | None) -> None:
     except DOMAIN_ERRORS as exc:
         _fail(exc)
     click.echo(f"tenant {acc.tenant} ({acc.timezone})")
-    for on, package in acc.packages:
-        click.echo(f"  package {package} from {on}")
-    click.echo(f"  increment {acc.increment_s} s, monthly rent {yuan(acc.monthly_rent_fen)} 元,"
-               f" services {', '.join(acc.services) or '-'}")
+    for row in acc.package_rows:
+        promo = f" at promotion {row.promotion} ({yuan(row.promotion_fee_fen or 0)} 元/year) " \
+            f"until {row.promotion_until}" if row.promotion else ""
+        click.echo(f"  package {row.package} from {row.effective_on}{promo}")
+    click.echo(f"  contract years from {acc.anchor} (its anniversaries)")
+    click.echo(f"  increment {acc.increment_s} s, monthly rent {yuan(acc.monthly_rent_fen)} 元")
+    for sub in acc.subscriptions:
+        click.echo(f"  service {sub.service} {'on' if sub.subscribed else 'off'} from "
+                   f"{sub.effective_on} by {sub.set_by}")
     for kind, periods in sorted(acc.rates.items()):
         for p in periods:
             click.echo(f"  rate {kind} {p.fen_per_minute} fen/min from {p.valid_from} to "
@@ -187,7 +205,7 @@ def account_cmd(tenant: str, db: str | None, config_path: str | None) -> None:
 @_CONFIG
 def bill_cmd(tenant: str, period: str, fmt: str, db: str | None,
              config_path: str | None) -> None:
-    """The bill of a month, quarter or year: rated calls plus rent."""
+    """The bill of a month, quarter or year: rated calls, yearly fee, services, rent."""
     from billing import bills
     from cc_core.errors import DOMAIN_ERRORS
 
@@ -205,13 +223,13 @@ def bill_cmd(tenant: str, period: str, fmt: str, db: str | None,
 @click.option("--increment-s", type=click.Choice(["6", "60"]), default=None)
 @click.option("--rent-fen", type=int, default=None, help="Monthly rent, fen.")
 @click.option("--low-credit-fen", type=int, default=None)
-@click.option("--service", "services", multiple=True, help="Value-added services (replace).")
 @_DB
 @_CONFIG
 def terms_cmd(tenant: str, increment_s: str | None, rent_fen: int | None,
-              low_credit_fen: int | None, services: tuple[str, ...], db: str | None,
+              low_credit_fen: int | None, db: str | None,
               config_path: str | None) -> None:
-    """Change the increment, monthly rent, low-credit threshold or services."""
+    """Change the increment, monthly rent or low-credit threshold (services: `billing
+    services`)."""
     from billing import accounts
     from cc_core.errors import DOMAIN_ERRORS
     from provider.catalogue import load
@@ -220,9 +238,35 @@ def terms_cmd(tenant: str, increment_s: str | None, rent_fen: int | None,
         with _store(db, config_path) as store, store.transaction() as tx:
             accounts.set_terms(tx, load(), tenant,
                                increment_s=int(increment_s) if increment_s else None,
-                               monthly_rent_fen=rent_fen, services=list(services) or None,
-                               low_credit_fen=low_credit_fen)
+                               monthly_rent_fen=rent_fen, low_credit_fen=low_credit_fen)
         click.echo(f"{tenant}: terms changed")
+    except DOMAIN_ERRORS as exc:
+        _fail(exc)
+
+
+@billing.command("services")
+@_TENANT
+@click.option("--add", "add", multiple=True, help="Subscribe to a value-added service "
+              "(repeat); outside the package it costs its monthly fee.")
+@click.option("--remove", "remove", multiple=True, help="End a subscription (repeat).")
+@click.option("--from", "effective_on", required=True, metavar="YYYY-MM-DD")
+@click.option("--by", required=True, help="Who changes it (the trail keeps it).")
+@_DB
+@_CONFIG
+def services_cmd(tenant: str, add: tuple[str, ...], remove: tuple[str, ...],
+                 effective_on: str, by: str, db: str | None, config_path: str | None) -> None:
+    """Subscribe to or end value-added services from a stated day on."""
+    from billing import accounts
+    from cc_core.errors import DOMAIN_ERRORS
+    from provider.catalogue import load
+
+    try:
+        with _store(db, config_path) as store, store.transaction() as tx:
+            acc = accounts.set_services(tx, load(), tenant, add=list(add),
+                                        remove=list(remove), effective_on=effective_on, by=by)
+            day = acc.subscriptions[-1].effective_on
+        click.echo(f"{tenant}: services from {effective_on}: "
+                   f"{', '.join(sorted(acc.services_at(day))) or 'none'}")
     except DOMAIN_ERRORS as exc:
         _fail(exc)
 

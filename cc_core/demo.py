@@ -210,24 +210,30 @@ DEMO_CREDIT_FEN = 10_000_000
 
 
 def _open_accounts(db_path: Path, tenants: list[str]) -> None:
-    """A billing account per demo tenant (package micro, 6 s increments, 50 元 rent), its
-    included minutes of this year used up so that the bill shows charged calls."""
-    from billing import accounts
+    """A billing account per demo tenant (package micro, 6 s increments, 50 元 rent): in force
+    since the first of this month a year ago, so this month holds the contract year's start
+    and its bill shows the yearly fee; recording taken outside the package (a monthly
+    service line); the included minutes of this contract year used up so that the bill shows
+    charged calls."""
+    from billing import accounts, fees
+    from billing.accounts import DEFAULT_TZ
     from provider.catalogue import load
     from records.db import open_database
     from records.migrate import migrate
 
     catalogue = load()
-    year = datetime.now().year
+    today = datetime.now(DEFAULT_TZ).date()
+    since = fees.anniversary(today.replace(day=1), today.year - 1)
     with open_database(str(db_path)) as db:
         migrate(db)
         with db.transaction() as tx:
             for tenant in tenants:
-                accounts.open_account(tx, catalogue, tenant, "micro", increment_s=6,
-                                      monthly_rent_fen=5000, effective_on=f"{year - 1}-01-01",
-                                      by="demo")
-                tx.execute("INSERT INTO billing_allowance (tenant, year, used_s) "
-                           "VALUES (?, ?, ?)", (tenant, year, 2000 * 60))
+                acc = accounts.open_account(
+                    tx, catalogue, tenant, "micro", increment_s=6, monthly_rent_fen=5000,
+                    services=[*catalogue.packages["micro"].services, "recording"],
+                    effective_on=since.isoformat(), by="demo")
+                year_from, _ = fees.contract_year(acc.anchor, today)
+                accounts.use_included(tx, tenant, year_from, 2000 * 60)
                 accounts.topup(tx, tenant, DEMO_CREDIT_FEN, "demo", "demo credit")
 
 

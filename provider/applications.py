@@ -341,15 +341,17 @@ def sign(db: Database, app_id: str, *, catalogue: Catalogue, package: str, promo
                     int(auto_renew), fee, sla_text, esign_ref.strip(), starts_on, now_ms, actor))
         _set(tx, app_id, now_ms, state=AppState.CONTRACTED.value)
         # The tenant's billing account follows its contract, in the same commit: opened with
-        # the package, or moved to it, from the contract's first day (billing rates by it).
+        # the package, or moved to it, from the contract's first day (billing rates by it),
+        # with the promotion's fixed yearly fee for the contract's term.
         from billing import accounts
         from billing.errors import UnknownAccount
 
         try:
             accounts.set_package(tx, catalogue, app.tenant, package, starts_on, by=actor,
-                                 at_ms=now_ms)
+                                 at_ms=now_ms, promotion=promotion, term_years=term_years)
         except UnknownAccount:
             accounts.open_account(tx, catalogue, app.tenant, package, effective_on=starts_on,
-                                  by=actor, at_ms=now_ms)
+                                  by=actor, at_ms=now_ms, promotion=promotion,
+                                  term_years=term_years)
     return Contract(app_id, app.tenant, app.number, package, promotion, term_years, auto_renew,
                     fee, sla_text, esign_ref.strip(), starts_on)

@@ -1,6 +1,7 @@
 """The catalogue the provider sells from, as data (``provider/catalogue.yaml``): packages with
 their yearly fee, included minutes, per-minute rates and value-added services, promotions (a
-package at another price for a contract term), and what a number of each grade costs to choose
+package at another price for a contract term), value-added services with their monthly fee
+when taken outside a package, and what a number of each grade costs to choose
 and which packages it may be sold with. Money is integer fen."""
 
 from __future__ import annotations
@@ -47,6 +48,14 @@ class Promotion(_Model):
     term_years: int = Field(ge=1, le=10)
 
 
+class Service(_Model):
+    """A value-added service sold on its own: its monthly fee (a package that includes it
+    charges nothing more for it)."""
+
+    name: str = Field(min_length=1)
+    monthly_fee_fen: Fen
+
+
 class GradeTier(_Model):
     selection_fee_fen: Fen
     packages: list[str] = Field(min_length=1)
@@ -55,6 +64,7 @@ class GradeTier(_Model):
 class Catalogue(_Model):
     packages: dict[str, Package] = Field(min_length=1)
     promotions: dict[str, Promotion] = Field(default_factory=dict)
+    services: dict[str, Service] = Field(default_factory=dict)
     grades: dict[Grade, GradeTier]
 
     @model_validator(mode="after")
@@ -65,6 +75,9 @@ class Catalogue(_Model):
         for name, promo in self.promotions.items():
             if promo.package not in self.packages:
                 raise ValueError(f"promotions.{name}: no package {promo.package!r}")
+        unknown = sorted(set(self.services) - set(SERVICES))
+        if unknown:
+            raise ValueError(f"services: unknown {unknown}: use {', '.join(SERVICES)}")
         for g, tier in self.grades.items():
             for p in tier.packages:
                 if p not in self.packages:

@@ -14,6 +14,10 @@ used instead of the plain one on that store, for the rare statement the two do n
 
 Statements in a file end with ``;`` at the end of a line; ``--`` starts a comment line. No
 string literal may hold ``;`` at a line's end, ``?`` or ``%`` (``records.db``).
+
+A migration whose data cannot move in portable SQL (a time zone, a JSON list) names a Python
+step in ``DATA_STEPS``: it runs after that file's statements, in the same transaction, so the
+version is recorded with its data moved or not at all.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
+from importlib import import_module, resources
+from typing import Any
 
 from records.db import Database, driver_errors
 from records.errors import MigrationError, StoreUnavailable
@@ -31,6 +37,19 @@ _FILE = re.compile(r"^(?P<num>\d{4})_(?P<name>[a-z0-9_]+?)(?:\.(?P<dialect>sqlit
                    r"\.sql$")
 # Any number, stable across releases: the PostgreSQL advisory lock of `db migrate`.
 _PG_LOCK_KEY = 0x6363_7265_6364  # "ccrecd"
+
+# version -> "module:function" called with the migration's transaction (a ``records.db.Tx``).
+DATA_STEPS: dict[int, str] = {7: "billing.upgrade:upgrade_0007"}
+
+
+def _data_step(version: int) -> Callable[[Any], None] | None:
+    target = DATA_STEPS.get(version)
+    if target is None:
+        return None
+    module, _, name = target.partition(":")
+    step: Callable[[Any], None] = getattr(import_module(module), name)
+    return step
+
 
 _SCHEMA_VERSION = """
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -144,6 +163,9 @@ def migrate(db: Database, migrations: list[Migration] | None = None) -> list[Mig
                 continue
             for stmt in migration.statements():
                 tx.execute(stmt)
+            step = _data_step(migration.version)
+            if step is not None:
+                step(tx)
             tx.execute("INSERT INTO schema_version (version, name, checksum, applied_ms) "
                        "VALUES (?, ?, ?, ?)",
                        (migration.version, migration.name, migration.checksum,

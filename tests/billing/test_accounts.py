@@ -95,8 +95,8 @@ def test_a_call_rated_twice_changes_the_balance_once(db: Database) -> None:
     with db.transaction() as tx:
         accounts.topup(tx, "acme", 10_000, "alice", "prepaid")
         # the package's 2000 included minutes of 2025 are used up
-        tx.execute("INSERT INTO billing_allowance (tenant, year, used_s) VALUES (?, ?, ?)",
-                   ("acme", 2025, 2000 * 60))
+        tx.execute("INSERT INTO billing_allowance_years (tenant, year_from, used_s) VALUES (?, ?, ?)",
+                   ("acme", "2025-01-01", 2000 * 60))
     _call(db, "c1", start_ms=T0, talk_s=61)
     first = _rate(db, ["c1"])
     again = _rate(db, ["c1"])
@@ -108,8 +108,8 @@ def test_a_call_rated_twice_changes_the_balance_once(db: Database) -> None:
 def test_included_minutes_are_used_first_then_prepaid_credit(db: Database) -> None:
     _open(db, increment_s=60)
     with db.transaction() as tx:
-        tx.execute("INSERT INTO billing_allowance (tenant, year, used_s) VALUES (?, ?, ?)",
-                   ("acme", 2025, 2000 * 60 - 120))          # 2 minutes left
+        tx.execute("INSERT INTO billing_allowance_years (tenant, year_from, used_s) VALUES (?, ?, ?)",
+                   ("acme", "2025-01-01", 2000 * 60 - 120))          # 2 minutes left
     _call(db, "a", start_ms=T0, talk_s=150)               # 3 min: 2 included, 1 charged
     _call(db, "b", start_ms=T0 + 600_000, talk_s=30)      # all charged
     _rate(db, ["b", "a"])
@@ -134,8 +134,8 @@ def test_zero_second_and_unanswered_calls_cost_nothing(db: Database) -> None:
 def test_a_rate_change_at_midnight_rates_the_whole_call_at_the_answer(db: Database) -> None:
     _open(db, increment_s=60)
     with db.transaction() as tx:
-        tx.execute("INSERT INTO billing_allowance (tenant, year, used_s) VALUES (?, ?, ?)",
-                   ("acme", 2026, 2000 * 60))
+        tx.execute("INSERT INTO billing_allowance_years (tenant, year_from, used_s) VALUES (?, ?, ?)",
+                   ("acme", "2026-01-01", 2000 * 60))
         accounts.set_rates(tx, "acme", "mobile", [
             RatePeriod(date(2025, 1, 1), date(2026, 11, 11), 20),
             RatePeriod(date(2026, 11, 11), None, 10)])
@@ -172,8 +172,8 @@ def test_a_package_change_takes_effect_at_its_date(db: Database) -> None:
     with db.transaction() as tx:
         accounts.set_package(tx, CAT, "acme", "popular", "2026-11-15", "sales")
         for year in (2026,):
-            tx.execute("INSERT INTO billing_allowance (tenant, year, used_s) VALUES (?, ?, ?)",
-                       ("acme", year, 10**7))
+            tx.execute("INSERT INTO billing_allowance_years (tenant, year_from, used_s) VALUES (?, ?, ?)",
+                       ("acme", f"{year}-01-01", 10**7))
     _call(db, "old", start_ms=NOV, talk_s=60)                      # micro: 25 fen/min
     _call(db, "new", start_ms=NOV + 6 * 86_400_000, talk_s=60)     # popular: 15 fen/min
     _rate(db, ["old", "new"])
@@ -185,8 +185,8 @@ def test_the_bill_total_is_its_rated_records_plus_rent(db: Database) -> None:
     _open(db)
     _open(db, tenant="other")
     with db.transaction() as tx:
-        tx.execute("INSERT INTO billing_allowance (tenant, year, used_s) VALUES (?, ?, ?)",
-                   ("acme", 2026, 2000 * 60 - 60))
+        tx.execute("INSERT INTO billing_allowance_years (tenant, year_from, used_s) VALUES (?, ?, ?)",
+                   ("acme", "2026-01-01", 2000 * 60 - 60))
         accounts.topup(tx, "acme", 20_000, "alice", "prepaid")
     uuids = []
     for i, (secs, kind) in enumerate([(61, "mobile"), (7, "landline"), (300, "mobile"),

@@ -38,8 +38,8 @@ def test_open_topup_account_and_bill(store_target: str) -> None:
     assert res.exit_code == 0 and "balance 100.00 元" in res.output
     with open_database(store_target) as db:
         with db.transaction() as tx:
-            tx.execute("INSERT INTO billing_allowance (tenant, year, used_s) VALUES (?, ?, ?)",
-                       ("acme", 2025, 10**7))
+            tx.execute("INSERT INTO billing_allowance_years (tenant, year_from, used_s) VALUES (?, ?, ?)",
+                       ("acme", "2025-01-01", 10**7))
             cdr.store(tx, [cdr.from_summary(summary("k1", start_ms=T0, end_ms=T0 + 90_000)),
                            cdr.from_summary(summary("k2", start_ms=T0 + 1,
                                                     end_ms=T0 + 30_001))])
@@ -90,9 +90,43 @@ def test_rates_refuse_a_gap_and_records_from_before_the_account_are_rated_later(
               "2025-01-01:2025-06-01:30", "--period", "2025-06-01::18")
     assert res.exit_code == 0, res.output
     with open_database(store_target) as db, db.transaction() as tx:
-        tx.execute("INSERT INTO billing_allowance (tenant, year, used_s) VALUES (?, ?, ?)",
-                   ("acme", 2025, 10**7))
+        tx.execute("INSERT INTO billing_allowance_years (tenant, year_from, used_s) VALUES (?, ?, ?)",
+                   ("acme", "2025-01-01", 10**7))
     res = _cc(store_target, "rate", "--tenant", "acme")
     assert res.exit_code == 0 and "rated 1 call record" in res.output
     assert [e["amount_fen"] for e in _ledger(store_target)] == [-18]
     assert "rated 0" in _cc(store_target, "rate").output
+
+
+def test_services_and_promotion_from_the_cli_show_on_the_bill(store_target: str) -> None:
+    res = _cc(store_target, "open", "--tenant", "acme", "--package", "popular", "--from",
+              "2025-03-10", "--promotion", "popular-3y", "--rent-fen", "1000", "--by", "ops")
+    assert res.exit_code == 0, res.output
+    res = _cc(store_target, "services", "--tenant", "acme", "--add", "fax", "--from",
+              "2025-04-01", "--by", "sales")
+    assert res.exit_code == 2 and "unknown value-added services ['fax']" in res.output
+    res = _cc(store_target, "open", "--tenant", "small", "--package", "small", "--from",
+              "2025-03-10", "--promotion", "popular-3y", "--by", "ops")
+    assert res.exit_code == 2 and "not one of package small's" in res.output
+    res = _cc(store_target, "package", "--tenant", "acme", "--package", "micro", "--from",
+              "2025-04-01", "--by", "sales")
+    assert res.exit_code == 0, res.output
+    res = _cc(store_target, "services", "--tenant", "acme", "--add", "recording", "--from",
+              "2025-04-01", "--by", "sales")
+    # the package's other services ended with it (popular -> micro); recording bought back
+    assert res.exit_code == 0 and "services from 2025-04-01: ivr, recording\n" in res.output
+    res = _cc(store_target, "account", "--tenant", "acme")
+    assert "at promotion popular-3y (1000.00 元/year) until 2028-03-10" in res.output
+    assert "service recording on from 2025-04-01 by sales" in res.output
+    table = _cc(store_target, "bill", "--tenant", "acme", "--period", "2025-Q1").output
+    assert "yearly fee, popular at promotion popular-3y" in table
+    res = _cc(store_target, "bill", "--tenant", "acme", "--period", "2025-04", "--format",
+              "csv")
+    lines = list(csv.DictReader(io.StringIO(res.output)))
+    kinds = {r["line"]: int(r["amount_fen"]) for r in lines}
+    # micro (60000) from the promotion's 100000 with 343 of 365 days left: -37589.04
+    assert kinds == {"fee_change": -37589, "service": 5000, "rent": 1000,
+                     "total": -37589 + 5000 + 1000}
+    with open_database(store_target) as db, db.transaction(write=False) as tx:
+        assert tx.execute("SELECT COUNT(*) FROM billing_services WHERE tenant = 'small'"
+                          ).fetchone() == (0,)

@@ -51,10 +51,10 @@ def _account(db: Database, tenant: str, balance: int, threshold: int) -> None:
     with db.transaction() as tx:
         accounts.open_account(tx, CAT, tenant, "micro", increment_s=60, low_credit_fen=threshold,
                               effective_on="2025-01-01", by="ops")
-        tx.execute("INSERT INTO billing_allowance (tenant, year, used_s) VALUES (?, ?, ?)",
-                   (tenant, 2025, 10**7))
-        tx.execute("INSERT INTO billing_allowance (tenant, year, used_s) VALUES (?, ?, ?)",
-                   (tenant, 2026, 10**7))
+        tx.execute("INSERT INTO billing_allowance_years (tenant, year_from, used_s) VALUES (?, ?, ?)",
+                   (tenant, "2025-01-01", 10**7))
+        tx.execute("INSERT INTO billing_allowance_years (tenant, year_from, used_s) VALUES (?, ?, ?)",
+                   (tenant, "2026-01-01", 10**7))
         accounts.topup(tx, tenant, balance, "alice", "prepaid")
 
 

@@ -13,7 +13,14 @@ import pytest
 
 from billing.credit import CreditView, spend
 from tests.conftest import wait_for
-from tests.integration.cluster import FAILOVER_TTL_MS, START_TIMEOUT_S, Cluster, Observer
+from tests.integration.cluster import (
+    FAILOVER_TTL_MS,
+    START_TIMEOUT_S,
+    Cluster,
+    LegObserver,
+    Observer,
+    summaries,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -33,8 +40,8 @@ def _tenant(tmp_path: Path) -> Path:
     return path
 
 
-def _publish(view: CreditView, seq: int, balance: int) -> None:
-    view.publish(TENANT, {"seq": seq, "balance_fen": balance, "included_left_s": 0,
+def _publish(view: CreditView, seq: int, balance: int, tenant: str = TENANT) -> None:
+    view.publish(tenant, {"seq": seq, "balance_fen": balance, "included_left_s": 0,
                           "increment_s": 6, "rate_mobile": RATE, "rate_landline": RATE,
                           "low_credit_fen": 0}, [])
 
@@ -92,5 +99,78 @@ def test_a_top_up_moves_the_hard_stop_of_a_running_call(
         assert uuid not in obs.ended
         obs.conn.api(f"uuid_kill {uuid}")
         wait_for(lambda: uuid in obs.ended, timeout=10, message="the call to end")
+    finally:
+        obs.close()
+
+
+GREETING = "greet"
+AGENTS = ("g1", "g2", "g3")
+AGENT_ANSWER_MS = 2500     # the callers hear the greeting and wait this long, not billed
+
+
+def _greeting_tenant(tmp_path: Path) -> Path:
+    path = tmp_path / "greeting-credit-tenant.yaml"
+    agents = "".join(f"  {a}: {{contact: 'sofia/internal/{a}@127.0.0.1', status: Available, "
+                     "wrap_up_s: 0}\n" for a in AGENTS)
+    path.write_text(
+        f"tenant: {GREETING}\n"
+        "answer_mode: greeting\n"
+        "entry: queue:sales\n"
+        "numbers: {'4008001234': {}}\n"
+        "greeting: [ring]\n"
+        f"prompts: {{ring: 'silence_stream://200', no_credit: '{NO_CREDIT}'}}\n"
+        f"agents:\n{agents}"
+        "queues:\n"
+        f"  sales: {{tiers: [{', '.join(f'{{agent: {a}}}' for a in AGENTS)}], "
+        "ring_timeout_s: 10}\n", encoding="utf-8")
+    return path
+
+
+def test_greeting_mode_bills_and_hard_stops_from_the_agents_answer(
+        cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Greeting mode: the callers are in early media until an agent answers, and only then
+    does billing start, so each reservation and the shared hard stop count from the agent's
+    answer; three concurrent calls of one tenant are all stopped, the credit overdrawn by at
+    most one increment per call, and a new call is refused."""
+    view = CreditView(cluster.r)
+    balance = 20          # one increment of each of the three calls (18 fen), not two
+    _publish(view, 1, balance, GREETING)
+    monkeypatch.setenv("CC_TENANTS", str(_greeting_tenant(tmp_path)))
+    cluster.start_workers(1, ttl_ms=FAILOVER_TTL_MS, app="cc_core.app:build")
+    cluster.wait_owner(cluster.workers, timeout=START_TIMEOUT_S)
+    obs = LegObserver(cluster.sim.port)
+    try:
+        for agent in AGENTS:     # answer after a while, then talk until the switch ends it
+            assert obs.conn.api(f"sim_endpoint sofia/internal/{agent}@127.0.0.1 answer "
+                                f"{AGENT_ANSWER_MS}").startswith("+OK")
+        calls = [obs.call(f"1331111222{i}") for i in range(3)]
+        wait_for(lambda: all(u in obs.ended for u in calls), timeout=40,
+                 message="the three calls to be stopped")
+        assert [obs.ended[u] for u in calls] == ["ALLOTTED_TIMEOUT"] * 3
+        assert all(u in obs.early_media for u in calls)
+        wait_for(lambda: (c := view.read(GREETING)) is not None and set(c.live) == set(calls)
+                 and all(x.end_ms for x in c.live.values()), timeout=10,
+                 message="the three reservations marked ended")
+        credit = view.read(GREETING)
+        assert credit is not None
+        done = summaries(cluster, GREETING)
+        for uuid in calls:
+            legs = [leg for leg in obs.legs_of(uuid) if leg["answered"]]
+            assert len(legs) == 1, obs.legs_of(uuid)
+            agent_answer_ms = legs[0]["answer_us"] // 1000
+            reserved = credit.live[uuid]
+            # billing started at the agent's answer, not when the caller arrived
+            assert reserved.start_ms >= agent_answer_ms
+            assert reserved.start_ms - done[uuid]["start_ms"] >= AGENT_ANSWER_MS
+            assert done[uuid]["answer_mode"] == "greeting"
+        spent, _ = spend(credit, 2**62)
+        # stopped once one more increment of every call would not fit, not sooner ...
+        assert spent + 6 * len(calls) > balance
+        # ... and never below zero by more than one increment per call
+        assert spent - balance <= 6 * len(calls)
+        late = obs.call("13311112229")
+        wait_for(lambda: late in obs.ended, timeout=20, message="the refused call to end")
+        assert obs.ended[late] == "CALL_REJECTED"
+        assert ("playback", NO_CREDIT) in obs.apps[late] and late not in obs.answered
     finally:
         obs.close()

@@ -46,13 +46,23 @@ def test_demo_plays_the_example_tenants_through_every_kind_of_outcome() -> None:
     assert re.search(r"^call report: cc-core cdr report --db \S+ --tenant \w+", out, re.M)
     reported = re.search(r"^calls +(\d+)$", out.split("call report:")[-1], re.M)
     assert reported and int(reported[1]) > 0
-    # ...and its bill of the month: rated calls plus the month's rent.
+    # ...and its bill of the month: rated calls, yearly fee, services, the month's rent.
     assert re.search(r"^bill: cc-core billing bill --db \S+ --tenant \w+ --period \d{4}-\d{2}$",
                      out, re.M)
     billed = out.split("bill: ")[-1]
     rated = re.search(r"calls rated +(\d+)$", billed, re.M)
     total = re.search(r"TOTAL \(元\) +([\d.]+)$", billed, re.M)
     assert rated and int(rated[1]) > 0 and total and float(total[1]) > 50.0, billed
+    # the demo account's contract year starts this month (its yearly fee is due), and it
+    # takes recording outside its package (a monthly service fee)
+    assert re.search(r"^  yearly fee \(元\) +600\.00  \d{4}-\d{2}-01: yearly fee, micro",
+                     billed, re.M), billed
+    assert re.search(r"^  service \(元\) +50\.00  \d{4}-\d{2}-01: recording", billed,
+                     re.M), billed
+    parts = [float(m) for m in re.findall(
+        r"^  (?:calls|yearly fees|value-added services|monthly rent) \(元\) +([\d.]+)$",
+        billed, re.M)]
+    assert len(parts) == 4 and round(sum(parts), 2) == float(total[1]), billed
     # Callers the flow refused are never answered: the ones the summary counts as such.
     refused = sum(outcomes[k] for k in ("blacklisted", "unallocated", "not_in_service"))
     assert int(_row(out, "never answered")) >= refused

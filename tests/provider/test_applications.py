@@ -163,6 +163,16 @@ def test_a_premium_number_cannot_be_sold_with_a_cheap_package_and_a_promotion_se
                     sla_text="99.9%", esign_ref="e-1", starts_on="2026-10-12",
                     actor="sales-1", now_ms=T0)
     assert (contract.yearly_fee_fen, contract.term_years) == (100000, 3)
+    # the billing account bills the promotion's fixed fee for the term, then the list fee
+    from datetime import UTC, datetime
+
+    from billing import bills
+
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    yearly = [[(f["day"], f["amount_fen"]) for f in bills.bill(db, "acme", p, now=later).fees
+               if f["kind"] == "yearly_fee"] for p in ("2026-10", "2028-10", "2029-10")]
+    assert yearly == [[("2026-10-12", 100000)], [("2028-10-12", 100000)],
+                      [("2029-10-12", 180000)]]
 
 
 def test_a_rejected_application_puts_the_number_back_on_the_shelf(
