@@ -40,7 +40,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -421,7 +421,9 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 def _open_account(db: Path, redis_url: str, env: dict[str, str]) -> None:
     """The tenant's billing account as an operator opens it: a package with recording, 6 s
     increments, a rent; then prepaid credit published to the workers' credit view."""
-    since = (datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(days=30)).date().isoformat()
+    # From the first of this month: the contract year starts in the month billed, so the bill
+    # carries the package's yearly fee beside its calls and rent.
+    since = datetime.now(ZoneInfo("Asia/Shanghai")).date().replace(day=1).isoformat()
     for args in (["db", "migrate", "--db", str(db)],
                  ["billing", "open", "--tenant", TENANT, "--package", "growth", "--from", since,
                   "--increment-s", "6", "--rent-fen", "5000", "--low-credit-fen", "10000",
