@@ -38,6 +38,18 @@ class Rater:
     def rate(self, tx: Tx, uuids: list[str]) -> list[accounts.Booked]:
         return accounts.rate_calls(tx, self.catalogue, uuids)
 
+    def new_years(self, db: Database) -> int:
+        """Opens the contract years begun since the last call (``accounts.open_contract_years``)
+        and publishes those accounts, so that no live credit control goes on with a past
+        year's included minutes. Run by the consumer at start and every ``YEAR_CHECK_S``."""
+        with db.transaction() as tx:
+            opened = accounts.open_contract_years(tx, now_ms())
+        for tenant in opened:
+            publish(db, self.view, self.catalogue, tenant, [], self.metrics)
+        if opened:
+            log.info("contract years opened", extra={"tenants": len(opened)})
+        return len(opened)
+
     def published(self, db: Database, booked: list[accounts.Booked]) -> None:
         by_tenant: dict[str, list[str]] = {}
         for b in booked:

@@ -48,6 +48,9 @@ CLAIM_IDLE_MS = 60_000        # an entry pending this long belongs to a consumer
 POLL_S = 0.2                  # nothing new anywhere: look again after this long
 RESCAN_S = 60.0               # how often to SCAN for streams the tenants' set does not name
 STORE_RETRY_S = 2.0           # the store failed: wait before trying the same entries again
+# Contract years that begin (a tenant's included minutes renew) are opened and published this
+# often: a live call is held to a past year's minutes for at most this long after midnight.
+YEAR_CHECK_S = 60.0
 DEAD_CONSUMER_IDLE_MS = 3_600_000  # a group member with nothing pending, idle this long: removed
 
 
@@ -232,8 +235,12 @@ class CdrConsumer:
         log.info("call-record consumer started",
                  extra={"consumer": self.name, "store": repr(self.db)})
         faults = driver_errors() + (RedisError, OSError)
+        years_checked = float("-inf")
         while not stopping():
             try:
+                if self.rater is not None and time.monotonic() - years_checked >= YEAR_CHECK_S:
+                    years_checked = time.monotonic()
+                    self.rater.new_years(self.db)
                 done = self.step()
             except faults as exc:
                 log.warning("could not store call records: %r; retrying in %.0f s",

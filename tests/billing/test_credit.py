@@ -166,3 +166,31 @@ def test_the_o1_bounds_never_promise_more_than_the_reservations_allow() -> None:
     assert bound_fen(head, 100_000) >= spend(exact, 100_001)[0] + 10
     assert surely_admits(head, 100_000)
     assert not surely_lasts(head, 100_000)      # an hour at 30 fen/min is 1800 fen
+
+
+def test_a_contract_year_that_begins_renews_the_included_minutes_the_workers_see(
+        redis_url: str, store: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The credit view takes only a newer seq, and a new contract year writes no balance: with
+    # no year opened, the workers held a tenant to last year's left-over minutes until some
+    # top-up or rating happened to publish (and refused its calls meanwhile, with no credit).
+    import billing.service
+
+    r = redis.Redis.from_url(redis_url)
+    migrate(store)
+    with store.transaction() as tx:
+        accounts.open_account(tx, CAT, "acme", "micro", increment_s=60,
+                              effective_on="2025-03-15", by="ops")
+        accounts.use_included(tx, "acme", accounts.date(2025, 3, 15), 2000 * 60 - 120)
+    view = CreditView(r)
+    eve = 1_773_503_000_000                 # 2026-03-14 23:43 Asia/Shanghai: 2 minutes left
+    monkeypatch.setattr(billing.service, "now_ms", lambda: eve)
+    rater = Rater(r, CAT)
+    billing.service.publish(store, view, CAT, "acme")
+    assert rater.new_years(store) == 0      # its rated calls opened this year already
+    seen = view.read("acme")
+    assert seen is not None and seen.included_left_s == 120
+    monkeypatch.setattr(billing.service, "now_ms", lambda: eve + 3600_000)   # 2026-03-15
+    assert rater.new_years(store) == 1
+    seen = view.read("acme")
+    assert seen is not None and seen.included_left_s == 2000 * 60
+    assert rater.new_years(store) == 0, "a year is opened once"
