@@ -432,29 +432,39 @@ def use_included(tx: Tx, tenant: str, year_from: date, seconds: int) -> None:
                (tenant, year_from.isoformat(), seconds))
 
 
-def open_contract_years(tx: Tx, at_ms: int) -> list[str]:
-    """Opens the contract year running at ``at_ms`` of every account that has not opened it
-    yet: its allowance row (0 s used) and a new ``seq``. The tenants returned must be
-    published: their included minutes changed with the year (the old year's left-over
-    expired, the new year's came), a change of the account that no balance write made, and
-    the credit view takes only a newer ``seq``."""
+def due_contract_years(tx: Tx, at_ms: int) -> list[tuple[str, date]]:
+    """(tenant, first day) of each contract year running at ``at_ms`` that its account has
+    not opened yet (no allowance row). Read only: a busy store delays nobody for nothing."""
     rows = tx.execute(
-        "SELECT a.tenant, a.timezone, MIN(p.effective_on) FROM billing_accounts a "
-        "JOIN billing_packages p ON p.tenant = a.tenant GROUP BY a.tenant, a.timezone "
-        "ORDER BY a.tenant").fetchall()
-    opened = []
-    for tenant, zone, anchor in rows:
+        "SELECT a.tenant, a.timezone, MIN(p.effective_on), "
+        "(SELECT MAX(y.year_from) FROM billing_allowance_years y WHERE y.tenant = a.tenant) "
+        "FROM billing_accounts a JOIN billing_packages p ON p.tenant = a.tenant "
+        "GROUP BY a.tenant, a.timezone ORDER BY a.tenant").fetchall()
+    due = []
+    for tenant, zone, anchor, last in rows:
         today = datetime.fromtimestamp(at_ms / 1000, ZoneInfo(str(zone))).date()
         anchor_day = date.fromisoformat(str(anchor))
         if anchor_day > today:
             continue        # the account's first contract year has not begun
         year_from, _ = fees.contract_year(anchor_day, today)
+        if last is None or date.fromisoformat(str(last)) < year_from:
+            due.append((str(tenant), year_from))
+    return due
+
+
+def open_contract_years(tx: Tx, due: list[tuple[str, date]]) -> list[str]:
+    """Opens each contract year of ``due_contract_years``: its allowance row (0 s used) and
+    a new ``seq``. The tenants returned must be published: their included minutes changed
+    with the year (the old year's left-over expired, the new year's came), a change of the
+    account that no balance write made, and the credit view takes only a newer ``seq``."""
+    opened = []
+    for tenant, year_from in due:
         tx.execute("INSERT INTO billing_allowance_years (tenant, year_from, used_s) "
                    "VALUES (?, ?, 0) ON CONFLICT (tenant, year_from) DO NOTHING",
                    (tenant, year_from.isoformat()))
         if tx.rowcount:
             tx.execute("UPDATE billing_accounts SET seq = seq + 1 WHERE tenant = ?", (tenant,))
-            opened.append(str(tenant))
+            opened.append(tenant)
     return opened
 
 

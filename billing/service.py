@@ -42,8 +42,12 @@ class Rater:
         """Opens the contract years begun since the last call (``accounts.open_contract_years``)
         and publishes those accounts, so that no live credit control goes on with a past
         year's included minutes. Run by the consumer at start and every ``YEAR_CHECK_S``."""
+        with db.transaction(write=False) as tx:
+            due = accounts.due_contract_years(tx, now_ms())
+        if not due:
+            return 0
         with db.transaction() as tx:
-            opened = accounts.open_contract_years(tx, now_ms())
+            opened = accounts.open_contract_years(tx, due)
         for tenant in opened:
             publish(db, self.view, self.catalogue, tenant, [], self.metrics)
         if opened:
