@@ -221,21 +221,29 @@ class AgentKpiCollector(Collector):
             self._errors.inc()
             log.exception("per-agent KPIs not exported this scrape: reading them failed")
             return
-        state, offers, answered, missed = self._families()
+        status, state, offers, answered, missed = self._families()
         for a in agents:
-            state.add_metric([a.tenant, a.agent, a.status, a.state], 1)
+            # A state set (one series per value, 1 for the current one): the series an agent
+            # has stay the same whatever it does, so a busy day adds none.
+            for value in (*AGENT_STATUSES, *((OTHER,) if a.status == OTHER else ())):
+                status.add_metric([a.tenant, a.agent, value], 1 if value == a.status else 0)
+            for value in (*AGENT_STATES, *((OTHER,) if a.state == OTHER else ())):
+                state.add_metric([a.tenant, a.agent, value], 1 if value == a.state else 0)
             offers.add_metric([a.tenant, a.agent], a.calls + a.no_answers)
             answered.add_metric([a.tenant, a.agent], a.calls)
             missed.add_metric([a.tenant, a.agent], a.no_answers)
-        yield from (state, offers, answered, missed)
+        yield from (status, state, offers, answered, missed)
 
     @staticmethod
     def _families() -> tuple[GaugeMetricFamily, ...]:
         ta = ["tenant", "agent"]
         return (
-            GaugeMetricFamily(full_name("agent", "status"), "1 for the agent's current status "
-                              "and state (the ACD's fixed lists; anything else: other)",
-                              labels=[*ta, "status", "state"]),
+            GaugeMetricFamily(full_name("agent", "status"), "1 for the agent's current "
+                              "status (Logged Out, Available, Available (On Demand), On "
+                              "Break), 0 for the others", labels=[*ta, "status"]),
+            GaugeMetricFamily(full_name("agent", "state"), "1 for the agent's current state "
+                              "(Waiting, Receiving, In a queue call, Idle, Reserved), 0 for "
+                              "the others", labels=[*ta, "state"]),
             GaugeMetricFamily(full_name("agent", "offers_today"), "Queue calls offered to the "
                               "agent today that ended: answered and handled, or not answered "
                               "(the one ringing now not included)", labels=ta),

@@ -215,14 +215,49 @@ def test_per_agent_series_only_for_the_tenant_that_enables_them(redis_url: str) 
     reg = scrape([("acme", "Asia/Shanghai")])
     found = agent_series(reg)
     assert {(t, a) for _, t, a in found} == {("acme", "a1"), ("acme", "a2")}
-    assert {n for n, _, _ in found} == {"cccore_agent_status", "cccore_agent_offers_today",
+    assert {n for n, _, _ in found} == {"cccore_agent_status", "cccore_agent_state",
+                                        "cccore_agent_offers_today",
                                         "cccore_agent_calls_today",
                                         "cccore_agent_no_answers_today"}
     one = {"tenant": "acme", "agent": who}
     assert reg.get_sample_value("cccore_agent_calls_today", one) == 1.0
     assert reg.get_sample_value("cccore_agent_offers_today", one) == 1.0
     assert reg.get_sample_value("cccore_agent_no_answers_today", one) == 0.0
-    states = {(s.labels["status"], s.labels["state"]) for fam in reg.collect()
-              for s in fam.samples if s.name == "cccore_agent_status" and s.labels == {
-                  **one, "status": s.labels["status"], "state": s.labels["state"]}}
-    assert len(states) == 1                       # one status/state pair per agent, value 1
+    other = "a2" if who == "a1" else "a1"
+    acd.set_break("acme", other)
+    reg = scrape([("acme", "Asia/Shanghai")])
+    status = {s.labels["status"]: s.value for fam in reg.collect() for s in fam.samples
+              if s.name == "cccore_agent_status" and s.labels["agent"] == other}
+    assert status == {"Logged Out": 0.0, "Available": 0.0, "Available (On Demand)": 0.0,
+                      "On Break": 1.0}
+    # Every state listed, the current one 1: an agent's series are the same all day.
+    assert agent_series(reg) == found
+
+
+def test_the_served_registry_follows_each_tenants_metrics_per_agent_flag(
+        redis_url: str) -> None:
+    from pydantic import ValidationError
+
+    from cc_core.tenants.loader import LoadedConfig
+    from cc_core.tenants.model import GlobalConfig, Tenant
+    from cc_core.tenants.store import TenantStore
+    from metrics.serve import build
+
+    on = Tenant.model_validate({**tenant({"a1": {}}, {"q": {"tiers": tiers("a1")}}).model_dump(
+        mode="json", exclude_defaults=True), "metrics": {"per_agent": True}})
+    off = tenant({"b1": {}}, {"q": {"tiers": tiers("b1")}}, tenant_id="quiet")
+    assert on.metrics.per_agent and not off.metrics.per_agent        # off unless asked
+    with pytest.raises(ValidationError, match="per_agnet"):
+        Tenant.model_validate({**off.model_dump(mode="json", exclude_defaults=True),
+                               "metrics": {"per_agnet": True}})
+    client = redis_lib.Redis.from_url(redis_url)
+    TenantStore(client).apply(LoadedConfig(tenants={"acme": on, "quiet": off},
+                                           global_config=GlobalConfig(), sources={},
+                                           complete=False))
+    clock = Clock(_now_ms())
+    make_acd(redis_url, on, clock)
+    make_acd(redis_url, off, clock)
+    registry, _ = build(client)
+    agents = {(s.labels["tenant"], s.labels["agent"]) for fam in registry.collect()
+              for s in fam.samples if "agent" in s.labels}
+    assert agents == {("acme", "a1")}

@@ -53,7 +53,7 @@ BUSINESS_EXPORTED = {
     "cccore_recordings_filesystem_avail_bytes", "cccore_business_scrape_errors_total",
 }
 AGENT_EXPORTED = {
-    "cccore_agent_status", "cccore_agent_offers_today", "cccore_agent_calls_today",
+    "cccore_agent_status", "cccore_agent_state", "cccore_agent_offers_today", "cccore_agent_calls_today",
     "cccore_agent_no_answers_today",
 }
 # Histograms of something other than a time: a score and a ratio, in their own units.
