@@ -21,9 +21,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from acd.store import Acd
+from cc_core import keys
 from cc_core.flow.machine import OUTCOMES
 from cc_core.tenants.model import AgentState, AgentStatus, DestinationKind
-from cc_core import keys
 from esl_handlers.event_names import EVENT_NAMES
 from metrics.business import BusinessMetrics
 from metrics.queues import KpiMetrics

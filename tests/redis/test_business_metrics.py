@@ -261,3 +261,50 @@ def test_the_served_registry_follows_each_tenants_metrics_per_agent_flag(
     agents = {(s.labels["tenant"], s.labels["agent"]) for fam in registry.collect()
               for s in fam.samples if "agent" in s.labels}
     assert agents == {("acme", "a1")}
+
+
+def test_metrics_serve_takes_the_recordings_root_from_its_config_or_refuses_a_bad_one(
+        redis_url: str, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.esl.peer import gwait
+
+    bad = subprocess.run([sys.executable, "-m", "cc_core.cli", "metrics", "serve", "--port",
+                          "0", "--redis-url", redis_url, "--recordings-root", "recordings"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "must be an absolute path" in bad.stderr, bad.stderr
+
+    root = tmp_path / "rec"
+    root.mkdir()
+    (root / "x.wav").write_bytes(b"\1" * 10_000)
+    cfg = tmp_path / "cc.yaml"
+    cfg.write_text(f"redis_url: {redis_url}\nrecordings: {{root: {root}}}\n", encoding="utf-8")
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen([sys.executable, "-m", "cc_core.cli", "metrics", "serve", "--port",
+                             "0", "--config", str(cfg)], stdout=subprocess.DEVNULL,
+                            stderr=log.open("wb"))
+
+    def port() -> int | None:
+        for line in log.read_text().splitlines():
+            rec = json.loads(line)
+            if "metrics_port" in rec:
+                return int(rec["metrics_port"])
+        assert proc.poll() is None, log.read_text()
+        return None
+
+    def scrape() -> str:
+        url = f"http://127.0.0.1:{port()}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return str(resp.read().decode())
+
+    try:
+        gwait(lambda: port() is not None, timeout=20)
+        # The first walk runs in the background as the server starts.
+        gwait(lambda: "\ncccore_recordings_files 1.0" in scrape(), timeout=20)
+        assert "\ncccore_billing_low_credit_tenants 0.0" in scrape()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
