@@ -142,10 +142,10 @@ class Dispatcher:
         m = self.metrics
         if m is not None:
             node = getattr(getattr(link, "node", None), "name", "?")
-            key = (node, event_label(name))
-            child = self._counted.get(key)
+            labels = (node, event_label(name))
+            child = self._counted.get(labels)
             if child is None:
-                child = self._counted[key] = m.events_total.labels(*key)
+                child = self._counted[labels] = m.events_total.labels(*labels)
             child.inc()
         if self._stopping:
             # Warm stop hands the node over first; what still trickles in is the next
