@@ -14,7 +14,7 @@ WORKERS  ?= 2
 help:
 	@echo "make demo   - private Redis + simulator + $(WORKERS) workers + traffic (DURATION=$(DURATION) RATE=$(RATE))"
 	@echo "make test   - install what is missing, then run the whole test suite"
-	@echo "make bench  - parser/simulator throughput, call-flow latency and CPU, side by side"
+	@echo "make bench  - parser/simulator throughput, call-flow latency and CPU, metrics overhead, side by side"
 	@echo "make lint   - ruff and mypy"
 	@echo "make acceptance - SIPp callers and agents on a real switch (CC_FREESWITCH=HOST:ESL:SIP)"
 

@@ -32,6 +32,7 @@ def main() -> int:
         bench_acd_flow,
         bench_callflow,
         bench_kpi,
+        bench_metrics,
         bench_parser,
         bench_records,
         bench_sim,
@@ -44,7 +45,8 @@ def main() -> int:
                        ("ACD dispatch latency", bench_acd),
                        ("ACD end to end: capacity, join -> originate, ring-all", bench_acd_flow),
                        ("Call records: consumer into SQLite and PostgreSQL", bench_records),
-                       ("KPI collector scrape", bench_kpi)):
+                       ("KPI collector scrape", bench_kpi),
+                       ("Cost of the metrics on the hot paths", bench_metrics)):
         t0 = time.monotonic()
         print(f"\n== {title}", flush=True)
         try:

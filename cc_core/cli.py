@@ -744,22 +744,42 @@ def metrics() -> None:
               show_default=True, help="Seconds a Redis read may take before the scrape goes "
               "without the KPIs (and cccore_kpi_scrape_errors_total counts it).")
 @_REDIS_URL
-def metrics_serve(host: str, port: int, timeout_s: float, redis_url: str | None) -> None:
-    """Serve the queue and agent KPIs (cccore_queue_*), read from the ACD in Redis at each
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="YAML config file: its recordings.root (and redis_url when --redis-url is "
+                   "not given) are used.")
+@click.option("--recordings-root", envvar="CC_RECORDINGS_ROOT", default=None, metavar="DIR",
+              help="The recordings root, for its disk usage ($CC_RECORDINGS_ROOT; default: "
+                   "the config's recordings.root with --config, else not measured).")
+@click.option("--disk-walk", "walk_s", type=click.FloatRange(10, 86400), default=300.0,
+              show_default=True, help="Seconds between two walks of the recordings tree "
+              "(each scrape reads the last total).")
+def metrics_serve(host: str, port: int, timeout_s: float, redis_url: str | None,
+                  config_path: str | None, recordings_root: str | None, walk_s: float) -> None:
+    """Serve the queue and agent KPIs (cccore_queue_*, cccore_agent_* for tenants that enable
+    them) and the business metrics (record backlog, credit, recordings disk), read at each
     scrape: run ONE per deployment (the figures describe shared state)."""
     from gevent import monkey
 
     monkey.patch_all()
     from redis.exceptions import RedisError
 
+    from cc_core import config as config_mod
     from cc_core import logs
     from metrics.serve import serve
 
     try:
+        if config_path is not None:
+            cfg = config_mod.load(config_path, overrides={"redis_url": redis_url})
+            redis_url = cfg.redis_url
+            recordings_root = recordings_root or cfg.recordings.root
+        if recordings_root is not None:
+            # The config's rule (absolute, no spaces) and its message.
+            config_mod.load(None, overrides={"recordings": {"root": recordings_root}},
+                            environ={})
         _redis(redis_url)        # checks the URL (a cluster client connects at once)
         logs.setup()
         try:
-            serve(host, port, str(redis_url), timeout_s)
+            serve(host, port, str(redis_url), timeout_s, recordings_root, walk_s)
         except RedisError as exc:
             raise _redis_down(exc, redis_url) from exc
     except DOMAIN_ERRORS as exc:

@@ -94,6 +94,9 @@ class Dispatcher:
         self.queue_size = queue_size
         self.pool_size = pool_size
         self.metrics = metrics
+        # The events counter's child per (node, event name): labels() costs a lock and a
+        # validation per event on the hottest path. Bounded: nodes x event names.
+        self._counted: dict[tuple[str, str], Any] = {}
         self._handlers: dict[str, list[Handler]] = {}
         self._custom: dict[str, list[Handler]] = {}
         self._lanes: dict[str, deque[_Item]] = {}
@@ -139,7 +142,11 @@ class Dispatcher:
         m = self.metrics
         if m is not None:
             node = getattr(getattr(link, "node", None), "name", "?")
-            m.events_total.labels(node, event_label(name)).inc()
+            labels = (node, event_label(name))
+            child = self._counted.get(labels)
+            if child is None:
+                child = self._counted[labels] = m.events_total.labels(*labels)
+            child.inc()
         if self._stopping:
             # Warm stop hands the node over first; what still trickles in is the next
             # owner's (it reconciles). Debug only: this can be many lines.

@@ -305,10 +305,50 @@ def business() -> dict[str, Any]:
                                 f"sum by (node) (rate(cccore_call_mos_count{{{N}, {T}}}[{RATE}]))",
                                 "{{node}}")], width=8, height=8, decimals=2),
     ]
+    credit = [
+        Panel("timeseries", "Prepaid credit by tenant", "Committed balance of each tenant's "
+              "billing account as billing published it (live calls not deducted); exported "
+              "in fen, shown in yuan",
+              [Query(f"sum by (tenant) (cccore_billing_credit_balance_fen{{{T}}}) / 100",
+                     "{{tenant}}")], unit="currencyCNY", width=12, height=8, decimals=2),
+        Panel("stat", "Tenants with low credit", "At or under their account's low-credit "
+              "threshold (billing's low_credit event raised, not yet restored)",
+              [Query("cccore_billing_low_credit_tenants")], width=4, height=8, decimals=0),
+        Panel("bargauge", "Low credit now", "1: the tenant's credit is at or under its "
+              "threshold", [Query(f"max by (tenant) (cccore_billing_credit_low{{{T}}})",
+                                  "{{tenant}}")], width=8, height=8, decimals=0),
+    ]
+    records = [
+        Panel("timeseries", "Call records not stored yet", "Finished calls' summaries the "
+              "record consumer group has not stored (unread + pending), by tenant",
+              [Query(f"sum by (tenant) (cccore_records_backlog_entries{{{T}}})",
+                     "{{tenant}}")], width=12, height=8, decimals=0),
+        Panel("timeseries", "Oldest summary not stored", "Age of the oldest finished call "
+              "waiting to become a call record",
+              [Query(f"max by (tenant) (cccore_records_backlog_oldest_age_seconds{{{T}}})",
+                     "{{tenant}}")], unit="s", width=12, height=8),
+    ]
+    disk = [
+        Panel("stat", "Recordings on disk", "Bytes the files under the recordings root take, "
+              "as of the exporter's last walk of the tree",
+              [Query("sum(cccore_recordings_disk_used_bytes)")], unit="bytes", width=6,
+              height=6),
+        Panel("stat", "Recordings filesystem free", "Space available to the switch on the "
+              "filesystem of the recordings root",
+              [Query("min(cccore_recordings_filesystem_avail_bytes / "
+                     "cccore_recordings_filesystem_size_bytes)")], unit="percentunit",
+              width=6, height=6, decimals=1),
+        Panel("timeseries", "Recordings filesystem", "Size, available, and the recordings' "
+              "own share", [Query("sum(cccore_recordings_filesystem_size_bytes)", "size"),
+                            Query("sum(cccore_recordings_filesystem_avail_bytes)", "available"),
+                            Query("sum(cccore_recordings_disk_used_bytes)", "recordings")],
+              unit="bytes", width=12, height=6),
+    ]
     return _board("cccore-business", "cc-core / Business",
-                  "Calls by outcome, overflows, callbacks, call quality. CDR backlog and "
-                  "tenant credit have no metric yet.", ["tenant", "node"],
-                  [("Calls", outcomes), ("Queues and quality", queues)], refresh="1m")
+                  "Calls by outcome, overflows, callbacks, call quality, tenants' prepaid "
+                  "credit, the call-record backlog and the recordings disk.", ["tenant", "node"],
+                  [("Calls", outcomes), ("Queues and quality", queues), ("Credit", credit),
+                   ("Call records", records), ("Recordings disk", disk)], refresh="1m")
 
 
 BOARDS: dict[str, Callable[[], dict[str, Any]]] = {

@@ -16,13 +16,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
-from acd.kpi import AGENT_STATES, AGENT_STATUSES, KpiReader, QueueKpi
+from acd.kpi import AGENT_STATES, AGENT_STATUSES, OTHER, KpiReader, QueueKpi
+from acd.store import DEFAULT_TZ
+from cc_core import keys
 from metrics import NAMESPACE, full_name
 
 log = logging.getLogger(__name__)
@@ -129,11 +135,131 @@ class QueueKpiCollector(Collector):
         return out
 
 
+@dataclass(frozen=True)
+class AgentKpi:
+    tenant: str
+    agent: str
+    status: str
+    state: str
+    calls: int             # queue calls handled (ended) today
+    no_answers: int        # offers not answered today
+
+
+def read_agents(redis: Any, tenants: Iterable[tuple[str, str]], now_ms: int) -> list[AgentKpi]:
+    """Every agent of ``tenants`` ((id, time zone)), in two pipelined round trips; read only.
+    Agent ids come from the ACD's agent set, which the configuration sync writes."""
+    tenants = list(dict(tenants).items())
+    if not tenants:
+        return []
+    pipe = redis.pipeline(transaction=False)
+    for tid, _tz in tenants:
+        pipe.smembers(keys.acd_agents(tid))
+    ids = [sorted(_text(a) for a in found) for found in pipe.execute()]
+    pairs = [(tid, tz, a) for (tid, tz), agents in zip(tenants, ids, strict=True) for a in agents]
+    if not pairs:
+        return []
+    pipe = redis.pipeline(transaction=False)
+    for tid, _tz, a in pairs:
+        pipe.hmget(keys.acd_agent(tid, a), "status", "state", "day", "calls", "noans")
+    days: dict[str, str] = {}
+    out = []
+    for (tid, tz, a), (status, state, day, calls, noans) in zip(pairs, pipe.execute(),
+                                                                 strict=True):
+        if status is None:
+            continue            # removed by a sync between the two reads
+        if tid not in days:
+            days[tid] = _day(tz, now_ms)
+        today = _text(day or b"") == days[tid]
+        out.append(AgentKpi(
+            tid, a, _bounded(_text(status), AGENT_STATUSES),
+            _bounded(_text(state or b""), AGENT_STATES),
+            int(_text(calls or b"0")) if today else 0,
+            int(_text(noans or b"0")) if today else 0))
+    return out
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _bounded(value: str, allowed: tuple[str, ...]) -> str:
+    return value if value in allowed else OTHER
+
+
+def _day(tz: str, now_ms: int) -> str:
+    try:
+        zone = ZoneInfo(tz or DEFAULT_TZ)
+    except (ValueError, KeyError):
+        zone = ZoneInfo(DEFAULT_TZ)
+    return datetime.fromtimestamp(now_ms / 1000, zone).strftime("%Y%m%d")
+
+
+class AgentKpiCollector(Collector):
+    """Per-agent series (label ``agent``), only for the tenants whose configuration enables
+    them (``metrics.per_agent``): an agent id is configuration, but a big tenant's agents
+    multiply every series, so a tenant asks for them."""
+
+    def __init__(self, redis: object, tenants: Tenants, errors: Counter,
+                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+        self._redis = redis
+        self._tenants = tenants
+        self._errors = errors
+        self._clock = clock_ms
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            agents = read_agents(self._redis, self._tenants(), self._clock())
+        except RedisError as exc:
+            self._errors.inc()
+            log.warning("per-agent KPIs not exported this scrape: cannot read the ACD in "
+                        "Redis (%s: %s)", type(exc).__name__, exc)
+            return
+        except Exception:  # noqa: BLE001 - a bug here must not fail the whole scrape either
+            self._errors.inc()
+            log.exception("per-agent KPIs not exported this scrape: reading them failed")
+            return
+        status, state, offers, answered, missed = self._families()
+        for a in agents:
+            # A state set (one series per value, 1 for the current one): the series an agent
+            # has stay the same whatever it does, so a busy day adds none.
+            for value in (*AGENT_STATUSES, *((OTHER,) if a.status == OTHER else ())):
+                status.add_metric([a.tenant, a.agent, value], 1 if value == a.status else 0)
+            for value in (*AGENT_STATES, *((OTHER,) if a.state == OTHER else ())):
+                state.add_metric([a.tenant, a.agent, value], 1 if value == a.state else 0)
+            offers.add_metric([a.tenant, a.agent], a.calls + a.no_answers)
+            answered.add_metric([a.tenant, a.agent], a.calls)
+            missed.add_metric([a.tenant, a.agent], a.no_answers)
+        yield from (status, state, offers, answered, missed)
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, ...]:
+        ta = ["tenant", "agent"]
+        return (
+            GaugeMetricFamily(full_name("agent", "status"), "1 for the agent's current "
+                              "status (Logged Out, Available, Available (On Demand), On "
+                              "Break), 0 for the others", labels=[*ta, "status"]),
+            GaugeMetricFamily(full_name("agent", "state"), "1 for the agent's current state "
+                              "(Waiting, Receiving, In a queue call, Idle, Reserved), 0 for "
+                              "the others", labels=[*ta, "state"]),
+            GaugeMetricFamily(full_name("agent", "offers_today"), "Queue calls offered to the "
+                              "agent today that ended: answered and handled, or not answered "
+                              "(the one ringing now not included)", labels=ta),
+            GaugeMetricFamily(full_name("agent", "calls_today"), "Queue calls the agent "
+                              "answered and finished today", labels=ta),
+            GaugeMetricFamily(full_name("agent", "no_answers_today"), "Offers the agent did "
+                              "not answer today (rang out, rejected, unreachable)", labels=ta),
+        )
+
+
 class KpiMetrics:
     """The KPI collector and its own health metrics, registered on ``registry``."""
 
     def __init__(self, registry: CollectorRegistry | None, redis: object,
-                 tenants: Tenants, *, clock_ms: Callable[[], int] | None = None) -> None:
+                 tenants: Tenants, *, clock_ms: Callable[[], int] | None = None,
+                 agent_tenants: Tenants | None = None) -> None:
         self.errors = Counter(
             "scrape_errors", "Scrapes whose queue KPIs could not be read from Redis (those "
             "series are missing from that scrape)", namespace=NAMESPACE, subsystem="kpi",
@@ -143,9 +269,14 @@ class KpiMetrics:
             unit="seconds", namespace=NAMESPACE, subsystem="kpi", registry=None)
         extra = {} if clock_ms is None else {"clock_ms": clock_ms}
         self.collector = QueueKpiCollector(redis, tenants, self.errors, self.duration, **extra)
+        # Only the tenants that enabled them (``metrics.per_agent``); none: no agent series.
+        self.agents = (AgentKpiCollector(redis, agent_tenants, self.errors, **extra)
+                       if agent_tenants is not None else None)
         if registry is not None:
             # The registry collects in this order: the read first, so the error it counts
             # and the time it took are in the same scrape.
             registry.register(self.collector)
+            if self.agents is not None:
+                registry.register(self.agents)
             registry.register(self.errors)
             registry.register(self.duration)

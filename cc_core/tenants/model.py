@@ -572,6 +572,14 @@ class MissedCallWebhook(_Model):
     max_attempts: int = Field(6, ge=1, le=20)
 
 
+class TenantMetrics(_Model):
+    """What ``cc-core metrics serve`` exports of the tenant beyond its queues' figures."""
+
+    # Series per agent (cccore_agent_*, label agent): status, offers, no-answers. Off by
+    # default: every agent multiplies the series a Prometheus keeps.
+    per_agent: bool = False
+
+
 class Tenant(_Model):
     tenant: str = Field(pattern=TENANT_ID)
     name: str = ""
@@ -593,6 +601,7 @@ class Tenant(_Model):
     voicemail: dict[str, Voicemail] = Field(default_factory=dict)
     recording: TenantRecording = Field(default_factory=TenantRecording)
     missed_call_webhook: MissedCallWebhook | None = None
+    metrics: TenantMetrics = Field(default_factory=TenantMetrics)
 
     _parse = field_validator("entry", mode="before")(lambda cls, v: _destination(v))
     _greeting = field_validator("greeting", mode="before")(

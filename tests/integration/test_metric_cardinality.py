@@ -1,9 +1,10 @@
 """Hostile callers cannot grow the metrics: calls with caller numbers built to look like label
 syntax, control bytes, call UUIDs and long strings go through queues (answered by agents,
 overflowed to voicemail, abandoned) on the simulator, with RTP statistics, in two rounds of
-fresh callers and UUIDs. Every label value of a worker's /metrics and of the KPI collector must
-come from configuration or a fixed vocabulary, none may be a UUID or anything a caller sent,
-and the second round must add no series.
+fresh callers and UUIDs. Every label value of a worker's /metrics and of the KPI collector (with
+per-agent series enabled for the tenant, and the business metrics) must come from
+configuration or a fixed vocabulary, none may be a UUID or anything a caller sent, and the
+second round must add no series.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from acd.store import Acd
+from cc_core import keys
 from cc_core.flow.machine import OUTCOMES
 from cc_core.tenants.model import AgentState, AgentStatus, DestinationKind
 from esl_handlers.event_names import EVENT_NAMES
+from metrics.business import BusinessMetrics
 from metrics.queues import KpiMetrics
 from tests.conftest import wait_for
 from tests.integration.cluster import (
@@ -40,6 +43,7 @@ pytestmark = pytest.mark.slow
 TENANT = REPO / "tests" / "data" / "tenants" / "acdtest.yaml"
 T = "acdtest"
 QUEUES = set(yaml.safe_load(TENANT.read_text(encoding="utf-8"))["queues"])
+AGENTS = set(yaml.safe_load(TENANT.read_text(encoding="utf-8"))["agents"])
 ANSWERED, OVERFLOWED, ABANDONED = "4002220001", "4002220005", "4002220008"
 PER_ROUND = {ANSWERED: 4, OVERFLOWED: 3, ABANDONED: 3}
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
@@ -49,6 +53,8 @@ BOUNDED: dict[str, Any] = {
     "node": {NODE},
     "tenant": {T, ""},
     "queue": QUEUES,
+    "agent": AGENTS,
+    "group": {keys.CDR_GROUP},
     "target": {k.value for k in DestinationKind},
     "status": {s.value for s in AgentStatus} | {"other"},
     "state": {s.value for s in AgentState} | {"other"},
@@ -157,7 +163,9 @@ def test_hostile_callers_and_many_calls_add_no_label_value_and_no_series(
         queues: tuple[Cluster, Observer]) -> None:
     cluster, obs = queues
     kpi = CollectorRegistry()
-    KpiMetrics(kpi, cluster.r, lambda: [(T, "Asia/Shanghai")])
+    KpiMetrics(kpi, cluster.r, lambda: [(T, "Asia/Shanghai")],
+               agent_tenants=lambda: [(T, "Asia/Shanghai")])
+    BusinessMetrics(kpi, cluster.r, lambda: [T])
     callers: list[str] = []
     uuids: set[str] = set()
 
@@ -167,7 +175,8 @@ def test_hostile_callers_and_many_calls_add_no_label_value_and_no_series(
     # what the round did shows: overflows by kind, quality per node and tenant, the queues
     names = {n for n, _ in first}
     assert {"cccore_queue_overflows_total", "cccore_call_mos_count",
-            "cccore_queue_callers_waiting", "cccore_queue_agents"} <= names, names
+            "cccore_queue_callers_waiting", "cccore_queue_agents", "cccore_agent_status",
+            "cccore_agent_offers_today", "cccore_records_backlog_entries"} <= names, names
 
     _round(cluster, obs, 2, callers, uuids)
     second = _scrape(cluster, kpi)

@@ -2,10 +2,11 @@
 Prometheus scraping a running stack (simulator, a worker, the ACD, the API) on loopback.
 
 Each expression must parse and run; each whose metrics exist must return data; the figures
-must be what the test made happen (calls placed, answered, callers left waiting). The queue and
-agent KPIs (``cccore_queue_*``, ``cccore_call_*``) come from the KPI collector of the
-kpi-metrics branch; until it is on this tree their expressions are only parsed, and a name
-that is neither scraped nor one of those KPIs fails the test (a typo in a board or a rule).
+must be what the test made happen (calls placed, answered, callers left waiting; a tenant's
+billing account, its call summaries not stored and then stored by a record consumer, files in
+the recordings root). The queue and agent KPIs (``cccore_queue_*``, ``cccore_call_*``) and the
+business metrics come from `cc-core metrics serve`; a name that is neither scraped nor one of
+those fails the test (a typo in a board or a rule).
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cc_core.prom_server import PrivateProm, PromQueryError
 from cc_core.redis_server import free_port
+from records.consumer import CdrConsumer
+from records.db import Database, open_database
+from records.migrate import migrate
 from tests.conftest import wait_for
 from tests.integration.cluster import REPO, Cluster
 from tests.integration.promql import RULES, Expr, dashboard_exprs, defined_names, rule_exprs
@@ -48,11 +53,22 @@ KPI_NAMES = {
                            "cccore_call_packet_loss_ratio")
       for s in ("bucket", "sum", "count")),
 }
+# What `cc-core metrics serve` exports beside them (metrics/business.py): every expression
+# reading these must get data here (the stack has all three).
+BUSINESS_NAMES = {
+    "cccore_records_backlog_entries", "cccore_records_backlog_oldest_age_seconds",
+    "cccore_billing_credit_balance_fen", "cccore_billing_low_credit_threshold_fen",
+    "cccore_billing_credit_low", "cccore_billing_low_credit_tenants",
+    "cccore_recordings_disk_used_bytes", "cccore_recordings_files",
+    "cccore_recordings_disk_walk_age_seconds", "cccore_recordings_filesystem_size_bytes",
+    "cccore_recordings_filesystem_avail_bytes",
+}
 WORKERS_JOB, KPI_JOB = "cccore-workers", "cccore-kpi"
 SCRAPE_TIMEOUT_S = 30.0
 
 
-def _kpi_target(api: ApiProcess, redis_url: str, tmp_path: Path) -> Iterator[str | None]:
+def _kpi_target(api: ApiProcess, redis_url: str, tmp_path: Path,
+                recordings_root: Path) -> Iterator[str | None]:
     """Where the KPI collector is served: the API's /metrics, else `cc-core metrics serve`;
     None while neither exists on this tree."""
     try:
@@ -71,7 +87,8 @@ def _kpi_target(api: ApiProcess, redis_url: str, tmp_path: Path) -> Iterator[str
     port = free_port()
     with open(tmp_path / "kpi.log", "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "cc_core.cli", "metrics", "serve",
-                                 "--port", str(port), "--redis-url", redis_url],
+                                 "--port", str(port), "--redis-url", redis_url,
+                                 "--recordings-root", str(recordings_root)],
                                 stdout=log, stderr=log, cwd=REPO)
     def serving() -> bool:
         try:
@@ -116,11 +133,32 @@ def _settles(prom: PrivateProm, expr: str, expected: dict[tuple[str, ...], float
         raise AssertionError(f"{expr}: expected {expected}, Prometheus says {seen[-1]}") from None
 
 
+def _billing_account(db: Database, r: Any, balance_fen: int, threshold_fen: int) -> None:
+    """The scene's tenant gets a prepaid account, published into the credit view as billing
+    does after each commit."""
+    from billing import accounts
+    from billing.credit import CreditView
+    from billing.service import topup
+    from provider import catalogue
+
+    cat = catalogue.load()
+    with db.transaction() as tx:
+        accounts.open_account(tx, cat, T, "micro", increment_s=60, low_credit_fen=threshold_fen,
+                              effective_on="2025-01-01", by="ops")
+    topup(db, CreditView(r), cat, T, balance_fen, "ops", "prepaid")
+
+
 def test_every_dashboard_and_rule_expression_against_a_live_stack(
         cluster: Cluster, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         record_property: Callable[[str, object], None]) -> None:
+    recordings = tmp_path / "recordings"
+    (recordings / T).mkdir(parents=True)
+    (recordings / T / "one.wav").write_bytes(b"\0" * 64_000)
+    db = open_database(str(tmp_path / "records.sqlite3"))
+    migrate(db)
+    _billing_account(db, cluster.r, 12_345, threshold_fen=1_000)
     with scene(cluster, monkeypatch) as s, api_process(redis_url, tmp_path) as api, \
-            kpi_target(api, redis_url, tmp_path) as kpi:
+            kpi_target(api, redis_url, tmp_path, recordings) as kpi:
         ports = [w.metrics_port(cluster.r) for w in cluster.workers]
         jobs = {WORKERS_JOB: [f"127.0.0.1:{p}" for p in ports]}
         if kpi is not None:
@@ -150,12 +188,25 @@ def test_every_dashboard_and_rule_expression_against_a_live_stack(
                 _settles(prom, f'sum by (queue, target) (cccore_queue_overflows_total'
                                f'{{tenant="{T}"}})', {(OVERFLOW_QUEUE, "queue"): 1.0,
                                                      ("empty2", "voicemail"): 1.0})
+            # Business: the account as billing published it; the two ended calls' summaries
+            # wait for a record consumer (none runs yet), then one stores them; the
+            # recordings root holds one file.
+            _settles(prom, f'sum(cccore_billing_credit_balance_fen{{tenant="{T}"}})',
+                     {(): 12_345.0})
+            _settles(prom, "sum(cccore_billing_low_credit_tenants)", {(): 0.0})
+            _settles(prom, f'sum(cccore_records_backlog_entries{{tenant="{T}"}})',
+                     {(): float(len(s.answered) + len(s.overflowed))})
+            consumer = CdrConsumer(cluster.r, db, "live-test")
+            while consumer.step().read:
+                pass
+            _settles(prom, f'sum(cccore_records_backlog_entries{{tenant="{T}"}})', {(): 0.0})
+            _settles(prom, "sum(cccore_recordings_files)", {(): 1.0})
             # Past the first rate() window's two samples of every series.
             wait_for(lambda: _value(prom, "sum(rate(cccore_esl_events_total[1m]))"),
                      timeout=SCRAPE_TIMEOUT_S, message="two scrapes of the worker")
 
             scraped = set(prom.api("label/__name__/values"))
-            known = defined_names() | KPI_NAMES
+            known = defined_names() | KPI_NAMES | BUSINESS_NAMES
             exprs: list[Expr] = dashboard_exprs() + rule_exprs()
             problems, pending, checked = [], [], 0
             for e in exprs:
@@ -205,3 +256,7 @@ def test_every_dashboard_and_rule_expression_against_a_live_stack(
                 # With the collector, only series that need an event this stack has not made
                 # (a reconnect, an overflow, a swept call, ...) may be missing.
                 assert not [p for p in pending if "cccore_queue_callers_waiting" in p], pending
+            # The business figures exist in this stack: each of their expressions had data.
+            assert not [p for p in pending if any(n in p for n in BUSINESS_NAMES)], pending
+            business = [e for e in exprs if e.names & BUSINESS_NAMES]
+            assert len(business) >= 10, [e.where for e in business]

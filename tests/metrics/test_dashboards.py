@@ -66,6 +66,21 @@ def test_wallboard_shows_what_a_supervisor_watches() -> None:
         assert metric in exprs, metric
 
 
+def test_business_board_shows_credit_the_record_backlog_and_the_recordings_disk() -> None:
+    board = grafana.business()
+    exprs = " ".join(e for _, e in grafana.expressions(board))
+    for metric in ("cccore_calls_total", "cccore_billing_credit_balance_fen",
+                   "cccore_billing_low_credit_tenants", "cccore_billing_credit_low",
+                   "cccore_records_backlog_entries", "cccore_records_backlog_oldest_age_seconds",
+                   "cccore_recordings_disk_used_bytes", "cccore_recordings_filesystem_avail_bytes",
+                   "cccore_recordings_filesystem_size_bytes"):
+        assert metric in exprs, metric
+    # Money is exported in fen; the board shows yuan.
+    credit = [p for p in board["panels"] if p.get("title") == "Prepaid credit by tenant"]
+    assert credit and credit[0]["fieldConfig"]["defaults"]["unit"] == "currencyCNY"
+    assert credit[0]["targets"][0]["expr"].endswith("/ 100")
+
+
 def test_provisioning_file_points_grafana_at_a_folder_of_dashboards() -> None:
     prov = yaml.safe_load((COMMITTED / "provisioning.yaml").read_text(encoding="utf-8"))
     (provider,) = prov["providers"]

@@ -56,7 +56,8 @@ def test_private_prometheus_is_ready_on_loopback_and_stops(tmp_path: Path) -> No
         with urllib.request.urlopen(f"{prom.url}/-/ready", timeout=5) as resp:
             assert resp.status == 200
         groups = prom.api("rules")["groups"]
-        assert {g["name"] for g in groups} == {"cccore-nodes", "cccore-queues", "cccore-quality"}
+        assert {g["name"] for g in groups} == {"cccore-nodes", "cccore-queues", "cccore-quality",
+                                               "cccore-business"}
         workdir, proc = prom.workdir, prom.proc
     assert proc is not None and proc.poll() is not None
     assert workdir is not None and not workdir.exists()

@@ -6,6 +6,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from esl_handlers.event_names import EVENT_NAMES
 from metrics.acd import AcdMetrics
+from metrics.business import BusinessMetrics, RecordingsDisk
 from metrics.callflow import CallFlowMetrics
 from metrics.esl import EslMetrics, event_label
 from metrics.lease import LeaseMetrics
@@ -41,6 +42,20 @@ KPI_EXPORTED = {
     "cccore_queue_agents", "cccore_kpi_scrape_errors_total",
     "cccore_kpi_scrape_duration_seconds",
 }
+# The business metrics `cc-core metrics serve` exports beside them (metrics/business.py), and the
+# per-agent series of tenants that enable them (metrics.queues.AgentKpiCollector).
+BUSINESS_EXPORTED = {
+    "cccore_records_backlog_entries", "cccore_records_backlog_oldest_age_seconds",
+    "cccore_billing_credit_balance_fen", "cccore_billing_low_credit_threshold_fen",
+    "cccore_billing_credit_low", "cccore_billing_low_credit_tenants",
+    "cccore_recordings_disk_used_bytes", "cccore_recordings_files",
+    "cccore_recordings_disk_walk_age_seconds", "cccore_recordings_filesystem_size_bytes",
+    "cccore_recordings_filesystem_avail_bytes", "cccore_business_scrape_errors_total",
+}
+AGENT_EXPORTED = {
+    "cccore_agent_status", "cccore_agent_state", "cccore_agent_offers_today", "cccore_agent_calls_today",
+    "cccore_agent_no_answers_today",
+}
 # Histograms of something other than a time: a score and a ratio, in their own units.
 UNITLESS_HISTOGRAMS = {"cccore_call_mos", "cccore_call_packet_loss_ratio"}
 
@@ -59,7 +74,9 @@ def _kpi_registry() -> CollectorRegistry:
     """What `cc-core metrics serve` exports (metrics.serve.build), against no Redis: the
     names come from describe(), a failed read only drops the samples."""
     reg = CollectorRegistry()
-    KpiMetrics(reg, _DownRedis(), lambda: [("t1", "UTC")])
+    KpiMetrics(reg, _DownRedis(), lambda: [("t1", "UTC")],
+               agent_tenants=lambda: [("t1", "UTC")])
+    BusinessMetrics(reg, _DownRedis(), lambda: ["t1"], RecordingsDisk("/"))
     return reg
 
 
@@ -73,6 +90,8 @@ class _DownRedis:
         from redis.exceptions import ConnectionError as RedisDown
 
         raise RedisDown("Redis is down")
+
+    smembers = pipeline
 
 
 def _exported(reg: CollectorRegistry) -> dict[str, str]:
@@ -93,8 +112,8 @@ def test_the_kpi_collector_keeps_the_contracted_names() -> None:
     # Redis is unreachable here: the queue families are known from describe() (what the
     # registry learnt at registration), the collector's own counters from a scrape.
     described = {name for name in reg._names_to_collectors       # noqa: SLF001
-                 if name.startswith("cccore_queue_")}
-    assert described | set(_exported(reg)) == KPI_EXPORTED
+                 if not name.endswith(("_errors", "_total", "_created"))}
+    assert described | set(_exported(reg)) == KPI_EXPORTED | BUSINESS_EXPORTED | AGENT_EXPORTED
 
 
 def test_names_carry_the_namespace_and_base_units() -> None:
