@@ -22,6 +22,9 @@ if __name__ == "__main__":
     from gevent import monkey
 
     monkey.patch_all()
+    from metrics import native_locks
+
+    native_locks()
 
 import argparse  # noqa: E402 - after gevent's monkey-patching, on purpose
 import importlib
