@@ -478,12 +478,22 @@ class Acd:
         return bool(self.redis.set(keys.acd_offer_claim(offer.tenant, offer.token), worker,
                                    nx=True, px=RESERVE_MS + OFFER_MARGIN_MS + 120_000))
 
-    def offering(self, offer: Offer, agent: str) -> bool:
+    def offering(self, offer: Offer, agent: str, pipe: Any = None) -> bool:
         """About to ring ``agent``: Reserved -> Receiving, deadline pushed to ring timeout +
-        margin. False: the reservation is gone (lapsed / caller left): do not ring."""
+        margin. False: the reservation is gone (lapsed / caller left): do not ring. With
+        ``pipe`` it is queued there (``offered(reply)`` reads its reply)."""
         res = self._run("offering", offer.tenant, self._offer_keys(offer, agent),
-                        [offer.call_uuid, offer.token, agent, OFFER_MARGIN_MS])
-        return int(res) == OK
+                        [offer.call_uuid, offer.token, agent, OFFER_MARGIN_MS], pipe=pipe)
+        return pipe is not None or self.offered(res)
+
+    @staticmethod
+    def offered(reply: Any) -> bool:
+        return int(reply) == OK
+
+    def pipeline(self) -> Any:
+        """A pipeline for scripts of this ACD and writes of the same Redis; None on a Redis
+        Cluster (redis-py's cluster pipeline takes no scripts)."""
+        return None if _is_cluster(self.redis) else self.redis.pipeline(transaction=False)
 
     def answered(self, offer: Offer, agent: str) -> bool:
         """``agent`` answered first. False: too late (lapsed, caller gone, or another agent of

@@ -463,7 +463,10 @@ class CallMachine:
 
     # ==== commands ===================================================================================
     def _save(self, call: Call, state: CallState) -> None:
-        res = self.store.save(call.data.tenant, call.uuid, state, call.data)
+        self._saved(call, state, self.store.save(call.data.tenant, call.uuid, state, call.data))
+
+    def _saved(self, call: Call, state: CallState, res: int) -> None:
+        """What the call's save answered (``_save``, or a save sent in a pipeline)."""
         if res == NOT_OWNER:
             raise StepLost("taken over by another worker")
         if res <= 0:

@@ -178,11 +178,14 @@ class CallStore:
         return CallRecord(CallState(_text(res[1])), _text(res[2]), int(_text(res[3]) or 0),
                           _bytes(res[4]))
 
-    def save(self, tenant: str, uuid: str, state: CallState, data: CallData | None) -> int:
-        """OK, GONE (the call ended) or NOT_OWNER (taken over: stop)."""
-        return int(self._advance(keys=[keys.call(tenant, uuid)],
-                                 args=[self.worker_id, now_ms(), self.ttl_s, state.value,
-                                       data.pack() if data is not None else b""]))
+    def save(self, tenant: str, uuid: str, state: CallState, data: CallData | None,
+             pipe: Any = None) -> int:
+        """OK, GONE (the call ended) or NOT_OWNER (taken over: stop). With ``pipe`` the save
+        is queued on it (0 returned; its code comes from ``pipe.execute()``)."""
+        res = self._advance(keys=[keys.call(tenant, uuid)],
+                            args=[self.worker_id, now_ms(), self.ttl_s, state.value,
+                                  data.pack() if data is not None else b""], client=pipe)
+        return 0 if pipe is not None else int(res)
 
     def take_over(self, tenant: str, uuid: str, holder: str) -> CallRecord | None:
         """The record to resume from when taken over from ``holder``; None when it changed
