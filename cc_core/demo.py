@@ -84,6 +84,9 @@ def _demo_tenants(workdir: Path) -> Path:
         data["hours"] = {**data.get("hours", {}), "official": False, "holidays": [],
                          "weekly": {day: ["00:00-23:59"] for day in WEEKDAYS}}
         _staff(data)
+        # A share of the calls recorded (into the demo's own folder, CC_RECORDINGS_ROOT), so
+        # the recordings figures and the disk panels have something to show.
+        data.setdefault("recording", {"mode": "percent", "percent": 20, "retention": 30})
         (folder / src.name).write_text(yaml.safe_dump(data, allow_unicode=True),
                                        encoding="utf-8")
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
@@ -252,6 +255,20 @@ def _print_bill(db_path: Path, summarised: Counter[str]) -> None:
         print(f"\nbill: cc-core billing bill --db {db_path} --tenant {tenant} "
               f"--period {period}", flush=True)
         print(bills.as_table(bills.bill(db, tenant, period)), end="", flush=True)
+
+
+def _print_recordings(db_path: Path, root: Path) -> None:
+    """The calls recorded (the demo records a fifth of them) and whether their files hold
+    what the switch said, as ``cc-core recordings check`` reports it."""
+    from recordings.check import check
+    from recordings.layout import Root
+    from records.db import open_database
+
+    if not db_path.exists() or not root.exists():
+        return
+    print(f"\nrecordings: cc-core recordings check --db {db_path} --root {root}", flush=True)
+    with open_database(str(db_path)) as db:
+        print(check(db, Root(root)).table().splitlines()[0], flush=True)
 
 
 def _selftest(redis_url: str, port: int) -> int:
@@ -482,6 +499,7 @@ def run_demo(opts: DemoOptions) -> int:
             print(f"tenants {', '.join(tenants)} applied as config version {version} "
                   f"(cc-core config apply {folder})", flush=True)
             env = {k: v for k, v in os.environ.items() if k != "CC_TENANTS"}
+            env["CC_RECORDINGS_ROOT"] = str(workdir / "recordings")
             procs.start("workers", [
                 sys.executable, "-m", "cc_core.cli", "run", "--workers", str(opts.workers),
                 "--node", f"{NODE}=127.0.0.1:{sim_port}", "--password", SIM_PASSWORD,
@@ -535,6 +553,7 @@ def run_demo(opts: DemoOptions) -> int:
                            records=(stored, sum(summarised.values()), records_db))
             _print_call_report(records_db, summarised)
             _print_bill(records_db, summarised)
+            _print_recordings(records_db, workdir / "recordings")
             ok = stats.placed > 0 and stats.ended == stats.placed
             return 0 if ok else 1
         finally:
