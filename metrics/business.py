@@ -50,10 +50,10 @@ from redis.exceptions import RedisError, ResponseError
 from billing import keys as billing_keys
 from cc_core import keys
 from metrics import NAMESPACE, full_name
+from records.consumer import RESCAN_S, CallStreams
 
 log = logging.getLogger(__name__)
 
-RESCAN_S = 60.0            # streams the tenants' set does not name: SCAN for them this often
 MAX_COUNTED = 100_000      # unread entries counted one by one, at most, when Redis has no lag
 WALK_S = 300.0             # the recordings tree is summed this often (bounded work per hour)
 
@@ -98,18 +98,10 @@ class RecordsBacklogReader:
                  rescan_s: float = RESCAN_S) -> None:
         self.redis = redis
         self._clock = clock
-        self._rescan_s = rescan_s
-        self._scanned: set[str] = set()
-        self._scanned_at: float | None = None
+        self._finder = CallStreams(redis, clock, rescan_s)
 
     def streams(self) -> list[str]:
-        found = {keys.calls_stream(_text(t)) for t in self.redis.smembers(keys.calls_tenants())}
-        now = self._clock()
-        if self._scanned_at is None or now - self._scanned_at >= self._rescan_s:
-            self._scanned = {_text(k) for k in self.redis.scan_iter(
-                match=keys.calls_stream_pattern(), count=1000, _type="STREAM")}
-            self._scanned_at = now
-        return sorted(found | self._scanned)
+        return sorted(self._finder.find()[0])
 
     def read(self) -> list[Backlog]:
         streams = self.streams()

@@ -75,6 +75,32 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+class CallStreams:
+    """Finds every tenant's calls stream: the set the hang-up pipeline adds each tenant to
+    (read on each call: a new tenant's first call waits for no scan), and, every
+    ``rescan_s``, a SCAN for streams written before that set existed. Read only: the record
+    consumer and the backlog metrics (``metrics.business``) share it."""
+
+    def __init__(self, redis: Any, clock: Callable[[], float] = time.monotonic,
+                 rescan_s: float = RESCAN_S) -> None:
+        self.redis = redis
+        self.rescan_s = rescan_s
+        self._clock = clock
+        self._scanned: set[str] = set()
+        self._scanned_at: float | None = None
+
+    def find(self) -> tuple[set[str], bool]:
+        """(the streams, whether this call rescanned)."""
+        found = {keys.calls_stream(_text(t)) for t in self.redis.smembers(keys.calls_tenants())}
+        now = self._clock()
+        rescanned = self._scanned_at is None or now - self._scanned_at >= self.rescan_s
+        if rescanned:
+            self._scanned = {_text(k) for k in self.redis.scan_iter(
+                match=keys.calls_stream_pattern(), count=1000, _type="STREAM")}
+            self._scanned_at = now
+        return found | self._scanned, rescanned
+
+
 class CdrConsumer:
     def __init__(self, redis: Any, db: Database, name: str | None = None, *,
                  batch: int = BATCH, claim_idle_ms: int = CLAIM_IDLE_MS,
@@ -87,25 +113,18 @@ class CdrConsumer:
         self.name = name or default_name()
         self.batch = batch
         self.claim_idle_ms = claim_idle_ms
-        self.rescan_s = rescan_s
         self._clock = clock
+        self._finder = CallStreams(redis, clock, rescan_s)
         self._streams: list[str] = []
-        self._scanned: set[str] = set()
-        self._scanned_at: float | None = None
 
     # ---- streams and the group --------------------------------------------------------------
     def streams(self) -> list[str]:
         """Every tenant's calls stream: the set the hang-up pipeline adds each tenant to (read
         each step: a new tenant's first call waits for no scan), and, every ``rescan_s``, a
         SCAN for streams written before that set existed."""
-        found = {keys.calls_stream(_text(t)) for t in self.redis.smembers(keys.calls_tenants())}
-        now = self._clock()
-        if self._scanned_at is None or now - self._scanned_at >= self.rescan_s:
-            self._scanned = {_text(k) for k in self.redis.scan_iter(
-                match=keys.calls_stream_pattern(), count=1000, _type="STREAM")}
-            self._scanned_at = now
+        found, rescanned = self._finder.find()
+        if rescanned:
             self._forget_dead_consumers()
-        found |= self._scanned
         known = set(self._streams)
         for stream in sorted(found - known):
             self._ensure_group(stream)
