@@ -12,14 +12,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from esl_handlers.event_names import EVENT_NAMES, name_event
 
-# Lifecycle events a call handler may need; never `ALL` (it drags in every CUSTOM event
-# of every module and makes back-pressure decisions meaningless).
+# The events the call flow handles, and no more; never `ALL` (it drags in every CUSTOM event
+# of every module and makes back-pressure decisions meaningless). Every event subscribed to
+# is read, framed and decoded by the node's owner whether a handler wants it or not: on a
+# real switch an IVR-and-queue call sends as many CHANNEL_EXECUTE as EXECUTE_COMPLETE, a
+# PLAYBACK_START/STOP per prompt, BRIDGE/UNBRIDGE, HANGUP and DESTROY per leg, none of which
+# the core acts on. BACKGROUND_JOB carries bgapi results; HEARTBEAT is the watchdog's pulse.
+# tests/redis/test_subscription.py holds this list to the handlers the app registers.
 DEFAULT_EVENTS = [
-    "CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_PARK", "CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE",
-    "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY", "CHANNEL_EXECUTE",
-    "CHANNEL_EXECUTE_COMPLETE", "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA",
-    "CHANNEL_ORIGINATE", "DTMF", "RECORD_START", "RECORD_STOP", "PLAYBACK_START",
-    "PLAYBACK_STOP", "BACKGROUND_JOB", "HEARTBEAT",
+    "CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_PARK", "CHANNEL_HANGUP_COMPLETE",
+    "CHANNEL_EXECUTE_COMPLETE", "DTMF", "RECORD_START", "RECORD_STOP", "BACKGROUND_JOB",
+    "HEARTBEAT",
 ]
 
 

@@ -124,6 +124,12 @@ class Dispatcher:
         """Run ``handler(event, link)`` for CUSTOM events of that Event-Subclass."""
         self._custom.setdefault(subclass, []).append(handler)
 
+    def handled(self) -> set[str]:
+        """Event-Names with a handler, and ``CUSTOM <subclass>`` entries: what a subscription
+        needs (``*`` is never subscribed to)."""
+        return ({n for n in self._handlers if n != CATCH_ALL}
+                | {f"CUSTOM {sub}" for sub in self._custom})
+
     def _handlers_for(self, event: Event, name: str) -> list[Handler]:
         found: list[Handler] = []
         if name == "CUSTOM":

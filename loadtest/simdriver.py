@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import gevent
 from gevent.pool import Pool
 
-from cc_core.config import DEFAULT_EVENTS, EslConfig, NodeConfig
+from cc_core.config import EslConfig, NodeConfig
 from cc_core.errors import EslError
 from esl_handlers.connection import EslConnection
 from esl_handlers.events import Event
@@ -27,6 +27,12 @@ from esl_handlers.events import Event
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT_PLACEMENTS = 200
+
+
+# What the traffic generator plays callers from: parks, answers, the IVR's prompts and the
+# voicemail beep (CHANNEL_EXECUTE), hang-ups; bgapi results and the watchdog's pulse.
+OBSERVED_EVENTS = ["CHANNEL_PARK", "CHANNEL_ANSWER", "CHANNEL_EXECUTE", "CHANNEL_HANGUP_COMPLETE",
+                   "BACKGROUND_JOB", "HEARTBEAT"]
 
 
 @dataclass(frozen=True)
@@ -231,7 +237,7 @@ class TrafficGenerator:
             tick_s: float = 1.0) -> TrafficStats:
         self.conn = EslConnection(self.node, self.esl, on_event=self._on_event)
         self.conn.connect()
-        self.conn.subscribe(list(DEFAULT_EVENTS))
+        self.conn.subscribe(list(OBSERVED_EVENTS))
         pool = Pool(MAX_IN_FLIGHT_PLACEMENTS)
         ticker = gevent.spawn(self._tick, on_tick, tick_s) if on_tick else None
         try:
