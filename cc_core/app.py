@@ -16,6 +16,7 @@ import functools
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -239,46 +240,40 @@ def _acd_loop(ctx: WorkerContext, acd: Acd, queues: QueueFlow, source: TenantSou
 def _recording_requests(ctx: WorkerContext, machine: CallMachine) -> None:
     """On-demand recording starts and stops (``cc_core.api.recordings``): every worker hears
     them, the one holding the call acts, in the call's lane."""
-    while not ctx.draining:
-        pubsub = ctx.redis.pubsub(ignore_subscribe_messages=True)
+    def on_request(blob: bytes) -> None:
         try:
-            pubsub.subscribe(keys.RECORDING_CHANNEL)
-            while not ctx.draining:
-                msg = pubsub.get_message(timeout=1.0)
-                if not (msg and isinstance(msg.get("data"), bytes)):
-                    continue
-                try:
-                    req = msgpack.unpackb(msg["data"], raw=False)
-                    tenant, call, action = str(req["tenant"]), str(req["call"]), req["action"]
-                    by = str(req.get("by") or "api")
-                except (ValueError, KeyError, TypeError, msgpack.UnpackException):
-                    log.warning("not a recording request; ignored")
-                    continue
-                if action in ("start", "stop"):
-                    ctx.dispatcher.post(call, functools.partial(
-                        machine.on_demand_recording, tenant, call, str(action), by))
-        except (RedisError, OSError) as exc:
-            log.warning("recording requests channel lost: %r; resubscribing", exc)
-            gevent.sleep(1.0)
-        finally:
-            try:
-                pubsub.close()
-            except (RedisError, OSError):
-                pass
+            req = msgpack.unpackb(blob, raw=False)
+            tenant, call, action = str(req["tenant"]), str(req["call"]), req["action"]
+            by = str(req.get("by") or "api")
+        except (ValueError, KeyError, TypeError, msgpack.UnpackException):
+            log.warning("not a recording request; ignored")
+            return
+        if action in ("start", "stop"):
+            ctx.dispatcher.post(call, functools.partial(
+                machine.on_demand_recording, tenant, call, str(action), by))
+
+    _listen(ctx, keys.RECORDING_CHANNEL, on_request, "recording requests")
 
 
 def _offers_listener(ctx: WorkerContext, queues: QueueFlow) -> None:
     """Offers other workers found for callers this worker may hold."""
+    _listen(ctx, keys.ACD_CHANNEL, queues.on_published, "ACD offers")
+
+
+def _listen(ctx: WorkerContext, channel: str, on_message: Callable[[bytes], None],
+            what: str) -> None:
+    """Every message of a pub/sub ``channel`` to ``on_message`` until the worker drains; a
+    lost subscription is taken again after a second."""
     while not ctx.draining:
         pubsub = ctx.redis.pubsub(ignore_subscribe_messages=True)
         try:
-            pubsub.subscribe(keys.ACD_CHANNEL)
+            pubsub.subscribe(channel)
             while not ctx.draining:
                 msg = pubsub.get_message(timeout=1.0)
                 if msg and isinstance(msg.get("data"), bytes):
-                    queues.on_published(msg["data"])
+                    on_message(msg["data"])
         except (RedisError, OSError) as exc:
-            log.warning("ACD offers channel lost: %r; resubscribing", exc)
+            log.warning("%s channel lost: %r; resubscribing", what, exc)
             gevent.sleep(1.0)
         finally:
             try:
