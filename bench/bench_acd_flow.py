@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from acd.registration import contact_key
 from bench.bench_callflow import _peak_busy, _quantiles, _Rig
@@ -50,6 +49,7 @@ from esl_handlers.connection import EslConnection
 from esl_handlers.events import Event
 from loadtest.mixes import SHIFT_BEHAVIOUR
 from loadtest.simdriver import CallerScript, TrafficGenerator, TrafficPlan, TrafficStats
+from metrics.scrape import histogram_quantiles, port_url, samples
 
 TENANT = "bench"
 IVR_NUMBER, RINGALL_NUMBER = "4008002000", "4008002001"
@@ -142,15 +142,13 @@ Scrape = dict[tuple[str, str], float]
 def _scrape(port: int) -> Scrape:
     """Every sample of the worker's /metrics, summed over labels except ``le`` and
     ``outcome`` (histogram bounds, call outcomes)."""
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
+    found = samples(port_url(port), timeout=5)
+    if found is None:
+        raise RuntimeError(f"the worker's /metrics on port {port} did not answer")
     out: Scrape = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            key = (s.name, s.labels.get("le") or s.labels.get("outcome") or "")
-            out[key] = out.get(key, 0.0) + s.value
+    for s in found:
+        key = (s.name, s.labels.get("le") or s.labels.get("outcome") or "")
+        out[key] = out.get(key, 0.0) + s.value
     return out
 
 
@@ -168,7 +166,7 @@ def _p99_ms(buckets: list[tuple[str, float]]) -> float | None:
     shown = _quantiles(buckets)[1]
     if shown == "-" or shown.startswith(">"):
         return None
-    return demo.histogram_quantiles(buckets, (0.99,))[0]
+    return histogram_quantiles(buckets, (0.99,))[0]
 
 
 # ---- the callers, and the agent legs they see on the switch -----------------------------------

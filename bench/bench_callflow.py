@@ -25,14 +25,11 @@ import shutil
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from cc_core import demo
 from cc_core.config import EslConfig, NodeConfig
@@ -40,6 +37,7 @@ from cc_core.redis_server import PrivateRedis
 from fssim.process import SimProcess
 from loadtest.mixes import MIXES
 from loadtest.simdriver import TrafficGenerator, TrafficPlan, TrafficStats
+from metrics.scrape import histogram_quantiles, port_url, samples
 
 TARGET_P99_MS = 5.0
 TARGET_CPU_MS = 1.0
@@ -69,23 +67,23 @@ class _Metrics:
 
 
 def _read_metrics(port: int) -> _Metrics:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
+    found = samples(port_url(port), timeout=5)
+    if found is None:
+        raise RuntimeError(f"the worker's /metrics on port {port} did not answer")
     out = _Metrics()
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            if s.name == f"{SETUP}_bucket":
-                out.setup_buckets.append((s.labels.get("le", "+Inf"), s.value))
-            elif s.name == f"{SETUP}_count":
-                out.setup_count += s.value
-            elif s.name == "cccore_esl_command_seconds_bucket":
-                out.command_buckets.append((s.labels.get("le", "+Inf"), s.value))
-            elif s.name == "cccore_esl_dispatch_queue_depth":
-                out.queue_depth += s.value
-            elif s.name == "cccore_calls_swept_total":
-                out.swept += s.value
-            elif s.name == "cccore_calls_total":
-                out.outcomes[s.labels.get("outcome", "?")] += int(s.value)
+    for s in found:
+        if s.name == f"{SETUP}_bucket":
+            out.setup_buckets.append((s.labels.get("le", "+Inf"), s.value))
+        elif s.name == f"{SETUP}_count":
+            out.setup_count += s.value
+        elif s.name == "cccore_esl_command_seconds_bucket":
+            out.command_buckets.append((s.labels.get("le", "+Inf"), s.value))
+        elif s.name == "cccore_esl_dispatch_queue_depth":
+            out.queue_depth += s.value
+        elif s.name == "cccore_calls_swept_total":
+            out.swept += s.value
+        elif s.name == "cccore_calls_total":
+            out.outcomes[s.labels.get("outcome", "?")] += int(s.value)
     return out
 
 
@@ -196,7 +194,7 @@ def _quantiles(buckets: list[tuple[str, float]]) -> list[str]:
     finite = [b for b in counts if b != float("inf")]
     total = counts.get(float("inf"), 0.0)
     out = []
-    for frac, v in zip((0.5, 0.99), demo.histogram_quantiles(buckets, (0.5, 0.99)), strict=True):
+    for frac, v in zip((0.5, 0.99), histogram_quantiles(buckets, (0.5, 0.99)), strict=True):
         if v is None:
             out.append("-")
         elif finite and counts[max(finite)] < frac * total:
@@ -227,7 +225,7 @@ def _setup_row(rate: float, seconds: float, hang_up_in_menu: bool) -> dict[str, 
                                   caller_hangup_ratio=1.0 if hang_up_in_menu else 0.0)
         m = _read_metrics(rig.metrics_port)
     p50, p99 = _quantiles(m.setup_buckets)
-    p99_ms = demo.histogram_quantiles(m.setup_buckets, (0.99,))[0]
+    p99_ms = histogram_quantiles(m.setup_buckets, (0.99,))[0]
     met = (p99_ms is not None and not p99.startswith(">") and p99_ms < TARGET_P99_MS
            and m.setup_count >= stats.placed)
     return {"rate /s": f"{rate:g}", "callers": "hang up in menu" if hang_up_in_menu

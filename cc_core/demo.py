@@ -16,7 +16,6 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +24,6 @@ from zoneinfo import ZoneInfo
 
 import gevent
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from acd.registration import contact_key
 from cc_core.config import EslConfig, NodeConfig
@@ -36,6 +34,7 @@ from esl_handlers.connection import EslConnection
 from fssim.process import SimProcess
 from loadtest.mixes import AGENTS, MIXES, SHIFT
 from loadtest.simdriver import TrafficGenerator, TrafficPlan, TrafficStats, percentile
+from metrics.scrape import buckets, histogram_quantiles, port_url, samples
 
 SIM_PASSWORD = "demo-" + os.urandom(4).hex()
 NODE = "fs1"
@@ -365,56 +364,14 @@ class _Scrape:
 
 
 def _scrape(port: int) -> _Scrape:
-    out = _Scrape()
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return out
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            if s.name == "cccore_node_owner" and s.labels.get("node") == NODE and s.value >= 1:
-                out.owner = True
-            if s.name == "cccore_esl_event_lag_seconds_bucket":
-                out.lag_buckets.append((s.labels.get("le", "+Inf"), s.value))
-            elif s.name == "cccore_esl_handling_seconds_bucket":
-                out.handling_buckets.append((s.labels.get("le", "+Inf"), s.value))
-            elif s.name == "cccore_acd_dispatch_seconds_bucket":
-                out.dispatch_buckets.append((s.labels.get("le", "+Inf"), s.value))
-            elif s.name == "cccore_acd_join_to_offer_seconds_bucket":
-                out.offer_buckets.append((s.labels.get("le", "+Inf"), s.value))
-    return out
-
-
-def histogram_quantiles(buckets: Iterable[tuple[str, float]],
-                        fractions: Sequence[float]) -> list[float | None]:
-    """Quantiles (ms) of a Prometheus histogram from its cumulative ``(le, count)`` bucket
-    samples; samples with the same bound (several workers, several label sets) are summed.
-    None for each fraction when nothing was observed."""
-    summed: dict[float, float] = {}
-    for le, value in buckets:
-        bound = float("inf") if le in ("+Inf", "inf") else float(le)
-        summed[bound] = summed.get(bound, 0.0) + value
-    if not summed or max(summed.values()) == 0:
-        return [None for _ in fractions]
-    ordered = sorted(summed.items())
-    total = ordered[-1][1]
-
-    def q(frac: float) -> float:
-        # Linear interpolation inside the bucket, as PromQL's histogram_quantile does.
-        rank = frac * total
-        prev_bound, prev_count = 0.0, 0.0
-        for bound, count in ordered:
-            if count >= rank:
-                if bound == float("inf"):
-                    return prev_bound * 1000
-                span = count - prev_count
-                inside = (rank - prev_count) / span if span else 1.0
-                return (prev_bound + (bound - prev_bound) * inside) * 1000
-            prev_bound, prev_count = bound, count
-        return prev_bound * 1000
-
-    return [q(f) for f in fractions]
+    found = samples(port_url(port)) or []
+    return _Scrape(
+        owner=any(s.name == "cccore_node_owner" and s.labels.get("node") == NODE
+                  and s.value >= 1 for s in found),
+        lag_buckets=buckets(found, "cccore_esl_event_lag_seconds"),
+        handling_buckets=buckets(found, "cccore_esl_handling_seconds"),
+        dispatch_buckets=buckets(found, "cccore_acd_dispatch_seconds"),
+        offer_buckets=buckets(found, "cccore_acd_join_to_offer_seconds"))
 
 
 def _lag_quantiles(scrapes: list[_Scrape]) -> tuple[float | None, float | None]:

@@ -38,7 +38,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +46,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from loadtest import driver
+from metrics.scrape import buckets, histogram_quantiles, port_url, samples
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "acceptance"
@@ -106,18 +106,10 @@ def _switch_pid(esl_port: int) -> int | None:
 
 
 def _owner(ports: list[int]) -> int | None:
-    from prometheus_client.parser import text_string_to_metric_families
-
     for i, port in enumerate(ports):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
-                text = r.read().decode()
-        except OSError:
-            continue
-        for fam in text_string_to_metric_families(text):
-            for s in fam.samples:
-                if s.name == "cccore_node_owner" and s.value >= 1:
-                    return i
+        if any(s.name == "cccore_node_owner" and s.value >= 1
+               for s in samples(port_url(port)) or []):
+            return i
     return None
 
 
@@ -137,22 +129,9 @@ def _worker_pids(redis_url: str) -> dict[str, int]:
 
 
 def _setup_ms(ports: list[int]) -> tuple[float | None, float | None]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    from cc_core.demo import histogram_quantiles
-
-    buckets = []
-    for port in ports:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
-                text = r.read().decode()
-        except OSError:
-            continue
-        for fam in text_string_to_metric_families(text):
-            for s in fam.samples:
-                if s.name == "cccore_call_setup_seconds_bucket":
-                    buckets.append((s.labels.get("le", "+Inf"), s.value))
-    p50, p99 = histogram_quantiles(buckets, (0.5, 0.99))
+    found = [b for port in ports
+             for b in buckets(samples(port_url(port)) or [], "cccore_call_setup_seconds")]
+    p50, p99 = histogram_quantiles(found, (0.5, 0.99))
     return p50, p99
 
 

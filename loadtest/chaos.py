@@ -161,29 +161,25 @@ def main(argv: list[str] | None = None) -> int:
 
 def _setup_figures(r: redis.Redis) -> str:
     """The workers' own call-setup histogram (PARK read -> first command) and CPU so far."""
-    import urllib.request
+    from metrics.scrape import buckets, histogram_quantiles, port_url, samples
 
-    from prometheus_client.parser import text_string_to_metric_families
-
-    from cc_core.demo import histogram_quantiles
-
-    buckets: list[tuple[str, float]] = []
+    setup: list[tuple[str, float]] = []
     cpu_s = 0.0
     for key in r.scan_iter(match=keys.worker("*")):
         info = {k.decode(): v.decode() for k, v in r.hgetall(key).items()}
         port, pid = int(info.get("metrics_port", 0)), int(info.get("pid", 0))
+        found = samples(port_url(port), timeout=3)
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as resp:
-                text = resp.read().decode()
             with open(f"/proc/{pid}/stat", encoding="ascii") as f:
                 fields = f.read().rpartition(")")[2].split()
-            cpu_s += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         except OSError:
             continue
-        buckets += [(s.labels["le"], s.value) for fam in text_string_to_metric_families(text)
-                    for s in fam.samples if s.name == "cccore_call_setup_seconds_bucket"]
-    count = max((v for le, v in buckets if le == "+Inf"), default=0)
-    p50, p99 = histogram_quantiles(buckets, (0.5, 0.99))
+        if found is None:
+            continue
+        cpu_s += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        setup += buckets(found, "cccore_call_setup_seconds")
+    count = max((v for le, v in setup if le == "+Inf"), default=0)
+    p50, p99 = histogram_quantiles(setup, (0.5, 0.99))
     fmt = (lambda v: "-" if v is None else f"{v:.2f}")  # noqa: E731 - local formatting
     return (f"call setup (PARK read -> first command), {count:.0f} calls: p50 {fmt(p50)} ms, "
             f"p99 {fmt(p99)} ms; workers' CPU {cpu_s:.2f} s in all")

@@ -256,30 +256,9 @@ def run_sim(host: str, port: int, password: str, *, rate: float, duration: float
 
 def _dispatch(urls: Sequence[str]) -> tuple[float | None, float | None]:
     """p50/p99 of the core's ACD dispatch (ms) over the workers' /metrics, from buckets."""
-    import urllib.request
+    from metrics.scrape import buckets, histogram_quantiles, samples
 
-    from prometheus_client.parser import text_string_to_metric_families
-
-    buckets: dict[float, float] = {}
-    for url in urls:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                text = resp.read().decode()
-        except OSError:
-            continue
-        for fam in text_string_to_metric_families(text):
-            for s in fam.samples:
-                if s.name == "cccore_acd_dispatch_seconds_bucket":
-                    le = float(s.labels["le"])
-                    buckets[le] = buckets.get(le, 0.0) + s.value
-    if not buckets or max(buckets.values()) == 0:
-        return None, None
-    total = buckets[float("inf")]
-
-    def q(p: float) -> float:
-        for le in sorted(buckets):
-            if buckets[le] >= p * total:
-                return le * 1000
-        return float("inf")
-
-    return q(0.5), q(0.99)
+    found = [b for url in urls
+             for b in buckets(samples(url, timeout=2) or [], "cccore_acd_dispatch_seconds")]
+    p50, p99 = histogram_quantiles(found, (0.5, 0.99))
+    return p50, p99
