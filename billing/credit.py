@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from billing import keys
+from cc_core import keys
 
 HORIZON_MS = 3600 * 1000     # credit lasting longer than this: no stop armed yet (checked
                              # again by the worker well before it could run out)
@@ -242,9 +242,9 @@ class CreditView:
         args = [snapshot["seq"], snapshot["balance_fen"], snapshot["included_left_s"],
                 snapshot["increment_s"], snapshot["rate_mobile"], snapshot["rate_landline"],
                 snapshot["low_credit_fen"], at_ms if at_ms is not None else now_ms(),
-                keys.EVENTS_MAXLEN, *rated]
+                keys.BILLING_EVENTS_MAXLEN, *rated]
         applied, alert = self._publish(
-            keys=[keys.credit(tenant), keys.credit_live(tenant), keys.events(tenant)], args=args)
+            keys=[keys.credit(tenant), keys.credit_live(tenant), keys.billing_events(tenant)], args=args)
         return bool(applied), int(alert)
 
 

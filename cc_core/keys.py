@@ -231,3 +231,26 @@ def tenant_month_cost(tenant: str, month: str) -> str:
 
 def tenant_month_capped(tenant: str, month: str) -> str:
     return f"{_tenant(tenant)}:month:{month}:capped"
+
+
+# Billing's live credit view (``billing.credit``), published from the SQL store:
+# | ``cc:{t:T}:credit``          | hash   | the account as last published: seq, balance_fen,      |
+# |                              |        | included_left_s, increment_s, rate_mobile,            |
+# |                              |        | rate_landline, low_credit_fen, low (alert raised),    |
+# |                              |        | version (bumped on any change here or in credit:live) |
+# | ``cc:{t:T}:credit:live``     | hash   | call uuid -> "start_ms rate end_ms" of each call      |
+# |                              |        | billed now or ended and not rated yet (end 0: talking)|
+# | ``cc:{t:T}:billing:events``  | stream | low_credit / credit_restored alerts                   |
+BILLING_EVENTS_MAXLEN = 10_000
+
+
+def credit(tenant: str) -> str:
+    return f"{_tenant(tenant)}:credit"
+
+
+def credit_live(tenant: str) -> str:
+    return f"{_tenant(tenant)}:credit:live"
+
+
+def billing_events(tenant: str) -> str:
+    return f"{_tenant(tenant)}:billing:events"

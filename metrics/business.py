@@ -47,7 +47,6 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError, ResponseError
 
-from billing import keys as billing_keys
 from cc_core import keys
 from metrics import NAMESPACE, full_name
 from records.consumer import RESCAN_S, CallStreams
@@ -165,7 +164,7 @@ def read_credit(redis: Any, tenants: Iterable[str]) -> list[TenantCredit]:
         return []
     pipe = redis.pipeline(transaction=False)
     for t in ids:
-        pipe.hmget(billing_keys.credit(t), "seq", "balance_fen", "low_credit_fen", "low")
+        pipe.hmget(keys.credit(t), "seq", "balance_fen", "low_credit_fen", "low")
     out = []
     for t, (seq, balance, threshold, low) in zip(ids, pipe.execute(), strict=True):
         if seq is None or balance is None:

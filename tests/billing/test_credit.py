@@ -6,7 +6,7 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
-from billing import accounts, keys
+from billing import accounts
 from billing.credit import Credit, CreditView, Live, deadline_ms, has_credit, spend
 from billing.service import Rater, month_spend, topup
 from cc_core import keys as product_keys
@@ -102,12 +102,12 @@ def test_the_consumer_rates_once_publishes_and_raises_the_low_credit_alert(
     append(r, summary("c4", start_ms=T0 + 2, answer_ms=T0 + 2, end_ms=T0 + 60_002))
     while consumer.step().read:
         pass
-    events = r.xrange(keys.events("acme"))
+    events = r.xrange(product_keys.billing_events("acme"))
     assert [e[1][b"event"] for e in events] == [b"low_credit"]
     assert registry.get_sample_value("cccore_billing_low_credit_alerts_total",
                                      {"tenant": "acme"}) == 1
     topup(store, view, CAT, "acme", 5_000, "alice", "top-up")
-    assert [e[1][b"event"] for e in r.xrange(keys.events("acme"))] == [
+    assert [e[1][b"event"] for e in r.xrange(product_keys.billing_events("acme"))] == [
         b"low_credit", b"credit_restored"]
 
 
@@ -131,7 +131,7 @@ def test_a_topup_that_is_not_positive_leaves_redis_and_sql_alone(
     _account(store, "acme", 100, 0)
     with pytest.raises(BadAmount):
         topup(store, CreditView(r), CAT, "acme", amount, "alice", "x")
-    assert r.exists(keys.credit("acme")) == 0
+    assert r.exists(product_keys.credit("acme")) == 0
 
 
 def test_sync_drops_reservations_whose_rating_was_never_published(

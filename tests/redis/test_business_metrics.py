@@ -13,7 +13,6 @@ import redis as redis_lib
 from prometheus_client import CollectorRegistry, generate_latest
 
 from billing import accounts
-from billing import keys as billing_keys
 from billing.credit import CreditView
 from billing.service import topup
 from cc_core import keys
@@ -132,7 +131,7 @@ def test_credit_per_tenant_in_fen_and_low_as_billing_raises_it(
 
     # An adjustment down to the threshold: billing raises low_credit, the gauges say so.
     topup(db, view, CAT, "acme", -101, "alice", "refund", adjustment=True)
-    events = r.xrange(billing_keys.events("acme"))
+    events = r.xrange(keys.billing_events("acme"))
     assert [e[1][b"event"] for e in events] == [b"low_credit"]
     assert credit("acme") == (900.0, 900.0, 1.0)
     assert reg.get_sample_value("cccore_billing_low_credit_tenants") == 1.0
