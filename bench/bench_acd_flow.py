@@ -182,6 +182,9 @@ class _Leg:
 class _Callers(TrafficGenerator):
     """The callers, plus every agent leg the ACD rings (outbound, ``cc_member`` set)."""
 
+    # Agent legs' answers (CHANNEL_ANSWER is the callers' too) and the bridges of the winners.
+    observed = (*TrafficGenerator.observed, "CHANNEL_BRIDGE")
+
     def __init__(self, node: NodeConfig, plan: TrafficPlan) -> None:
         super().__init__(node, plan, EslConfig())
         self.legs: dict[str, _Leg] = {}

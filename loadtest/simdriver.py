@@ -107,6 +107,9 @@ def percentile(values: list[float], pct: float) -> float | None:
 
 
 class TrafficGenerator:
+    # The events subscribed to; a subclass that watches more adds to it.
+    observed: tuple[str, ...] = tuple(OBSERVED_EVENTS)
+
     def __init__(self, node: NodeConfig, plan: TrafficPlan, esl: EslConfig | None = None) -> None:
         self.node = node
         self.plan = plan
@@ -237,7 +240,7 @@ class TrafficGenerator:
             tick_s: float = 1.0) -> TrafficStats:
         self.conn = EslConnection(self.node, self.esl, on_event=self._on_event)
         self.conn.connect()
-        self.conn.subscribe(list(OBSERVED_EVENTS))
+        self.conn.subscribe(list(self.observed))
         pool = Pool(MAX_IN_FLIGHT_PLACEMENTS)
         ticker = gevent.spawn(self._tick, on_tick, tick_s) if on_tick else None
         try:
