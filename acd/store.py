@@ -40,6 +40,7 @@ from acd.errors import (
 )
 from acd.events import LeaveReason, miss_kind
 from cc_core import keys
+from cc_core.redisconn import run_pipeline
 from cc_core.tenants.model import AgentStatus, Queue, Tenant
 
 DEFAULT_TZ = "Asia/Shanghai"
@@ -213,6 +214,7 @@ class Acd:
         self.scripts = scripts or AcdScripts(redis)
         self._rng = rng or random.Random()
         self._tz: dict[str, ZoneInfo] = {}
+        self._days: dict[str, tuple[int, str]] = {}    # tenant -> (minute, its local day)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -226,7 +228,15 @@ class Acd:
     def day(self, tenant: str, now_ms: int | None = None) -> str:
         """The tenant-local day (YYYYMMDD) of ``now_ms`` (default: now)."""
         now_ms = self._clock() if now_ms is None else now_ms
-        return datetime.fromtimestamp(now_ms / 1000, self._zone(tenant)).strftime("%Y%m%d")
+        # Every script call passes the day: worked out once per tenant and minute (UTC
+        # offsets are whole minutes, so a local midnight always starts a minute).
+        minute = now_ms // 60_000
+        hit = self._days.get(tenant)
+        if hit is not None and hit[0] == minute:
+            return hit[1]
+        day = datetime.fromtimestamp(now_ms / 1000, self._zone(tenant)).strftime("%Y%m%d")
+        self._days[tenant] = (minute, day)
+        return day
 
     def _run(self, name: str, tenant: str, extra_keys: Sequence[str],
              extra_args: Sequence[Any], pipe: Any = None) -> Any:
@@ -294,6 +304,7 @@ class Acd:
             pipe.srem(keys.acd_queues(t), qname)
         pipe.execute()
         self._tz[t] = ZoneInfo(tenant.timezone)
+        self._days.pop(t, None)
         for qname in tenant.queues:
             self._run("queue_reindex", t, [keys.acd_queue_tiers(t, qname)], [qname])
         # An agent new to the ACD starts with the status its config gives; after that only
@@ -409,23 +420,29 @@ class Acd:
 
     def enqueue_dispatch(self, tenant: str, queue: str, call_uuid: str, *, node: str,
                          priority: int = 0, skills: Mapping[str, int] = {}, caller: str = "",
-                         max_offers: int = 16) -> tuple[Joined, list[Offer]]:
+                         max_offers: int = 16, pipe: Any = None,
+                         ) -> tuple[Joined, list[Offer], list[Any]]:
         """``enqueue`` then ``dispatch`` of the same queue in one round trip: a caller who
         joins is offered a free agent at once, without a second wait on Redis. A refused
         enqueue raises as ``enqueue`` does; the offers of that dispatch (other callers') are
-        then not returned and lapse after ``RESERVE_MS``, their callers keeping their place."""
+        then not returned and lapse after ``RESERVE_MS``, their callers keeping their place.
+
+        ``pipe`` (from ``Acd.pipeline()``) may carry the caller's own commands, queued
+        before: they run first in the same round trip, and their replies come back as the
+        third item (empty without ``pipe``). Each must be idempotent (``run_pipeline``)."""
         if _is_cluster(self.redis):
             # redis-py's cluster pipeline takes no scripts: two round trips there.
             joined_ = self.enqueue(tenant, queue, call_uuid, node=node, priority=priority,
                                    skills=skills, caller=caller)
-            return joined_, self.dispatch(tenant, queue, max_offers=max_offers)
-        pipe = self.redis.pipeline(transaction=False)
+            return joined_, self.dispatch(tenant, queue, max_offers=max_offers), []
+        if pipe is None:
+            pipe = self.redis.pipeline(transaction=False)
         self.enqueue(tenant, queue, call_uuid, node=node, priority=priority, skills=skills,
                      caller=caller, pipe=pipe)
         self.dispatch(tenant, queue, max_offers=max_offers, pipe=pipe)
-        joined, offers = pipe.execute()
+        *leading, joined, offers = run_pipeline(pipe)
         return (self._joined(tenant, queue, call_uuid, joined),
-                self._offers(tenant, offers))
+                self._offers(tenant, offers), leading)
 
     @staticmethod
     def _joined(tenant: str, queue: str, call_uuid: str, res: Any) -> Joined:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import redis
 from redis.cluster import RedisCluster
-from redis.exceptions import RedisClusterException
+from redis.exceptions import NoScriptError, RedisClusterException
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 SINGLE_SCHEMES = ("redis", "rediss", "unix")
@@ -63,3 +63,25 @@ def connect(url: str, *, pool_size: int | None = None, pool_timeout: float | Non
     if pool_size is not None:
         return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(url, **kwargs))
     return redis.Redis.from_url(url, **kwargs)
+
+
+def run_pipeline(pipe: Any) -> list[Any]:
+    """``pipe.execute()`` in one round trip when it carries scripts.
+
+    redis-py asks the server ``SCRIPT EXISTS`` for a pipeline's scripts before every run of
+    it: a round trip of its own, ahead of the pipeline, on each hot-path step that pipelines a
+    script (a caller's join, an agent's offer). Here the scripts go by SHA at once; only when
+    the server has lost them (restarted empty, ``SCRIPT FLUSH``) does the pipeline's
+    ``NOSCRIPT`` reply load them and the whole pipeline run again. That second run repeats
+    the commands that did run the first time: a script or write put in a pipeline this way
+    must be idempotent (the product's are, per call UUID: ``acd/lua``, ``call_advance``)."""
+    scripts = pipe.scripts
+    stack = list(pipe.command_stack)
+    pipe.scripts = set()
+    try:
+        return list(pipe.execute())
+    except NoScriptError:
+        # execute() reset the pipeline: queue the same commands again, scripts loaded first.
+        pipe.command_stack = stack
+        pipe.scripts = scripts
+        return list(pipe.execute())

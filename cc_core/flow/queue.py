@@ -42,6 +42,7 @@ from acd.store import CALLBACK_PREFIX, CB_GAVE_UP, CB_RETRY, Acd, Offer, Offered
 from cc_core.errors import EslError
 from cc_core.flow import spoken
 from cc_core.flow.record import CallState, now_ms
+from cc_core.redisconn import run_pipeline
 from cc_core.tenants.model import (
     AgentState,
     AgentType,
@@ -160,19 +161,34 @@ class QueueFlow:
         call.data.left_queue_ms = 0
         self._joined_at[call.uuid] = time.monotonic()
         call.data.pending = self.m._app_uuid(call, CallState.QUEUED)
-        self.m._save(call, CallState.QUEUED)
         skills = {**queue.skills, **call.data.skills}
-        # Enqueue and the dispatch that may find this caller a free agent share one round
-        # trip. This caller's own offer rings at once, in this step: the agent's phone starts
-        # ringing before the switch has even answered the hold music's commands (two round
-        # trips to the switch saved from the caller's wait).
+        # The call's save, its enqueue and the dispatch that may find it a free agent share
+        # one round trip where the call's record and the ACD share a client. This caller's
+        # own offer rings at once, in this step: the agent's phone starts ringing before the
+        # switch has even answered the hold music's commands (two round trips to the switch
+        # saved from the caller's wait).
+        pipe = self.acd.pipeline() if self._same_redis() else None
+        if pipe is None:
+            self.m._save(call, CallState.QUEUED)
+        else:
+            self.m.store.save(tenant.tenant, call.uuid, CallState.QUEUED, call.data, pipe=pipe)
         t0 = time.perf_counter()
-        _, offers = self.acd.enqueue_dispatch(tenant.tenant, name, call.uuid, node=call.node,
-                                              priority=call.data.priority, skills=skills,
-                                              caller=call.data.caller)
+        _, offers, saved = self.acd.enqueue_dispatch(
+            tenant.tenant, name, call.uuid, node=call.node, priority=call.data.priority,
+            skills=skills, caller=call.data.caller, pipe=pipe)
         if self.observe_dispatch is not None:
             self.observe_dispatch(time.perf_counter() - t0)
         mine = [o for o in offers if o.call_uuid == call.uuid and not o.callback]
+        if saved:
+            # A save refused (the call taken over, or ended, meanwhile) stops this step as
+            # it did before the join; the other callers' offers still ring, and this one's
+            # reservation lapses with the caller keeping their place (as if the save had
+            # passed and the worker stalled right after).
+            try:
+                self.m._saved(call, CallState.QUEUED, int(saved[0]))
+            except Exception:
+                self.deliver([o for o in offers if o not in mine])
+                raise
         for offer in mine:
             self._start_offer(call, offer)
         if call.state is CallState.QUEUED and not call.data.offer.get("won"):
@@ -324,14 +340,17 @@ class QueueFlow:
         gevent.spawn(self._await_job, call.uuid, leg, oa.agent, job,
                      queue.ring_timeout_s + JOB_SLACK_S)
 
+    def _same_redis(self) -> bool:
+        """Whether the call's record and the ACD share one client (one pipeline for both)."""
+        return getattr(self.m.store, "redis", None) is getattr(self.acd, "redis", False)
+
     def _offering_saved(self, call: Call, offer: Offer, agent: str) -> bool:
         """``acd.offering`` then the call saved with the leg about to ring, in one round trip
         to Redis where the call's record and the ACD share a client (two otherwise): one wait
         less between a caller's join and the agent's phone ringing. False: the reservation is
         gone, do not ring (the leg was saved all the same: the caller removes it and saves
         again)."""
-        same = getattr(self.m.store, "redis", None) is getattr(self.acd, "redis", False)
-        pipe = self.acd.pipeline() if same else None
+        pipe = self.acd.pipeline() if self._same_redis() else None
         if pipe is None:
             if not self.acd.offering(offer, agent):
                 return False
@@ -339,7 +358,7 @@ class QueueFlow:
             return True
         self.acd.offering(offer, agent, pipe=pipe)
         self.m.store.save(call.data.tenant, call.uuid, CallState.QUEUED, call.data, pipe=pipe)
-        offered, saved = pipe.execute()
+        offered, saved = run_pipeline(pipe)
         self.m._saved(call, CallState.QUEUED, int(saved))
         return self.acd.offered(offered)
 

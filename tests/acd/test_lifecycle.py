@@ -233,6 +233,20 @@ def test_daily_counters_roll_at_local_midnight_not_at_login(redis_url: str) -> N
     assert (view.calls_today, view.talk_ms_today) == (1, 30_000)
 
 
+def test_the_local_day_turns_on_the_millisecond_of_midnight_in_any_offset(
+        redis_url: str) -> None:
+    # Kathmandu is UTC+05:45: its midnight is not on a UTC hour, only on a minute.
+    for n, zone in enumerate(("Asia/Shanghai", "Asia/Kathmandu")):
+        cfg = tenant({"a1": {}}, {"q": {"tiers": tiers("a1")}}, timezone=zone,
+                     tenant_id=f"t{n}")
+        acd, _ = make_acd(redis_url, cfg)
+        t = cfg.tenant
+        midnight = int(datetime(2026, 12, 1, tzinfo=ZoneInfo(zone)).timestamp() * 1000)
+        assert [acd.day(t, midnight - 1), acd.day(t, midnight), acd.day(t, midnight - 1),
+                acd.day(t, midnight + 59_999)] == ["20261130", "20261201", "20261130",
+                                                   "20261201"], zone
+
+
 def test_enqueue_is_idempotent_per_call(redis_url: str) -> None:
     cfg = tenant({"a1": {}}, {"q": {"tiers": tiers("a1")}})
     acd, clock = make_acd(redis_url, cfg)
@@ -320,18 +334,24 @@ def test_enqueue_dispatch_offers_a_joining_caller_a_free_agent_in_the_same_call(
     acd, _ = make_acd(redis_url, cfg)
     acd.set_break(T, "a2")
     acd.enqueue(T, "q", "c0", node="n1")      # waits since a1 was never dispatched
-    joined, offers = acd.enqueue_dispatch(T, "q", "c1", node="n1")
+    joined, offers, _ = acd.enqueue_dispatch(T, "q", "c1", node="n1")
     assert joined.waiting == 2
     # The caller ahead is served first; the joining caller keeps its place behind.
     assert [(o.call_uuid, o.agents[0].agent) for o in offers] == [("c0", "a1")]
     assert acd.agent(T, "a1").state == "Reserved" and acd.position(T, "c1") == (1, 1)
     acd.set_available(T, "a2")
-    _, offers = acd.enqueue_dispatch(T, "q", "c1", node="n1")   # idempotent join
+    _, offers, _ = acd.enqueue_dispatch(T, "q", "c1", node="n1")   # idempotent join
     assert [(o.call_uuid, o.agents[0].agent) for o in offers] == [("c1", "a2")]
     with pytest.raises(UnknownQueue):
         acd.enqueue_dispatch(T, "nope", "c2", node="n1")
     with pytest.raises(AlreadyQueued):
         acd.enqueue_dispatch(T, "p", "c1", node="n1")
+    # The caller's own writes, queued ahead on the ACD's pipeline, share the round trip.
+    pipe = acd.pipeline()
+    pipe.set("before-the-join", "1")
+    joined, _, leading = acd.enqueue_dispatch(T, "q", "c3", node="n1", pipe=pipe)
+    assert leading == [True] and joined.position == 1
+    assert acd.redis.get("before-the-join") == b"1" and acd.position(T, "c3") == (1, 1)
 
 
 def test_errors_carry_stable_ids_and_say_how_to_fix(redis_url: str) -> None:
