@@ -27,6 +27,7 @@ if __name__ == "__main__":
     native_locks()
 
 import argparse  # noqa: E402 - after gevent's monkey-patching, on purpose
+import gc  # noqa: E402
 import importlib
 import logging
 import os
@@ -377,6 +378,11 @@ class Worker:
         self._heartbeat_key = keys.worker(self.worker_id)
         group.spawn(self._heartbeat)
         group.spawn(self._watch_parent, os.getppid())
+        # What start-up built (modules, config, the app) lives as long as the process: out of
+        # the collector's sight, a full collection walks only what calls create, and its
+        # pause no longer grows with the size of the code (~20 ms before, a p99 on its own).
+        gc.collect()
+        gc.freeze()
         self.nodes.start()
         log.info("worker running", extra={"nodes": [n.name for n in cfg.nodes], "pid": os.getpid(),
                                           "lease_ttl_ms": cfg.esl.lease_ttl_ms})
