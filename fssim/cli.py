@@ -96,6 +96,10 @@ def main(argv: list[str] | None = None, prog: str = "fssim") -> int:
     # passes walk only what calls create (FreeSWITCH has no such pauses to imitate).
     gc.collect()
     gc.freeze()
+    # Ended legs are freed by reference counting (Engine.hangup), so a full collection finds
+    # next to nothing; yet each walks every live channel (25 ms at 200 calls/s). Ten times
+    # rarer than Python's default.
+    gc.set_threshold(700, 10, 100)
     print(f"listening on {host}:{port}", flush=True)
     try:
         stop.wait()
