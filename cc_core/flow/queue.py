@@ -31,6 +31,7 @@ import math
 import time
 import uuid as uuidlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -73,6 +74,10 @@ DOOMED_S = 120.0
 DOOMED_MAX = 10_000
 # uuid_getvar of an unset variable (command_replies.json).
 _UNDEF = "_undef_"
+# How often the wait clock looks at every waiting caller (max waits, announcements), and how
+# long a queue's "any agent Available?" answer serves all its callers.
+WAIT_TICK_S = 0.25
+STAFFED_FOR_S = 1.0
 # Members that are queued callbacks, not live callers: "cb-<call uuid>[~<retry>]".
 
 
@@ -109,6 +114,18 @@ def unpack_offer(blob: bytes) -> Offer:
                               for a, c, t, d in raw["agents"]))
 
 
+@dataclass
+class _Waiting:
+    """A caller waiting in a queue on this worker, as the wait clock keeps it."""
+
+    tenant: str
+    name: str
+    queue: Queue
+    start: float                        # monotonic, when this wait began
+    next_announce: float
+    no_agent_since: float | None = None
+
+
 class QueueFlow:
     """The queue steps of one worker's call machine (``CallMachine.queues``)."""
 
@@ -133,7 +150,9 @@ class QueueFlow:
         self.link_for = link_for                   # node name -> its link (callbacks)
         # (node, tenant, agent): ringing the agent on that node failed USER_NOT_REGISTERED
         self.on_not_registered = on_not_registered
-        self._timers: dict[str, Any] = {}          # caller uuid -> its wait greenlet
+        self._waiting: dict[str, _Waiting] = {}    # caller uuid -> its wait (the wait clock's)
+        self._wait_clock: Any = None               # the greenlet ticking while anyone waits
+        self._staffed: dict[tuple[str, str], tuple[float, bool]] = {}
         self._won: set[str] = set()                # agent legs bridged by this worker
         self._joined_at: dict[str, float] = {}     # caller uuid -> monotonic join time
         self._doomed: dict[str, tuple[str, float]] = {}  # leg -> (cause, when): kill on create
@@ -661,44 +680,66 @@ class QueueFlow:
 
     # ==== waiting: max wait, no agent, announcements ====================================================
     def _arm(self, call: Call, queue: Queue) -> None:
-        self._disarm(call.uuid)
-        self._timers[call.uuid] = gevent.spawn(self._wait_loop, call.uuid, call.data.tenant,
-                                               call.data.queue, queue)
+        now = time.monotonic()
+        self._waiting[call.uuid] = _Waiting(call.data.tenant, call.data.queue, queue, now,
+                                            now + queue.announce.every_s)
+        if self._wait_clock is None or self._wait_clock.dead:
+            self._wait_clock = gevent.spawn(self._wait_loop)
 
     def _disarm(self, call_uuid: str) -> None:
-        g = self._timers.pop(call_uuid, None)
-        if g is not None and g is not gevent.getcurrent():
-            g.kill(block=False)
+        self._waiting.pop(call_uuid, None)
 
-    def _wait_loop(self, call_uuid: str, tenant: str, name: str, queue: Queue) -> None:
-        start = time.monotonic()
-        next_announce = start + queue.announce.every_s
-        no_agent_since: float | None = None
-        while True:
-            gevent.sleep(1.0)
-            now = time.monotonic()
-            if queue.max_wait_s and now - start >= queue.max_wait_s:
-                self.post(call_uuid, lambda: self._timed_out(call_uuid, "timeout"))
-                return
+    def _wait_loop(self) -> None:
+        # One greenlet for every caller waiting on this worker, not one each (each of which
+        # asked Redis about its queue every second): it stops when nobody waits, and the
+        # next caller to wait starts it again.
+        while self._waiting:
+            gevent.sleep(WAIT_TICK_S)
+            try:
+                self._wait_tick(time.monotonic())
+            except Exception:  # noqa: BLE001 - one bad wait must not stop the others' clock
+                log.exception("the queue wait clock failed a tick")
+
+    def _wait_tick(self, now: float) -> None:
+        for call_uuid, w in list(self._waiting.items()):
+            queue = w.queue
+            if queue.max_wait_s and now - w.start >= queue.max_wait_s:
+                self._ring_out(call_uuid, "timeout")
+                continue
             if queue.max_wait_no_agent_s:
-                try:
-                    staffed = self.acd.queue_view(tenant, name).agents_available > 0
-                except Exception:  # noqa: BLE001 - a Redis blip must not end the wait loop
-                    staffed = True
-                if staffed:
-                    no_agent_since = None
+                if self._is_staffed(w.tenant, w.name, now):
+                    w.no_agent_since = None
                 else:
-                    no_agent_since = no_agent_since or now
-                    limit = queue.max_wait_no_agent_s if now - start < queue.max_wait_no_agent_s \
+                    w.no_agent_since = w.no_agent_since or now
+                    limit = queue.max_wait_no_agent_s if now - w.start < queue.max_wait_no_agent_s \
                         else queue.max_wait_no_agent_reached_s
-                    if now - no_agent_since >= limit:
-                        self.post(call_uuid, lambda: self._timed_out(call_uuid,
-                                                                     "no_agent_timeout"))
-                        return
+                    if now - w.no_agent_since >= limit:
+                        self._ring_out(call_uuid, "no_agent_timeout")
+                        continue
             ann = queue.announce
-            if (ann.prompt or ann.position or ann.wait) and now >= next_announce:
-                next_announce = now + queue.announce.every_s
-                self.post(call_uuid, lambda: self._announce(call_uuid))
+            if (ann.prompt or ann.position or ann.wait) and now >= w.next_announce:
+                w.next_announce = now + ann.every_s
+                self.post(call_uuid, lambda u=call_uuid: self._announce(u))  # type: ignore[misc]
+
+    def _ring_out(self, call_uuid: str, reason: str) -> None:
+        """The caller's wait is over (``reason``): its lane leaves the queue."""
+        self._waiting.pop(call_uuid, None)
+        self.post(call_uuid, lambda: self._timed_out(call_uuid, reason))
+
+    def _is_staffed(self, tenant: str, name: str, now: float) -> bool:
+        """Whether the queue has an agent Available, asked at most once per ``STAFFED_FOR_S``
+        for all its waiting callers; a Redis blip reads as staffed (never a false timeout)."""
+        seen = self._staffed.get((tenant, name))
+        if seen is not None and now - seen[0] < STAFFED_FOR_S:
+            return seen[1]
+        try:
+            staffed = self.acd.queue_view(tenant, name).agents_available > 0
+        except Exception:  # noqa: BLE001 - a Redis blip must not end anyone's wait
+            staffed = True
+        if len(self._staffed) > 10_000:
+            self._staffed.clear()
+        self._staffed[(tenant, name)] = (now, staffed)
+        return staffed
 
     def _timed_out(self, call_uuid: str, reason: str) -> None:
         call = self.m._calls.get(call_uuid)
