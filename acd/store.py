@@ -23,7 +23,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -112,6 +112,9 @@ class AgentView:
     no_answers_today: int
     call_uuid: str             # the caller it is reserved for / talking to ("" none)
     queue: str
+    # Per node, what its registrations say of the agent's phone (nodes that said nothing: absent
+    # here; ``registered`` is the sum of them, or the one flag of a phone bound to no node).
+    registered_on: Mapping[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -339,8 +342,10 @@ class Acd:
 
     # -- agents -------------------------------------------------------------------------------
 
-    def _agent_set(self, tenant: str, agent: str, op: str, arg: str = "") -> list[Any]:
-        res = self._run("agent_set", tenant, [keys.acd_agent(tenant, agent)], [agent, op, arg])
+    def _agent_set(self, tenant: str, agent: str, op: str, arg: str = "",
+                   node: str = "") -> list[Any]:
+        res = self._run("agent_set", tenant, [keys.acd_agent(tenant, agent)],
+                        [agent, op, arg, node])
         code = int(res[0])
         if code == UNKNOWN_AGENT:
             raise UnknownAgent(tenant, agent)
@@ -364,8 +369,12 @@ class Acd:
         self._agent_set(tenant, agent, "available", "1" if on_demand else "0")
         return self.agent(tenant, agent)
 
-    def set_registered(self, tenant: str, agent: str, registered: bool) -> None:
-        self._agent_set(tenant, agent, "registered", "1" if registered else "0")
+    def set_registered(self, tenant: str, agent: str, registered: bool,
+                       node: str = "") -> None:
+        """Whether the agent's phone is registered: on ``node`` (its callers' offers skip the
+        agent while that node says not; ``registered`` is true while any node says so), or
+        everywhere with no node (a contact that dials no registration)."""
+        self._agent_set(tenant, agent, "registered", "1" if registered else "0", node)
 
     def agent(self, tenant: str, agent: str) -> AgentView:
         raw = self.redis.hgetall(keys.acd_agent(tenant, agent))
@@ -392,7 +401,8 @@ class Acd:
             calls_today=_int(f.get("calls")) if today else 0,
             talk_ms_today=_int(f.get("talk_ms")) if today else 0,
             no_answers_today=_int(f.get("noans")) if today else 0,
-            call_uuid=f.get("member", ""), queue=f.get("rq", ""))
+            call_uuid=f.get("member", ""), queue=f.get("rq", ""),
+            registered_on={k[4:]: v == "1" for k, v in f.items() if k.startswith("reg@")})
 
     # -- callers --------------------------------------------------------------------------------
 

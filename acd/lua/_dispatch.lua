@@ -49,7 +49,7 @@ local function load_level(pool)
       local a = pool.ids[i]
       local f = redis.call('HMGET', agent_key(a), 'busy_until', 'skills', 'idle_since',
                            'alevel', 'grp', 'weight', 'day', 'calls', 'talk_ms', 'contact',
-                           'type')
+                           'type', 'regn')
       if tonumber(f[1] or 0) <= NOW and f[10] then
         local today = f[7] == DAY
         pool.cands[#pool.cands + 1] = {
@@ -57,7 +57,8 @@ local function load_level(pool)
           idle = tonumber(f[3] or 0), alevel = AGENT_LEVELS[f[4] or 'B'] or 2,
           grp = f[5] or '', weight = tonumber(f[6] or 1),
           calls = today and tonumber(f[8] or 0) or 0,
-          talk = today and tonumber(f[9] or 0) or 0, contact = f[10], type = f[11] or 'callback'}
+          talk = today and tonumber(f[9] or 0) or 0, contact = f[10], type = f[11] or 'callback',
+          regn = f[12]}
       end
     end
     i = i + 1
@@ -113,6 +114,22 @@ local function required(cfg, mskills, waited)
   for s, v in pairs(mskills) do if (req[s] or 0) < v then req[s] = v end end
   for s, v in pairs(req) do if v > floor then req[s] = floor end end
   return req
+end
+
+-- Whether the agent's phone can be rung through the caller's node: not when that node's
+-- registrations say it is absent ("reg@<node>" "0"; agent_set.lua). A phone registers on one
+-- switch of several; a node that has said nothing is tried (its USER_NOT_REGISTERED, if any,
+-- marks it absent there only).
+local function reaches(c, node)
+  if not c.regn or node == nil or node == false or node == '' then return true end
+  local seen = c.reach
+  if seen == nil then seen = {}; c.reach = seen end
+  local ok = seen[node]
+  if ok == nil then
+    ok = redis.call('HGET', agent_key(c.id), 'reg@' .. node) ~= '0'
+    seen[node] = ok
+  end
+  return ok
 end
 
 local function meets(c, req)
@@ -246,14 +263,14 @@ local function idle_page(pool)
   for i = 1, #got, 2 do
     local a = got[i]
     local f = redis.call('HMGET', agent_key(a), 'busy_until', 'skills', 'idle_since', 'contact',
-                         'type', 'state', 'status', 'reg')
+                         'type', 'state', 'status', 'reg', 'regn')
     -- the agent's own hash has the last word over the index
     if tonumber(f[1] or 0) <= NOW and f[4] and f[6] == WAITING and is_avail(f[7])
         and f[8] ~= '0' then
       pool.loaded[#pool.loaded + 1] = {
         id = a, level = math.floor(tonumber(got[i + 1]) / IDLE_LEVEL_SPAN),
         raw_skills = f[2] or '', idle = tonumber(f[3] or 0), contact = f[4],
-        type = f[5] or 'callback'}
+        type = f[5] or 'callback', regn = f[9]}
     end
   end
 end
@@ -266,11 +283,13 @@ local function dispatch_idle(cfg, budget, reserve_ms, scan, out)
     if offers >= budget then break end
     local m = redis.call('HMGET', member_key(u), 'jbase', 'node', 'skills', 'callback')
     local req = required(cfg, parse_kv(m[3]), NOW - tonumber(m[1] or NOW))
-    local c, i = nil, 1
+    local c, i, elsewhere = nil, 1, false
     while true do
       while c == nil and i <= #pool.loaded do
         local x = pool.loaded[i]
-        if not taken[x.id] and meets(x, req) then c = x end
+        if not taken[x.id] and meets(x, req) then
+          if reaches(x, m[2]) then c = x else elsewhere = true end
+        end
         i = i + 1
       end
       if c ~= nil or pool.done then break end
@@ -281,7 +300,7 @@ local function dispatch_idle(cfg, budget, reserve_ms, scan, out)
       taken[c.id] = true
       pool.removed = pool.removed + 1
       offers = offers + 1
-    elseif req == nil or next(req) == nil then
+    elseif (req == nil or next(req) == nil) and not elsewhere then
       break     -- nobody free is left for a caller who needs nothing: nor for the others
     end
   end
@@ -316,7 +335,7 @@ local function dispatch_queue(q, budget, rands, ri, reserve_ms, scan, out)
     local elig = {}
     while true do
       for _, c in ipairs(pool.cands) do
-        if c.level <= ml and meets(c, req) then elig[#elig + 1] = c end
+        if c.level <= ml and meets(c, req) and reaches(c, m[2]) then elig[#elig + 1] = c end
       end
       -- nobody loaded fits this caller: the next level may (levels above ml never do)
       if #elig > 0 or pool.next > pool.n

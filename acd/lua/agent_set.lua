@@ -5,6 +5,10 @@
 -- ARGV[3]  agent id
 -- ARGV[4]  op: login | logout | break | available | registered
 -- ARGV[5]  login/available: "1" On Demand; break: the reason; registered: "1" or "0"
+-- ARGV[6]  registered: the node whose registrations say so ("": every node, a contact that
+--          dials no registration). Per node in the hash's "reg@<node>" fields; "reg" is the
+--          sum of them: "1" registered on a node at least, "0" absent from every node known;
+--          "regn" "1" says the agent has such fields (dispatch reads them only then).
 -- Returns {code, status, state}: OK 1, UNKNOWN_AGENT -1, ALREADY_LOGGED_IN -2 (login while
 -- not Logged Out).
 local a, op, arg = ARGV[3], ARGV[4], ARGV[5]
@@ -35,7 +39,18 @@ elseif op == 'break' then
   redis.call('HSET', ak, 'break_reason', arg)
   set_status(a, ON_BREAK)
 elseif op == 'registered' then
-  redis.call('HSET', ak, 'reg', arg)
+  local node = ARGV[6] or ''
+  if node == '' then
+    redis.call('HSET', ak, 'reg', arg)
+  else
+    redis.call('HSET', ak, 'reg@' .. node, arg, 'regn', '1')
+    local reg = '0'
+    local all = redis.call('HGETALL', ak)
+    for i = 1, #all, 2 do
+      if string.sub(all[i], 1, 4) == 'reg@' and all[i + 1] == '1' then reg = '1'; break end
+    end
+    redis.call('HSET', ak, 'reg', reg)
+  end
   refresh_sets(a)
 end
 local now = redis.call('HMGET', ak, 'status', 'state')

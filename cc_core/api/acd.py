@@ -32,7 +32,8 @@ def _resp(model: type, **extra: Any) -> Response:
 def agent_out(v: AgentView) -> m.AgentOut:
     return m.AgentOut(
         agent=v.agent, status=v.status, state=v.state, type=v.type, contact=v.contact,
-        registered=v.registered, queue=v.queue, call_uuid=v.call_uuid,
+        registered=v.registered, registered_on=dict(v.registered_on), queue=v.queue,
+        call_uuid=v.call_uuid,
         busy_until_ms=v.busy_until_ms, no_answer_count=v.no_answer_count,
         calls_today=v.calls_today, talk_s_today=v.talk_ms_today // 1000,
         no_answers_today=v.no_answers_today)

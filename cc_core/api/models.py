@@ -58,7 +58,11 @@ class AgentOut(BaseModel):
     state: str = Field(description="Waiting, Reserved, Receiving, In a queue call, Idle")
     type: str = Field(description="callback or uuid-standby")
     contact: str
-    registered: bool
+    registered: bool = Field(description="the phone is registered on a switch at least (or "
+                                         "its contact dials no registration)")
+    registered_on: dict[str, bool] = Field(
+        default_factory=dict, description="per switch node, whether its registrations have "
+        "the phone: callers on a node that says not are not offered this agent")
     queue: str = Field("", description="the queue of the call it is reserved for or on")
     call_uuid: str = Field("", description="the caller it is reserved for or talking to")
     busy_until_ms: int = Field(0, description="end of a wrap-up or delay (ms since epoch)")

@@ -19,9 +19,12 @@ What the worker does with sofia's registration events (``acd.registration``):
   (``not_registered``): the agents dialling that user are marked absent at once; the next
   ``sofia::register`` brings them back.
 
-Several nodes: a user counts as registered when any node this worker tracks says so (a phone
-registers on one of them). Nodes owned by other workers are theirs to report; two workers
-owning different nodes both write the ACD's one flag per agent, the latest change winning.
+Several nodes: a phone registers on one switch, and ``user/...`` dials it only through that
+one. So the state is written per node (``Acd.set_registered(..., node=)``): a caller on a node
+whose registrations say the phone is absent is not offered that agent, while the callers of
+the node it is registered on are; the agent counts as logged-in-and-reachable while any node
+says so. Each worker writes the nodes it owns, so two workers owning different nodes never
+overwrite each other's word.
 """
 
 from __future__ import annotations
@@ -113,18 +116,15 @@ class AgentRegistrations:
         return False if False in seen else None
 
     def _changed(self, node: str, key: str, registered: bool) -> None:
-        state = self.state(key)
-        if state is None:
-            return
         agents = self._agents_for(key)
-        log.info("agent phone %s", "registered" if state else "not registered",
+        log.info("agent phone %s", "registered" if registered else "not registered",
                  extra={"node": node, "user": key, "agents": [a for _, a in agents]})
         for tenant, agent in agents:
-            self._apply(tenant, agent, state)
+            self._apply(tenant, agent, registered, node)
 
-    def _apply(self, tenant: str, agent: str, registered: bool) -> None:
+    def _apply(self, tenant: str, agent: str, registered: bool, node: str = "") -> None:
         try:
-            self.acd.set_registered(tenant, agent, registered)
+            self.acd.set_registered(tenant, agent, registered, node=node)
         except UnknownAgent:
             return      # not in the ACD yet: its first sync applies the state (synced())
         if registered and self._deliver is not None:
@@ -160,11 +160,16 @@ class AgentRegistrations:
                 if cfg is None:
                     continue
                 key = contact_key(cfg.contact)
-                want = True if key is None else self.state(key)
-                if want is None:
-                    doubt = True
-                elif want != view.registered:
-                    self._apply(tenant.tenant, view.agent, want)
+                if key is None:
+                    if not view.registered:
+                        self._apply(tenant.tenant, view.agent, True)
+                    continue
+                for node, tracker in list(self._trackers.items()):
+                    want = tracker.registered(key)
+                    if want is None:
+                        doubt = doubt or self._owns(node)
+                    elif want != view.registered_on.get(node):
+                        self._apply(tenant.tenant, view.agent, want, node)
         if doubt:
             for node in list(self._trackers):
                 if self._owns(node):
@@ -247,4 +252,4 @@ class AgentRegistrations:
             return      # not registration-bound: nothing will ever say it is back
         self.tracker(node).absent(key)
         for t, a in self._agents_for(key):
-            self._apply(t, a, False)
+            self._apply(t, a, False, node)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.acd.helpers import make_acd, picks, tenant, tiers
 
 T = "acme"
@@ -148,6 +150,50 @@ def test_time_base_system_ranks_by_the_calls_start(redis_url: str) -> None:
     acd.enqueue(T, "q", "joined-first", node="n1", start_ms=clock.now_ms - 1000)
     acd.enqueue(T, "q", "called-first", node="n1", start_ms=clock.now_ms - 90_000)
     assert [m.call_uuid for m in acd.members(T, "q")] == ["called-first", "joined-first"]
+
+
+def _offered_by_node(acd: Any, clock: Any, queue: str, callers: list[tuple[str, str]]
+             ) -> dict[str, list[str]]:
+    """(caller, node) join in this order, a second apart; one dispatch: caller -> the agents
+    offered."""
+    for caller, node in callers:
+        acd.enqueue(T, queue, caller, node=node)
+        clock.advance(1000)
+    return {o.call_uuid: [a.agent for a in o.agents] for o in acd.dispatch(T, queue)}
+
+
+@pytest.mark.parametrize("strategy", ["longest-idle-agent", "top-down", "ring-all"])
+def test_a_phone_registered_on_one_switch_is_offered_only_that_switch_s_callers(
+        redis_url: str, strategy: str) -> None:
+    cfg = tenant({"a1": {}, "a2": {}}, {"q": {"strategy": strategy,
+                                              "tiers": tiers("a1", "a2")}})
+    acd, clock = make_acd(redis_url, cfg)
+    acd.set_registered(T, "a1", True, node="fs1")
+    acd.set_registered(T, "a1", False, node="fs2")   # fs2 does not know the phone
+    # The caller on fs2 comes first, yet a1 (first in every order) goes to fs1's caller.
+    offered = _offered_by_node(acd, clock, "q", [("c-fs2", "fs2"), ("c-fs1", "fs1")])
+    assert offered == {"c-fs2": ["a2"], "c-fs1": ["a1"]}
+    view = acd.agent(T, "a1")
+    assert view.registered and dict(view.registered_on) == {"fs1": True, "fs2": False}
+
+
+def test_a_phone_absent_from_one_switch_still_serves_the_others_until_every_one_says_so(
+        redis_url: str) -> None:
+    cfg = tenant({"a1": {}}, {"q": {"strategy": "longest-idle-agent", "tiers": tiers("a1")}})
+    acd, clock = make_acd(redis_url, cfg)
+    acd.set_registered(T, "a1", True, node="fs1")
+    # A call on fs2 failed USER_NOT_REGISTERED: fs2's callers wait, fs1's are offered a1.
+    acd.set_registered(T, "a1", False, node="fs2")
+    assert _offered_by_node(acd, clock, "q", [("c1", "fs2")]) == {}
+    assert _offered_by_node(acd, clock, "q", [("c2", "fs1")]) == {"c2": ["a1"]}
+    acd.leave(T, "c2", "hangup")      # hung up while a1 rang: a1 free again
+    acd.leave(T, "c1", "hangup")
+    acd.set_registered(T, "a1", False, node="fs1")
+    assert not acd.agent(T, "a1").registered
+    assert _offered_by_node(acd, clock, "q", [("c3", "fs1")]) == {}
+    acd.set_registered(T, "a1", True, node="fs2")     # the phone moved to fs2
+    assert acd.agent(T, "a1").registered
+    assert _offered_by_node(acd, clock, "q", [("c4", "fs2")]) == {"c4": ["a1"]}
 
 
 def test_unregistered_agent_is_not_offered(redis_url: str) -> None:

@@ -362,6 +362,43 @@ def test_callers_on_two_switches_share_agents_without_one_agent_rung_twice(
     assert all(w.alive for w in workers)
 
 
+def test_a_phone_registered_on_one_switch_is_rung_only_for_that_switch_s_callers(
+        two_switches) -> None:
+    observers, workers, r = two_switches
+    acd = Acd(r)
+    wait_for(lambda: acd.agents(T), timeout=10, message="the workers to sync the agents")
+    # Each worker asks its switch about the phones when it gains it (sofia_contact).
+    wait_for(lambda: acd.agent(T, "s1").registered_on == {"fs1": True, "fs2": True},
+             timeout=10, message="both switches' word on s1's phone in the ACD")
+    # s1's phone leaves fs2 (it stays registered on fs1): fs2's owner hears it.
+    reply = observers["fs2"].conn.api("sim_unregister s1@default")
+    assert reply.startswith("+OK"), reply
+    wait_for(lambda: acd.agent(T, "s1").registered_on.get("fs2") is False, timeout=10,
+             message="fs2's word on s1's phone in the ACD")
+    assert acd.agent(T, "s1").registered      # still registered on fs1
+    # Four callers on fs2 and two on fs1 for three agents: fs2's wait for s2 and s3 only.
+    calls = {"fs2": [observers["fs2"].call(f"1332223{i:04d}", "4003330002") for i in range(4)],
+             "fs1": [observers["fs1"].call(f"1332224{i:04d}", "4003330002") for i in range(2)]}
+    for name, uuids in calls.items():
+        for uuid in uuids:
+            wait_for(lambda u=uuid, n=name: u in observers[n].ended and u in summaries(r),
+                     timeout=40, message=f"call {uuid} on {name} to end and be summarised")
+    done = summaries(r)
+    assert [done[u]["outcome"] for us in calls.values() for u in us] == \
+        ["answered_by_agent"] * 6
+    wait_for(lambda: all(leg["cause"] for obs in observers.values()
+                         for leg in obs.legs.values()), timeout=10,
+             message="every agent leg ended")
+    # s1 was never rung through fs2 (no USER_NOT_REGISTERED to learn it from), and took
+    # fs1's callers while s2 and s3 served fs2's.
+    assert observers["fs2"].agent_legs("s1") == []
+    assert len(observers["fs1"].agent_legs("s1")) >= 1
+    causes = [leg["cause"] for obs in observers.values() for leg in obs.legs.values()]
+    assert "USER_NOT_REGISTERED" not in causes, causes
+    assert acd.agent(T, "s1").registered_on == {"fs1": True, "fs2": False}
+    assert all(w.alive for w in workers)
+
+
 def test_an_agent_in_three_queues_takes_one_caller_at_a_time_the_vip_first(
         acd_cluster) -> None:
     cluster, obs, acd = acd_cluster

@@ -27,24 +27,36 @@ def _tenant(tenant_id: str, contacts: dict[str, str]) -> Tenant:
 class _View:
     agent: str
     registered: bool
+    registered_on: dict[str, bool]
 
 
 class FakeAcd:
-    """The ACD's registered flags, and who was offered a caller after registering."""
+    """The ACD's registered flags (per node, and the agent's sum of them, as
+    ``acd/lua/agent_set.lua`` keeps them), and who was offered a caller after registering."""
 
     def __init__(self, tenants: list[Tenant]) -> None:
         self.flags = {(t.tenant, a): True for t in tenants for a in t.agents}
+        self.on: dict[tuple[str, str], dict[str, bool]] = {}
         self.writes: list[tuple[str, str, bool]] = []
+        self.nodes: list[str] = []           # the node of each write ("" every node)
         self.dispatched: list[tuple[str, str]] = []
 
-    def set_registered(self, tenant: str, agent: str, registered: bool) -> None:
+    def set_registered(self, tenant: str, agent: str, registered: bool,
+                       node: str = "") -> None:
         if (tenant, agent) not in self.flags:
             raise UnknownAgent(tenant, agent)
-        self.flags[(tenant, agent)] = registered
+        if node:
+            on = self.on.setdefault((tenant, agent), {})
+            on[node] = registered
+            self.flags[(tenant, agent)] = any(on.values())
+        else:
+            self.flags[(tenant, agent)] = registered
         self.writes.append((tenant, agent, registered))
+        self.nodes.append(node)
 
     def agents(self, tenant: str) -> list[_View]:
-        return [_View(a, r) for (t, a), r in sorted(self.flags.items()) if t == tenant]
+        return [_View(a, r, dict(self.on.get((t, a), {})))
+                for (t, a), r in sorted(self.flags.items()) if t == tenant]
 
     def dispatch_agent(self, tenant: str, agent: str) -> list[Any]:
         self.dispatched.append((tenant, agent))
@@ -102,13 +114,15 @@ def test_a_phone_nobody_dials_writes_nothing() -> None:
     assert acd.writes == []
 
 
-def test_registered_on_another_node_keeps_the_agent_reachable() -> None:
+def test_each_node_says_where_the_phone_is_and_the_agent_is_reachable_while_one_does() -> None:
     regs, acd = _regs(ACME)
     regs.on_event(_event("sofia::register", "1002", "default"), _Link("fs2"))
     regs.on_event(_event("sofia::expire", "1002", "default"), _Link("fs1"))
     assert acd.flags[("acme", "a2")] is True
+    assert acd.on[("acme", "a2")] == {"fs2": True, "fs1": False}   # fs1's callers skip a2
     regs.on_event(_event("sofia::unregister", "1002", "default"), _Link("fs2"))
     assert acd.flags[("acme", "a2")] is False
+    assert acd.on[("acme", "a2")] == {"fs2": False, "fs1": False}
 
 
 def test_an_originate_refused_not_registered_marks_only_registration_bound_contacts() -> None:
@@ -119,6 +133,7 @@ def test_an_originate_refused_not_registered_marks_only_registration_bound_conta
     assert acd.writes == []
     regs.not_registered("fs1", "acme", "a1")
     assert acd.flags[("acme", "a1")] is False and acd.flags[("beta", "b1")] is False
+    assert set(acd.nodes) == {"fs1"}       # fs1 said so; what other nodes said stands
     # the phone's next REGISTER (a refresh) brings them back
     regs.on_event(_event("sofia::register", "1001", "default"), _Link("fs1"))
     assert acd.flags[("acme", "a1")] is True and acd.flags[("beta", "b1")] is True
@@ -171,3 +186,18 @@ def test_gaining_a_node_asks_about_every_phone_and_the_sweep_retries_the_unanswe
     regs.still_in_doubt("fs1")                  # nothing left in doubt: the switch is not asked
     gevent.sleep(0.01)
     assert len(switch.asked) == asked
+
+
+def test_a_sync_writes_each_node_s_word_the_acd_lacks() -> None:
+    regs, acd = _regs(ACME)
+    regs.on_event(_event("sofia::register", "1001", "default"), _Link("fs1"))
+    regs.on_event(_event("sofia::expire", "1001", "default"), _Link("fs2"))
+    acd.on.clear()                      # an ACD that lost what the nodes said (a new Redis)
+    acd.writes.clear()
+    acd.nodes.clear()
+    regs.synced([ACME])
+    assert acd.on[("acme", "a1")] == {"fs1": True, "fs2": False}
+    assert acd.flags[("acme", "a1")] is True
+    acd.writes.clear()
+    regs.synced([ACME])                 # nothing new: nothing written
+    assert [w for w in acd.writes if w[1] == "a1"] == []
