@@ -26,6 +26,7 @@ what the worker holding the caller does with it over ESL:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -704,7 +705,7 @@ class QueueFlow:
         for call_uuid, w in list(self._waiting.items()):
             queue = w.queue
             if queue.max_wait_s and now - w.start >= queue.max_wait_s:
-                self._ring_out(call_uuid, "timeout")
+                self._wait_over(call_uuid, "timeout")
                 continue
             if queue.max_wait_no_agent_s:
                 if self._is_staffed(w.tenant, w.name, now):
@@ -714,14 +715,14 @@ class QueueFlow:
                     limit = queue.max_wait_no_agent_s if now - w.start < queue.max_wait_no_agent_s \
                         else queue.max_wait_no_agent_reached_s
                     if now - w.no_agent_since >= limit:
-                        self._ring_out(call_uuid, "no_agent_timeout")
+                        self._wait_over(call_uuid, "no_agent_timeout")
                         continue
             ann = queue.announce
             if (ann.prompt or ann.position or ann.wait) and now >= w.next_announce:
                 w.next_announce = now + ann.every_s
-                self.post(call_uuid, lambda u=call_uuid: self._announce(u))  # type: ignore[misc]
+                self.post(call_uuid, functools.partial(self._announce, call_uuid))
 
-    def _ring_out(self, call_uuid: str, reason: str) -> None:
+    def _wait_over(self, call_uuid: str, reason: str) -> None:
         """The caller's wait is over (``reason``): its lane leaves the queue."""
         self._waiting.pop(call_uuid, None)
         self.post(call_uuid, lambda: self._timed_out(call_uuid, reason))

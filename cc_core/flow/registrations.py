@@ -107,14 +107,6 @@ class AgentRegistrations:
         reply: str = link.api(cmd, timeout=RESOLVE_TIMEOUT_S)
         return reply
 
-    def state(self, key: str) -> bool | None:
-        """Registered on any node this worker tracks; False when every node that knows says
-        not; None when none knows."""
-        seen = [t.registered(key) for t in self._trackers.values()]
-        if True in seen:
-            return True
-        return False if False in seen else None
-
     def _changed(self, node: str, key: str, registered: bool) -> None:
         agents = self._agents_for(key)
         log.info("agent phone %s", "registered" if registered else "not registered",
@@ -165,9 +157,11 @@ class AgentRegistrations:
                         self._apply(tenant.tenant, view.agent, True)
                     continue
                 for node, tracker in list(self._trackers.items()):
+                    if not self._owns(node):
+                        continue    # its owner's word, not what this worker heard before
                     want = tracker.registered(key)
                     if want is None:
-                        doubt = doubt or self._owns(node)
+                        doubt = True
                     elif want != view.registered_on.get(node):
                         self._apply(tenant.tenant, view.agent, want, node)
         if doubt:

@@ -201,3 +201,19 @@ def test_a_sync_writes_each_node_s_word_the_acd_lacks() -> None:
     acd.writes.clear()
     regs.synced([ACME])                 # nothing new: nothing written
     assert [w for w in acd.writes if w[1] == "a1"] == []
+
+
+def test_a_sync_writes_only_the_nodes_this_worker_owns_now() -> None:
+    acd = FakeAcd([ACME])
+    owned = {"fs1", "fs2"}
+    regs = AgentRegistrations(acd, StaticTenants([ACME]),  # type: ignore[arg-type]
+                              link_for=lambda node: None, owns=lambda node: node in owned,
+                              deliver=lambda offers: None)
+    regs.on_event(_event("sofia::register", "1001", "default"), _Link("fs1"))
+    regs.on_event(_event("sofia::expire", "1001", "default"), _Link("fs2"))
+    owned.discard("fs2")                # fs2 went to another worker: what we heard is stale
+    acd.on.clear()
+    acd.nodes.clear()
+    regs.synced([ACME])
+    assert acd.on[("acme", "a1")] == {"fs1": True}
+    assert "fs2" not in acd.nodes
