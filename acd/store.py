@@ -88,6 +88,9 @@ class Offer:
     deadline_ms: int
     agents: tuple[OfferedAgent, ...]   # one, or several for ring-all / ring-progressively
     callback: str = ""   # non-empty: a queued callback to this number, not a live caller
+    # Its agents are Receiving already (the joining caller's own offer, dispatch(ring_now=)):
+    # the holder originates them without offering().
+    rung: bool = False
 
 
 @dataclass(frozen=True)
@@ -430,7 +433,7 @@ class Acd:
 
     def enqueue_dispatch(self, tenant: str, queue: str, call_uuid: str, *, node: str,
                          priority: int = 0, skills: Mapping[str, int] = {}, caller: str = "",
-                         max_offers: int = 16, pipe: Any = None,
+                         max_offers: int = 16, pipe: Any = None, ring_now: bool = False,
                          ) -> tuple[Joined, list[Offer], list[Any]]:
         """``enqueue`` then ``dispatch`` of the same queue in one round trip: a caller who
         joins is offered a free agent at once, without a second wait on Redis. A refused
@@ -439,17 +442,21 @@ class Acd:
 
         ``pipe`` (from ``Acd.pipeline()``) may carry the caller's own commands, queued
         before: they run first in the same round trip, and their replies come back as the
-        third item (empty without ``pipe``). Each must be idempotent (``run_pipeline``)."""
+        third item (empty without ``pipe``). Each must be idempotent (``run_pipeline``).
+
+        ``ring_now``: the caller's own offer, when all its agents ring at once, comes back
+        ``rung`` (see ``dispatch``)."""
+        own = call_uuid if ring_now else ""
         if _is_cluster(self.redis):
             # redis-py's cluster pipeline takes no scripts: two round trips there.
             joined_ = self.enqueue(tenant, queue, call_uuid, node=node, priority=priority,
                                    skills=skills, caller=caller)
-            return joined_, self.dispatch(tenant, queue, max_offers=max_offers), []
+            return joined_, self._dispatch(tenant, queue, max_offers, own, None), []
         if pipe is None:
             pipe = self.redis.pipeline(transaction=False)
         self.enqueue(tenant, queue, call_uuid, node=node, priority=priority, skills=skills,
                      caller=caller, pipe=pipe)
-        self.dispatch(tenant, queue, max_offers=max_offers, pipe=pipe)
+        self._dispatch(tenant, queue, max_offers, own, pipe)
         *leading, joined, offers = run_pipeline(pipe)
         return (self._joined(tenant, queue, call_uuid, joined),
                 self._offers(tenant, offers), leading)
@@ -468,23 +475,34 @@ class Acd:
 
     def _offers(self, tenant: str, res: Any) -> list[Offer]:
         out = []
-        for q, u, node, token, deadline, callback, agents in res:
+        for q, u, node, token, deadline, callback, agents, rung in res:
             out.append(Offer(
                 tenant=tenant, queue=_text(q), call_uuid=_text(u), node=_text(node),
                 token=_text(token), deadline_ms=_int(deadline), callback=_text(callback),
                 agents=tuple(OfferedAgent(agent=_text(a), contact=_text(c), type=_text(t),
-                                          delay_ms=_int(d)) for a, c, t, d in agents)))
+                                          delay_ms=_int(d)) for a, c, t, d in agents),
+                rung=_text(rung) == "1"))
         return out
 
     def dispatch(self, tenant: str, queue: str, *, max_offers: int = 16,
-                 pipe: Any = None) -> list[Offer]:
+                 pipe: Any = None, ring_now: str = "") -> list[Offer]:
         """Callers in rank order, each paired with the free agent(s) the queue's strategy
         picks; those agents are reserved. An unknown queue has nothing to dispatch. With
-        ``pipe`` the script is only queued there (returns [])."""
+        ``pipe`` the script is only queued there (returns []).
+
+        ``ring_now``: the uuid of the caller whose own step dispatches. Its offer, when every
+        agent of it rings at once (all but ring-progressively), is taken to Receiving as
+        ``offering`` would and comes back ``rung``: the holder originates at once, one round
+        trip to Redis between the caller's join and the agent's phone ringing."""
+        return self._dispatch(tenant, queue, max_offers, ring_now, pipe)
+
+    def _dispatch(self, tenant: str, queue: str, max_offers: int, ring_now: str,
+                  pipe: Any) -> list[Offer]:
         res = self._run("dispatch", tenant, [
             keys.acd_queue(tenant, queue), keys.acd_queue_tiers(tenant, queue),
             keys.acd_queue_waiting(tenant, queue)],
-            [queue, max_offers, SCAN_CALLERS, RESERVE_MS, *self._randoms(max_offers)],
+            [queue, max_offers, SCAN_CALLERS, RESERVE_MS, ring_now, OFFER_MARGIN_MS,
+             *self._randoms(max_offers)],
             pipe=pipe)
         return [] if pipe is not None else self._offers(tenant, res)
 
@@ -659,6 +677,20 @@ class Acd:
             f = {_text(k): _text(v) for k, v in raw.items()}
             out.append(self._member_view(u, f, pos))
         return out
+
+    def live_offer(self, tenant: str, call_uuid: str) -> Offer | None:
+        """The reservation a caller holds (offered, or answered by one of its agents), as
+        the member's hash keeps it; None when it holds none. Agents' contacts are not kept
+        there (empty here)."""
+        f = {_text(k): _text(v) for k, v in self.redis.hgetall(
+            keys.acd_member(tenant, call_uuid)).items()}
+        if f.get("state") not in ("Trying", "Answered") or not f.get("token"):
+            return None
+        return Offer(tenant=tenant, queue=f.get("queue", ""), call_uuid=call_uuid,
+                     node=f.get("node", ""), token=f["token"],
+                     deadline_ms=_int(f.get("deadline")), callback=f.get("callback", ""),
+                     agents=tuple(OfferedAgent(agent=a, contact="", type="callback", delay_ms=0)
+                                  for a in f.get("agents", "").split(",") if a))
 
     def member(self, tenant: str, call_uuid: str) -> MemberView:
         f = self._member(tenant, call_uuid)

@@ -20,6 +20,7 @@ local function queue_setup(q)
     relax[#relax + 1] = {tonumber(after) * 1000, tonumber(floor)}
   end
   return {q = q, qk = qk, strategy = c[1], prog_ms = tonumber(c[3] or 10) * 1000,
+          ring_ms = tonumber(c[2] or 20) * 1000,
           weights = parse_kv(c[4]), has_weights = (c[4] or '') ~= '',
           skills = parse_kv(c[5]), relax = relax, tra = c[7] == '1',
           trw_ms = tonumber(c[8] or 0) * 1000, trm = c[9] == '1', trn = c[10] == '1',
@@ -225,7 +226,14 @@ local function pick(cfg, elig, r)
   return {c}, {0}
 end
 
--- Reserve `picked` for caller `u` of queue cfg.q; appends the offer to `out`.
+-- The caller whose own step runs this dispatch (dispatch.lua's ARGV[7]; nil otherwise): an
+-- offer made to it that rings every agent at once is taken to Receiving here, as offering.lua
+-- would, so its holder originates straight from this reply, one round trip after the join.
+-- {u = member uuid, margin_ms = offering's margin}
+local RING_NOW = nil
+
+-- Reserve `picked` for caller `u` of queue cfg.q; appends the offer to `out` as {queue,
+-- member, node, token, deadline, callback, agents, rung}: rung "1" when RING_NOW applied.
 local function reserve(cfg, u, m, picked, delays, reserve_ms, out)
   local token = I(redis.call('INCR', SEQ))
   local deadline = NOW + reserve_ms + delays[#delays]
@@ -244,7 +252,16 @@ local function reserve(cfg, u, m, picked, delays, reserve_ms, out)
     redis.call('HSET', cfg.qk, 'rr_last', I(picked[1].ts))
     cfg.rr_last = picked[1].ts
   end
-  out[#out + 1] = {cfg.q, u, m[2] or '', token, I(deadline), m[4] or '', flat}
+  local rung = '0'
+  if RING_NOW ~= nil and RING_NOW.u == u and delays[#delays] == 0 then
+    local mf = redis.call('HMGET', member_key(u), 'caller', 'joined_ms')
+    for _, c in ipairs(picked) do
+      deadline = ring_agent(u, cfg.q, c.id, c.type, c.contact, cfg.ring_ms, RING_NOW.margin_ms,
+                            deadline, mf)
+    end
+    rung = '1'
+  end
+  out[#out + 1] = {cfg.q, u, m[2] or '', token, I(deadline), m[4] or '', flat, rung}
 end
 
 -- Longest-idle-agent (without tier rules), the common case, walks the queue's idle index

@@ -186,6 +186,23 @@ local function members_count(q)
          'CC-Count', I(redis.call('ZCARD', waiting_key(q))), 'CC-Selection', 'Single-Queue'})
 end
 
+-- The offer's holder rings agent `a` for member `u` now: Reserved -> Receiving, the time it
+-- was called, and the reservation's deadline pushed to the ring timeout + `margin_ms` (never
+-- earlier than `deadline`). Returns the new deadline. `mf` is the member's {caller,
+-- joined_ms}; `kind` and `contact` the agent's, for the agent-offering event.
+local function ring_agent(u, q, a, kind, contact, ring_ms, margin_ms, deadline, mf)
+  deadline = math.max(deadline, NOW + ring_ms + margin_ms)
+  redis.call('HSET', member_key(u), 'deadline', I(deadline))
+  redis.call('ZADD', TIMERS, deadline, 'r|' .. u)
+  redis.call('HSET', agent_key(a), 'called_ms', I(NOW))
+  event({'CC-Queue', q, 'CC-Action', 'agent-offering', 'CC-Agent', a,
+         'CC-Agent-Type', kind or 'callback', 'CC-Agent-Contact', contact or '',
+         'CC-Member-UUID', u, 'CC-Member-Session-UUID', u, 'CC-Member-CID-Number', mf[1] or '',
+         'CC-Member-Joined-Time', secs(mf[2])})
+  set_state(a, RECEIVING)
+  return deadline
+end
+
 -- An offer's checks: the member still holds `token`, `agent` is one of its agents and still
 -- holds it too. Returns the member's fields or nil.
 local function offer_live(u, token, a)

@@ -13,14 +13,6 @@ if m == nil or tonumber(m[4]) <= NOW then return 0 end
 local f = redis.call('HMGET', KEYS[8], 'state', 'type', 'contact')
 if f[1] == RECEIVING then return 1 end
 local ring_ms = tonumber(redis.call('HGET', KEYS[9], 'ring_s') or 20) * 1000
-local deadline = math.max(tonumber(m[4]), NOW + ring_ms + tonumber(ARGV[6]))
-redis.call('HSET', KEYS[7], 'deadline', I(deadline))
-redis.call('ZADD', TIMERS, deadline, 'r|' .. u)
-redis.call('HSET', KEYS[8], 'called_ms', I(NOW))
-local mf = redis.call('HMGET', KEYS[7], 'caller', 'joined_ms')
-event({'CC-Queue', m[5], 'CC-Action', 'agent-offering', 'CC-Agent', a,
-       'CC-Agent-Type', f[2] or 'callback', 'CC-Agent-Contact', f[3] or '',
-       'CC-Member-UUID', u, 'CC-Member-Session-UUID', u, 'CC-Member-CID-Number', mf[1] or '',
-       'CC-Member-Joined-Time', secs(mf[2])})
-set_state(a, RECEIVING)
+ring_agent(u, m[5], a, f[2], f[3], ring_ms, tonumber(ARGV[6]), tonumber(m[4]),
+           redis.call('HMGET', KEYS[7], 'caller', 'joined_ms'))
 return 1

@@ -19,6 +19,9 @@ what the worker holding the caller does with it over ESL:
 * **failover**: a worker that takes over a queued caller carries on the offer its dead holder
   started, under the same reservation (``resume``, ``_adopt_offer``): ringing legs are kept,
   an answered one is connected, gone ones are released at once, later ones rung in time.
+  An agent leg's uuid is a function of the caller, the reservation's token and the agent
+  (``leg_uuid``), so the offer a dead holder rang before saving the call (a join's own
+  offer) is found from the ACD's reservation alone.
 * **leaving**: the caller's hang-up frees every agent reserved or ringing for it at once (and
   hangs up their legs); a wait past ``max_wait_s`` (or ``max_wait_no_agent_s`` with nobody
   logged in) leads along the overflow chain. A bridged agent's hang-up starts its wrap-up.
@@ -80,6 +83,23 @@ _UNDEF = "_undef_"
 WAIT_TICK_S = 0.25
 STAFFED_FOR_S = 1.0
 # Members that are queued callbacks, not live callers: "cb-<call uuid>[~<retry>]".
+
+
+# Agent legs' uuids: uuid5 in this namespace of "<caller uuid>/<token>/<agent>".
+_LEG_NAMESPACE = uuidlib.UUID("6f1c2b7e-4d0a-5b8e-9c3f-2a1d4e5f6a7b")
+
+
+def leg_uuid(call_uuid: str, token: str, agent: str) -> str:
+    """The uuid of the leg that rings ``agent`` for the reservation ``token`` of a caller:
+    whoever holds the caller can tell it from the reservation, saved or not."""
+    return str(uuidlib.uuid5(_LEG_NAMESPACE, f"{call_uuid}/{token}/{agent}"))
+
+
+def _offer_data(offer: Offer) -> dict[str, Any]:
+    """An offer as the call keeps it while its agents ring (``CallData.offer``)."""
+    return {"token": offer.token, "queue": offer.queue, "won": "",
+            "deadline_ms": offer.deadline_ms, "agents": [a.agent for a in offer.agents],
+            "left": len(offer.agents), "legs": {}}
 
 
 def _offer_of(data: dict[str, Any], tenant: str, call_uuid: str, node: str) -> Offer:
@@ -184,9 +204,9 @@ class QueueFlow:
         skills = {**queue.skills, **call.data.skills}
         # The call's save, its enqueue and the dispatch that may find it a free agent share
         # one round trip where the call's record and the ACD share a client. This caller's
-        # own offer rings at once, in this step: the agent's phone starts ringing before the
-        # switch has even answered the hold music's commands (two round trips to the switch
-        # saved from the caller's wait).
+        # own offer comes back with its agents Receiving already (``ring_now``) and rings at
+        # once, in this step: the agent's phone starts ringing one round trip to Redis after
+        # the join, before the switch has even answered the hold music's commands.
         pipe = self.acd.pipeline() if self._same_redis() else None
         if pipe is None:
             self.m._save(call, CallState.QUEUED)
@@ -195,19 +215,22 @@ class QueueFlow:
         t0 = time.perf_counter()
         _, offers, saved = self.acd.enqueue_dispatch(
             tenant.tenant, name, call.uuid, node=call.node, priority=call.data.priority,
-            skills=skills, caller=call.data.caller, pipe=pipe)
+            skills=skills, caller=call.data.caller, pipe=pipe, ring_now=True)
         if self.observe_dispatch is not None:
             self.observe_dispatch(time.perf_counter() - t0)
         mine = [o for o in offers if o.call_uuid == call.uuid and not o.callback]
         if saved:
             # A save refused (the call taken over, or ended, meanwhile) stops this step as
-            # it did before the join; the other callers' offers still ring, and this one's
-            # reservation lapses with the caller keeping their place (as if the save had
-            # passed and the worker stalled right after).
+            # it did before the join; the other callers' offers still ring. This caller's
+            # own agents are let go at once: whoever holds the caller now may have looked
+            # for its offer before this dispatch made it.
             try:
                 self.m._saved(call, CallState.QUEUED, int(saved[0]))
             except Exception:
                 self.deliver([o for o in offers if o not in mine])
+                for offer in mine:
+                    for oa in offer.agents:
+                        self.acd.agent_failed(offer, oa.agent, "ORIGINATOR_CANCEL")
                 raise
         for offer in mine:
             self._start_offer(call, offer)
@@ -296,10 +319,7 @@ class QueueFlow:
         self.m._guarded(call, lambda: self._start_offer(call, offer))
 
     def _start_offer(self, call: Call, offer: Offer) -> None:
-        call.data.offer = {"token": offer.token, "queue": offer.queue, "won": "",
-                           "deadline_ms": offer.deadline_ms,
-                           "agents": [a.agent for a in offer.agents],
-                           "left": len(offer.agents), "legs": {}}
+        call.data.offer = _offer_data(offer)
         later = {oa.agent: [oa.contact, oa.type, oa.delay_ms]
                  for oa in offer.agents if oa.delay_ms > 0}
         if later:
@@ -326,9 +346,11 @@ class QueueFlow:
         tenant = self.m._tenant(call)
         queue = tenant.queues[offer.queue]
         standby = oa.type == AgentType.UUID_STANDBY.value
-        leg = oa.contact if standby else str(uuidlib.uuid4())
+        leg = oa.contact if standby else leg_uuid(call.uuid, offer.token, oa.agent)
         data["legs"][leg] = oa.agent
-        if not self._offering_saved(call, offer, oa.agent):
+        # A rung offer's agents are Receiving already, and the leg needs no save first: a
+        # new holder finds it from the reservation (resume).
+        if not offer.rung and not self._offering_saved(call, offer, oa.agent):
             del data["legs"][leg]
             self._agent_done(call, oa.agent)
             return
@@ -948,6 +970,14 @@ class QueueFlow:
         repaired = app != "playback"
         if repaired:
             self.moh_ended(call)        # its music stopped while nobody held the call
+        if not call.data.offer:
+            # The old holder may have rung the join's own offer without saving it: the
+            # reservation tells the agents, and their legs' uuids follow from it.
+            live = self.acd.live_offer(call.data.tenant, call.uuid)
+            if live is not None and not live.callback:
+                call.data.offer = _offer_data(live)
+                call.data.offer["legs"] = {leg_uuid(call.uuid, live.token, a.agent): a.agent
+                                           for a in live.agents}
         if call.data.offer:
             # An offer was in flight with the old holder: its agents' phones may be ringing,
             # or an agent may have picked up and be waiting on the line.

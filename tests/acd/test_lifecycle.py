@@ -354,6 +354,53 @@ def test_enqueue_dispatch_offers_a_joining_caller_a_free_agent_in_the_same_call(
     assert acd.redis.get("before-the-join") == b"1" and acd.position(T, "c3") == (1, 1)
 
 
+def test_a_joining_callers_own_offer_comes_back_ringing_and_no_one_elses(
+        redis_url: str) -> None:
+    cfg = tenant({"a1": {}, "a2": {}, "a3": {}, "a4": {}},
+                 {"q": {"tiers": tiers("a1", "a2"), "ring_timeout_s": 20},
+                  "prog": {"strategy": "ring-progressively", "tiers": tiers("a3", "a4"),
+                           "ring_timeout_s": 20}})
+    acd, clock = make_acd(redis_url, cfg)
+    acd.enqueue(T, "q", "c0", node="n1", caller="1001")     # waits: nobody dispatched yet
+    t0 = clock.now_ms
+    _, offers, _ = acd.enqueue_dispatch(T, "q", "c1", node="n1", caller="1002", ring_now=True)
+    by_caller = {o.call_uuid: o for o in offers}
+    # The caller ahead is offered as before (its holder calls offering()); the joining
+    # caller's own agent is Receiving already, rung for the ring timeout + margin.
+    assert not by_caller["c0"].rung and by_caller["c1"].rung
+    mine, other = by_caller["c1"].agents[0].agent, by_caller["c0"].agents[0].agent
+    assert acd.agent(T, mine).state == "Receiving" and acd.agent(T, other).state == "Reserved"
+    assert by_caller["c1"].deadline_ms >= t0 + 20_000
+    clock.advance(RESERVE_MS)              # past a bare reservation: the ringing one holds
+    assert acd.tick(T) == ["q"]
+    assert acd.agent(T, mine).state == "Receiving" and acd.agent(T, other).state == "Waiting"
+    assert acd.answered(by_caller["c1"], mine)
+    offering = [e for e in events.read(acd.redis, T) if e["CC-Action"] == "agent-offering"]
+    assert [(e["CC-Agent"], e["CC-Member-UUID"], e["CC-Member-CID-Number"])
+            for e in offering] == [(mine, "c1", "1002")]
+    # Ring-progressively rings its agents one after another: not rung by the dispatch.
+    _, offers, _ = acd.enqueue_dispatch(T, "prog", "c2", node="n1", ring_now=True)
+    assert [(o.call_uuid, o.rung) for o in offers] == [("c2", False)]
+    assert _states(acd, "a3", "a4") == ["Reserved", "Reserved"]
+
+
+def test_the_reservation_a_caller_holds_can_be_read_back(redis_url: str) -> None:
+    acd, _ = _ring_all(redis_url, 2)
+    acd.enqueue(T, "q", "c1", node="n1")
+    assert acd.live_offer(T, "c1") is None                  # waiting: holds none
+    (offer,) = acd.dispatch(T, "q")
+    live = acd.live_offer(T, "c1")
+    assert live is not None and (live.token, live.queue, live.deadline_ms) == (
+        offer.token, "q", offer.deadline_ms)
+    assert [a.agent for a in live.agents] == ["a1", "a2"]
+    assert acd.answered(offer, "a2")
+    live = acd.live_offer(T, "c1")
+    assert live is not None and [a.agent for a in live.agents] == ["a2"]
+    acd.leave(T, "c1", "hangup")
+    assert acd.live_offer(T, "c1") is None
+    assert acd.live_offer(T, "never-queued") is None
+
+
 def test_errors_carry_stable_ids_and_say_how_to_fix(redis_url: str) -> None:
     cfg = tenant({"a1": {}}, {"q": {"tiers": tiers("a1")}, "p": {"tiers": tiers("a1")}})
     acd, _ = make_acd(redis_url, cfg)
