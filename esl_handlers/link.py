@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -433,6 +434,9 @@ class NodeLink:
         text = self.api(commands.show_channels_json())
         if text.startswith("-ERR"):
             raise EslError(f"node {self.node.name}: show channels failed: {text.strip()!r}")
+        rows = channel_rows(text)
+        if rows is not None:
+            return rows
         try:
             data = json.loads(text)
         except ValueError as exc:
@@ -440,5 +444,38 @@ class NodeLink:
                            f"{text[:80]!r}") from exc
         # Captured reply when empty: {"row_count": 0} (command_replies.json,
         # show_channels_json_empty); otherwise "rows" holds one object per channel.
-        rows = data.get("rows") if isinstance(data, dict) else None
-        return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+        found = data.get("rows") if isinstance(data, dict) else None
+        return [r for r in found if isinstance(r, dict)] if isinstance(found, list) else []
+
+
+# A busy switch lists a thousand channels in about a megabyte: decoded in one go that holds the
+# worker's event loop for several milliseconds (every caller's next step waits behind it), so
+# the rows are decoded one at a time, giving way to other greenlets every ROWS_PER_TURN.
+ROWS_PER_TURN = 100
+_ROWS_HEAD = re.compile(r'\{"row_count":\s*\d+,\s*"rows":\s*\[')
+_DECODER = json.JSONDecoder()
+
+
+def channel_rows(text: str) -> list[dict[str, Any]] | None:
+    """The rows of a ``show channels as json`` reply as the switch writes it
+    (``{"row_count":N,"rows":[{...},...]}``, command_replies.json), decoded row by row;
+    None when the text is not laid out so (the caller decodes it whole)."""
+    head = _ROWS_HEAD.match(text)
+    if head is None:
+        return None
+    rows: list[dict[str, Any]] = []
+    at, end, seen = head.end(), len(text), 0
+    try:
+        while True:
+            while at < end and text[at] in " \t\r\n,":
+                at += 1
+            if at < end and text[at] == "]":
+                return rows
+            row, at = _DECODER.raw_decode(text, at)
+            if isinstance(row, dict):
+                rows.append(row)
+            seen += 1
+            if seen % ROWS_PER_TURN == 0:
+                gevent.sleep(0)
+    except ValueError:
+        return None

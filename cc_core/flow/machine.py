@@ -930,7 +930,9 @@ class CallMachine:
         self._unclaimed_since = {u: t for u, t in self._unclaimed_since.items() if u in rows}
         if not rows:
             return
-        records = self.store.records([(t, u) for u, t in tenants.items()])
+        # Most rows are calls in progress that need nothing: their data is read only for
+        # the few resumed (``_resume``).
+        records = self.store.records([(t, u) for u, t in tenants.items()], with_data=False)
         holders = {r.owner for r in records.values() if r is not None and r.owner != self.worker_id}
         alive = self.store.live_workers(holders)
         now = time.monotonic()
@@ -974,6 +976,11 @@ class CallMachine:
                 if taken is None:
                     return
                 rec = taken
+            elif not rec.data:
+                fresh = self.store.records([(tenant, uuid)]).get(uuid)
+                if fresh is None or fresh.owner != self.worker_id:
+                    return      # ended, or taken meanwhile: nothing of ours to resume
+                rec = fresh
             data = CallData.unpack(rec.data, tenant, "")
             call = Call(uuid, rec.state, data, link, node=node)
             self._calls[uuid] = call

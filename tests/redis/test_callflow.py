@@ -376,6 +376,30 @@ def test_a_call_dropped_when_the_node_lapsed_mid_step_is_taken_again_when_it_is_
     assert link.apps() == ["playback"], "resumed once"
 
 
+def test_a_call_still_held_in_its_record_but_no_longer_tracked_is_resumed_with_its_data(
+        redis_url) -> None:
+    # As above, but the record still names this worker (a step dropped without the record
+    # being let go): the sweep reads only state and holder of every listed call, so the
+    # call's own data must be read again before it is resumed, or its prompt is unknown.
+    owning = [True]
+    m, _, r = _machine(redis_url, may_act=lambda link: owning[0])
+
+    class LapsingLink(RecordingLink):
+        def api(self, cmd: str, timeout: float | None = None) -> str:
+            if cmd.startswith("uuid_answer"):
+                owning[0] = False
+            return super().api(cmd, timeout)
+
+    m.on_park(_park(), LapsingLink())
+    assert UUID not in m._calls and _state(r) == b"announcing"
+    r.hset(keys.call("t1", UUID), "owner", m.worker_id)
+    owning[0] = True
+    link = RecordingLink()
+    m.sweep("fs1", [_row(UUID, application="park")], link)
+    assert link.apps() == ["playback"], link.sent
+    assert r.hget(keys.call("t1", UUID), "owner") == m.worker_id.encode()
+
+
 def test_a_call_dropped_because_its_node_moved_is_taken_by_the_new_owner_at_once(
         redis_url) -> None:
     # The old holder lives on (its heartbeat is fresh) but lost the node: it hands the call
