@@ -923,6 +923,12 @@ class CallMachine:
             if (not uuid or ch.get("direction") != "inbound" or not NUMBER_400.match(dnis)
                     or ch.get("callstate") == "HANGUP" or uuid in self._in_flight):
                 continue
+            held = self._calls.get(uuid)
+            if held is not None and held.state.waits_long:
+                # Ours and waiting on a person (hold music, talk): nothing for a sweep to
+                # resume, so its record is not read (a call another worker took from this
+                # one leaves _calls at its next step here, StepLost).
+                continue
             rows[uuid] = ch
             found = self.decider.tenants.lookup(dnis)
             if found is not None:

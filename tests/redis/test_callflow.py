@@ -17,7 +17,7 @@ from cc_core.flow import machine as flow_machine
 from cc_core.flow.decide import Decider
 from cc_core.flow.hangup import CallSummaryStream, ForgetLiveRecord, HangupPipeline
 from cc_core.flow.machine import CallMachine
-from cc_core.flow.record import STALL_MS, CallData, CallStore, now_ms
+from cc_core.flow.record import STALL_MS, CallData, CallState, CallStore, now_ms
 from cc_core.routing.region import RegionDirectory
 from cc_core.tenants.model import Tenant
 from cc_core.tenants.static import StaticTenants
@@ -398,6 +398,32 @@ def test_a_call_still_held_in_its_record_but_no_longer_tracked_is_resumed_with_i
     m.sweep("fs1", [_row(UUID, application="park")], link)
     assert link.apps() == ["playback"], link.sent
     assert r.hget(keys.call("t1", UUID), "owner") == m.worker_id.encode()
+
+
+def test_the_sweep_reads_no_record_of_a_held_call_waiting_on_a_person(redis_url) -> None:
+    # A busy switch lists thousands of calls every sweep; those this worker holds in the
+    # queue or in talk need nothing from it, and reading all their records held the worker's
+    # event loop for milliseconds. A held call in a short step is still checked for a stall.
+    m, _, r = _machine(redis_url)
+    asked: list[str] = []
+    records = m.store.records
+
+    def counting(pairs, **kw):  # type: ignore[no-untyped-def]
+        asked.extend(u for _, u in pairs)
+        return records(pairs, **kw)
+
+    m.store.records = counting  # type: ignore[method-assign]
+    link = RecordingLink()
+    for state in (CallState.QUEUED, CallState.CONNECTED):
+        _seed(r, UUID, state.value, owner=m.worker_id, idle_ms=10 * STALL_MS)
+        data = CallData(tenant="t1", dnis="4008001234")
+        m._calls[UUID] = flow_machine.Call(UUID, state, data, link, node="fs1")
+        m.sweep("fs1", [_row(UUID, application="playback", callstate="ACTIVE")], link)
+        assert asked == [] and link.sent == []
+    m._calls[UUID].state = CallState.MENU
+    _seed(r, UUID, "menu", owner=m.worker_id)
+    m.sweep("fs1", [_row(UUID, application="playback", callstate="ACTIVE")], link)
+    assert asked == [UUID] and link.sent == []          # read, and not stalled
 
 
 def test_a_call_dropped_because_its_node_moved_is_taken_by_the_new_owner_at_once(
