@@ -70,18 +70,26 @@ def run_pipeline(pipe: Any) -> list[Any]:
 
     redis-py asks the server ``SCRIPT EXISTS`` for a pipeline's scripts before every run of
     it: a round trip of its own, ahead of the pipeline, on each hot-path step that pipelines a
-    script (a caller's join, an agent's offer). Here the scripts go by SHA at once; only when
-    the server has lost them (restarted empty, ``SCRIPT FLUSH``) does the pipeline's
-    ``NOSCRIPT`` reply load them and the whole pipeline run again. That second run repeats
-    the commands that did run the first time: a script or write put in a pipeline this way
-    must be idempotent (the product's are, per call UUID: ``acd/lua``, ``call_advance``)."""
+    script (a caller's join, an agent's offer). Here the scripts go by SHA at once. When the
+    server has lost some of them (restarted empty, ``SCRIPT FLUSH``, and others reloaded one
+    by one since), the commands it refused with ``NOSCRIPT`` are run again, in their order,
+    once their scripts are loaded; the ones that ran keep their replies (a dispatch that ran
+    must not run twice: its offers would be lost). The refused ones then run after the rest,
+    so commands pipelined this way must not need each other's order: a caller enqueued after
+    its dispatch (``Acd.enqueue_dispatch``) is offered by the ACD loop's next pass, within a
+    second. Other errors are raised as ``execute()`` raises them, the first one."""
     scripts = pipe.scripts
     stack = list(pipe.command_stack)
     pipe.scripts = set()
-    try:
-        return list(pipe.execute())
-    except NoScriptError:
-        # execute() reset the pipeline: queue the same commands again, scripts loaded first.
-        pipe.command_stack = stack
+    replies = list(pipe.execute(raise_on_error=False))
+    refused = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    if refused:
+        # execute() reset the pipeline: the refused commands again, their scripts loaded first.
+        pipe.command_stack = [stack[i] for i in refused]
         pipe.scripts = scripts
-        return list(pipe.execute())
+        for i, reply in zip(refused, pipe.execute(raise_on_error=False), strict=True):
+            replies[i] = reply
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
