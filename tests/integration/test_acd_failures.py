@@ -43,8 +43,10 @@ pytestmark = pytest.mark.slow
 TENANT = REPO / "tests" / "data" / "tenants" / "acdfail.yaml"
 T = "acdfail"
 CALLER = "13322223333"
-# How each agent's phone behaves (sim_endpoint): answer after N ms, talk M ms.
-PHONES = {"f1": "answer 2500 1000", "t1": "answer 200 8000", "g1": "answer 2500 500", "s1": "answer 300 700", "s2": "answer 300 700",
+# How each agent's phone behaves (sim_endpoint): answer after N ms, talk M ms. f1 talks until
+# well after the survivor takes its caller over (up to the dead holder's 3 s heartbeat plus a
+# 2 s sweep after the ring starts): with 1 s it hung up about when the bridge came, by chance.
+PHONES = {"f1": "answer 2500 4000", "t1": "answer 200 8000", "g1": "answer 2500 500", "s1": "answer 300 700", "s2": "answer 300 700",
           "s3": "answer 300 700", "p1": "noanswer", "p2": "answer 2500 1000",
           "p3": "answer 300 1000", "m1": "answer 200 600",
           "o1": "answer 200 30000"}
