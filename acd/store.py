@@ -508,10 +508,12 @@ class Acd:
 
     def dispatch_agent(self, tenant: str, agent: str, *, max_offers: int = 16) -> list[Offer]:
         """``agent`` became free: dispatch over its queues, best tier level first."""
-        res = self._run("dispatch_agent", tenant, [keys.acd_agent_queues(tenant, agent)],
-                        [agent, max_offers, SCAN_CALLERS, RESERVE_MS,
-                         *self._randoms(max_offers)])
-        return self._offers(tenant, res)
+        return self._offers(tenant, self._dispatch_agent(tenant, agent, max_offers, None))
+
+    def _dispatch_agent(self, tenant: str, agent: str, max_offers: int, pipe: Any) -> Any:
+        return self._run("dispatch_agent", tenant, [keys.acd_agent_queues(tenant, agent)],
+                         [agent, max_offers, SCAN_CALLERS, RESERVE_MS,
+                          *self._randoms(max_offers)], pipe=pipe)
 
     def _offer_keys(self, offer: Offer, agent: str) -> list[str]:
         return [keys.acd_member(offer.tenant, offer.call_uuid), keys.acd_agent(offer.tenant, agent),
@@ -561,10 +563,24 @@ class Acd:
         self._run("agent_failed", offer.tenant, self._offer_keys(offer, agent)[:2],
                   [offer.call_uuid, offer.token, agent, cause, miss_kind(cause).value])
 
-    def call_ended(self, tenant: str, agent: str, call_uuid: str, talk_ms: int) -> None:
+    def call_ended(self, tenant: str, agent: str, call_uuid: str, talk_ms: int,
+                   pipe: Any = None) -> None:
         self._run("call_ended", tenant, [keys.acd_agent(tenant, agent),
                                          keys.acd_member(tenant, call_uuid)],
-                  [call_uuid, agent, max(0, int(talk_ms))])
+                  [call_uuid, agent, max(0, int(talk_ms))], pipe=pipe)
+
+    def call_ended_dispatch(self, tenant: str, agent: str, call_uuid: str,
+                            talk_ms: int) -> list[Offer]:
+        """``call_ended`` then ``dispatch_agent`` in one round trip: an agent with no wrap-up
+        is offered the next waiting caller as the call's end is counted."""
+        pipe = self.pipeline()
+        if pipe is None:
+            self.call_ended(tenant, agent, call_uuid, talk_ms)
+            return self.dispatch_agent(tenant, agent)
+        self.call_ended(tenant, agent, call_uuid, talk_ms, pipe=pipe)
+        self._dispatch_agent(tenant, agent, 16, pipe)
+        _, offers = run_pipeline(pipe)
+        return self._offers(tenant, offers)
 
     def callback_failed(self, tenant: str, call_uuid: str, leg: str) -> tuple[int, int, int]:
         """The agent took callback ``call_uuid`` on leg ``leg`` but the caller was not

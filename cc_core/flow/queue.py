@@ -603,8 +603,9 @@ class QueueFlow:
             return
         if leg in self._won:
             self._won.discard(leg)
-            self.acd.call_ended(fallback["tenant"], agent, member, billsec * 1000)
-            self._after_free(fallback["tenant"], agent)
+            if fallback["tenant"] and agent:
+                self.deliver(self.acd.call_ended_dispatch(fallback["tenant"], agent, member,
+                                                          billsec * 1000))
             return
         if call is not None and leg in call.data.offer.get("legs", {}):
             if answered and call.data.offer.get("won") != leg:

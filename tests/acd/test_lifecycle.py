@@ -384,6 +384,27 @@ def test_a_joining_callers_own_offer_comes_back_ringing_and_no_one_elses(
     assert _states(acd, "a3", "a4") == ["Reserved", "Reserved"]
 
 
+def test_a_calls_end_offers_the_freed_agent_the_next_caller_in_the_same_call(
+        redis_url: str) -> None:
+    cfg = tenant({"a1": {"wrap_up_s": 0}, "a2": {"wrap_up_s": 30}},
+                 {"q": {"tiers": tiers("a1"), "ring_timeout_s": 20},
+                  "p": {"tiers": tiers("a2"), "ring_timeout_s": 20}})
+    acd, _ = make_acd(redis_url, cfg)
+    for queue, agent, first, second in (("q", "a1", "c1", "c2"), ("p", "a2", "c3", "c4")):
+        acd.enqueue(T, queue, first, node="n1")
+        (offer,) = acd.dispatch(T, queue)
+        assert acd.offering(offer, agent) and acd.answered(offer, agent)
+        acd.enqueue(T, queue, second, node="n1")           # waits: the agent talks
+    offers = acd.call_ended_dispatch(T, "a1", "c1", 5000)
+    assert [(o.call_uuid, o.agents[0].agent) for o in offers] == [("c2", "a1")]
+    a1 = acd.agent(T, "a1")
+    assert (a1.calls_today, a1.talk_ms_today, a1.state) == (1, 5000, "Reserved")
+    # A wrap-up keeps the agent Idle: counted, and nobody offered.
+    assert acd.call_ended_dispatch(T, "a2", "c3", 7000) == []
+    a2 = acd.agent(T, "a2")
+    assert (a2.calls_today, a2.state) == (1, "Idle") and acd.position(T, "c4") == (1, 1)
+
+
 def test_the_reservation_a_caller_holds_can_be_read_back(redis_url: str) -> None:
     acd, _ = _ring_all(redis_url, 2)
     acd.enqueue(T, "q", "c1", node="n1")
