@@ -6,11 +6,14 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import gevent
 import pytest
 
 from cc_core.redis_server import PrivateRedis, PrivateRedisCluster
+
+T_ = TypeVar("T_")
 
 CAPTURES = Path(
     os.environ.get("CC_ESL_CAPTURES", Path(__file__).resolve().parent / "data" / "esl-captures")
@@ -82,3 +85,24 @@ def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interval: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         gevent.sleep(interval)
+
+
+def turns_while(fn: Callable[[], T_]) -> tuple[T_, int]:
+    """``fn()``'s result, and how many turns another greenlet got while it ran: what tells a
+    long job that gives way (every ``gevent.sleep(0)``) from one that holds the loop."""
+    turns = 0
+
+    def other() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            gevent.sleep(0)
+
+    g = gevent.spawn(other)
+    gevent.sleep(0)
+    before = turns
+    try:
+        result = fn()
+    finally:
+        g.kill()
+    return result, turns - before

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import gevent
-
 from esl_handlers.link import ROWS_PER_TURN, channel_rows
+from tests.conftest import turns_while
 
 FS = "freeswitch-1.10.12"
 
@@ -42,19 +41,6 @@ def test_a_long_list_lets_other_greenlets_run_while_it_is_decoded(captures_dir: 
                   if len(json.loads(b).get("rows", [])) > 1)
     rows = [dict(r, uuid=f"{i:08d}-{r['uuid'][9:]}") for i in range(500) for r in sample]
     text = json.dumps({"row_count": len(rows), "rows": rows}, separators=(",", ":"))
-    turns: list[int] = []
-
-    def other_calls() -> None:
-        while True:
-            turns.append(1)
-            gevent.sleep(0)
-
-    ticker = gevent.spawn(other_calls)
-    gevent.sleep(0)
-    before = len(turns)
-    try:
-        decoded = channel_rows(text)
-    finally:
-        ticker.kill()
+    decoded, turns = turns_while(lambda: channel_rows(text))
     assert decoded == rows
-    assert len(turns) - before >= len(rows) // ROWS_PER_TURN - 1
+    assert turns >= len(rows) // ROWS_PER_TURN - 1

@@ -349,6 +349,19 @@ def test_the_sweep_counts_only_calls_that_needed_more_than_their_queued_hangup(r
     assert swept.counts == {("fs1", "stalled"): 1}
 
 
+class _LapsingLink(RecordingLink):
+    """The node's lease lapses right after the call's answer: ``owning[0]`` turns False."""
+
+    def __init__(self, owning: list[bool]) -> None:
+        super().__init__()
+        self.owning = owning
+
+    def api(self, cmd: str, timeout: float | None = None) -> str:
+        if cmd.startswith("uuid_answer"):
+            self.owning[0] = False
+        return super().api(cmd, timeout)
+
+
 def test_a_call_dropped_when_the_node_lapsed_mid_step_is_taken_again_when_it_is_regained(
         redis_url) -> None:
     # Redis restarted under traffic: the lease lapsed after the greeting's state was saved
@@ -357,14 +370,7 @@ def test_a_call_dropped_when_the_node_lapsed_mid_step_is_taken_again_when_it_is_
     # resumed, not left parked in silence for ever.
     owning = [True]
     m, _, r = _machine(redis_url, may_act=lambda link: owning[0])
-
-    class LapsingLink(RecordingLink):
-        def api(self, cmd: str, timeout: float | None = None) -> str:
-            if cmd.startswith("uuid_answer"):
-                owning[0] = False        # the lease lapses right after the answer
-            return super().api(cmd, timeout)
-
-    lapsing = LapsingLink()
+    lapsing = _LapsingLink(owning)
     m.on_park(_park(), lapsing)
     assert lapsing.answers() == 1 and lapsing.apps() == [] and _state(r) == b"announcing"
     assert UUID not in m._calls
@@ -383,14 +389,7 @@ def test_a_call_still_held_in_its_record_but_no_longer_tracked_is_resumed_with_i
     # call's own data must be read again before it is resumed, or its prompt is unknown.
     owning = [True]
     m, _, r = _machine(redis_url, may_act=lambda link: owning[0])
-
-    class LapsingLink(RecordingLink):
-        def api(self, cmd: str, timeout: float | None = None) -> str:
-            if cmd.startswith("uuid_answer"):
-                owning[0] = False
-            return super().api(cmd, timeout)
-
-    m.on_park(_park(), LapsingLink())
+    m.on_park(_park(), _LapsingLink(owning))
     assert UUID not in m._calls and _state(r) == b"announcing"
     r.hset(keys.call("t1", UUID), "owner", m.worker_id)
     owning[0] = True

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 
-import gevent
-
 from fssim.callapi import ROWS_PER_TURN, _json_rows
+from tests.conftest import turns_while
 
 
 def _rows(n: int) -> list[dict[str, str]]:
@@ -24,19 +23,5 @@ def test_the_listing_is_what_one_compact_json_dump_prints() -> None:
 
 
 def test_channels_run_while_a_long_listing_is_printed() -> None:
-    rows = _rows(10 * ROWS_PER_TURN)
-    turns: list[int] = []
-
-    def channel() -> None:
-        while True:
-            turns.append(1)
-            gevent.sleep(0)
-
-    g = gevent.spawn(channel)
-    gevent.sleep(0)
-    before = len(turns)
-    try:
-        _json_rows(rows)
-    finally:
-        g.kill()
-    assert len(turns) - before >= 9
+    _, turns = turns_while(lambda: _json_rows(_rows(10 * ROWS_PER_TURN)))
+    assert turns >= 9
