@@ -88,8 +88,8 @@ class Offer:
     deadline_ms: int
     agents: tuple[OfferedAgent, ...]   # one, or several for ring-all / ring-progressively
     callback: str = ""   # non-empty: a queued callback to this number, not a live caller
-    # Its agents are Receiving already (the joining caller's own offer, dispatch(ring_now=)):
-    # the holder originates them without offering().
+    # Its agents are Receiving already (the joining caller's own offer,
+    # enqueue_dispatch(ring_now=True)): the holder originates them without offering().
     rung: bool = False
 
 
@@ -442,10 +442,13 @@ class Acd:
 
         ``pipe`` (from ``Acd.pipeline()``) may carry the caller's own commands, queued
         before: they run first in the same round trip, and their replies come back as the
-        third item (empty without ``pipe``). Each must be idempotent (``run_pipeline``).
+        third item (empty without ``pipe``). They must not need the enqueue's order
+        (``run_pipeline``).
 
-        ``ring_now``: the caller's own offer, when all its agents ring at once, comes back
-        ``rung`` (see ``dispatch``)."""
+        ``ring_now``: the caller's own offer, when every agent of it rings at once (all but
+        ring-progressively), is taken to Receiving as ``offering`` would and comes back
+        ``rung``: its holder originates at once, one round trip to Redis between the join and
+        the agent's phone ringing."""
         own = call_uuid if ring_now else ""
         if _is_cluster(self.redis):
             # redis-py's cluster pipeline takes no scripts: two round trips there.
@@ -485,16 +488,11 @@ class Acd:
         return out
 
     def dispatch(self, tenant: str, queue: str, *, max_offers: int = 16,
-                 pipe: Any = None, ring_now: str = "") -> list[Offer]:
+                 pipe: Any = None) -> list[Offer]:
         """Callers in rank order, each paired with the free agent(s) the queue's strategy
         picks; those agents are reserved. An unknown queue has nothing to dispatch. With
-        ``pipe`` the script is only queued there (returns []).
-
-        ``ring_now``: the uuid of the caller whose own step dispatches. Its offer, when every
-        agent of it rings at once (all but ring-progressively), is taken to Receiving as
-        ``offering`` would and comes back ``rung``: the holder originates at once, one round
-        trip to Redis between the caller's join and the agent's phone ringing."""
-        return self._dispatch(tenant, queue, max_offers, ring_now, pipe)
+        ``pipe`` the script is only queued there (returns [])."""
+        return self._dispatch(tenant, queue, max_offers, "", pipe)
 
     def _dispatch(self, tenant: str, queue: str, max_offers: int, ring_now: str,
                   pipe: Any) -> list[Offer]:
@@ -569,16 +567,16 @@ class Acd:
                                          keys.acd_member(tenant, call_uuid)],
                   [call_uuid, agent, max(0, int(talk_ms))], pipe=pipe)
 
-    def call_ended_dispatch(self, tenant: str, agent: str, call_uuid: str,
-                            talk_ms: int) -> list[Offer]:
+    def call_ended_dispatch(self, tenant: str, agent: str, call_uuid: str, talk_ms: int, *,
+                            max_offers: int = 16) -> list[Offer]:
         """``call_ended`` then ``dispatch_agent`` in one round trip: an agent with no wrap-up
         is offered the next waiting caller as the call's end is counted."""
         pipe = self.pipeline()
         if pipe is None:
             self.call_ended(tenant, agent, call_uuid, talk_ms)
-            return self.dispatch_agent(tenant, agent)
+            return self.dispatch_agent(tenant, agent, max_offers=max_offers)
         self.call_ended(tenant, agent, call_uuid, talk_ms, pipe=pipe)
-        self._dispatch_agent(tenant, agent, 16, pipe)
+        self._dispatch_agent(tenant, agent, max_offers, pipe)
         _, offers = run_pipeline(pipe)
         return self._offers(tenant, offers)
 
@@ -696,17 +694,22 @@ class Acd:
 
     def live_offer(self, tenant: str, call_uuid: str) -> Offer | None:
         """The reservation a caller holds (offered, or answered by one of its agents), as
-        the member's hash keeps it; None when it holds none. Agents' contacts are not kept
-        there (empty here)."""
+        the member's hash keeps it, with each agent's contact and type as configured; None
+        when it holds none."""
         f = {_text(k): _text(v) for k, v in self.redis.hgetall(
             keys.acd_member(tenant, call_uuid)).items()}
         if f.get("state") not in ("Trying", "Answered") or not f.get("token"):
             return None
+        agents = [a for a in f.get("agents", "").split(",") if a]
+        pipe = self.redis.pipeline(transaction=False)
+        for a in agents:
+            pipe.hmget(keys.acd_agent(tenant, a), "contact", "type")
         return Offer(tenant=tenant, queue=f.get("queue", ""), call_uuid=call_uuid,
                      node=f.get("node", ""), token=f["token"],
                      deadline_ms=_int(f.get("deadline")), callback=f.get("callback", ""),
-                     agents=tuple(OfferedAgent(agent=a, contact="", type="callback", delay_ms=0)
-                                  for a in f.get("agents", "").split(",") if a))
+                     agents=tuple(OfferedAgent(agent=a, contact=_text(c),
+                                               type=_text(t) or "callback", delay_ms=0)
+                                  for a, (c, t) in zip(agents, pipe.execute(), strict=True)))
 
     def member(self, tenant: str, call_uuid: str) -> MemberView:
         f = self._member(tenant, call_uuid)

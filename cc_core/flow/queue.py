@@ -95,6 +95,14 @@ def leg_uuid(call_uuid: str, token: str, agent: str) -> str:
     return str(uuidlib.uuid5(_LEG_NAMESPACE, f"{call_uuid}/{token}/{agent}"))
 
 
+def _leg_of(call_uuid: str, token: str, oa: OfferedAgent) -> str:
+    """The leg an offered agent is reached on: its parked channel for a uuid-standby agent
+    (bridged at once, never rung), else the one ``leg_uuid`` names."""
+    if oa.type == AgentType.UUID_STANDBY.value:
+        return oa.contact
+    return leg_uuid(call_uuid, token, oa.agent)
+
+
 def _offer_data(offer: Offer) -> dict[str, Any]:
     """An offer as the call keeps it while its agents ring (``CallData.offer``)."""
     return {"token": offer.token, "queue": offer.queue, "won": "",
@@ -345,8 +353,7 @@ class QueueFlow:
             return
         tenant = self.m._tenant(call)
         queue = tenant.queues[offer.queue]
-        standby = oa.type == AgentType.UUID_STANDBY.value
-        leg = oa.contact if standby else leg_uuid(call.uuid, offer.token, oa.agent)
+        leg = _leg_of(call.uuid, offer.token, oa)
         data["legs"][leg] = oa.agent
         # A rung offer's agents are Receiving already, and the leg needs no save first: a
         # new holder finds it from the reservation (resume).
@@ -354,8 +361,8 @@ class QueueFlow:
             del data["legs"][leg]
             self._agent_done(call, oa.agent)
             return
-        if standby:
-            self._answered(call, oa.contact)
+        if oa.type == AgentType.UUID_STANDBY.value:
+            self._answered(call, leg)
             return
         shown = call.data.dnis if queue.caller_id == "number" else (
             "".join(c for c in call.data.caller if c.isdigit() or c == "+")[:32]
@@ -977,7 +984,7 @@ class QueueFlow:
             live = self.acd.live_offer(call.data.tenant, call.uuid)
             if live is not None and not live.callback:
                 call.data.offer = _offer_data(live)
-                call.data.offer["legs"] = {leg_uuid(call.uuid, live.token, a.agent): a.agent
+                call.data.offer["legs"] = {_leg_of(call.uuid, live.token, a): a.agent
                                            for a in live.agents}
         if call.data.offer:
             # An offer was in flight with the old holder: its agents' phones may be ringing,

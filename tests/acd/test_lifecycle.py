@@ -384,6 +384,22 @@ def test_a_joining_callers_own_offer_comes_back_ringing_and_no_one_elses(
     assert _states(acd, "a3", "a4") == ["Reserved", "Reserved"]
 
 
+def test_a_standby_agents_reservation_reads_back_with_its_parked_channel(
+        redis_url: str) -> None:
+    # A uuid-standby agent is bridged at once, never rung: a worker taking the caller over
+    # finds its leg (the parked channel) from the reservation, not from a leg uuid.
+    parked = "3a1b9f0e-8c2d-4e5f-9a6b-7c8d9e0f1a2b"
+    cfg = tenant({"s1": {"type": "uuid-standby", "contact": parked}},
+                 {"q": {"tiers": tiers("s1"), "ring_timeout_s": 20}})
+    acd, _ = make_acd(redis_url, cfg)
+    acd.enqueue(T, "q", "c1", node="n1")
+    (offer,) = acd.dispatch(T, "q")
+    live = acd.live_offer(T, "c1")
+    assert live is not None and live.token == offer.token
+    assert [(a.agent, a.contact, a.type) for a in live.agents] == [
+        ("s1", parked, "uuid-standby")]
+
+
 def test_a_calls_end_offers_the_freed_agent_the_next_caller_in_the_same_call(
         redis_url: str) -> None:
     cfg = tenant({"a1": {"wrap_up_s": 0}, "a2": {"wrap_up_s": 30}},
@@ -413,7 +429,8 @@ def test_the_reservation_a_caller_holds_can_be_read_back(redis_url: str) -> None
     live = acd.live_offer(T, "c1")
     assert live is not None and (live.token, live.queue, live.deadline_ms) == (
         offer.token, "q", offer.deadline_ms)
-    assert [a.agent for a in live.agents] == ["a1", "a2"]
+    assert [(a.agent, a.contact, a.type) for a in live.agents] == [
+        ("a1", "user/a1@acme", "callback"), ("a2", "user/a2@acme", "callback")]
     assert acd.answered(offer, "a2")
     live = acd.live_offer(T, "c1")
     assert live is not None and [a.agent for a in live.agents] == ["a2"]
