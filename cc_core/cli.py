@@ -52,14 +52,19 @@ def sim(args: tuple[str, ...]) -> None:
 @click.option("--metrics-port", type=int, default=None,
               help="First worker's /metrics port (worker i uses port+i); 0 picks free ports.")
 @click.option("--lease-ttl-ms", type=int, default=None, help="Node lease TTL (default 5000).")
+@click.option("--realtime-priority", type=click.IntRange(1, 99), default=None, metavar="1-99",
+              help="Run the workers (and a private redis-server) under SCHED_RR at this "
+                   "priority; needs root or CAP_SYS_NICE.")
 def run(config_path: str | None, workers: int, nodes: tuple[str, ...], password: str | None,
-        redis_url: str | None, metrics_port: int | None, lease_ttl_ms: int | None) -> None:
+        redis_url: str | None, metrics_port: int | None, lease_ttl_ms: int | None,
+        realtime_priority: int | None) -> None:
     """Run N worker processes that own FreeSWITCH nodes by lease and handle their calls."""
     from cc_core import config as config_mod
 
     try:
-        cfg = config_mod.load(config_path, overrides=_run_overrides(
-            config_path, nodes, password, redis_url, metrics_port, lease_ttl_ms))
+        cfg = config_mod.load(config_path, overrides={**_run_overrides(
+            config_path, nodes, password, redis_url, metrics_port, lease_ttl_ms),
+            "realtime_priority": realtime_priority})
         from cc_core import app, worker
 
         sys.exit(worker.run(cfg, workers, app_factory=app.build))

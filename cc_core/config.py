@@ -62,6 +62,9 @@ class Config(_Model):
     metrics_port: int = Field(0, ge=0, le=65535)  # 0: a free port per worker
     metrics_host: str = "127.0.0.1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # The workers' (and a private redis-server's) real-time priority, SCHED_RR 1-99, for a box
+    # shared with busy neighbours (cc_core.realtime says why); None: the kernel's default.
+    realtime_priority: int | None = Field(None, ge=1, le=99)
     timezone: str = "Asia/Shanghai"
     # What `cc-core fsconf render` needs beyond the nodes: trunks, agents, addresses, fallback.
     freeswitch: SwitchConfig = Field(default_factory=SwitchConfig)

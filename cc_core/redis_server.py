@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from cc_core import realtime
 from cc_core.errors import EnvironmentProblem
 
 START_TIMEOUT_S = 10.0
@@ -57,6 +58,7 @@ class PrivateRedis:
     workdir: str = ""
     parent_dir: str | None = None  # where the temp dir goes (None: the system's temp dir)
     bus_offset: int = 0            # cluster nodes: keep port + bus_offset free as well
+    realtime_priority: int | None = None   # SCHED_RR priority (cc_core.realtime); None: normal
 
     @property
     def url(self) -> str:
@@ -79,6 +81,8 @@ class PrivateRedis:
                 "--logfile", os.path.join(self.workdir, "redis.log"), *self.extra_args,
             ]
             self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            if self.realtime_priority is not None:
+                realtime.apply(self.proc.pid, self.realtime_priority)
             if self._wait_ready():
                 return self
             last_error = self._log_tail()

@@ -44,6 +44,7 @@ import gevent
 import gevent.event
 import gevent.pool
 
+from cc_core import realtime
 from cc_core.config import Config
 from cc_core.errors import CcCoreError, ConfigError
 from cc_core.idlegc import IdleCollector
@@ -133,11 +134,14 @@ def run(config: Config, workers: int, *, app_factory: AppFactory | None = None) 
         from cc_core import logs
 
         logs.setup(config.log_level)
+    if config.realtime_priority is not None:
+        # Refused here, before anything starts, rather than in every worker's restart.
+        realtime.check(config.realtime_priority)
     private = None
     if config.redis_url is None:
         from cc_core.redis_server import PrivateRedis
 
-        private = PrivateRedis().start()
+        private = PrivateRedis(realtime_priority=config.realtime_priority).start()
         config = config.model_copy(update={"redis_url": private.url})
         log.info("private redis-server started", extra={"redis_url": private.url})
     try:
@@ -213,7 +217,10 @@ class _Supervisor:
             pass  # it died at once; reaped and restarted like any other death
         child.proc = proc
         child.restart_at = None
-        log.info("worker started", extra={"index": child.index, "pid": proc.pid})
+        if self.config.realtime_priority is not None:
+            realtime.apply(proc.pid, self.config.realtime_priority)
+        log.info("worker started", extra={"index": child.index, "pid": proc.pid,
+                                          "realtime_priority": self.config.realtime_priority})
 
     def _reap_and_restart(self) -> None:
         now = time.monotonic()

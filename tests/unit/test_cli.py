@@ -89,3 +89,21 @@ def test_validate_warns_when_official_holidays_run_out_within_sixty_days() -> No
     late = _calendar_warnings(tenants, today=date(2026, 11, 30))
     assert len(late) == 1 and "from 2027-01-01 on" in late[0] and "acme" in late[0]
     assert _calendar_warnings(tenants, today=date(2026, 6, 1)) == []
+
+
+def test_a_refused_realtime_priority_is_explained_before_anything_starts(monkeypatch) -> None:
+    from cc_core import redis_server
+
+    def refused(pid: int, policy: int, param: object) -> None:
+        raise PermissionError(1, "Operation not permitted")   # what the kernel answers
+
+    def must_not_start(self: object) -> object:
+        raise AssertionError("the private redis-server was started before the check")
+
+    monkeypatch.setattr("os.sched_setscheduler", refused)
+    monkeypatch.setattr(redis_server.PrivateRedis, "start", must_not_start)
+    res = CliRunner().invoke(cli, ["run", "--realtime-priority", "7",
+                                   "--node", "fs1=127.0.0.1:8021"])
+    assert res.exit_code == 3, res.output
+    assert "real-time priority 7" in res.output and "CAP_SYS_NICE" in res.output
+    assert "realtime_priority unset" in res.output and "environment.missing" in res.output

@@ -99,3 +99,14 @@ def test_the_record_store_comes_from_the_file_and_cc_records_db_keeps_its_other_
     f.write_text("records: {db: /var/lib/cc/r.sqlite3, consume_in_worker: true}\n")
     cfg = config.load(f, environ={"CC_RECORDS_DB": "postgresql://cc@db/cc"})
     assert (cfg.records.db, cfg.records.consume_in_worker) == ("postgresql://cc@db/cc", True)
+
+
+def test_a_realtime_priority_outside_sched_rr_range_is_refused(tmp_path) -> None:
+    f = tmp_path / "cc.yaml"
+    f.write_text("realtime_priority: 120\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(f, environ={})
+    assert "realtime_priority" in str(err.value) and "99" in str(err.value)
+    f.write_text("realtime_priority: 20\n")
+    assert config.load(f, environ={}).realtime_priority == 20
+    assert config.load(None, environ={}).realtime_priority is None
