@@ -91,14 +91,18 @@ class _Rig:
     """Redis + simulator + tenants + one worker, as the demo starts them; stopped in reverse."""
 
     def __init__(self, tenants: Callable[[Path], Path] = demo._demo_tenants,
-                 endpoints: Callable[[int], None] = demo._set_agents) -> None:
+                 endpoints: Callable[[int], None] = demo._set_agents,
+                 realtime_priority: int | None = None) -> None:
         # What the switch serves: tenants written into a work dir (a folder of YAML files),
         # and the simulated agents' phones set on the simulator's port.
         self.tenants = tenants
         self.endpoints = endpoints
         self.workdir = Path(tempfile.mkdtemp(prefix="cc-core-bench-callflow-"))
         self.procs = demo._Processes(self.workdir)
-        self.redis = PrivateRedis()
+        # The core (worker and redis-server) under SCHED_RR at this priority, as
+        # `cc-core run --realtime-priority` puts them; None: the kernel's default for all.
+        self.realtime_priority = realtime_priority
+        self.redis = PrivateRedis(realtime_priority=realtime_priority)
         self.sim: SimProcess | None = None
         self.metrics_port = 0
         self.worker_pid = 0
@@ -130,6 +134,8 @@ class _Rig:
             sys.executable, "-m", "cc_core.cli", "run", "--workers", "1",
             "--node", f"{demo.NODE}=127.0.0.1:{self.sim.port}", "--password", demo.SIM_PASSWORD,
             "--redis-url", self.redis.url, "--metrics-port", str(self.metrics_port),
+            *(["--realtime-priority", str(realtime_priority)]
+              if (realtime_priority := self.realtime_priority) is not None else []),
         ], env=env)
         demo._wait_for_owner([self.metrics_port])
         self.worker_pid = self._find_worker_pid()
