@@ -15,7 +15,12 @@ wrap-up 0; the callers are this process (``loadtest.simdriver``).
    differences: setup p50/p99, queue join -> originate handed to the switch's socket
    (``cccore_acd_join_to_originate_seconds``), and the worker's CPU per call (utime+stime over
    the step minus its idle rate measured before the ramp, divided by the calls that ended).
-2. **Ring-all**: ``RINGALL_RATE`` calls/s for ``RINGALL_S`` s at 10 agents who all answer after
+2. **The same with the core at a real-time priority**: a second rig whose worker runs under
+   ``cc-core run --realtime-priority REALTIME_PRIORITY`` and whose private redis-server under the
+   same SCHED_RR priority (``cc_core.realtime`` says why), stepped through ``RT_RAMP``; the
+   simulator and the callers stay at the kernel's default. Not run, with the reason printed,
+   where this process may not raise priorities.
+3. **Ring-all**: ``RINGALL_RATE`` calls/s for ``RINGALL_S`` s at 10 agents who all answer after
    the same ring: one wins, the others lose the race. Callers wait at most 5 s, then hang up.
    Reported: calls answered by an agent, every agent leg seen on the switch (winners bridged,
    losers and how they ended, legs still up, ``show channels`` after the run), join -> answer
