@@ -205,7 +205,8 @@ class _Supervisor:
                     pass
 
     def _spawn(self, child: _Child) -> None:
-        args = [sys.executable, "-m", "cc_core.worker", "--index", str(child.index)]
+        args = [sys.executable, "-m", "cc_core.worker", "--index", str(child.index),
+                "--supervisor-pid", str(os.getpid())]
         if self.app_spec:
             args += ["--app", self.app_spec]
         proc = subprocess.Popen(args, stdin=subprocess.PIPE, start_new_session=True)
@@ -218,7 +219,13 @@ class _Supervisor:
         child.proc = proc
         child.restart_at = None
         if self.config.realtime_priority is not None:
-            realtime.apply(proc.pid, self.config.realtime_priority)
+            try:
+                realtime.apply(proc.pid, self.config.realtime_priority)
+            except CcCoreError as exc:
+                # Allowed at start (run checked it): a worker at the default policy still
+                # serves its calls, which is better than a supervisor that gives up on them.
+                log.error("worker runs at the default scheduling: %s", exc,
+                          extra={"index": child.index, "pid": proc.pid})
         log.info("worker started", extra={"index": child.index, "pid": proc.pid,
                                           "realtime_priority": self.config.realtime_priority})
 
@@ -306,8 +313,12 @@ class Worker:
     """One worker process's runtime. Call ``run()`` from the process's main greenlet."""
 
     def __init__(self, config: Config, index: int, worker_id: str,
-                 app_factory: AppFactory | None = None) -> None:
+                 app_factory: AppFactory | None = None, parent_pid: int | None = None) -> None:
         self.config = config
+        # The supervisor's pid as it said (``--supervisor-pid``), else this process's parent
+        # now: a supervisor killed before the watch starts would otherwise have handed this
+        # process to init already, and the watch would compare against init for ever.
+        self.parent_pid = parent_pid or os.getppid()
         self.index = index
         self.worker_id = worker_id
         self.app_factory = app_factory
@@ -385,7 +396,7 @@ class Worker:
             gevent.signal_handler(sig, self._on_signal, sig)
         self._heartbeat_key = keys.worker(self.worker_id)
         group.spawn(self._heartbeat)
-        group.spawn(self._watch_parent, os.getppid())
+        group.spawn(self._watch_parent, self.parent_pid)
         # What start-up built (modules, config, the app) lives as long as the process: frozen
         # out of the collector's sight, a full collection walks only what calls create (~20
         # ms before, a p99 on its own); and collections run when the loop is idle, not in
@@ -514,6 +525,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-id", default="", help="unique id (default: w<index>-host-pid)")
     parser.add_argument("--app", default="", help="module:function building the handlers")
     parser.add_argument("--config", default=None, help="YAML config file instead of stdin")
+    parser.add_argument("--supervisor-pid", type=int, default=None,
+                        help="the supervisor's pid: the worker warm-stops once it is gone "
+                             "(default: the parent process at start)")
     args = parser.parse_args(argv)
     worker_id = args.worker_id or f"w{args.index}-{socket.gethostname()}-{os.getpid()}"
     from cc_core import logs
@@ -529,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_WorkerIdFilter(worker_id, args.index))
         factory = _load_factory(args.app)
-        return Worker(cfg, args.index, worker_id, factory).run()
+        return Worker(cfg, args.index, worker_id, factory, parent_pid=args.supervisor_pid).run()
     except CcCoreError as exc:
         logging.getLogger(__name__).error(str(exc), extra={"error_id": exc.error_id})
         return exc.exit_code

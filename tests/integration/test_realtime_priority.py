@@ -93,6 +93,38 @@ def test_workers_and_the_private_redis_run_at_the_priority_given(cluster: Cluste
         assert sup.wait(timeout=30) == 0, (tmp_path / "supervisor.log").read_text()[-3000:]
     finally:
         if sup.poll() is None:
-            sup.kill()
-            sup.wait()
+            # SIGTERM first: a SIGKILLed supervisor would leave its redis-server running.
+            sup.terminate()
+            try:
+                sup.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                sup.kill()
+                sup.wait()
         log.close()
+
+
+def test_a_worker_whose_priority_is_refused_later_still_runs(redis_url: str, monkeypatch,
+                                                             caplog) -> None:
+    """Allowed at start but refused for a restarted worker (the capability taken away
+    meanwhile): the worker runs at the default policy and the supervisor says so."""
+    from cc_core.config import Config
+    from cc_core.worker import _Child, _Supervisor
+
+    def refused(pid: int, policy: int, param: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("os.sched_setscheduler", refused)
+    sup = _Supervisor(Config.model_validate({"redis_url": redis_url,
+                                             "realtime_priority": PRIORITY}), 1, "")
+    child = _Child(0)
+    with caplog.at_level("ERROR", logger="cc_core.worker"):
+        sup._spawn(child)
+    try:
+        assert child.proc is not None and child.proc.poll() is None
+        assert realtime.policy_of(child.proc.pid) == ("SCHED_OTHER", 0)
+        assert any("default scheduling" in r.getMessage() and "CAP_SYS_NICE" in r.getMessage()
+                   for r in caplog.records), caplog.text
+    finally:
+        if child.proc is not None:
+            child.proc.terminate()
+            child.proc.wait(timeout=30)

@@ -183,3 +183,33 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_a_worker_whose_supervisor_died_before_it_started_watching_stops(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """The supervisor SIGKILLed while its worker was still starting: by the time the worker
+    watches for it, the worker's parent is already init. It goes by the pid the supervisor
+    gave it and stops as any orphan does (a test run that killed its supervisor early left
+    such workers running for good)."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()                 # a supervisor pid that no longer exists
+    cfg = worker_config(cluster.sim.port, cluster.redis_url, DEFAULT_TTL_MS)
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cc_core.worker", "--index", "0",
+             "--supervisor-pid", str(gone.pid)],
+            stdin=subprocess.PIPE, stderr=log, cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert proc.stdin is not None
+        proc.stdin.write(cfg.model_dump_json().encode())
+        proc.stdin.close()
+        try:
+            code = proc.wait(timeout=START_TIMEOUT_S + 15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = log_path.read_text(errors="replace")
+    assert code == 0, text[-3000:]
+    assert '"msg": "supervisor gone; warm stop"' in text and f'"parent_pid": {gone.pid}' in text
