@@ -106,6 +106,8 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         out["records"] = {"db": environ["CC_RECORDS_DB"]}
     if environ.get("CC_RECORDINGS_ROOT"):
         out["recordings"] = {"root": environ["CC_RECORDINGS_ROOT"]}
+    if environ.get("CC_REALTIME_PRIORITY"):
+        out["realtime_priority"] = environ["CC_REALTIME_PRIORITY"]
     return out
 
 

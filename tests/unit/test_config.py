@@ -110,3 +110,7 @@ def test_a_realtime_priority_outside_sched_rr_range_is_refused(tmp_path) -> None
     f.write_text("realtime_priority: 20\n")
     assert config.load(f, environ={}).realtime_priority == 20
     assert config.load(None, environ={}).realtime_priority is None
+    assert config.load(f, environ={"CC_REALTIME_PRIORITY": "30"}).realtime_priority == 30
+    with pytest.raises(ConfigError) as err:
+        config.load(None, environ={"CC_REALTIME_PRIORITY": "high"})
+    assert "realtime_priority" in str(err.value) and "'high'" in str(err.value)
