@@ -213,12 +213,8 @@ def run(quick: bool = False) -> list[dict[str, object]]:
         rows.append({"figure": f"{label}: not run: {exc}", "n": "", "p50 ms": "", "p99 ms": "",
                      "target": "", "met?": ""})
     else:
-        before = os.sched_getscheduler(0), os.sched_getparam(0)
-        realtime.apply(0, REALTIME_PRIORITY)
-        try:
+        with realtime.raised(REALTIME_PRIORITY):
             rows += _rows(label, *_setup(seconds, REALTIME_PRIORITY))
-        finally:
-            os.sched_setscheduler(0, before[0], before[1])
     return rows + [{"figure": f"CPUs on this machine: {os.cpu_count()}", "n": "", "p50 ms": "",
                     "p99 ms": "", "target": "", "met?": ""}]
 

@@ -134,11 +134,15 @@ class _Rig:
             sys.executable, "-m", "cc_core.cli", "run", "--workers", "1",
             "--node", f"{demo.NODE}=127.0.0.1:{self.sim.port}", "--password", demo.SIM_PASSWORD,
             "--redis-url", self.redis.url, "--metrics-port", str(self.metrics_port),
-            *(["--realtime-priority", str(realtime_priority)]
-              if (realtime_priority := self.realtime_priority) is not None else []),
+            *self._priority_args(),
         ], env=env)
         demo._wait_for_owner([self.metrics_port])
         self.worker_pid = self._find_worker_pid()
+
+    def _priority_args(self) -> list[str]:
+        if self.realtime_priority is None:
+            return []
+        return ["--realtime-priority", str(self.realtime_priority)]
 
     def _find_worker_pid(self) -> int:
         """The worker, not its supervisor: the pid it writes into its heartbeat hash."""

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
-from cc_core import __version__
+from cc_core import __version__, realtime
 from cc_core.errors import DOMAIN_ERRORS, CcCoreError, ConfigError, EslError, LeaseLost
 
 
@@ -52,7 +52,8 @@ def sim(args: tuple[str, ...]) -> None:
 @click.option("--metrics-port", type=int, default=None,
               help="First worker's /metrics port (worker i uses port+i); 0 picks free ports.")
 @click.option("--lease-ttl-ms", type=int, default=None, help="Node lease TTL (default 5000).")
-@click.option("--realtime-priority", type=click.IntRange(1, 99), default=None, metavar="1-99",
+@click.option("--realtime-priority", type=click.IntRange(realtime.LOWEST, realtime.HIGHEST),
+              default=None, metavar=f"{realtime.LOWEST}-{realtime.HIGHEST}",
               help="Run the workers (and a private redis-server) under SCHED_RR at this "
                    "priority; needs root or CAP_SYS_NICE.")
 def run(config_path: str | None, workers: int, nodes: tuple[str, ...], password: str | None,

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cc_core import realtime
 from cc_core.errors import ConfigError
 from cc_core.redisconn import check_url
 from esl_handlers.config import DEFAULT_EVENTS, EslConfig, NodeConfig
@@ -64,7 +65,7 @@ class Config(_Model):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # The workers' (and a private redis-server's) real-time priority, SCHED_RR 1-99, for a box
     # shared with busy neighbours (cc_core.realtime says why); None: the kernel's default.
-    realtime_priority: int | None = Field(None, ge=1, le=99)
+    realtime_priority: int | None = Field(None, ge=realtime.LOWEST, le=realtime.HIGHEST)
     timezone: str = "Asia/Shanghai"
     # What `cc-core fsconf render` needs beyond the nodes: trunks, agents, addresses, fallback.
     freeswitch: SwitchConfig = Field(default_factory=SwitchConfig)

@@ -17,6 +17,8 @@ policy. The kernel keeps a slice of every second for normal tasks
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from cc_core.errors import EnvironmentProblem
 
@@ -28,9 +30,10 @@ _HOW = ("run as root, give the binary CAP_SYS_NICE (`setcap cap_sys_nice+ep`), o
         "CPUSchedulingPriority=); or leave realtime_priority unset")
 
 
-def check(priority: int) -> None:
-    """Fails with ``EnvironmentProblem`` (saying how to fix it) when this process may not
-    give its children ``priority``: tried on this process itself, then undone."""
+@contextmanager
+def raised(priority: int) -> Iterator[None]:
+    """This process under ``SCHED_RR`` at ``priority`` for the block, its own policy after:
+    ``EnvironmentProblem`` (saying how to fix it) when it may not."""
     if not LOWEST <= priority <= HIGHEST:
         raise EnvironmentProblem(f"realtime priority {priority} is out of range: "
                                  f"{LOWEST} (lowest) to {HIGHEST}")
@@ -40,20 +43,28 @@ def check(priority: int) -> None:
     except PermissionError:
         raise EnvironmentProblem(
             f"may not set real-time priority {priority} (SCHED_RR): {_HOW}") from None
-    os.sched_setscheduler(0, before[0], before[1])
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, *before)
 
 
-def apply(pid: int, priority: int) -> bool:
-    """Puts process ``pid`` under ``SCHED_RR`` at ``priority``; False when it is already
+def check(priority: int) -> None:
+    """Fails as ``raised`` does when this process may not give its children ``priority``."""
+    with raised(priority):
+        pass
+
+
+def apply(pid: int, priority: int) -> None:
+    """Puts process ``pid`` under ``SCHED_RR`` at ``priority``; nothing when it is already
     gone (a child that died at once: its restart gets the priority)."""
     try:
         os.sched_setscheduler(pid, POLICY | os.SCHED_RESET_ON_FORK, os.sched_param(priority))
     except ProcessLookupError:
-        return False
+        pass
     except PermissionError:
         raise EnvironmentProblem(
             f"may not set real-time priority {priority} (SCHED_RR) on pid {pid}: {_HOW}") from None
-    return True
 
 
 def policy_of(pid: int) -> tuple[str, int]:

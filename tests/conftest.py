@@ -1,8 +1,11 @@
-"""Shared fixtures: a real private redis-server, the captures folder, a polling helper."""
+"""Shared fixtures: a real private redis-server, the captures folder, a polling helper, a
+gentle stop for the processes a test starts."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -69,6 +72,18 @@ def pytest_report_header() -> str:
     from tests.props import EXPLORE_SEED, REPLAY
 
     return f"hypothesis exploration seed: {EXPLORE_SEED} (replay: {REPLAY})"
+
+
+def stop_gently(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` s: what it started itself (a private
+    redis-server, workers) is stopped by the process, not left behind."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.01,

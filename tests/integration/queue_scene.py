@@ -9,7 +9,6 @@ what they show is what this scene made happen.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -24,7 +23,7 @@ import pytest
 from acd.store import Acd
 from cc_core.api.tokens import Role, TokenStore
 from cc_core.redis_server import free_port
-from tests.conftest import wait_for
+from tests.conftest import stop_gently, wait_for
 from tests.integration.cluster import (
     FAILOVER_TTL_MS,
     REPO,
@@ -149,11 +148,5 @@ def api_process(redis_url: str, tmp_path: Path) -> Iterator[ApiProcess]:
         assert proc.poll() is None, (tmp_path / "api.log").read_text(errors="replace")
         yield api
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_gently(proc, timeout=10)
         log.close()

@@ -14,7 +14,7 @@ import pytest
 
 from cc_core import realtime
 from cc_core.errors import EnvironmentProblem
-from tests.conftest import wait_for
+from tests.conftest import stop_gently, wait_for
 from tests.integration.cluster import NODE, REPO, SIM_PASSWORD, START_TIMEOUT_S, Cluster
 
 pytestmark = pytest.mark.slow
@@ -92,14 +92,7 @@ def test_workers_and_the_private_redis_run_at_the_priority_given(cluster: Cluste
         sup.send_signal(signal.SIGTERM)
         assert sup.wait(timeout=30) == 0, (tmp_path / "supervisor.log").read_text()[-3000:]
     finally:
-        if sup.poll() is None:
-            # SIGTERM first: a SIGKILLed supervisor would leave its redis-server running.
-            sup.terminate()
-            try:
-                sup.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                sup.kill()
-                sup.wait()
+        stop_gently(sup)
         log.close()
 
 
